@@ -1,0 +1,3 @@
+"""medgan: generative adversarial networks for medical imaging."""
+
+__version__ = "0.1.0"
