@@ -1,0 +1,114 @@
+"""Geometry: volumes to 2D slices, and images to one square size.
+
+Resizing uses ``torch.nn.functional.interpolate`` with anti-aliasing for images (so
+downsampled slices do not alias) and nearest neighbour for label masks (so labels stay
+labels); both are deterministic on CPU.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from medgan.errors import MedganError
+
+# Anatomical plane -> the pair of axis codes its normal points along.
+PLANES = {"axial": ("S", "I"), "coronal": ("A", "P"), "sagittal": ("L", "R")}
+
+
+def plane_axis(orientation: tuple[str, ...] | None, plane: str) -> int:
+    """Index of the volume axis normal to an anatomical ``plane``.
+
+    Args:
+        orientation: axis codes of the volume's affine, e.g. ``("S", "A", "R")``.
+        plane: ``"axial"``, ``"coronal"`` or ``"sagittal"``.
+
+    Raises:
+        MedganError: unknown plane, or a volume without orientation.
+    """
+    if plane not in PLANES:
+        raise MedganError(f"unknown plane {plane!r}", hint="use axial, coronal, sagittal or an axis number 0, 1, 2")
+    if orientation is None:
+        raise MedganError(f"the volume has no orientation, so the {plane} plane is unknown", hint="give the slice axis as a number (0, 1 or 2)")
+    for axis, code in enumerate(orientation):
+        if code in PLANES[plane]:
+            return axis
+    raise MedganError(f"no {plane} axis in orientation {''.join(orientation)}", hint="give the slice axis as a number (0, 1 or 2)")
+
+
+def volume_to_slices(
+    volume: np.ndarray, axis: int = 0, min_foreground: float = 0.05, threshold: float | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Cut a ``(D, H, W)`` volume into 2D slices along ``axis``, skipping empty ones.
+
+    A pixel is foreground if it exceeds ``threshold`` (default: 10% of the way from the
+    volume's 1st to 99th percentile, which separates air or MRI background from tissue);
+    a slice is kept if at least ``min_foreground`` of its pixels are foreground.
+
+    Returns:
+        ``(slices, indices)``: ``(N, h, w)`` float32 slices and their ``(N,)`` indices.
+    """
+    if volume.ndim != 3:
+        raise ValueError(f"expected a (D, H, W) volume, got shape {volume.shape}")
+    if axis not in (0, 1, 2):
+        raise MedganError(f"slice axis must be 0, 1 or 2, got {axis}", hint="choose --axis 0, 1, 2 or a plane name")
+    stack = np.moveaxis(volume, axis, 0).astype(np.float32)  # (N, h, w)
+    if threshold is None:
+        lo, hi = np.percentile(stack, [1.0, 99.0])
+        threshold = lo + 0.1 * (hi - lo)
+    fraction = (stack > threshold).mean(axis=(1, 2))
+    keep = np.flatnonzero(fraction >= min_foreground)
+    return np.ascontiguousarray(stack[keep]), keep
+
+
+def _resize(batch: torch.Tensor, size: tuple[int, int], labels: bool) -> torch.Tensor:
+    if labels:
+        return F.interpolate(batch, size=size, mode="nearest-exact")
+    # Antialiased bilinear: a proper low-pass when shrinking, plain bilinear when growing.
+    return F.interpolate(batch, size=size, mode="bilinear", align_corners=False, antialias=True)
+
+
+def fit_square(
+    image: np.ndarray, size: int, mode: str = "pad", labels: bool = False, fill: float | None = None
+) -> np.ndarray:
+    """Resize a 2D ``(H, W)`` or ``(C, H, W)`` image to ``size`` x ``size``.
+
+    Args:
+        image: the image.
+        size: output side in pixels.
+        mode: ``"pad"`` keeps the aspect ratio and the whole image (scale the long side to
+            ``size``, pad the short one); ``"crop"`` keeps the aspect ratio and fills the
+            square (scale the short side, centre-crop the long one); ``"stretch"`` ignores
+            the aspect ratio.
+        labels: the image is a label mask: nearest-neighbour, and padding with 0.
+        fill: padding value (default: the image minimum, i.e. background; 0 for labels).
+
+    Returns:
+        the ``(size, size)`` or ``(C, size, size)`` image, same dtype as the input.
+    """
+    if mode not in ("pad", "crop", "stretch"):
+        raise MedganError(f"unknown resize mode {mode!r}", hint="use pad, crop or stretch")
+    squeeze = image.ndim == 2
+    x = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32))
+    x = x[None, None] if squeeze else x[None]  # (1, C, H, W)
+    h, w = x.shape[-2:]
+    if mode == "stretch":
+        out = _resize(x, (size, size), labels)
+    else:
+        scale = size / max(h, w) if mode == "pad" else size / min(h, w)
+        nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
+        if (nh, nw) != (h, w):
+            x = _resize(x, (nh, nw), labels)
+        if mode == "pad":
+            value = 0.0 if labels else (float(image.min()) if fill is None else fill)
+            top, left = (size - nh) // 2, (size - nw) // 2
+            out = F.pad(x, (left, size - nw - left, top, size - nh - top), value=value)
+        else:
+            top, left = (nh - size) // 2, (nw - size) // 2
+            out = x[..., top : top + size, left : left + size]
+    out = out[0, 0] if squeeze else out[0]
+    result = out.numpy()
+    if labels or np.issubdtype(image.dtype, np.integer):
+        result = np.rint(result)
+    return result.astype(image.dtype, copy=False)

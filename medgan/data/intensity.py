@@ -1,0 +1,122 @@
+"""Intensity transforms: CT windows, MRI percentile normalisation, [-1, 1] and back.
+
+Networks see images in [-1, 1] (the generator ends in tanh); users think in their data's
+units (Hounsfield units for CT, scanner intensity for MRI, 0..255 for 8-bit files). An
+:class:`IntensityMap` is the pair of affine maps between the two. It is plain data, so it
+travels in a run's config and turns generated images back into HU.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from medgan.errors import MedganError
+
+# (center, width) in HU. Values follow common radiology practice (e.g. Radiopaedia's
+# "windowing (CT)" article); a user's own window is given as "center,width".
+CT_WINDOWS: dict[str, tuple[float, float]] = {
+    "brain": (40.0, 80.0),
+    "subdural": (75.0, 215.0),
+    "stroke": (40.0, 40.0),
+    "lung": (-600.0, 1500.0),
+    "mediastinum": (50.0, 350.0),
+    "abdomen": (50.0, 400.0),
+    "liver": (30.0, 150.0),
+    "bone": (400.0, 1800.0),
+}
+
+
+def parse_window(spec: str | tuple[float, float]) -> tuple[float, float]:
+    """Turn a preset name (``"lung"``) or ``"center,width"`` into ``(center, width)`` in HU.
+
+    Raises:
+        MedganError: unknown preset, unparsable numbers or a width that is not positive.
+    """
+    if isinstance(spec, tuple):
+        center, width = spec
+    elif spec.lower() in CT_WINDOWS:
+        center, width = CT_WINDOWS[spec.lower()]
+    else:
+        try:
+            center, width = (float(v) for v in spec.split(","))
+        except ValueError:
+            names = ", ".join(CT_WINDOWS)
+            raise MedganError(f"unknown CT window {spec!r}", hint=f"use one of {names} or 'center,width' in HU, e.g. 40,80") from None
+    if width <= 0:
+        raise MedganError(f"CT window width must be positive, got {width:g}", hint="give 'center,width' with width > 0")
+    return float(center), float(width)
+
+
+def window_bounds(center: float, width: float) -> tuple[float, float]:
+    """The ``(low, high)`` HU limits of a window."""
+    return center - width / 2.0, center + width / 2.0
+
+
+def apply_window(hu: np.ndarray, center: float, width: float) -> np.ndarray:
+    """Clip HU values to a window (values stay in HU; use :class:`IntensityMap` to rescale)."""
+    low, high = window_bounds(center, width)
+    return np.clip(hu, low, high)
+
+
+def percentile_range(
+    image: np.ndarray, lower: float = 0.5, upper: float = 99.5, mask: np.ndarray | None = None
+) -> tuple[float, float]:
+    """Robust ``(low, high)`` of an MRI image or volume: percentiles over ``mask`` (default:
+    the non-zero voxels, since MRI background is zero and would pull the lower bound down).
+    """
+    values = image[mask] if mask is not None else image[image != 0]
+    if values.size == 0:
+        values = image.ravel()
+    low, high = np.percentile(values, [lower, upper])
+    if high <= low:  # a constant image: any non-empty range maps it to -1
+        high = low + 1.0
+    return float(low), float(high)
+
+
+def normalize_percentile(image: np.ndarray, lower: float = 0.5, upper: float = 99.5) -> np.ndarray:
+    """MRI normalisation: map the ``lower``/``upper`` percentiles to 0/1 and clip."""
+    low, high = percentile_range(image, lower, upper)
+    return np.clip((image - low) / (high - low), 0.0, 1.0).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class IntensityMap:
+    """Affine map of ``[low, high]`` (data units) onto ``[-1, 1]``, and its inverse.
+
+    ``forward`` clips to ``[low, high]`` first (a window), so ``inverse(forward(x)) == x``
+    exactly (to float rounding) for ``x`` inside the range and equals the nearest bound
+    outside it.
+
+    Attributes:
+        low: data value mapped to -1.
+        high: data value mapped to +1.
+        units: the data's units, e.g. ``"HU"``, kept so outputs can be written back in them.
+    """
+
+    low: float
+    high: float
+    units: str | None = None
+
+    def __post_init__(self) -> None:
+        if not np.isfinite([self.low, self.high]).all() or self.high <= self.low:
+            raise MedganError(f"intensity range [{self.low}, {self.high}] is empty or not finite", hint="give low < high")
+
+    @classmethod
+    def from_window(cls, spec: str | tuple[float, float]) -> "IntensityMap":
+        """A map for a CT window preset or ``"center,width"``."""
+        return cls(*window_bounds(*parse_window(spec)), units="HU")
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        """Data units -> [-1, 1] (float32)."""
+        x = np.clip(np.asarray(x, dtype=np.float64), self.low, self.high)
+        return (2.0 * (x - self.low) / (self.high - self.low) - 1.0).astype(np.float32)
+
+    def inverse(self, y: np.ndarray) -> np.ndarray:
+        """[-1, 1] -> data units (float32); values of ``y`` outside [-1, 1] are clipped."""
+        y = np.clip(np.asarray(y, dtype=np.float64), -1.0, 1.0)
+        return ((y + 1.0) * 0.5 * (self.high - self.low) + self.low).astype(np.float32)
+
+    def to_dict(self) -> dict:
+        return asdict(self)

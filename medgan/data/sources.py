@@ -1,0 +1,361 @@
+"""Resolve a data source into an :class:`ImageSet`.
+
+A source is what a user types after ``--data`` or ``medgan data show``:
+
+- an embedded set: ``brain-mri``, ``phantom``;
+- a MedMNIST name: ``pneumoniamnist`` (``pneumoniamnist_64`` for the 64x64 release);
+- a file: DICOM, NIfTI (volumes are cut into slices), PNG/JPEG/TIFF, ``.npy``, ``.npz``
+  (MedMNIST layout or a single array);
+- a folder: DICOM series (one volume per series), or image files, optionally in one
+  subfolder per class (the subfolder names become labels);
+- a list of files.
+
+Every 2D image ends up in one ``ImageSet`` of one size; each volume (series, NIfTI file)
+is one group, so splits keep a patient's slices together.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from medgan import io as mio
+from medgan.data.geometry import fit_square, plane_axis, volume_to_slices
+from medgan.data.imageset import ImageSet
+from medgan.data.intensity import apply_window, normalize_percentile, parse_window, window_bounds
+from medgan.errors import MedganError
+
+
+@dataclass
+class SourceOptions:
+    """How to read a source. Every field has a command-line twin in ``medgan data show``.
+
+    Attributes:
+        size: resize every image to ``size`` x ``size`` (``None``: keep sizes, which must agree).
+        resize_mode: ``"pad"``, ``"crop"`` or ``"stretch"`` (see :func:`fit_square`).
+        axis: slice axis for volumes: 0, 1, 2 or ``"axial"``/``"coronal"``/``"sagittal"``.
+        volume: which volume of a 4D NIfTI to read.
+        grey: convert colour images to grey.
+        window: CT window preset or ``"center,width"`` in HU; clips the data to it.
+        normalize: ``"auto"`` (MR volumes: per-volume percentiles to 0..1; others as read),
+            ``"percentile"`` (every volume/image), or ``"none"``.
+        min_foreground: slices with a smaller fraction of non-background pixels are skipped.
+        labels_csv: CSV with ``file,label`` columns giving each file's class.
+        masks: folder of masks paired with the images by file name.
+        split: which split of a MedMNIST npz to read (``train``, ``val``, ``test``).
+        n: number of images drawn from a generator source (``phantom``).
+        seed: seed of a generator source.
+        kind: phantom anatomy, ``"head"`` or ``"torso"``.
+        lesion_fraction: fraction of phantoms with lesions.
+    """
+
+    size: int | None = None
+    resize_mode: str = "pad"
+    axis: int | str = 0
+    volume: int | None = None
+    grey: bool = True
+    window: str | None = None
+    normalize: str = "auto"
+    min_foreground: float = 0.05
+    labels_csv: str | None = None
+    masks: str | None = None
+    split: str = "train"
+    n: int = 256
+    seed: int = 0
+    kind: str = "head"
+    lesion_fraction: float = 0.0
+    extra: dict = field(default_factory=dict)
+
+
+@dataclass
+class _Item:
+    """One 2D image on its way into the set."""
+
+    image: np.ndarray
+    source: str
+    group: int
+    label: str | None = None
+    mask: np.ndarray | None = None
+    units: str | None = None
+
+
+def load_source(spec: str | Path | list, options: SourceOptions | None = None) -> ImageSet:
+    """Read any supported source into an ``ImageSet`` (see the module docstring).
+
+    Raises:
+        MedganError: a path that does not exist, a folder without images, unreadable or
+            corrupt files, images of mixed sizes without ``size``, bad labels or masks.
+    """
+    from medgan import datasets  # deferred: datasets imports this package
+
+    opts = options or SourceOptions()
+    if isinstance(spec, (list, tuple)):
+        items = _read_files([Path(p) for p in spec], opts, root=None)
+        return _finish(items, opts, name=f"{len(spec)} files")
+    text = str(spec)
+    if text in datasets.embedded_names():
+        return _finish_set(_load_embedded(text, opts), opts)
+    path = Path(text).expanduser()
+    if not path.exists() and datasets.medmnist.is_medmnist_name(text):
+        name, _, size = text.partition("_")
+        found = datasets.medmnist.load_medmnist(name, split=opts.split, size=int(size or 28), grey=opts.grey)
+        return _finish_set(found, opts)
+    if not path.exists():
+        known = ", ".join(datasets.embedded_names())
+        raise MedganError("does not exist", path=path, hint=f"give an existing file or folder, an embedded set ({known}) or a MedMNIST name such as pneumoniamnist")
+    if path.is_file() and mio.detect_format(path) == "npz":
+        return _finish_set(_load_npz(path, opts), opts)
+    if path.is_dir():
+        items = _read_folder(path, opts)
+    else:
+        items = _read_files([path], opts, root=None)
+    return _finish(items, opts, name=path.name)
+
+
+# ----------------------------------------------------------------------------- embedded
+
+
+def _load_embedded(name: str, opts: SourceOptions) -> ImageSet:
+    from medgan import datasets
+
+    if name == "phantom":
+        return datasets.load_embedded(
+            name, n=opts.n, size=opts.size or 64, seed=opts.seed, kind=opts.kind, lesion_fraction=opts.lesion_fraction
+        )
+    return datasets.load_embedded(name)
+
+
+def _load_npz(path: Path, opts: SourceOptions) -> ImageSet:
+    with np.load(path, allow_pickle=False) as archive:
+        keys = set(archive.files)
+    if f"{opts.split}_images" in keys or "images" in keys:
+        images, labels = mio.read_npz_collection(path, split=opts.split)
+        images = images.astype(np.float32)
+        if images.ndim == 4:  # (N, H, W, 3) colour
+            images = _grey(images) if opts.grey else np.moveaxis(images, -1, 1)
+        if labels is not None and labels.ndim > 1:  # multi-label sets: keep the first label
+            labels = labels[:, 0]
+        classes = None if labels is None else [f"class {i}" for i in range(int(labels.max()) + 1)]
+        return ImageSet(images=images, labels=labels, class_names=classes, name=path.name, value_range=(0.0, 255.0),
+                        sources=[f"{path.name}:{opts.split}[{i}]" for i in range(len(images))])
+    image = mio.read_image(path)
+    items = _image_to_items(image, opts, group=0, source=path.name)
+    return _finish(items, opts, name=path.name, finish=False)
+
+
+def _grey(rgb: np.ndarray) -> np.ndarray:
+    """ITU-R 601 luma of ``(..., 3)`` colour values (the weights Pillow uses)."""
+    return (rgb[..., :3] @ np.array([0.299, 0.587, 0.114])).astype(np.float32)
+
+
+# ----------------------------------------------------------------------------- files
+
+
+def _read_folder(folder: Path, opts: SourceOptions) -> list[_Item]:
+    files = mio.find_image_files(folder, recursive=True)
+    if not files:
+        raise MedganError("no images found in the folder", path=folder, hint="point to a folder of DICOM, NIfTI, PNG/JPEG/TIFF or NPY files")
+    return _read_files(files, opts, root=folder)
+
+
+def _read_files(files: list[Path], opts: SourceOptions, root: Path | None) -> list[_Item]:
+    labels = _read_labels_csv(Path(opts.labels_csv), files, root) if opts.labels_csv else None
+    if labels is None and root is not None:
+        labels = _labels_from_subfolders(files, root)
+    dicom = [f for f in files if mio.detect_format(f) == "dicom"]
+    others = [f for f in files if f not in set(dicom)]
+    if any(mio.detect_format(f) is None for f in others):
+        bad = next(f for f in others if mio.detect_format(f) is None)
+        mio.read_image(bad)  # raises the reader's clear "not an image" error
+
+    items: list[_Item] = []
+    group = 0
+    for volume_files, image in _read_dicom_series(dicom, opts):
+        label = labels.get(volume_files[0]) if labels else None
+        mask = _find_mask(volume_files[0], opts, root)
+        items += _image_to_items(image, opts, group, _display(volume_files[0].parent, root), label, mask)
+        group += 1
+    for file in others:
+        image = mio.read_image(file, volume=opts.volume, grey=opts.grey)
+        label = labels.get(file) if labels else None
+        items += _image_to_items(image, opts, group, _display(file, root), label, _find_mask(file, opts, root))
+        group += 1
+    return items
+
+
+def _read_dicom_series(files: list[Path], opts: SourceOptions):
+    """Yield ``(files, Image)`` per DICOM series (files grouped by folder and series UID)."""
+    import pydicom
+
+    by_series: dict[tuple[Path, str], list[Path]] = defaultdict(list)
+    for f in files:
+        try:
+            uid = str(pydicom.dcmread(f, stop_before_pixels=True, specific_tags=["SeriesInstanceUID"]).get("SeriesInstanceUID", ""))
+        except Exception:  # unreadable header: let the reader give its clear error
+            mio.read_image(f)
+            raise
+        by_series[(f.parent, uid)].append(f)
+    for (parent, uid), members in sorted(by_series.items(), key=lambda kv: str(kv[0])):
+        if len(members) == 1:
+            yield members, mio.read_image(members[0], grey=opts.grey)
+        else:
+            yield members, mio.read_dicom_series(parent, series_uid=uid or None)
+
+
+def _display(path: Path, root: Path | None) -> str:
+    return str(path.relative_to(root)) if root is not None and path.is_relative_to(root) else str(path)
+
+
+def _labels_from_subfolders(files: list[Path], root: Path) -> dict[Path, str] | None:
+    """Class = first subfolder under ``root``; only when every file lies in a subfolder."""
+    parts = [f.relative_to(root).parts for f in files]
+    if any(len(p) < 2 for p in parts):
+        return None
+    names = {p[0] for p in parts}
+    if len(names) < 2:
+        return None
+    return {f: p[0] for f, p in zip(files, parts)}
+
+
+def _read_labels_csv(csv_path: Path, files: list[Path], root: Path | None) -> dict[Path, str]:
+    if not csv_path.is_file():
+        raise MedganError("labels CSV does not exist", path=csv_path, hint="give a CSV with columns file,label")
+    with open(csv_path, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    if not rows or not {"file", "label"} <= set(rows[0]):
+        raise MedganError("labels CSV needs the columns 'file' and 'label'", path=csv_path, hint="add a header line: file,label")
+    table = {row["file"].strip(): row["label"].strip() for row in rows}
+    labels = {}
+    for f in files:
+        keys = [str(f), f.name] + ([str(f.relative_to(root))] if root is not None and f.is_relative_to(root) else [])
+        found = next((table[k] for k in keys if k in table), None)
+        if found is None:
+            raise MedganError(f"no label for {f.name}", path=csv_path, hint="add a row for every image (file,label)")
+        labels[f] = found
+    return labels
+
+
+def _find_mask(file: Path, opts: SourceOptions, root: Path | None) -> Path | None:
+    """The mask file paired with ``file``: same relative path and stem, any image format."""
+    if not opts.masks:
+        return None
+    mask_root = Path(opts.masks)
+    if not mask_root.is_dir():
+        raise MedganError("masks folder does not exist", path=mask_root, hint="give the folder holding one mask per image, named like the image")
+    rel = file.relative_to(root) if root is not None and file.is_relative_to(root) else Path(file.name)
+    stem = rel.name.split(".")[0]
+    for candidate in sorted((mask_root / rel.parent).glob(f"{stem}.*")) + sorted(mask_root.glob(f"{stem}.*")):
+        if mio.detect_format(candidate):
+            return candidate
+    raise MedganError(f"no mask for {rel}", path=mask_root, hint=f"add a mask named {stem}.png (or .nii.gz, .dcm) for every image")
+
+
+def _image_to_items(
+    image: mio.Image, opts: SourceOptions, group: int, source: str, label: str | None = None, mask_path: Path | None = None
+) -> list[_Item]:
+    """2D images stay whole; volumes become their non-empty slices along ``opts.axis``."""
+    array, meta = image.array, image.meta
+    mask = mio.read_image(mask_path, volume=opts.volume, grey=True).array if mask_path else None
+    if mask is not None and mask.shape != array.shape[: mask.ndim]:
+        raise MedganError(f"mask shape {mask.shape} differs from image shape {array.shape}", path=mask_path, hint="masks must match their images pixel for pixel")
+    if meta.format in mio.RASTER_FORMATS and array.ndim == 3:  # (H, W, 3) colour kept
+        return [_Item(np.moveaxis(array, -1, 0), source, group, label, mask, meta.units)]
+    if array.ndim == 3 and array.shape[0] == 1:
+        array = array[0]
+        mask = None if mask is None else mask.reshape(array.shape)
+    if array.ndim == 2:
+        return [_Item(_intensity(array, meta, opts), source, group, label, mask, meta.units)]
+    axis = plane_axis(meta.orientation, opts.axis) if isinstance(opts.axis, str) else int(opts.axis)
+    volume = _intensity(array, meta, opts)
+    slices, kept = volume_to_slices(volume, axis=axis, min_foreground=opts.min_foreground)
+    mask_slices = None if mask is None else np.moveaxis(mask, axis, 0)[kept]
+    return [
+        _Item(s, f"{source} slice {k}", group, label, None if mask_slices is None else mask_slices[i], meta.units)
+        for i, (s, k) in enumerate(zip(slices, kept))
+    ]
+
+
+def _intensity(array: np.ndarray, meta: mio.ImageMeta, opts: SourceOptions) -> np.ndarray:
+    if opts.window:
+        return apply_window(array, *parse_window(opts.window))
+    mr = (meta.modality or "").upper() == "MR"
+    if opts.normalize == "percentile" or (opts.normalize == "auto" and mr and array.ndim == 3):
+        return normalize_percentile(array)
+    if opts.normalize not in ("auto", "none", "percentile"):
+        raise MedganError(f"unknown normalisation {opts.normalize!r}", hint="use auto, percentile or none")
+    return array.astype(np.float32, copy=False)
+
+
+# ----------------------------------------------------------------------------- assemble
+
+
+def _finish(items: list[_Item], opts: SourceOptions, name: str, finish: bool = True) -> ImageSet:
+    if not items:
+        raise MedganError("no non-empty images or slices found", path=name, hint="check the files, or lower the foreground threshold")
+    if opts.size is None:
+        shapes = defaultdict(list)
+        for item in items:
+            shapes[item.image.shape].append(item.source)
+        if len(shapes) > 1:
+            (s1, f1), (s2, f2) = list(shapes.items())[:2]
+            raise MedganError(
+                f"images of mixed sizes: {_fmt(s1)} ({f1[0]}) and {_fmt(s2)} ({f2[0]})", path=name,
+                hint="pass --size N to resize them all to N x N",
+            )
+    images = [item.image for item in items]
+    masks = [item.mask for item in items]
+    if any(m is not None for m in masks) and any(m is None for m in masks):
+        raise MedganError("some images have masks and others do not", path=name, hint="give a mask for every image")
+    if opts.size is not None:
+        images = [fit_square(im, opts.size, opts.resize_mode) for im in images]
+        masks = [None if m is None else fit_square(m, opts.size, opts.resize_mode, labels=True) for m in masks]
+    label_names = [item.label for item in items]
+    labels = class_names = None
+    if any(lbl is not None for lbl in label_names):
+        class_names = sorted({str(lbl) for lbl in label_names})
+        labels = np.array([class_names.index(str(lbl)) for lbl in label_names], dtype=np.int64)
+    has_masks = masks[0] is not None
+    result = ImageSet(
+        images=np.stack(images).astype(np.float32),
+        labels=labels,
+        class_names=class_names,
+        masks=np.stack(masks).astype(np.uint8) if has_masks else None,
+        groups=np.array([item.group for item in items], dtype=np.int64),
+        sources=[item.source for item in items],
+        units=items[0].units if len({item.units for item in items}) == 1 else None,
+        name=name,
+    )
+    return _finish_set(result, opts) if finish else result
+
+
+def _fmt(shape: tuple) -> str:
+    return "x".join(str(s) for s in shape[-2:])
+
+
+def _finish_set(data: ImageSet, opts: SourceOptions) -> ImageSet:
+    """Resize an already assembled set if asked, and settle its nominal value range."""
+    if opts.size is not None and data.images.shape[-1] != opts.size or opts.size is not None and data.images.shape[-2] != opts.size:
+        data.images = np.stack([fit_square(im, opts.size, opts.resize_mode) for im in data.images])
+        if data.masks is not None:
+            data.masks = np.stack([fit_square(m, opts.size, opts.resize_mode, labels=True) for m in data.masks])
+    if opts.window:
+        data.value_range, data.units = window_bounds(*parse_window(opts.window)), "HU"
+    elif data.value_range is None:
+        data.value_range = _nominal_range(data.images)
+    return data
+
+
+def _nominal_range(images: np.ndarray) -> tuple[float, float]:
+    """0..255 or 0..1 when the data sit there (8-bit files, normalised MRI); else the
+    robust 0.5-99.5 percentile range of the whole set."""
+    lo, hi = float(images.min()), float(images.max())
+    if lo >= 0 and hi <= 1:
+        return (0.0, 1.0)
+    if lo >= 0 and hi <= 255 and np.all(np.mod(images[:64], 1) == 0):
+        return (0.0, 255.0)
+    p_lo, p_hi = np.percentile(images, [0.5, 99.5])
+    return (float(p_lo), float(p_hi if p_hi > p_lo else p_lo + 1))

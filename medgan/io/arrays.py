@@ -1,0 +1,237 @@
+"""NumPy files (``.npy``, ``.npz``) and the small array helpers every reader shares.
+
+Two ways to read arrays:
+
+- :func:`read_array`: one image (or volume) from a ``.npy`` file or one array of an
+  ``.npz`` archive, returned as an :class:`~medgan.io.base.Image` like every other reader.
+- :func:`read_npz_collection`: a labelled collection in the MedMNIST layout
+  (``train_images`` / ``train_labels`` ...), returned as plain arrays.
+
+Pickled objects are never loaded (``allow_pickle=False`` everywhere): an ``.npy`` file
+holding Python objects can run arbitrary code when unpickled.
+"""
+
+from __future__ import annotations
+
+import os
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from medgan.errors import MedganError
+from medgan.io.base import Image, ImageMeta, finite_range
+from medgan.io.output import atomic_path
+
+__all__ = ["read_array", "read_npz_collection", "write_npz", "rgb_to_grey", "check_finite"]
+
+# ITU-R 601-2 luma weights, the ones Pillow's ``convert("L")`` uses; applied in float
+# (Pillow rounds to uint8) so 16-bit and rescaled colour data keep their precision.
+LUMA_WEIGHTS = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+
+CORRUPT_HINT = "the file is truncated or corrupt; re-export it"
+
+
+def rgb_to_grey(array: np.ndarray) -> np.ndarray:
+    """Luminance of a ``(..., 3)`` colour array as float32 ``(...)`` (ITU-R 601-2 weights)."""
+    return np.asarray(array[..., :3], dtype=np.float32) @ LUMA_WEIGHTS
+
+
+def check_finite(array: np.ndarray, path: str | os.PathLike) -> None:
+    """Raise a :class:`MedganError` naming ``path`` if ``array`` holds NaN or Inf values."""
+    if array.dtype.kind != "f":
+        return
+    bad = int(array.size - np.count_nonzero(np.isfinite(array)))
+    if bad:
+        raise MedganError(
+            f"{bad} non-finite pixel values (NaN or Inf) out of {array.size}",
+            path=path,
+            hint="fix or remove the file",
+        )
+
+
+def _load(path: Path):
+    """``np.load`` with pickles refused and library errors turned into MedganError."""
+    try:
+        return np.load(path, allow_pickle=False)
+    except ValueError as err:
+        if "pickle" in str(err).lower():
+            raise MedganError(
+                "holds pickled Python objects, which medgan never loads (they can run code)",
+                path=path,
+                hint="save plain numeric arrays with np.save / np.savez",
+            ) from err
+        raise MedganError("cannot read the array", path=path, hint=CORRUPT_HINT) from err
+    except (OSError, EOFError, zipfile.BadZipFile) as err:
+        raise MedganError("cannot read the array", path=path, hint=CORRUPT_HINT) from err
+
+
+def _npz_get(npz, name: str, path: Path) -> np.ndarray:
+    try:
+        return npz[name]
+    except ValueError as err:  # object arrays inside the archive
+        raise MedganError(
+            f"array {name!r} holds pickled Python objects, which medgan never loads",
+            path=path,
+            hint="save plain numeric arrays with np.savez",
+        ) from err
+    except (OSError, EOFError, zipfile.BadZipFile) as err:
+        raise MedganError(f"cannot read array {name!r}", path=path, hint=CORRUPT_HINT) from err
+
+
+def read_array(path: str | os.PathLike, key: str | None = None, *, grey: bool = False) -> Image:
+    """Read one image or volume stored as a NumPy array.
+
+    Shapes are taken as: ``(H, W)`` a grey image; ``(H, W, 3)`` or ``(H, W, 4)`` a colour
+    image (alpha dropped) when the last axis is 3 or 4 and the first is larger; any other
+    3D shape a ``(D, H, W)`` volume.
+
+    Args:
+        path: a ``.npy`` file or an ``.npz`` archive.
+        key: which array of an ``.npz`` archive to read; may be omitted when it holds one.
+        grey: convert a colour image to grey (ITU-R 601-2 luminance).
+
+    Returns:
+        The image, float32, with ``meta.dtype`` the stored dtype.
+
+    Raises:
+        MedganError: unreadable or pickled file, unknown or ambiguous key, a shape or
+            dtype that is not an image, non-finite values.
+    """
+    path = Path(path)
+    loaded = _load(path)
+    fmt = "npy"
+    if isinstance(loaded, np.lib.npyio.NpzFile):
+        fmt = "npz"
+        with loaded as npz:
+            names = list(npz.files)
+            if key is None:
+                if len(names) != 1:
+                    raise MedganError(
+                        f"archive holds {len(names)} arrays ({', '.join(names) or 'none'}), expected one",
+                        path=path,
+                        hint="choose one with key=NAME",
+                    )
+                key = names[0]
+            elif key not in names:
+                raise MedganError(
+                    f"no array {key!r} in the archive (found: {', '.join(names) or 'none'})",
+                    path=path,
+                    hint="pass one of the names found",
+                )
+            raw = _npz_get(npz, key, path)
+    else:
+        raw = loaded
+        if key is not None:
+            raise MedganError(f"key={key!r} given but a .npy file holds a single array", path=path, hint="drop the key")
+
+    if raw.dtype.kind not in "biuf":
+        raise MedganError(f"array of dtype {raw.dtype} is not an image", path=path, hint="save a numeric array")
+    array = raw.astype(np.float32)
+    if array.ndim == 3 and array.shape[-1] in (3, 4) and array.shape[0] > array.shape[-1]:
+        array = array[..., :3]  # (H, W, 3), alpha dropped
+        if grey:
+            array = rgb_to_grey(array)  # (H, W)
+    elif array.ndim not in (2, 3):
+        raise MedganError(
+            f"array of shape {raw.shape} is not an image",
+            path=path,
+            hint="expected (H, W), (H, W, 3) or (D, H, W); for a labelled stack use an npz with images/labels",
+        )
+    check_finite(array, path)
+    meta = ImageMeta(
+        source=str(path),
+        format=fmt,
+        dtype=str(raw.dtype),
+        value_range=finite_range(array),
+        extra={"key": key} if key is not None else {},
+    )
+    return Image(np.ascontiguousarray(array), meta)
+
+
+def read_npz_collection(path: str | os.PathLike, split: str = "train") -> tuple[np.ndarray, np.ndarray | None]:
+    """Read a labelled image collection in the MedMNIST ``.npz`` layout.
+
+    Looks for ``{split}_images`` / ``{split}_labels`` first, then plain ``images`` /
+    ``labels``. Labels are optional.
+
+    Args:
+        path: the ``.npz`` archive.
+        split: ``"train"``, ``"val"``, ``"test"`` or any prefix used in the archive.
+
+    Returns:
+        ``(images, labels)``: images as stored (``(N, H, W)`` or ``(N, H, W, 3)``, usually
+        uint8; the caller converts, so a large collection is not copied to float here);
+        labels as ``(N,)`` int64 for single-label data, ``(N, K)`` int64 for multi-label,
+        or ``None`` if the archive has none.
+
+    Raises:
+        MedganError: no images key (naming the keys found and expected), bad shapes,
+            label count not matching the image count, non-finite values.
+    """
+    path = Path(path)
+    loaded = _load(path)
+    if not isinstance(loaded, np.lib.npyio.NpzFile):
+        raise MedganError("is a .npy file, expected an .npz archive of images and labels", path=path, hint="save with np.savez")
+    with loaded as npz:
+        names = list(npz.files)
+        for images_key, labels_key in ((f"{split}_images", f"{split}_labels"), ("images", "labels")):
+            if images_key in names:
+                break
+        else:
+            raise MedganError(
+                f"no images in the archive (found keys: {', '.join(names) or 'none'}; "
+                f"expected '{split}_images' [+ '{split}_labels'] or 'images' [+ 'labels'])",
+                path=path,
+                hint="save the arrays under the expected names",
+            )
+        images = _npz_get(npz, images_key, path)
+        labels = _npz_get(npz, labels_key, path) if labels_key in names else None
+
+    if images.dtype.kind not in "biuf" or not (images.ndim == 3 or (images.ndim == 4 and images.shape[-1] == 3)):
+        raise MedganError(
+            f"'{images_key}' has shape {images.shape} and dtype {images.dtype}",
+            path=path,
+            hint="expected numeric (N, H, W) or (N, H, W, 3) images",
+        )
+    check_finite(images, path)
+    if labels is not None:
+        if labels.dtype.kind not in "biuf" or labels.ndim not in (1, 2) or len(labels) != len(images):
+            raise MedganError(
+                f"'{labels_key}' has shape {labels.shape} for {len(images)} images",
+                path=path,
+                hint="expected (N,), (N, 1) or (N, K) integer labels",
+            )
+        if labels.dtype.kind == "f" and not np.all(np.isfinite(labels) & (labels == np.round(labels))):
+            raise MedganError(f"'{labels_key}' holds non-integer values", path=path, hint="store class indices")
+        labels = labels.astype(np.int64)
+        if labels.ndim == 2 and labels.shape[1] == 1:
+            labels = labels[:, 0]  # (N, 1) -> (N,)
+    return images, labels
+
+
+def write_npz(path: str | os.PathLike, *, overwrite: bool = False, **arrays: np.ndarray) -> Path:
+    """Write named arrays to a compressed ``.npz`` archive, atomically.
+
+    Args:
+        path: output file; ``.npz`` is the conventional suffix.
+        overwrite: replace an existing file instead of refusing.
+        arrays: the arrays, by name (e.g. ``train_images=..., train_labels=...``).
+
+    Returns:
+        The path written.
+
+    Raises:
+        MedganError: the file exists and ``overwrite`` is False, no arrays given, or an
+            array holds Python objects (which could only be stored as a pickle).
+    """
+    if not arrays:
+        raise MedganError("no arrays to write", path=path, hint="pass arrays as keyword arguments")
+    for name, value in arrays.items():
+        if np.asarray(value).dtype.kind == "O":
+            raise MedganError(f"array {name!r} holds Python objects", path=path, hint="convert it to a numeric array")
+    with atomic_path(path, overwrite) as tmp:
+        # Write through a file object: np.savez_compressed appends ".npz" to a bare name.
+        with open(tmp, "wb") as f:
+            np.savez_compressed(f, **{k: np.asarray(v) for k, v in arrays.items()})
+    return Path(path)
