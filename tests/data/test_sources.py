@@ -1,0 +1,110 @@
+import csv
+
+import nibabel as nib
+import numpy as np
+import pytest
+from PIL import Image as PILImage
+
+from medgan.data import MedicalImageDataset, SourceOptions, load_source, split_by_group
+from medgan.errors import MedganError
+
+
+def test_dicom_series_folder_becomes_sorted_hu_slices(ct_series):
+    data = load_source(ct_series)
+    assert data.shape == (32, 40) and len(data) == 6
+    assert data.units == "HU"
+    np.testing.assert_allclose([im[16, 20] for im in data.images], [0, 10, 20, 30, 40, 50])
+    assert data.images.min() == -1000.0
+    assert len(np.unique(data.groups)) == 1  # one series, one patient
+
+
+def test_nifti_volume_sliced_along_a_named_plane(nifti_volume):
+    axial = load_source(nifti_volume, SourceOptions(axis="axial"))
+    sagittal = load_source(nifti_volume, SourceOptions(axis="sagittal"))
+    assert axial.shape == (24, 20)  # (j, i) of the RAS volume
+    assert sagittal.shape == (16, 24)
+    assert 0 < len(axial) <= 16 and 0 < len(sagittal) <= 20
+    assert axial.images.max() == 500
+
+
+def test_png_folder_labels_from_subfolders(png_folder):
+    data = load_source(png_folder)
+    assert len(data) == 6 and data.class_names == ["bright", "dark"]
+    assert data.value_range == (0.0, 255.0)
+    bright = data.images[data.labels == 0].mean()
+    dark = data.images[data.labels == 1].mean()
+    assert bright > 150 > 80 > dark
+
+
+def test_labels_from_csv(png_folder, tmp_path):
+    table = tmp_path / "labels.csv"
+    files = sorted(png_folder.rglob("*.png"))
+    with open(table, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["file", "label"])
+        for f in files:
+            writer.writerow([f.name, "sick" if "bright" in f.name else "well"])
+    data = load_source(png_folder, SourceOptions(labels_csv=str(table)))
+    assert data.class_names == ["sick", "well"]
+    assert data.images[data.labels == 0].mean() > data.images[data.labels == 1].mean()
+
+
+def test_masks_paired_by_name(tmp_path):
+    images, masks = tmp_path / "img", tmp_path / "mask"
+    images.mkdir(), masks.mkdir()
+    for n in range(3):
+        PILImage.fromarray(np.full((16, 16), 100 + n, np.uint8)).save(images / f"case{n}.png")
+        m = np.zeros((16, 16), np.uint8)
+        m[: n + 1] = 1
+        PILImage.fromarray(m).save(masks / f"case{n}.png")
+    data = load_source(images, SourceOptions(masks=str(masks), size=32))
+    assert data.masks.shape == (3, 32, 32)
+    for n in range(3):
+        k = int(np.flatnonzero([s.startswith(f"case{n}") for s in data.sources])[0])
+        assert data.masks[k].sum() == (n + 1) * 2 * 32  # rows double under the x2 resize
+    (masks / "case2.png").unlink()
+    with pytest.raises(MedganError, match="no mask for case2.png"):
+        load_source(images, SourceOptions(masks=str(masks)))
+
+
+def test_medmnist_layout_npz(medmnist_npz):
+    data = load_source(medmnist_npz)
+    assert len(data) == 12 and data.shape == (28, 28) and data.labels.shape == (12,)
+    val = load_source(medmnist_npz, SourceOptions(split="val"))
+    assert len(val) == 4
+
+
+def test_mixed_sizes_need_a_size(tmp_path):
+    PILImage.fromarray(np.zeros((20, 20), np.uint8)).save(tmp_path / "a.png")
+    PILImage.fromarray(np.zeros((30, 24), np.uint8)).save(tmp_path / "b.png")
+    with pytest.raises(MedganError, match="mixed sizes.*--size"):
+        load_source(tmp_path)
+    assert load_source(tmp_path, SourceOptions(size=16)).shape == (16, 16)
+
+
+def test_ct_window_clips_and_sets_the_range(ct_series):
+    data = load_source(ct_series, SourceOptions(window="brain"))
+    assert data.value_range == (0.0, 80.0) and data.units == "HU"
+    assert data.images.min() == 0.0 and data.images.max() == 50.0
+
+
+def test_embedded_sources_and_the_dataset():
+    data = load_source("phantom", SourceOptions(n=8, size=32, seed=1))
+    assert data.shape == (32, 32) and len(data) == 8
+    brain = MedicalImageDataset.from_source("brain-mri", split="train", fractions=(0.5, 0.5))
+    item = brain[0]
+    assert item["image"].shape == (1, 64, 64)
+    assert -1.0 <= float(item["image"].min()) and float(item["image"].max()) <= 1.0
+    assert "label" in item and "mask" in item
+    everything = load_source("brain-mri")
+    splits = split_by_group(everything.groups, (0.5, 0.5))
+    assert len(brain) == len(splits["train"])
+
+
+def test_nan_pixels_are_refused(tmp_path):
+    data = np.ones((8, 8, 8), np.float32)
+    data[2, 2, 2] = np.nan
+    path = tmp_path / "bad.nii.gz"
+    nib.save(nib.Nifti1Image(data, np.eye(4)), path)
+    with pytest.raises(MedganError, match="bad.nii.gz"):
+        load_source(path)
