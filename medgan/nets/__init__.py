@@ -1,0 +1,15 @@
+"""Networks only: no losses, no optimisers.
+
+Every network is built from a plain dataclass config (``MLPConfig``, ``DCGANConfig``), so
+a saved config JSON plus safetensors weights rebuild it with no pickle. New architectures
+register themselves in :data:`GENERATORS` / :data:`DISCRIMINATORS` under a model name.
+"""
+
+from medgan.nets.dcgan import DCGANConfig, DCGANDiscriminator, DCGANGenerator
+from medgan.nets.mlp import MLPConfig, MLPDiscriminator, MLPGenerator
+from medgan.nets.registry import MODELS, build_pair, config_from_dict
+
+__all__ = [
+    "DCGANConfig", "DCGANDiscriminator", "DCGANGenerator", "MLPConfig", "MLPDiscriminator", "MLPGenerator",
+    "MODELS", "build_pair", "config_from_dict",
+]

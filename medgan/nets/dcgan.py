@@ -1,0 +1,136 @@
+"""DCGAN (Radford et al. 2016) as the seed describes it (§3.1, §3.2).
+
+Generator:  z ~ N(0, I) -> fully connected -> (C0, s0, s0) -> [up x2, BN, ReLU]* -> tanh.
+Discriminator: image -> [conv stride 2, BN, LeakyReLU]* -> fully connected -> logit.
+
+``s0`` is 4 for sizes 32..256 and 7 for 28 (MNIST/MedMNIST), so every size in
+:data:`SIZES` is ``s0 * 2^k``. Channels halve at each upsampling step of G (double at each
+downsampling step of D), capped at ``8 * width``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from medgan.nets.common import init_dcgan_weights, maybe_spectral_norm
+
+SIZES = (28, 32, 64, 128, 256)
+
+
+@dataclass
+class DCGANConfig:
+    """Shape and options of a DCGAN pair.
+
+    Attributes:
+        z_dim: latent size.
+        image_size: one of 28, 32, 64, 128, 256.
+        channels: image channels.
+        width: channels of the widest-resolution layer (G's last hidden, D's first).
+        upsample: ``"deconv"`` (transposed convolution 4x4 stride 2) or ``"resize"``
+            (nearest x2 then 3x3 convolution, which avoids checkerboard artefacts).
+        d_norm: ``"batch"`` (the seed's D) or ``"none"`` (usual with spectral norm / WGAN-GP).
+        spectral_norm: spectral normalisation on every layer of D.
+        leaky_slope: negative slope of D's LeakyReLU.
+        num_classes: > 0 makes the pair class-conditional (G: label embedding joined to z;
+            D: projection discriminator, Miyato & Koyama 2018).
+    """
+
+    z_dim: int = 100
+    image_size: int = 64
+    channels: int = 1
+    width: int = 64
+    upsample: str = "deconv"
+    d_norm: str = "batch"
+    spectral_norm: bool = False
+    leaky_slope: float = 0.2
+    num_classes: int = 0
+
+    def __post_init__(self) -> None:
+        if self.image_size not in SIZES:
+            raise ValueError(f"DCGAN image_size must be one of {SIZES}, got {self.image_size}")
+        if self.upsample not in ("deconv", "resize"):
+            raise ValueError(f"upsample must be 'deconv' or 'resize', got {self.upsample!r}")
+        if self.d_norm not in ("batch", "none"):
+            raise ValueError(f"d_norm must be 'batch' or 'none', got {self.d_norm!r}")
+
+    @property
+    def base(self) -> int:
+        """Side of the first feature map (4, or 7 for 28x28)."""
+        return 7 if self.image_size == 28 else 4
+
+    @property
+    def steps(self) -> int:
+        """Number of x2 resolution steps between ``base`` and ``image_size``."""
+        return int(math.log2(self.image_size // self.base))
+
+    def channels_at(self, level: int) -> int:
+        """Feature channels at resolution ``base * 2^level`` (0 = coarsest)."""
+        return min(self.width * 2 ** (self.steps - 1 - level), self.width * 8)
+
+
+def _up(cin: int, cout: int, mode: str) -> nn.Module:
+    if mode == "deconv":
+        return nn.ConvTranspose2d(cin, cout, 4, stride=2, padding=1, bias=False)
+    return nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(cin, cout, 3, padding=1, bias=False))
+
+
+class DCGANGenerator(nn.Module):
+    """``z (B, z_dim)`` [+ labels] -> images ``(B, C, S, S)`` in [-1, 1]."""
+
+    def __init__(self, config: DCGANConfig):
+        super().__init__()
+        self.config = c = config
+        c0 = c.channels_at(0)
+        self.embed = nn.Embedding(c.num_classes, c.z_dim) if c.num_classes else None
+        self.fc = nn.Linear(c.z_dim * (2 if c.num_classes else 1), c0 * c.base * c.base, bias=False)
+        self.fc_norm = nn.BatchNorm2d(c0)
+        blocks = []
+        for level in range(c.steps - 1):
+            cin, cout = c.channels_at(level), c.channels_at(level + 1)
+            blocks += [_up(cin, cout, c.upsample), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
+        self.blocks = nn.Sequential(*blocks)
+        self.to_image = _up(c.channels_at(c.steps - 1), c.channels, c.upsample)
+        self.apply(init_dcgan_weights)
+
+    def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        c = self.config
+        if self.embed is not None:
+            z = torch.cat([z, self.embed(labels)], dim=1)
+        x = self.fc(z).view(-1, c.channels_at(0), c.base, c.base)  # (B, C0, s0, s0)
+        x = torch.relu(self.fc_norm(x))
+        x = self.blocks(x)  # (B, width, S/2, S/2)
+        return torch.tanh(self.to_image(x))  # (B, C, S, S)
+
+
+class DCGANDiscriminator(nn.Module):
+    """Images ``(B, C, S, S)`` [+ labels] -> logits ``(B,)``."""
+
+    def __init__(self, config: DCGANConfig):
+        super().__init__()
+        self.config = c = config
+        sn = c.spectral_norm
+        layers: list[nn.Module] = []
+        cin = c.channels
+        for level in reversed(range(c.steps)):  # finest resolution first
+            cout = c.channels_at(level)
+            layers.append(maybe_spectral_norm(nn.Conv2d(cin, cout, 4, stride=2, padding=1, bias=c.d_norm == "none"), sn))
+            if c.d_norm == "batch" and level != c.steps - 1:  # no BN on the input layer (DCGAN)
+                layers.append(nn.BatchNorm2d(cout))
+            layers.append(nn.LeakyReLU(c.leaky_slope, inplace=True))
+            cin = cout
+        self.features = nn.Sequential(*layers)
+        features = cin * c.base * c.base
+        self.fc = maybe_spectral_norm(nn.Linear(features, 1), sn)
+        self.embed = maybe_spectral_norm(nn.Embedding(c.num_classes, features), sn) if c.num_classes else None
+        self.apply(init_dcgan_weights)
+
+    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        h = self.features(x).flatten(1)  # (B, C0 * s0 * s0)
+        logit = self.fc(h).squeeze(1)  # (B,)
+        if self.embed is not None:  # projection: + <embed(y), h>
+            logit = logit + (self.embed(labels) * h).sum(dim=1)
+        return logit
