@@ -61,7 +61,7 @@ def source_options(args: argparse.Namespace):
 
 def _show(data, out: Path, overwrite: bool, console) -> dict:
     """Print a summary of ``data`` and write its sample grid (with masks beside, if any)."""
-    import numpy as np
+    from PIL import Image as PILImage
 
     from medgan.data import sample_indices, summarize
     from medgan.report import image_grid
@@ -75,7 +75,7 @@ def _show(data, out: Path, overwrite: bool, console) -> dict:
     grid = image_grid(data.images[pick], value_range=data.value_range, captions=captions)
     if data.masks is not None:
         overlay = image_grid(data.images[pick], value_range=data.value_range, masks=data.masks[pick])
-        both = type(grid).new("RGB", (grid.width * 2 + 8, grid.height), (0, 0, 0))
+        both = PILImage.new("RGB", (grid.width * 2 + 8, grid.height), (0, 0, 0))
         both.paste(grid, (0, 0))
         both.paste(overlay, (grid.width + 8, 0))
         grid = both
