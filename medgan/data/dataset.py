@@ -67,6 +67,16 @@ class MedicalImageDataset(Dataset):
     def image_size(self) -> tuple[int, int]:
         return tuple(self._images.shape[-2:])
 
+    def batch(self, index: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Items ``index`` stacked into one batch (what a DataLoader would collate, without
+        the per-item Python overhead; the data are already tensors in memory)."""
+        out = {"image": self._images[index], "index": index}
+        if self._labels is not None:
+            out["label"] = self._labels[index]
+        if self._masks is not None:
+            out["mask"] = self._masks[index]
+        return out
+
     def __getitem__(self, index: int) -> dict[str, torch.Tensor | int]:
         item: dict[str, torch.Tensor | int] = {"image": self._images[index], "index": index}
         if self._labels is not None:

@@ -1,0 +1,13 @@
+"""One adversarial training engine and the task recipes that plug into it."""
+
+from medgan.train.checkpoint import load_generator
+from medgan.train.config import DataConfig, LoopConfig, LossConfig, ModelConfig, OptimConfig, TrainConfig
+from medgan.train.engine import Trainer
+from medgan.train.synth import SynthesisTask
+
+TASKS = {"synth": SynthesisTask}
+
+__all__ = [
+    "DataConfig", "LoopConfig", "LossConfig", "ModelConfig", "OptimConfig", "SynthesisTask", "TASKS", "TrainConfig",
+    "Trainer", "load_generator",
+]

@@ -1,0 +1,313 @@
+"""The one adversarial training engine.
+
+Reads top to bottom like nanoGPT's ``train.py``: set-up, data, networks, optimisers,
+resume, then the loop that alternates D and G steps (seed §3.3). A task (see
+:mod:`medgan.train.task`) supplies the networks and the objectives; everything else is
+here: optimisers, EMA, mixed precision, DDP, checkpoints, logging, sample grids, guards.
+
+A run is a folder that explains itself::
+
+    runs/00003-synth-dcgan-brain-mri/
+      config.json              resolved config
+      stats.jsonl              append-only: losses, D outputs, timings (one line per log step)
+      samples/step-0000250.png grids from one fixed set of z
+      curves.png               loss curves
+      checkpoints/             training-state-<step>.pt (resume state, newest two)
+      generator/               config.json + model.safetensors (the export)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DistributedSampler
+
+from medgan.data.dataset import MedicalImageDataset
+from medgan.data.sources import load_source
+from medgan.data.splits import split_by_group
+from medgan.errors import MedganError
+from medgan.report.curves import plot_curves
+from medgan.report.grid import save_grid
+from medgan.train import distributed as dist
+from medgan.train.checkpoint import (
+    export_generator, latest_checkpoint, load_checkpoint, rng_state, save_checkpoint, set_rng_state,
+)
+from medgan.train.config import TrainConfig
+from medgan.train.ema import make_ema, update_ema
+
+# D "wins completely" when σ(D(real)) > 1 - ε and σ(D(fake)) < ε for this many steps.
+D_WINS_EPS, D_WINS_STEPS = 0.02, 500
+
+
+def load_training_data(config: TrainConfig) -> tuple[MedicalImageDataset, np.ndarray]:
+    """The training images (patients in the hold-out split removed) and the hold-out indices."""
+    data = load_source(config.data.source, config.data.options)
+    holdout = np.array([], dtype=np.int64)
+    n_groups = 0 if data.groups is None else len(np.unique(data.groups))
+    if config.data.holdout > 0 and n_groups >= 2:
+        split = split_by_group(data.groups, (1 - config.data.holdout, config.data.holdout), config.data.split_seed)
+        data, holdout = data.subset(split["train"]), split["val"]
+    return MedicalImageDataset(data), holdout
+
+
+class Trainer:
+    """Builds everything a run needs from a :class:`TrainConfig` and runs the loop.
+
+    Args:
+        config: the resolved config.
+        run_dir: the run folder (created; must be new unless ``resume``).
+        resume: continue from the newest checkpoint in ``run_dir``.
+        progress: show a progress bar (rank 0 only).
+    """
+
+    def __init__(self, config: TrainConfig, run_dir: Path, resume: bool = False, progress: bool = True):
+        from medgan.train import TASKS
+
+        self.config, self.run_dir, self.progress = config, Path(run_dir), progress
+        loop = config.loop
+        self.dist = dist.setup(loop.device)
+        self.device = self.dist.device
+        if loop.batch_size % self.dist.world_size:
+            raise MedganError(f"--batch-size {loop.batch_size} does not divide over {self.dist.world_size} processes", hint="use a multiple of the process count")
+        torch.manual_seed(loop.seed + self.dist.rank)  # weights are then broadcast by DDP
+        np.random.seed(loop.seed + self.dist.rank)
+
+        # ---- data: whole batches of in-memory tensors, drawn by a distributed sampler
+        self.dataset, self.holdout = load_training_data(config)
+        self.local_batch = loop.batch_size // self.dist.world_size
+        self.sampler = DistributedSampler(self.dataset, num_replicas=self.dist.world_size, rank=self.dist.rank,
+                                          shuffle=True, seed=loop.seed, drop_last=True)
+        self.batches_per_epoch = len(self.sampler) // self.local_batch
+        if self.batches_per_epoch == 0:
+            raise MedganError(f"{len(self.dataset)} training images are fewer than one batch of {loop.batch_size}", hint="lower --batch-size")
+        self._epoch, self._order = -1, []
+
+        # ---- networks, EMA, optimisers, mixed precision
+        self.task = TASKS[config.task](config, self.dataset)
+        G, D = self.task.networks()
+        self.G, self.D = G.to(self.device), D.to(self.device)
+        self.G_ema = make_ema(self.G) if loop.ema > 0 else None
+        o = config.optim
+        self.opt_g = torch.optim.Adam(self.G.parameters(), lr=o.lr_g, betas=(o.beta1, o.beta2))
+        self.opt_d = torch.optim.Adam(self.D.parameters(), lr=o.lr_d, betas=(o.beta1, o.beta2))
+        cuda_amp = loop.amp and self.device.type == "cuda"
+        self.amp_dtype = torch.float16 if cuda_amp else torch.bfloat16
+        self.scaler_g = torch.amp.GradScaler("cuda", enabled=cuda_amp)
+        self.scaler_d = torch.amp.GradScaler("cuda", enabled=cuda_amp)
+        self.step = 0
+        self._d_wins = 0
+        if resume:
+            self._resume()
+        self.G_train, self.D_train = dist.wrap(self.G, self.dist), dist.wrap(self.D, self.dist)
+        self.fixed = self.task.fixed_inputs(loop.n_samples, self.device)
+
+    # ----------------------------------------------------------------------- data
+
+    def batch(self, k: int) -> dict[str, torch.Tensor]:
+        """The ``k``-th batch of the run (a pure function of ``k`` and the seed: exact resume)."""
+        epoch, pos = divmod(k, self.batches_per_epoch)
+        if epoch != self._epoch:
+            self.sampler.set_epoch(epoch)
+            self._order, self._epoch = list(self.sampler), epoch
+        index = torch.tensor(self._order[pos * self.local_batch : (pos + 1) * self.local_batch])
+        return {k: v.to(self.device, non_blocking=True) for k, v in self.dataset.batch(index).items()}
+
+    # ----------------------------------------------------------------------- state
+
+    def state(self) -> dict:
+        return {
+            "step": self.step,
+            "config": self.config.to_dict(),
+            "G": self.G.state_dict(),
+            "D": self.D.state_dict(),
+            "G_ema": None if self.G_ema is None else self.G_ema.state_dict(),
+            "opt_g": self.opt_g.state_dict(),
+            "opt_d": self.opt_d.state_dict(),
+            "scaler_g": self.scaler_g.state_dict(),
+            "scaler_d": self.scaler_d.state_dict(),
+            "d_wins": self._d_wins,
+            "rng": rng_state(),
+        }
+
+    def _resume(self) -> None:
+        path = latest_checkpoint(self.run_dir)
+        if path is None:
+            raise MedganError("no checkpoint to resume from", path=self.run_dir / "checkpoints", hint="start a new run instead of --resume")
+        state = load_checkpoint(path)
+        self.G.load_state_dict(state["G"])
+        self.D.load_state_dict(state["D"])
+        if self.G_ema is not None and state["G_ema"] is not None:
+            self.G_ema.load_state_dict(state["G_ema"])
+        self.opt_g.load_state_dict(state["opt_g"])
+        self.opt_d.load_state_dict(state["opt_d"])
+        self.scaler_g.load_state_dict(state["scaler_g"])
+        self.scaler_d.load_state_dict(state["scaler_d"])
+        self.step, self._d_wins = int(state["step"]), int(state["d_wins"])
+        if self.dist.world_size == 1:  # per-rank RNG streams are only saved for rank 0
+            set_rng_state(state["rng"])
+        else:
+            torch.manual_seed(self.config.loop.seed + self.dist.rank + 1_000_003 * self.step)
+
+    # ----------------------------------------------------------------------- one step
+
+    def _autocast(self):
+        if not self.config.loop.amp:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.amp_dtype)
+
+    def _check(self, losses: dict[str, torch.Tensor], who: str) -> None:
+        bad = [k for k, v in losses.items() if not torch.isfinite(v).all()]
+        if dist.broadcast_flag(bool(bad), self.dist):
+            last = latest_checkpoint(self.run_dir)
+            keep = f"the last good checkpoint is {last}" if last else "no checkpoint was written yet"
+            raise MedganError(
+                f"the {who} loss became NaN/Inf at step {self.step + 1} ({', '.join(bad) or 'on another process'}); {keep}",
+                path=self.run_dir,
+                hint="lower the learning rates (--lr-g/--lr-d), turn off --amp, or add --spectral-norm or --r1 10",
+            )
+
+    def train_step(self) -> dict[str, float]:
+        """One G update preceded by ``n_critic`` D updates; returns the logged scalars."""
+        cfg = self.config
+        self.G.train(), self.D.train()
+        for k in range(cfg.optim.n_critic):
+            batch = self.batch(self.step * cfg.optim.n_critic + k)
+            with self._autocast():
+                out_d = self.task.discriminator_objective(self.G, self.D_train, batch)
+            self._check(out_d, "discriminator")
+            self.opt_d.zero_grad(set_to_none=True)
+            self.scaler_d.scale(out_d["loss"]).backward()
+            self.scaler_d.step(self.opt_d)
+            self.scaler_d.update()
+
+        # G step through a frozen, unwrapped D: no wasted weight gradients, no DDP sync of D.
+        self.D.requires_grad_(False)
+        with self._autocast():
+            out_g = self.task.generator_objective(self.G_train, self.D, batch)
+        self._check(out_g, "generator")
+        self.opt_g.zero_grad(set_to_none=True)
+        self.scaler_g.scale(out_g["loss"]).backward()
+        self.scaler_g.step(self.opt_g)
+        self.scaler_g.update()
+        self.D.requires_grad_(True)
+
+        if self.G_ema is not None:
+            update_ema(self.G_ema, self.G, cfg.loop.ema, self.step)
+        self.step += 1
+        stats = {"loss_d": out_d["loss"], "loss_g": out_g["loss"]}
+        stats.update({k: v for k, v in {**out_d, **out_g}.items() if k != "loss"})
+        return {k: float(v.detach()) for k, v in stats.items()}
+
+    # ----------------------------------------------------------------------- the loop
+
+    def fit(self) -> Path:
+        """Train to ``config.loop.steps``; returns the run folder."""
+        cfg, loop, main = self.config, self.config.loop, self.dist.is_main
+        if main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            cfg.save(self.run_dir / "config.json")
+            if self.step == 0:
+                self._write_samples()
+        stats_file = self.run_dir / "stats.jsonl"
+        window: list[dict[str, float]] = []
+        started, last_log = time.perf_counter(), time.perf_counter()
+        bar = _Progress(loop.steps, self.step, enabled=main and self.progress)
+        try:
+            while self.step < loop.steps:
+                window.append(self.train_step())
+                self._watch_discriminator(window[-1])
+                done = self.step == loop.steps
+                if self.step % loop.log_every == 0 or done:
+                    now = time.perf_counter()
+                    record = {k: float(np.mean([w[k] for w in window])) for k in window[-1]}
+                    seconds = (now - last_log) / len(window)
+                    record.update(step=self.step, sec_per_step=seconds, img_per_sec=loop.batch_size / seconds,
+                                  elapsed=now - started)
+                    window, last_log = [], now
+                    if main:
+                        with open(stats_file, "a") as handle:
+                            handle.write(json.dumps(record) + "\n")
+                    bar.update(self.step, record)
+                else:
+                    bar.update(self.step, None)
+                if main and (self.step % loop.sample_every == 0 or done):
+                    self._write_samples()
+                    plot_curves(stats_file, self.run_dir / "curves.png")
+                if self.step % loop.checkpoint_every == 0 or done:
+                    self._checkpoint()
+        finally:
+            bar.close()
+        if main:
+            export_generator(self.run_dir / "generator", self.G_ema or self.G, {
+                "task": cfg.task, "step": self.step, "ema": self.G_ema is not None, **self.task.export_info(),
+            })
+        checksum = float(sum(p.detach().double().sum() for p in self.G.parameters()))
+        in_sync = dist.all_equal(checksum, self.dist)
+        if main and self.dist.enabled:
+            with open(stats_file, "a") as handle:
+                handle.write(json.dumps({"step": self.step, "world_size": self.dist.world_size, "replicas_in_sync": in_sync}) + "\n")
+        dist.barrier(self.dist)
+        dist.teardown(self.dist)
+        return self.run_dir
+
+    def _checkpoint(self) -> None:
+        if self.dist.is_main:
+            save_checkpoint(self.run_dir / "checkpoints", self.step, self.state())
+        dist.barrier(self.dist)
+
+    def _write_samples(self) -> None:
+        G = self.G_ema or self.G
+        was_training = G.training
+        G.eval()
+        images = self.task.render(G, self.fixed).float().cpu().numpy()
+        G.train(was_training)
+        save_grid(self.run_dir / "samples" / f"step-{self.step:07d}.png", images[:, 0] if images.shape[1] == 1 else images,
+                  value_range=(-1.0, 1.0), overwrite=True)
+
+    def _watch_discriminator(self, stats: dict[str, float]) -> None:
+        if "d_real" not in stats:
+            return
+        wins = stats["d_real"] > 1 - D_WINS_EPS and stats["d_fake"] < D_WINS_EPS
+        self._d_wins = self._d_wins + 1 if wins else 0
+        if self._d_wins == D_WINS_STEPS and self.dist.is_main:
+            warnings.warn(
+                f"the discriminator has won completely for {D_WINS_STEPS} steps (D(real)≈1, D(G(z))≈0): G gets no useful "
+                "gradient. Try --augment translation,cutout,color, --spectral-norm, a lower --lr-d, --r1 10, or more data.",
+                stacklevel=2,
+            )
+
+
+class _Progress:
+    """A rich progress bar with ETA and the latest losses (a no-op when disabled)."""
+
+    def __init__(self, total: int, start: int, enabled: bool):
+        self.enabled = enabled
+        if not enabled:
+            return
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+        self.progress = Progress(
+            TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("eta"),
+            TimeRemainingColumn(), TextColumn("{task.fields[losses]}"),
+        )
+        self.task = self.progress.add_task("train", total=total, completed=start, losses="")
+        self.progress.start()
+
+    def update(self, step: int, record: dict | None) -> None:
+        if not self.enabled:
+            return
+        fields = {}
+        if record is not None:
+            fields["losses"] = "  ".join(f"{k} {record[k]:.3f}" for k in ("loss_d", "loss_g", "d_real", "d_fake") if k in record and math.isfinite(record[k]))
+        self.progress.update(self.task, completed=step, **fields)
+
+    def close(self) -> None:
+        if self.enabled:
+            self.progress.stop()

@@ -1,0 +1,97 @@
+"""Synthesis: an unconditional or class-conditional GAN on 2D images (the seed's GAN)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+import torch
+from torch import nn
+
+from medgan import losses
+from medgan.nets import build_pair, config_from_dict
+from medgan.train.augment import diff_augment, parse_policy
+from medgan.train.distributed import unwrap
+from medgan.train.task import GANTask
+
+
+class SynthesisTask(GANTask):
+    """G: z (and a class label when conditional) -> image; D: image (and label) -> logit.
+
+    The objective is the configured adversarial loss (the seed's by default), with
+    DiffAugment applied to everything D sees, and optional R1 / WGAN gradient penalties.
+    """
+
+    name = "synth"
+
+    def __init__(self, config, dataset):
+        super().__init__(config, dataset)
+        self.net_config = config_from_dict(config.model.name, config.model.net)
+        self.d_loss, self.g_loss = losses.ADVERSARIAL[config.loss.name]
+        self.policy = parse_policy(config.loop.augment)
+        self.conditional = getattr(self.net_config, "num_classes", 0) > 0
+
+    def networks(self) -> tuple[nn.Module, nn.Module]:
+        return build_pair(self.config.model.name, self.net_config)
+
+    def _noise(self, n: int, device: torch.device) -> torch.Tensor:
+        return torch.randn(n, self.net_config.z_dim, device=device)
+
+    def _labels(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return {"labels": batch["label"]} if self.conditional else {}
+
+    def discriminator_objective(self, G, D, batch):
+        real = batch["image"]  # (B, C, H, W) in [-1, 1]
+        cond = self._labels(batch)
+        with torch.no_grad():
+            fake = G(self._noise(real.shape[0], real.device), **cond)
+        real_aug, fake_aug = diff_augment(real, self.policy), diff_augment(fake, self.policy)
+        real_logits, fake_logits = D(real_aug, **cond), D(fake_aug, **cond)
+        adversarial = self.d_loss(real_logits, fake_logits)
+        out = {
+            "d_adv": adversarial.detach(),
+            "d_real": torch.sigmoid(real_logits.detach()).mean(),
+            "d_fake": torch.sigmoid(fake_logits.detach()).mean(),
+        }
+        loss = adversarial
+        if self.config.loss.name == "wgan-gp":
+            gp = losses.gradient_penalty(unwrap(D), real_aug, fake_aug, **cond)
+            loss = loss + self.config.loss.gp_weight * gp
+            out["gp"] = gp.detach()
+        if self.config.loss.r1_gamma > 0:
+            r1 = losses.r1_penalty(unwrap(D), real_aug, **cond)
+            loss = loss + 0.5 * self.config.loss.r1_gamma * r1
+            out["r1"] = r1.detach()
+        out["loss"] = loss
+        return out
+
+    def generator_objective(self, G, D, batch):
+        real = batch["image"]
+        cond = self._labels(batch)
+        fake = G(self._noise(real.shape[0], real.device), **cond)
+        logits = D(diff_augment(fake, self.policy), **cond)
+        loss = self.g_loss(logits)
+        return {"loss": loss, "g_adv": loss.detach()}
+
+    def fixed_inputs(self, n: int, device: torch.device) -> dict[str, torch.Tensor]:
+        gen = torch.Generator().manual_seed(self.config.loop.seed + 7919)
+        fixed = {"z": torch.randn(n, self.net_config.z_dim, generator=gen).to(device)}
+        if self.conditional:
+            fixed["labels"] = (torch.arange(n) % self.net_config.num_classes).to(device)
+        return fixed
+
+    @torch.no_grad()
+    def render(self, G, fixed):
+        return G(fixed["z"], **({"labels": fixed["labels"]} if "labels" in fixed else {}))
+
+    def export_info(self) -> dict[str, Any]:
+        data = self.dataset.data
+        return {
+            "model": self.config.model.name,
+            "net": asdict(self.net_config),
+            "intensity": self.dataset.intensity.to_dict(),
+            "class_names": data.class_names if self.conditional else None,
+            "source": self.config.data.source,
+            "image_size": list(self.dataset.image_size),
+            "channels": self.dataset.channels,
+        }

@@ -1,0 +1,57 @@
+"""What a task plugs into the engine.
+
+A task owns its networks and its objective; the engine owns everything else (optimisers,
+EMA, checkpoints, logging, progress, DDP). To add a task (enhancement, segmentation,
+anomaly detection), subclass :class:`GANTask` in one new module and register it in
+:data:`medgan.train.TASKS`.
+
+The objectives return named scalars; ``"loss"`` is what the engine minimises, the rest
+are logged. They receive G and D as the engine passes them: in the discriminator step G
+is a plain module (called under ``no_grad``) and D may be DDP-wrapped; in the generator
+step G may be DDP-wrapped and D is a plain module with frozen parameters.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any
+
+import torch
+from torch import nn
+
+from medgan.data.dataset import MedicalImageDataset
+from medgan.train.config import TrainConfig
+
+
+class GANTask(ABC):
+    """A task recipe: networks, the two objectives, and how to draw sample grids."""
+
+    name: str = "task"
+
+    def __init__(self, config: TrainConfig, dataset: MedicalImageDataset):
+        self.config = config
+        self.dataset = dataset
+
+    @abstractmethod
+    def networks(self) -> tuple[nn.Module, nn.Module]:
+        """Fresh ``(G, D)`` built from the config."""
+
+    @abstractmethod
+    def discriminator_objective(self, G: nn.Module, D: nn.Module, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """D's loss on one batch (``"loss"``), plus scalars to log."""
+
+    @abstractmethod
+    def generator_objective(self, G: nn.Module, D: nn.Module, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """G's loss on one batch (``"loss"``), plus scalars to log."""
+
+    @abstractmethod
+    def fixed_inputs(self, n: int, device: torch.device) -> dict[str, torch.Tensor]:
+        """Inputs for the sample grids, the same at every step (seeded from the config)."""
+
+    @abstractmethod
+    def render(self, G: nn.Module, fixed: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Images ``(N, C, H, W)`` in [-1, 1] for the sample grid."""
+
+    def export_info(self) -> dict[str, Any]:
+        """What, besides weights, is needed to use the exported generator."""
+        return {}
