@@ -1,0 +1,76 @@
+"""NumPy files: single arrays and the MedMNIST collection layout."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from medgan.errors import MedganError
+from medgan.io import read_array, read_image, read_npz_collection, write_npz
+
+
+def test_medmnist_npz(tmp_path):
+    rng = np.random.default_rng(0)
+    arrays = {
+        "train_images": rng.integers(0, 256, (10, 28, 28), dtype=np.uint8),
+        "train_labels": rng.integers(0, 9, (10, 1)),
+        "val_images": rng.integers(0, 256, (4, 28, 28, 3), dtype=np.uint8),
+        "val_labels": rng.integers(0, 2, (4, 14)),
+    }
+    write_npz(tmp_path / "m.npz", **arrays)
+    images, labels = read_npz_collection(tmp_path / "m.npz")
+    np.testing.assert_array_equal(images, arrays["train_images"])
+    assert labels.shape == (10,) and labels.dtype == np.int64
+    np.testing.assert_array_equal(labels, arrays["train_labels"][:, 0])
+    images, labels = read_npz_collection(tmp_path / "m.npz", split="val")
+    assert images.shape == (4, 28, 28, 3) and labels.shape == (4, 14) and labels.dtype == np.int64
+
+
+def test_plain_images_key_and_no_labels(tmp_path):
+    np.savez(tmp_path / "p.npz", images=np.zeros((3, 8, 8), np.uint8))
+    images, labels = read_npz_collection(tmp_path / "p.npz", split="test")
+    assert images.shape == (3, 8, 8) and labels is None
+
+
+def test_npz_missing_keys_error(tmp_path):
+    np.savez(tmp_path / "bad.npz", x=np.zeros(3), y=np.ones(3))
+    with pytest.raises(MedganError) as err:
+        read_npz_collection(tmp_path / "bad.npz", split="train")
+    message = str(err.value)
+    assert "bad.npz" in message and "x, y" in message and "train_images" in message and "'images'" in message
+
+
+def test_label_count_mismatch(tmp_path):
+    np.savez(tmp_path / "m.npz", train_images=np.zeros((3, 4, 4), np.uint8), train_labels=np.zeros((2, 1)))
+    with pytest.raises(MedganError, match="for 3 images"):
+        read_npz_collection(tmp_path / "m.npz")
+
+
+def test_npy_and_single_npz(tmp_path):
+    vol = np.arange(24, dtype=np.int16).reshape(2, 3, 4)
+    np.save(tmp_path / "v.npy", vol)
+    image = read_image(tmp_path / "v.npy")
+    assert image.array.shape == (2, 3, 4) and image.meta.dtype == "int16" and image.meta.format == "npy"
+    np.savez(tmp_path / "one.npz", img=np.ones((5, 6)))
+    assert read_image(tmp_path / "one.npz").array.shape == (5, 6)
+    np.savez(tmp_path / "two.npz", a=np.ones((5, 6)), b=np.zeros((5, 6)))
+    with pytest.raises(MedganError, match="2 arrays.*key="):
+        read_array(tmp_path / "two.npz")
+    assert read_array(tmp_path / "two.npz", key="b").array.max() == 0
+    np.save(tmp_path / "rgb.npy", np.zeros((8, 9, 3), np.uint8))
+    assert read_array(tmp_path / "rgb.npy").array.shape == (8, 9, 3)
+    assert read_array(tmp_path / "rgb.npy", grey=True).array.shape == (8, 9)
+
+
+def test_pickles_never_loaded(tmp_path):
+    np.save(tmp_path / "obj.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    with pytest.raises(MedganError, match="pickled"):
+        read_image(tmp_path / "obj.npy")
+
+
+def test_nan_in_npy(tmp_path):
+    arr = np.zeros((4, 4), np.float32)
+    arr[0, :3] = np.nan
+    np.save(tmp_path / "n.npy", arr)
+    with pytest.raises(MedganError, match="3 non-finite"):
+        read_image(tmp_path / "n.npy")

@@ -1,0 +1,211 @@
+"""DICOM reading: units, inversion, signedness, multi-frame, series order and geometry, codecs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pydicom
+import pytest
+from pydicom.filebase import DicomBytesIO
+from pydicom.filewriter import write_dataset
+from pydicom.uid import JPEGLSLossless, RLELossless, generate_uid
+
+from medgan.errors import MedganError
+from medgan.io import read_dicom, read_dicom_series, read_image
+
+
+def test_ct_rescale_to_hu_exact(tmp_path, dicom_factory):
+    stored = np.array([[0, 1, 1024], [2048, 4095, 7]], dtype=np.uint16)
+    path = dicom_factory(tmp_path / "ct.dcm", stored, RescaleSlope=1, RescaleIntercept=-1024, WindowCenter=40, WindowWidth=400)
+    image = read_image(path)
+    np.testing.assert_array_equal(image.array, stored.astype(np.float32) - 1024)
+    assert image.array.dtype == np.float32
+    assert image.meta.units == "HU" and image.meta.modality == "CT" and image.meta.format == "dicom"
+    assert image.meta.dtype == "uint16"
+    assert image.meta.value_range == (-1024.0, 3071.0)
+    assert image.meta.extra["window_center"] == 40 and image.meta.extra["window_width"] == 400
+
+
+def test_signed_16bit(tmp_path, dicom_factory):
+    stored = np.array([[-2000, -1, 0], [1, 300, 32767]], dtype=np.int16)
+    image = read_dicom(dicom_factory(tmp_path / "s.dcm", stored, RescaleSlope=0.5, RescaleIntercept=10))
+    np.testing.assert_array_equal(image.array, stored * 0.5 + 10)
+    assert image.meta.dtype == "int16"
+
+
+def test_8bit_unsigned(tmp_path, dicom_factory):
+    stored = np.array([[0, 128], [255, 3]], dtype=np.uint8)
+    image = read_dicom(dicom_factory(tmp_path / "u8.dcm", stored, modality="OT"))
+    np.testing.assert_array_equal(image.array, stored)
+    assert image.meta.dtype == "uint8" and image.meta.units is None
+
+
+def test_monochrome1_inverted_within_stored_range(tmp_path, dicom_factory):
+    stored = np.array([[0, 1], [4000, 4095]], dtype=np.uint16)
+    path = dicom_factory(tmp_path / "cr.dcm", stored, modality="CR", photometric="MONOCHROME1", bits_stored=12)
+    image = read_dicom(path)
+    np.testing.assert_array_equal(image.array, 4095 - stored.astype(np.float32))  # bright = high
+
+
+def test_multiframe_volume(tmp_path, dicom_factory):
+    frames = np.arange(3 * 4 * 5, dtype=np.uint16).reshape(3, 4, 5)
+    image = read_dicom(dicom_factory(tmp_path / "mf.dcm", frames, modality="MR"))
+    assert image.array.shape == (3, 4, 5)
+    np.testing.assert_array_equal(image.array, frames)
+    assert image.is_volume and image.meta.extra["n_frames"] == 3
+
+
+def test_rgb_and_grey(tmp_path, dicom_factory):
+    rgb = np.zeros((4, 5, 3), dtype=np.uint8)
+    rgb[..., 0], rgb[..., 1], rgb[..., 2] = 100, 200, 50
+    path = dicom_factory(tmp_path / "rgb.dcm", rgb, modality="XC", sop_class="1.2.840.10008.5.1.4.1.1.7")
+    colour = read_image(path)
+    assert colour.array.shape == (4, 5, 3)
+    np.testing.assert_array_equal(colour.array[0, 0], [100, 200, 50])
+    grey = read_image(path, grey=True)
+    assert grey.array.shape == (4, 5)
+    np.testing.assert_allclose(grey.array, 0.299 * 100 + 0.587 * 200 + 0.114 * 50, rtol=1e-6)
+
+
+def test_series_sorted_by_position_not_name(ct_series):
+    folder, stored, _ = ct_series
+    image = read_image(folder)  # a folder of DICOM files -> series
+    assert image.array.shape == (4, 6, 5)
+    np.testing.assert_array_equal(image.array, stored * 2.0 - 1024)
+    assert image.meta.spacing == pytest.approx((2.5, 0.8, 0.7))
+    assert image.meta.extra["n_files"] == 4 and image.meta.extra["series_description"] == "test series"
+    assert image.meta.units == "HU"
+
+
+def test_series_affine_maps_voxels_to_ras(ct_series):
+    folder, _, geometry = ct_series
+    affine = read_dicom_series(folder).meta.affine
+    d, h, w = 3, 2, 4
+    # LPS point: origin + w * col spacing along IOP[:3] + h * row spacing along IOP[3:] + d * dz along z.
+    lps = geometry["origin"] + np.array([w * 0.7, h * 0.8, d * 2.5])
+    expected_ras = lps * np.array([-1, -1, 1])
+    np.testing.assert_allclose((affine @ [d, h, w, 1])[:3], expected_ras)
+    assert read_dicom_series(folder).meta.orientation == ("S", "P", "L")
+
+
+def test_series_falls_back_to_instance_number(tmp_path, dicom_factory):
+    folder = tmp_path / "s"
+    folder.mkdir()
+    uid = generate_uid()
+    for k in range(3):
+        dicom_factory(folder / f"z{k}.dcm", np.full((2, 2), k, np.uint16), SeriesInstanceUID=uid, InstanceNumber=3 - k)
+    image = read_dicom_series(folder)
+    np.testing.assert_array_equal(image.array[:, 0, 0], [2, 1, 0])
+    assert image.meta.affine is None
+
+
+def test_several_series_need_a_choice(ct_series, dicom_factory):
+    folder, stored, _ = ct_series
+    other = generate_uid()
+    dicom_factory(folder / "other.dcm", np.zeros((6, 5), np.uint16), SeriesInstanceUID=other, SeriesDescription="scout")
+    with pytest.raises(MedganError, match="2 series.*scout") as err:
+        read_dicom_series(folder)
+    assert other in str(err.value)
+    assert read_dicom_series(folder, series_uid=other).array.shape == (6, 5)
+    with pytest.raises(MedganError, match="no series"):
+        read_dicom_series(folder, series_uid="1.2.3")
+
+
+def test_series_mixed_sizes_error(tmp_path, dicom_factory):
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    uid = generate_uid()
+    dicom_factory(folder / "a.dcm", np.zeros((4, 4), np.uint16), SeriesInstanceUID=uid, InstanceNumber=1)
+    dicom_factory(folder / "b.dcm", np.zeros((4, 5), np.uint16), SeriesInstanceUID=uid, InstanceNumber=2)
+    with pytest.raises(MedganError, match="image sizes"):
+        read_dicom_series(folder)
+
+
+def test_dicom_without_preamble_detected_and_read(tmp_path, dicom_factory):
+    from medgan.io import detect_format
+
+    path = dicom_factory(tmp_path / "full.dcm", np.eye(3, dtype=np.uint16) * 7)
+    ds = pydicom.dcmread(path)
+    bare = tmp_path / "IM0001"  # no extension, no preamble, no file meta: the dataset only
+    fp = DicomBytesIO()
+    fp.is_little_endian, fp.is_implicit_VR = True, False
+    write_dataset(fp, ds)
+    bare.write_bytes(fp.getvalue())
+    assert bare.read_bytes()[128:132] != b"DICM"
+    assert detect_format(bare) == "dicom"
+    np.testing.assert_array_equal(read_image(bare).array, np.eye(3) * 7)
+
+
+def test_truncated_dicom_is_medgan_error(tmp_path, dicom_factory):
+    path = dicom_factory(tmp_path / "t.dcm", np.arange(64 * 64, dtype=np.uint16).reshape(64, 64))
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(MedganError, match="truncated or corrupt") as err:
+        read_image(path)
+    assert str(path) in str(err.value)
+
+
+def test_rle_lossless_round_trip(tmp_path, dicom_factory):
+    pixels = (np.arange(16 * 16, dtype=np.int32).reshape(16, 16) % 37 * 50).astype(np.uint16)
+    path = dicom_factory(tmp_path / "plain.dcm", pixels, RescaleSlope=1, RescaleIntercept=-1024)
+    ds = pydicom.dcmread(path)
+    ds.compress(RLELossless)
+    ds.save_as(tmp_path / "rle.dcm", enforce_file_format=True)
+    assert str(pydicom.dcmread(tmp_path / "rle.dcm").file_meta.TransferSyntaxUID) == RLELossless
+    np.testing.assert_array_equal(read_image(tmp_path / "rle.dcm").array, pixels - 1024.0)
+
+
+def test_missing_decoder_names_pylibjpeg(tmp_path, dicom_factory, monkeypatch):
+    path = dicom_factory(tmp_path / "plain.dcm", np.zeros((4, 4), np.uint16))
+    ds = pydicom.dcmread(path)
+    # Pretend the pixels were JPEG-LS compressed; make every decoder look missing.
+    ds.file_meta.TransferSyntaxUID = JPEGLSLossless
+    ds.PixelData = pydicom.encaps.encapsulate([b"\xff\xd8\xff\xf7" + b"\x00" * 20])
+    ds.save_as(tmp_path / "jls.dcm", enforce_file_format=True)
+
+    class _Missing:
+        is_available = False
+
+    monkeypatch.setattr("medgan.io.dicom.get_decoder", lambda uid: _Missing())
+    with pytest.raises(MedganError, match="pylibjpeg") as err:
+        read_image(tmp_path / "jls.dcm")
+    assert "JPEG-LS" in str(err.value)
+
+
+def test_library_no_handler_error_is_translated(tmp_path, dicom_factory, monkeypatch):
+    """Even if pydicom itself raises its no-plugin RuntimeError, users see the codecs hint."""
+    path = dicom_factory(tmp_path / "p.dcm", np.zeros((4, 4), np.uint16))
+
+    def no_plugins(self):
+        raise RuntimeError("Unable to decompress 'JPEG-LS Lossless' pixel data because all plugins are missing dependencies")
+
+    monkeypatch.setattr(pydicom.dataset.Dataset, "pixel_array", property(no_plugins))
+    with pytest.raises(MedganError, match="medgan\\[codecs\\]"):
+        read_dicom(path)
+
+
+def test_undecodable_syntax_without_monkeypatch(tmp_path, dicom_factory):
+    """A real JPEG-LS file when no JPEG-LS plugin is installed (skipped if one is)."""
+    from pydicom.pixels import get_decoder
+
+    if get_decoder(JPEGLSLossless).is_available:
+        pytest.skip("a JPEG-LS decoder is installed")
+    path = dicom_factory(tmp_path / "plain.dcm", np.zeros((4, 4), np.uint16))
+    ds = pydicom.dcmread(path)
+    ds.file_meta.TransferSyntaxUID = JPEGLSLossless
+    ds.PixelData = pydicom.encaps.encapsulate([b"\xff\xd8\xff\xf7" + b"\x00" * 20])
+    ds.save_as(tmp_path / "jls.dcm", enforce_file_format=True)
+    with pytest.raises(MedganError, match="JPEG-LS.*pip install 'medgan\\[codecs\\]'"):
+        read_image(tmp_path / "jls.dcm")
+
+
+def test_single_slice_affine(tmp_path, dicom_factory):
+    # Coronal slice: columns run along patient left (LPS +x), rows run towards the feet (LPS -z).
+    path = dicom_factory(
+        tmp_path / "cor.dcm", np.zeros((3, 4), np.uint16),
+        ImageOrientationPatient=[1, 0, 0, 0, 0, -1], ImagePositionPatient=[-50, 20, 100], PixelSpacing=[2.0, 0.5],
+    )
+    image = read_dicom(path)
+    h, w = 2, 3
+    lps = np.array([-50 + w * 0.5, 20, 100 - h * 2.0])
+    np.testing.assert_allclose((image.meta.affine @ [h, w, 0, 1])[:3], lps * [-1, -1, 1])
+    assert image.meta.spacing == (2.0, 0.5)
