@@ -19,41 +19,62 @@ from medgan.errors import MedganError
 # ----------------------------------------------------------------------------- options
 
 
-def add_source_options(parser: argparse.ArgumentParser) -> None:
-    """The options that say how to read a data source (shared by every command that reads one)."""
+# Command-line flag -> SourceOptions field, for the options every data-reading command shares.
+SOURCE_FLAGS = {
+    "size": "size", "resize_mode": "resize_mode", "axis": "axis", "volume": "volume", "window": "window",
+    "normalize": "normalize", "labels_csv": "labels_csv", "masks": "masks", "split": "split", "n": "n",
+    "data_seed": "seed", "kind": "kind", "lesion_fraction": "lesion_fraction",
+}
+
+
+def add_source_options(parser: argparse.ArgumentParser, suppress: bool = False) -> None:
+    """The options that say how to read a data source (shared by every command that reads one).
+
+    With ``suppress``, flags the user did not give are absent from the parsed namespace, so
+    they cannot override a config file.
+    """
+    def d(value):
+        return argparse.SUPPRESS if suppress else value
+
     g = parser.add_argument_group("reading the data")
-    g.add_argument("--size", type=int, help="resize every image to SIZE x SIZE (needed when sizes differ)")
-    g.add_argument("--resize-mode", choices=["pad", "crop", "stretch"], default="pad", help="keep the aspect ratio by padding (default) or cropping, or stretch")
-    g.add_argument("--axis", default="0", help="slice axis of volumes: 0, 1, 2, axial, coronal or sagittal (default 0)")
-    g.add_argument("--volume", type=int, help="volume index of a 4D NIfTI")
-    g.add_argument("--rgb", action="store_true", help="keep colour images in colour (default: convert to grey)")
-    g.add_argument("--window", help="CT window: brain, subdural, stroke, lung, mediastinum, abdomen, liver, bone or CENTER,WIDTH in HU")
-    g.add_argument("--normalize", choices=["auto", "percentile", "none"], default="auto", help="intensity normalisation (auto: per-volume percentiles for MRI)")
-    g.add_argument("--labels-csv", help="CSV with columns file,label")
-    g.add_argument("--masks", help="folder of masks paired with the images by file name")
-    g.add_argument("--split", default="train", choices=["train", "val", "test"], help="split of a MedMNIST npz (default train)")
-    g.add_argument("--n", type=int, default=256, help="number of phantoms to draw (phantom source)")
-    g.add_argument("--seed", type=int, default=0, help="seed of generated sources (phantom)")
-    g.add_argument("--kind", choices=["head", "torso"], default="head", help="phantom anatomy")
-    g.add_argument("--lesion-fraction", type=float, default=0.0, help="fraction of phantoms with lesions")
+    g.add_argument("--size", type=int, default=d(None), help="resize every image to SIZE x SIZE (needed when sizes differ)")
+    g.add_argument("--resize-mode", choices=["pad", "crop", "stretch"], default=d("pad"), help="keep the aspect ratio by padding (default) or cropping, or stretch")
+    g.add_argument("--axis", default=d("0"), help="slice axis of volumes: 0, 1, 2, axial, coronal or sagittal (default 0)")
+    g.add_argument("--volume", type=int, default=d(None), help="volume index of a 4D NIfTI")
+    g.add_argument("--rgb", action="store_true", default=d(False), help="keep colour images in colour (default: convert to grey)")
+    g.add_argument("--window", default=d(None), help="CT window: brain, subdural, stroke, lung, mediastinum, abdomen, liver, bone or CENTER,WIDTH in HU")
+    g.add_argument("--normalize", choices=["auto", "percentile", "none"], default=d("auto"), help="intensity normalisation (auto: per-volume percentiles for MRI)")
+    g.add_argument("--labels-csv", default=d(None), help="CSV with columns file,label")
+    g.add_argument("--masks", default=d(None), help="folder of masks paired with the images by file name")
+    g.add_argument("--split", default=d("train"), choices=["train", "val", "test"], help="split of a MedMNIST npz (default train)")
+    g.add_argument("--n", type=int, default=d(256), help="number of phantoms to draw (phantom source)")
+    g.add_argument("--data-seed", type=int, default=d(0), help="seed of generated sources (phantom)")
+    g.add_argument("--kind", choices=["head", "torso"], default=d("head"), help="phantom anatomy")
+    g.add_argument("--lesion-fraction", type=float, default=d(0.0), help="fraction of phantoms with lesions")
+
+
+def source_overrides(args: argparse.Namespace) -> dict:
+    """SourceOptions fields given on the command line, validated."""
+    given = vars(args)
+    out = {field: given[flag] for flag, field in SOURCE_FLAGS.items() if flag in given}
+    if "rgb" in given:
+        out["grey"] = not given["rgb"]
+    if out.get("size") is not None and not 8 <= out["size"] <= 4096:
+        raise MedganError(f"--size {out['size']} is out of range", hint="give a size between 8 and 4096 pixels")
+    if not 0.0 <= out.get("lesion_fraction", 0.0) <= 1.0:
+        raise MedganError(f"--lesion-fraction {out['lesion_fraction']} is not a fraction", hint="give a number between 0 and 1")
+    if out.get("n", 1) < 1:
+        raise MedganError(f"--n {out['n']} must be at least 1")
+    if isinstance(out.get("axis"), str) and out["axis"].lstrip("-").isdigit():
+        out["axis"] = int(out["axis"])
+    return out
 
 
 def source_options(args: argparse.Namespace):
     """Validated :class:`SourceOptions` from parsed arguments."""
     from medgan.data import SourceOptions
 
-    if args.size is not None and not 8 <= args.size <= 4096:
-        raise MedganError(f"--size {args.size} is out of range", hint="give a size between 8 and 4096 pixels")
-    if not 0.0 <= args.lesion_fraction <= 1.0:
-        raise MedganError(f"--lesion-fraction {args.lesion_fraction} is not a fraction", hint="give a number between 0 and 1")
-    if args.n < 1:
-        raise MedganError(f"--n {args.n} must be at least 1")
-    axis = int(args.axis) if args.axis.lstrip("-").isdigit() else args.axis
-    return SourceOptions(
-        size=args.size, resize_mode=args.resize_mode, axis=axis, volume=args.volume, grey=not args.rgb,
-        window=args.window, normalize=args.normalize, labels_csv=args.labels_csv, masks=args.masks,
-        split=args.split, n=args.n, seed=args.seed, kind=args.kind, lesion_fraction=args.lesion_fraction,
-    )
+    return SourceOptions(**source_overrides(args))
 
 
 # ----------------------------------------------------------------------------- commands
@@ -127,6 +148,155 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+# Command-line flag -> dotted path in TrainConfig.
+TRAIN_FLAGS = {
+    "data": "data.source", "holdout": "data.holdout",
+    "model": "model.name", "width": "model.net.width", "z_dim": "model.net.z_dim", "hidden": "model.net.hidden",
+    "upsample": "model.net.upsample", "d_norm": "model.net.d_norm", "spectral_norm": "model.net.spectral_norm",
+    "loss": "loss.name", "r1": "loss.r1_gamma", "gp_weight": "loss.gp_weight",
+    "lr_g": "optim.lr_g", "lr_d": "optim.lr_d", "beta1": "optim.beta1", "beta2": "optim.beta2", "n_critic": "optim.n_critic",
+    "steps": "loop.steps", "batch_size": "loop.batch_size", "seed": "loop.seed", "device": "loop.device", "amp": "loop.amp",
+    "ema": "loop.ema", "augment": "loop.augment", "log_every": "loop.log_every", "sample_every": "loop.sample_every",
+    "checkpoint_every": "loop.checkpoint_every", "n_samples": "loop.n_samples",
+}
+
+
+def _set(tree: dict, dotted: str, value) -> None:
+    *parents, leaf = dotted.split(".")
+    for key in parents:
+        tree = tree.setdefault(key, {})
+    tree[leaf] = value
+
+
+def resolve_train_config(args: argparse.Namespace, base: dict | None = None):
+    """Defaults <- run's saved config (resume) <- --config file <- command-line flags."""
+    from medgan.losses import ADVERSARIAL
+    from medgan.nets import MODELS
+    from medgan.train import TrainConfig
+    from medgan.train.augment import parse_policy
+    from medgan.train.config import load_config_file, merge
+
+    values = base or {}
+    if getattr(args, "config", None):
+        values = merge(values, load_config_file(args.config))
+    given = vars(args)
+    overrides: dict = {"task": args.task} if getattr(args, "task", None) else {}
+    for flag, dotted in TRAIN_FLAGS.items():
+        if flag in given:
+            _set(overrides, dotted, given[flag])
+    for field, value in source_overrides(args).items():
+        _set(overrides, f"data.options.{field}", value)
+    if given.get("conditional"):
+        _set(overrides, "model.net.num_classes", -1)  # resolved from the data's labels
+    values = merge(values, overrides)
+    config = TrainConfig.from_dict(values)
+
+    # Derived and checked values: the network is built for the data's size and channels.
+    if config.model.name not in MODELS:
+        raise MedganError(f"unknown model {config.model.name!r}", hint=f"use one of {', '.join(MODELS)}")
+    if config.loss.name not in ADVERSARIAL:
+        raise MedganError(f"unknown loss {config.loss.name!r}", hint=f"use one of {', '.join(ADVERSARIAL)}")
+    parse_policy(config.loop.augment)
+    options = config.data.options
+    if options.size is None:
+        options.size = 28 if config.model.name == "mlp" else 64
+    config.model.net["image_size"] = options.size
+    config.model.net["channels"] = 1 if options.grey else 3
+    if config.model.name == "dcgan":
+        from medgan.nets.dcgan import SIZES
+
+        if options.size not in SIZES:
+            raise MedganError(f"DCGAN cannot make {options.size}x{options.size} images", hint=f"use --size one of {', '.join(map(str, SIZES))}")
+    for name in ("steps", "batch_size", "log_every", "sample_every", "checkpoint_every", "n_samples"):
+        if getattr(config.loop, name) < 1:
+            raise MedganError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(config.loop, name)}")
+    if not 0 <= config.loop.ema < 1:
+        raise MedganError(f"--ema {config.loop.ema} must be in [0, 1) (0 turns EMA off)")
+    if not 0 <= config.data.holdout < 1:
+        raise MedganError(f"--holdout {config.data.holdout} must be in [0, 1)")
+    return config
+
+
+def add_train_options(parser: argparse.ArgumentParser) -> None:
+    S = argparse.SUPPRESS  # absent flags leave the config file / defaults alone
+    parser.add_argument("--data", default=S, help="training data: folder, file, brain-mri, phantom or a MedMNIST name (default brain-mri)")
+    parser.add_argument("--holdout", type=float, default=S, help="fraction of patients/volumes held out for evaluation (default 0.1)")
+    parser.add_argument("--config", help="YAML or JSON config file (flags override it)")
+    parser.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
+    parser.add_argument("--resume", metavar="RUN", help="continue the run in folder RUN from its newest checkpoint")
+    parser.add_argument("--runs-dir", default="runs", help="folder receiving the numbered run folder (default runs)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar (logs still go to stats.jsonl)")
+    m = parser.add_argument_group("networks")
+    m.add_argument("--model", default=S, help="mlp (the seed's two-layer GAN) or dcgan (default)")
+    m.add_argument("--width", type=int, default=S, help="DCGAN channel width (default 64)")
+    m.add_argument("--z-dim", type=int, default=S, help="latent size (default 100)")
+    m.add_argument("--hidden", type=int, default=S, help="MLP hidden units (default 256)")
+    m.add_argument("--upsample", choices=["deconv", "resize"], default=S, help="DCGAN upsampling: transposed conv or resize-conv")
+    m.add_argument("--d-norm", choices=["batch", "none"], default=S, help="normalisation in D (default batch)")
+    m.add_argument("--spectral-norm", action="store_true", default=S, help="spectral normalisation in D")
+    m.add_argument("--conditional", action="store_true", default=S, help="class-conditional G and D from the data's labels")
+    o = parser.add_argument_group("objective and optimiser")
+    o.add_argument("--loss", default=S, help="bce (the seed's, default), minimax, hinge, lsgan or wgan-gp")
+    o.add_argument("--r1", type=float, default=S, help="R1 penalty weight gamma (default 0: off)")
+    o.add_argument("--gp-weight", type=float, default=S, help="WGAN-GP penalty weight (default 10)")
+    o.add_argument("--lr-g", type=float, default=S, help="generator learning rate")
+    o.add_argument("--lr-d", type=float, default=S, help="discriminator learning rate")
+    o.add_argument("--beta1", type=float, default=S, help="Adam beta1 (default 0.5)")
+    o.add_argument("--beta2", type=float, default=S, help="Adam beta2 (default 0.999)")
+    o.add_argument("--n-critic", type=int, default=S, help="D steps per G step (default 1)")
+    l = parser.add_argument_group("loop")
+    l.add_argument("--steps", type=int, default=S, help="generator updates")
+    l.add_argument("--batch-size", type=int, default=S, help="images per step over all processes (default 64)")
+    l.add_argument("--seed", type=int, default=S, help="run seed (default 0)")
+    l.add_argument("--device", default=S, help="auto (default), cpu, cuda, cuda:N")
+    l.add_argument("--amp", action="store_true", default=S, help="mixed precision (fp16 on CUDA, bf16 on CPU)")
+    l.add_argument("--ema", type=float, default=S, help="EMA decay of G for sampling (0: off)")
+    l.add_argument("--augment", default=S, help="DiffAugment policy: comma-separated translation,cutout,color ('' = off)")
+    l.add_argument("--log-every", type=int, default=S)
+    l.add_argument("--sample-every", type=int, default=S)
+    l.add_argument("--checkpoint-every", type=int, default=S)
+    l.add_argument("--n-samples", type=int, default=S, help="images per sample grid")
+    add_source_options(parser, suppress=True)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from medgan.train import Trainer
+    from medgan.train.config import load_config_file
+
+    console = Console(stderr=True)
+    if args.resume:
+        run_dir = Path(args.resume)
+        if not (run_dir / "config.json").is_file():
+            raise MedganError("not a run folder (no config.json)", path=run_dir, hint="give a folder made by medgan train")
+        config = resolve_train_config(args, base=load_config_file(run_dir / "config.json"))
+    else:
+        config = resolve_train_config(args)
+        source = Path(config.data.source).name.split(".")[0] or "data"
+        run_dir = _next_run_dir(Path(args.runs_dir), f"{config.task}-{config.model.name}-{source}")
+    if args.dry_run:
+        print(json.dumps(config.to_dict(), indent=2))
+        return 0
+    trainer = Trainer(config, run_dir, resume=bool(args.resume), progress=not args.no_progress)
+    trainer.fit()
+    if trainer.dist.is_main:
+        console.print(f"run folder: [bold]{run_dir}[/bold]  (samples/, curves.png, generator/)")
+    return 0
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from medgan.generate import sample, write_images
+
+    out = Path(args.out)
+    if out.exists() and any(out.iterdir() if out.is_dir() else [out]) and not args.overwrite:
+        raise MedganError("output folder already holds data", path=out, hint="pass --overwrite to replace it or choose another folder")
+    images, labels, info = sample(args.run, args.n, seed=args.seed, label=args.label, batch_size=args.batch_size, device=args.device)
+    write_images(images, out, args.format, info, labels=labels, overwrite=args.overwrite)
+    print(f"wrote {len(images)} synthetic images ({args.format}) to {out}")
+    return 0
+
+
 def _next_run_dir(root: Path, description: str) -> Path:
     """``root/00000-description``, numbered one past the highest run already there."""
     numbers = [int(p.name.split("-")[0]) for p in root.glob("[0-9][0-9][0-9][0-9][0-9]-*") if p.name.split("-")[0].isdigit()] if root.is_dir() else []
@@ -144,6 +314,23 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="run the main job on the embedded brain MRI slices")
     demo.add_argument("--runs-dir", default="runs", help="folder that receives the numbered run folder (default runs)")
     demo.set_defaults(func=cmd_demo)
+
+    train = commands.add_parser("train", help="train a GAN (medgan train synth --data FOLDER)")
+    train.add_argument("task", nargs="?", default="synth", choices=["synth"], help="what to train (default synth)")
+    add_train_options(train)
+    train.set_defaults(func=cmd_train)
+
+    gen = commands.add_parser("generate", help="sample synthetic images from a trained run")
+    gen.add_argument("run", help="run folder made by medgan train")
+    gen.add_argument("--n", type=int, default=64, help="number of images (default 64)")
+    gen.add_argument("--out", required=True, help="new folder for the images")
+    gen.add_argument("--format", choices=["png", "npz", "dcm", "nii"], default="png", help="file format (default png)")
+    gen.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
+    gen.add_argument("--label", help="class name or index (class-conditional generators)")
+    gen.add_argument("--batch-size", type=int, default=256)
+    gen.add_argument("--device", default="cpu")
+    gen.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
+    gen.set_defaults(func=cmd_generate)
 
     data = commands.add_parser("data", help="look at a data source")
     data_commands = data.add_subparsers(dest="data_command", metavar="ACTION")

@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from medgan import losses
+from medgan.errors import MedganError
 from medgan.nets import build_pair, config_from_dict
 from medgan.train.augment import diff_augment, parse_policy
 from medgan.train.distributed import unwrap
@@ -26,6 +27,12 @@ class SynthesisTask(GANTask):
 
     def __init__(self, config, dataset):
         super().__init__(config, dataset)
+        if config.model.net.get("num_classes", 0) == -1:  # --conditional: as many classes as the data has
+            names = dataset.data.class_names
+            if not names:
+                raise MedganError("--conditional needs labelled data (subfolders per class, --labels-csv or an npz with labels)",
+                                  path=config.data.source)
+            config.model.net["num_classes"] = len(names)
         self.net_config = config_from_dict(config.model.name, config.model.net)
         self.d_loss, self.g_loss = losses.ADVERSARIAL[config.loss.name]
         self.policy = parse_policy(config.loop.augment)

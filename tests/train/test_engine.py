@@ -1,0 +1,102 @@
+"""The engine: a run folder that explains itself, determinism, exact resume, guards."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from medgan.errors import MedganError
+from medgan.report.curves import read_jsonl
+from medgan.train import Trainer, load_generator
+from medgan.train import engine as engine_module
+from medgan.train.checkpoint import latest_checkpoint, load_checkpoint
+
+
+def losses_of(run):
+    return [(r["step"], r["loss_d"], r["loss_g"]) for r in read_jsonl(run / "stats.jsonl") if "loss_d" in r]
+
+
+def test_a_run_folder_explains_itself(tiny_config, tmp_path):
+    run = Trainer(tiny_config(), tmp_path / "run", progress=False).fit()
+    config = json.loads((run / "config.json").read_text())
+    assert config["model"]["net"]["width"] == 8 and config["loop"]["steps"] == 6
+    assert [s for s, *_ in losses_of(run)] == [1, 2, 3, 4, 5, 6]
+    assert sorted(p.name for p in (run / "samples").iterdir()) == ["step-0000000.png", "step-0000006.png"]
+    assert (run / "curves.png").is_file()
+    assert [p.name for p in sorted((run / "checkpoints").iterdir())] == ["training-state-0000003.pt", "training-state-0000006.pt"]
+    G, info = load_generator(run)
+    assert info["ema"] is True and info["intensity"]["units"] == "HU"
+    x = G(torch.randn(2, info["net"]["z_dim"]))
+    assert x.shape == (2, 1, 32, 32)
+    # the export holds the EMA weights, not the raw generator's
+    state = load_checkpoint(latest_checkpoint(run))
+    exported = load_file(str(run / "generator" / "model.safetensors"))
+    for k, v in exported.items():
+        torch.testing.assert_close(v, state["G_ema"][k])
+
+
+def test_training_is_deterministic_for_a_seed(tiny_config, tmp_path):
+    a = Trainer(tiny_config(steps=3), tmp_path / "a", progress=False).fit()
+    b = Trainer(tiny_config(steps=3), tmp_path / "b", progress=False).fit()
+    c = Trainer(tiny_config(steps=3, seed=1), tmp_path / "c", progress=False).fit()
+    assert losses_of(a) == losses_of(b)
+    assert losses_of(a) != losses_of(c)
+
+
+def test_resume_is_exact(tiny_config, tmp_path):
+    whole = Trainer(tiny_config(steps=6), tmp_path / "whole", progress=False).fit()
+    part = Trainer(tiny_config(steps=3), tmp_path / "part", progress=False).fit()  # "interrupted" at step 3
+    Trainer(tiny_config(steps=6), part, resume=True, progress=False).fit()
+    assert losses_of(part) == losses_of(whole)
+    final_whole, final_part = (load_checkpoint(latest_checkpoint(r)) for r in (whole, part))
+    for net in ("G", "D", "G_ema"):
+        for k, v in final_whole[net].items():
+            assert torch.equal(v, final_part[net][k]), (net, k)
+
+
+def test_nan_loss_stops_with_a_clear_message_and_keeps_the_checkpoint(tiny_config, tmp_path):
+    trainer = Trainer(tiny_config(steps=6), tmp_path / "nan", progress=False)
+    original = trainer.task.generator_objective
+
+    def poisoned(G, D, batch):
+        out = original(G, D, batch)
+        if trainer.step >= 4:
+            out["loss"] = out["loss"] * float("nan")
+        return out
+
+    trainer.task.generator_objective = poisoned
+    with pytest.raises(MedganError, match="NaN/Inf at step 5.*training-state-0000003.pt"):
+        trainer.fit()
+    state = load_checkpoint(latest_checkpoint(tmp_path / "nan"))
+    assert state["step"] == 3 and all(torch.isfinite(v).all() for v in state["G"].values() if v.is_floating_point())
+
+
+def test_warns_when_the_discriminator_wins_completely(tiny_config, tmp_path, monkeypatch):
+    monkeypatch.setattr(engine_module, "D_WINS_STEPS", 5)
+    trainer = Trainer(tiny_config(), tmp_path / "w", progress=False)
+    with pytest.warns(UserWarning, match="discriminator has won completely.*--augment"):
+        for _ in range(5):
+            trainer._watch_discriminator({"d_real": 0.999, "d_fake": 0.001})
+
+
+def test_too_few_images_for_a_batch(tiny_config, tmp_path):
+    with pytest.raises(MedganError, match="fewer than one batch"):
+        Trainer(tiny_config(batch_size=64), tmp_path / "small", progress=False)
+
+
+def test_mlp_gan_trains_on_28x28(tmp_path):
+    from medgan.data.sources import SourceOptions
+    from medgan.train import DataConfig, LoopConfig, ModelConfig, TrainConfig
+
+    config = TrainConfig(
+        data=DataConfig(source="phantom", options=SourceOptions(size=28, n=64)),
+        model=ModelConfig("mlp", {"image_size": 28, "hidden": 64}),
+        loop=LoopConfig(steps=30, batch_size=16, log_every=10, sample_every=100, checkpoint_every=100, ema=0),
+    )
+    run = Trainer(config, tmp_path / "mlp", progress=False).fit()
+    rows = losses_of(run)
+    assert len(rows) == 3 and all(np.isfinite(r[1:]).all() for r in rows)
+    G, info = load_generator(run)
+    assert info["model"] == "mlp" and G(torch.randn(2, 100)).shape == (2, 1, 28, 28)
