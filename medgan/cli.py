@@ -22,7 +22,7 @@ from medgan.errors import MedganError
 # Command-line flag -> SourceOptions field, for the options every data-reading command shares.
 SOURCE_FLAGS = {
     "size": "size", "resize_mode": "resize_mode", "axis": "axis", "volume": "volume", "window": "window",
-    "normalize": "normalize", "labels_csv": "labels_csv", "masks": "masks", "split": "split", "n": "n",
+    "normalize": "normalize", "labels_csv": "labels_csv", "masks": "masks", "split": "split", "n_images": "n",
     "data_seed": "seed", "kind": "kind", "lesion_fraction": "lesion_fraction",
 }
 
@@ -47,7 +47,7 @@ def add_source_options(parser: argparse.ArgumentParser, suppress: bool = False) 
     g.add_argument("--labels-csv", default=d(None), help="CSV with columns file,label")
     g.add_argument("--masks", default=d(None), help="folder of masks paired with the images by file name")
     g.add_argument("--split", default=d("train"), choices=["train", "val", "test"], help="split of a MedMNIST npz (default train)")
-    g.add_argument("--n", type=int, default=d(256), help="number of phantoms to draw (phantom source)")
+    g.add_argument("--n-images", type=int, default=d(256), help="number of phantoms to draw (phantom source)")
     g.add_argument("--data-seed", type=int, default=d(0), help="seed of generated sources (phantom)")
     g.add_argument("--kind", choices=["head", "torso"], default=d("head"), help="phantom anatomy")
     g.add_argument("--lesion-fraction", type=float, default=d(0.0), help="fraction of phantoms with lesions")
@@ -64,7 +64,7 @@ def source_overrides(args: argparse.Namespace) -> dict:
     if not 0.0 <= out.get("lesion_fraction", 0.0) <= 1.0:
         raise MedganError(f"--lesion-fraction {out['lesion_fraction']} is not a fraction", hint="give a number between 0 and 1")
     if out.get("n", 1) < 1:
-        raise MedganError(f"--n {out['n']} must be at least 1")
+        raise MedganError(f"--n-images {out['n']} must be at least 1")
     if isinstance(out.get("axis"), str) and out["axis"].lstrip("-").isdigit():
         out["axis"] = int(out["axis"])
     return out

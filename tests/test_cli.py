@@ -85,9 +85,9 @@ def test_every_bad_input_gets_one_clear_line(tmp_path, ct_series, capsys):
 def test_existing_output_is_refused_unless_overwrite(tmp_path, capsys):
     grid = tmp_path / "grid.png"
     grid.write_bytes(b"precious")
-    code, _, err = run(capsys, "data", "show", "phantom", "--n", 4, "--out", grid)
+    code, _, err = run(capsys, "data", "show", "phantom", "--n-images", 4, "--out", grid)
     assert code == 2 and "--overwrite" in err and grid.read_bytes() == b"precious"
-    code, _, err = run(capsys, "data", "show", "phantom", "--n", 4, "--out", grid, "--overwrite")
+    code, _, err = run(capsys, "data", "show", "phantom", "--n-images", 4, "--out", grid, "--overwrite")
     assert code == 0 and grid.read_bytes()[:4] == b"\x89PNG"
 
 
