@@ -131,20 +131,27 @@ def cmd_data_show(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    """The README's main job: the embedded brain MRI, its summary and a sample grid."""
+    """The README's main job: look at the embedded brain MRI, then train a DCGAN on it."""
     from rich.console import Console
 
-    from medgan.data import SourceOptions, load_source
-    from medgan.io.output import atomic_dir
+    from medgan.data import load_source
+    from medgan.train import Trainer
 
-    console = Console()
-    run_dir = _next_run_dir(Path(args.runs_dir), "demo")
-    with atomic_dir(run_dir) as tmp:
-        data = load_source("brain-mri", SourceOptions())
-        summary = _show(data, tmp / "samples.png", False, console)
-        summary["grid"] = str(run_dir / "samples.png")
-        (tmp / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    console.print(f"wrote [bold]{run_dir}[/bold] (samples.png, summary.json)")
+    console = Console(stderr=True)
+    config = resolve_train_config(args)
+    run_dir = _next_run_dir(Path(args.runs_dir), f"demo-{config.model.name}-{config.data.source}")
+    if args.dry_run:
+        print(json.dumps(config.to_dict(), indent=2))
+        return 0
+    data = load_source(config.data.source, config.data.options)
+    run_dir.mkdir(parents=True)
+    summary = _show(data, run_dir / "data-samples.png", False, console)
+    (run_dir / "data-summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    console.print(f"training a {config.model.name.upper()} for {config.loop.steps} steps; samples go to {run_dir / 'samples'}")
+    Trainer(config, run_dir, progress=not args.no_progress).fit()
+    last = sorted((run_dir / "samples").glob("step-*.png"))[-1]
+    console.print(f"run folder: [bold]{run_dir}[/bold]\n  training data: {run_dir / 'data-samples.png'}\n"
+                  f"  generated:     {last}\n  loss curves:   {run_dir / 'curves.png'}")
     return 0
 
 
@@ -311,9 +318,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"medgan {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    demo = commands.add_parser("demo", help="run the main job on the embedded brain MRI slices")
-    demo.add_argument("--runs-dir", default="runs", help="folder that receives the numbered run folder (default runs)")
-    demo.set_defaults(func=cmd_demo)
+    demo = commands.add_parser("demo", help="the main job: train a DCGAN on the embedded brain MRI slices")
+    add_train_options(demo)
+    demo.set_defaults(func=cmd_demo, task="synth", resume=None)
 
     train = commands.add_parser("train", help="train a GAN (medgan train synth --data FOLDER)")
     train.add_argument("task", nargs="?", default="synth", choices=["synth"], help="what to train (default synth)")

@@ -92,13 +92,15 @@ def test_existing_output_is_refused_unless_overwrite(tmp_path, capsys):
 
 
 def test_demo_and_module_entry_point_end_to_end(tmp_path):
-    """The README's main job, run as a user runs it (a real subprocess)."""
-    result = subprocess.run(
-        [sys.executable, "-m", "medgan", "demo", "--runs-dir", str(tmp_path / "runs")],
-        capture_output=True, text=True, timeout=300,
-    )
+    """The README's main job, run as a user runs it (a real subprocess), shortened."""
+    argv = [sys.executable, "-m", "medgan", "demo", "--runs-dir", str(tmp_path / "runs"), "--steps", "4",
+            "--width", "8", "--batch-size", "16", "--no-progress"]
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
-    run_dir = tmp_path / "runs" / "00000-demo"
-    assert (run_dir / "samples.png").is_file() and (run_dir / "summary.json").is_file()
-    again = subprocess.run([sys.executable, "-m", "medgan", "demo", "--runs-dir", str(tmp_path / "runs")], capture_output=True, text=True, timeout=300)
-    assert again.returncode == 0 and (tmp_path / "runs" / "00001-demo").is_dir()
+    run_dir = tmp_path / "runs" / "00000-demo-dcgan-brain-mri"
+    for name in ("data-samples.png", "data-summary.json", "config.json", "stats.jsonl", "curves.png",
+                 "samples/step-0000004.png", "generator/model.safetensors"):
+        assert (run_dir / name).is_file(), name
+    assert "run folder" in result.stderr
+    again = subprocess.run(argv, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0 and (tmp_path / "runs" / "00001-demo-dcgan-brain-mri").is_dir()
