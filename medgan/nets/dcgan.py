@@ -127,6 +127,9 @@ class DCGANDiscriminator(nn.Module):
         self.fc = maybe_spectral_norm(nn.Linear(features, 1), sn)
         self.embed = maybe_spectral_norm(nn.Embedding(c.num_classes, features), sn) if c.num_classes else None
         self.apply(init_dcgan_weights)
+        if self.embed is not None:  # small, like every other D weight: the projection starts near 0
+            weight = self.embed.parametrizations.weight.original if sn else self.embed.weight
+            nn.init.normal_(weight, 0.0, 0.02)
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         h = self.features(x).flatten(1)  # (B, C0 * s0 * s0)

@@ -71,6 +71,8 @@ class Trainer:
         from medgan.train import TASKS
 
         self.config, self.run_dir, self.progress = config, Path(run_dir), progress
+        if not resume and (self.run_dir / "config.json").exists():
+            raise MedganError("already holds a run", path=self.run_dir, hint="resume it with --resume, or train into a new folder")
         loop = config.loop
         self.dist = dist.setup(loop.device)
         self.device = self.dist.device
