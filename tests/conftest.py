@@ -3,52 +3,107 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any, Callable
 
 import nibabel as nib
 import numpy as np
-import pydicom
 import pytest
 from PIL import Image as PILImage
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
 
 
-def write_ct_slice(path: Path, pixels: np.ndarray, z: float, series_uid: str, instance: int, **tags) -> Path:
-    """One CT slice (int16 stored values, slope 1, intercept -1024) at height ``z`` mm."""
+PATIENT = {
+    "PatientName": "Doe^Jane^Q",
+    "PatientID": "PID-7781234",
+    "PatientBirthDate": "19610417",
+    "PatientSex": "F",
+    "PatientAge": "062Y",
+    "PatientAddress": "12 Harbour Road, Springfield",
+    "OtherPatientIDs": "ALT-99812",
+    "InstitutionName": "St Elsewhere General Hospital",
+    "InstitutionAddress": "1 Hospital Way",
+    "ReferringPhysicianName": "House^Gregory",
+    "PerformingPhysicianName": "Wilson^James",
+    "OperatorsName": "Cuddy^Lisa",
+    "AccessionNumber": "ACC20230417X",
+    "StudyDate": "20230417",
+    "StudyTime": "101530",
+    "SeriesDate": "20230418",
+    "AcquisitionDate": "20230419",
+    "StudyID": "STUDY-5521",
+    "StudyDescription": "CHEST CT FOR JANE",
+    "StationName": "CTSCANNER07",
+    "DeviceSerialNumber": "SN-00042-XYZ",
+}
+
+
+def make_dicom(
+    path: Path,
+    pixels: np.ndarray,
+    *,
+    modality: str = "CT",
+    photometric: str = "MONOCHROME2",
+    bits_stored: int | None = None,
+    sop_class: str = CTImageStorage,
+    **attrs: Any,
+) -> Path:
+    """Write a minimal valid DICOM image file holding ``pixels`` ((H, W), (F, H, W) or (H, W, 3) uint8)."""
+    pixels = np.asarray(pixels)
     meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = CTImageStorage
+    meta.MediaStorageSOPClassUID = sop_class
     meta.MediaStorageSOPInstanceUID = generate_uid()
     meta.TransferSyntaxUID = ExplicitVRLittleEndian
     ds = Dataset()
     ds.file_meta = meta
-    ds.SOPClassUID = CTImageStorage
+    ds.SOPClassUID = sop_class
     ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
-    ds.StudyInstanceUID = tags.pop("StudyInstanceUID", generate_uid())
-    ds.SeriesInstanceUID = series_uid
-    ds.Modality = "CT"
-    ds.PatientName = tags.pop("PatientName", "Doe^Jane")
-    ds.PatientID = tags.pop("PatientID", "PID-12345")
-    ds.InstanceNumber = instance
-    ds.ImagePositionPatient = [-100.0, -120.0, float(z)]
-    ds.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
-    ds.PixelSpacing = [0.8, 0.7]
-    ds.SliceThickness = 2.0
-    ds.Rows, ds.Columns = pixels.shape
-    ds.SamplesPerPixel = 1
-    ds.PhotometricInterpretation = "MONOCHROME2"
-    ds.BitsAllocated, ds.BitsStored, ds.HighBit = 16, 16, 15
-    ds.PixelRepresentation = 1
-    ds.RescaleSlope, ds.RescaleIntercept = 1, -1024
-    for key, value in tags.items():
+    ds.StudyInstanceUID = attrs.pop("StudyInstanceUID", generate_uid())
+    ds.SeriesInstanceUID = attrs.pop("SeriesInstanceUID", generate_uid())
+    ds.Modality = modality
+    colour = pixels.ndim == 3 and pixels.shape[-1] == 3
+    if colour:
+        ds.SamplesPerPixel, ds.PhotometricInterpretation, ds.PlanarConfiguration = 3, "RGB", 0
+    else:
+        ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, photometric
+    if pixels.ndim == 3 and not colour:
+        ds.NumberOfFrames = pixels.shape[0]
+    ds.Rows, ds.Columns = (pixels.shape[:2] if colour else pixels.shape[-2:])
+    bits = pixels.dtype.itemsize * 8
+    ds.BitsAllocated = bits
+    ds.BitsStored = bits_stored or bits
+    ds.HighBit = ds.BitsStored - 1
+    ds.PixelRepresentation = 1 if pixels.dtype.kind == "i" else 0
+    for key, value in attrs.items():
         setattr(ds, key, value)
-    ds.PixelData = pixels.astype(np.int16).tobytes()
-    path.parent.mkdir(parents=True, exist_ok=True)
+    ds.PixelData = pixels.astype(pixels.dtype.newbyteorder("<")).tobytes()
     ds.save_as(path, enforce_file_format=True)
     return path
 
 
 @pytest.fixture
-def ct_series(tmp_path: Path) -> Path:
+def patient_attrs() -> dict[str, str]:
+    """Identifying attributes of a fictitious patient (for the privacy tests)."""
+    return dict(PATIENT)
+
+
+@pytest.fixture
+def dicom_factory() -> Callable[..., Path]:
+    return make_dicom
+
+
+def write_ct_slice(path: Path, hu: np.ndarray, z: float, series_uid: str, instance: int) -> Path:
+    """One CT slice at height ``z`` mm: int16 stored values with intercept -1024."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return make_dicom(
+        path, (hu + 1024).astype(np.int16), SeriesInstanceUID=series_uid, InstanceNumber=instance,
+        ImagePositionPatient=[-100.0, -120.0, float(z)], ImageOrientationPatient=[1, 0, 0, 0, 1, 0],
+        PixelSpacing=[0.8, 0.7], SliceThickness=2.0, RescaleSlope=1, RescaleIntercept=-1024, **PATIENT,
+    )
+
+
+@pytest.fixture
+def ct_folder(tmp_path: Path) -> Path:
     """A folder of 6 CT slices (32x40) named in shuffled order; slice k holds HU = 10*k
     inside a square, -1000 (air) outside."""
     folder = tmp_path / "ct"
@@ -56,7 +111,7 @@ def ct_series(tmp_path: Path) -> Path:
     for order, k in enumerate([3, 0, 5, 1, 4, 2]):
         hu = np.full((32, 40), -1000.0)
         hu[8:24, 10:30] = 10.0 * k
-        write_ct_slice(folder / f"img{order:02d}.dcm", hu + 1024, z=2.0 * k, series_uid=uid, instance=k + 1)
+        write_ct_slice(folder / f"img{order:02d}.dcm", hu, z=2.0 * k, series_uid=uid, instance=k + 1)
     return folder
 
 

@@ -17,7 +17,7 @@ def run(capsys, *argv):
     return code, out, err
 
 
-@pytest.mark.parametrize("source", ["ct_series", "nifti_volume", "png_folder", "medmnist_npz"])
+@pytest.mark.parametrize("source", ["ct_folder", "nifti_volume", "png_folder", "medmnist_npz"])
 def test_data_show_on_user_files(source, request, tmp_path, capsys):
     path = request.getfixturevalue(source)
     grid = tmp_path / "grid.png"
@@ -36,13 +36,13 @@ def test_data_show_on_embedded_sets(source, tmp_path, capsys):
     assert summary["count"] > 0 and summary["grid"] == str(grid)
 
 
-def _bad_inputs(tmp_path, ct_series):
+def _bad_inputs(tmp_path, ct_folder):
     text = tmp_path / "notes.txt"
     text.write_text("not an image")
     fake = tmp_path / "scan.dcm"
     fake.write_text("hello")
     truncated = tmp_path / "cut.dcm"
-    whole = next(ct_series.iterdir()).read_bytes()
+    whole = next(ct_folder.iterdir()).read_bytes()
     truncated.write_bytes(whole[: len(whole) // 2])
     empty = tmp_path / "empty"
     empty.mkdir()
@@ -69,8 +69,8 @@ def _bad_inputs(tmp_path, ct_series):
     }
 
 
-def test_every_bad_input_gets_one_clear_line(tmp_path, ct_series, capsys):
-    for what, (path, expected) in _bad_inputs(tmp_path, ct_series).items():
+def test_every_bad_input_gets_one_clear_line(tmp_path, ct_folder, capsys):
+    for what, (path, expected) in _bad_inputs(tmp_path, ct_folder).items():
         out_png = tmp_path / f"out-{path.name}.png"
         code, out, err = run(capsys, "data", "show", path, "--out", out_png)
         assert code == 2, what

@@ -9,8 +9,8 @@ from medgan.data import MedicalImageDataset, SourceOptions, load_source, split_b
 from medgan.errors import MedganError
 
 
-def test_dicom_series_folder_becomes_sorted_hu_slices(ct_series):
-    data = load_source(ct_series)
+def test_dicom_series_folder_becomes_sorted_hu_slices(ct_folder):
+    data = load_source(ct_folder)
     assert data.shape == (32, 40) and len(data) == 6
     assert data.units == "HU"
     np.testing.assert_allclose([im[16, 20] for im in data.images], [0, 10, 20, 30, 40, 50])
@@ -82,8 +82,8 @@ def test_mixed_sizes_need_a_size(tmp_path):
     assert load_source(tmp_path, SourceOptions(size=16)).shape == (16, 16)
 
 
-def test_ct_window_clips_and_sets_the_range(ct_series):
-    data = load_source(ct_series, SourceOptions(window="brain"))
+def test_ct_window_clips_and_sets_the_range(ct_folder):
+    data = load_source(ct_folder, SourceOptions(window="brain"))
     assert data.value_range == (0.0, 80.0) and data.units == "HU"
     assert data.images.min() == 0.0 and data.images.max() == 50.0
 
