@@ -262,7 +262,7 @@ def _image_to_items(
     mask = mio.read_image(mask_path, volume=opts.volume, grey=True).array if mask_path else None
     if mask is not None and mask.shape != array.shape[: mask.ndim]:
         raise MedganError(f"mask shape {mask.shape} differs from image shape {array.shape}", path=mask_path, hint="masks must match their images pixel for pixel")
-    if meta.format in mio.RASTER_FORMATS and array.ndim == 3:  # (H, W, 3) colour kept
+    if image.is_colour:  # (H, W, 3) colour kept
         return [_Item(np.moveaxis(array, -1, 0), source, group, label, mask, meta.units)]
     if array.ndim == 3 and array.shape[0] == 1:
         array = array[0]

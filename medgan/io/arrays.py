@@ -128,7 +128,9 @@ def read_array(path: str | os.PathLike, key: str | None = None, *, grey: bool = 
     if raw.dtype.kind not in "biuf":
         raise MedganError(f"array of dtype {raw.dtype} is not an image", path=path, hint="save a numeric array")
     array = raw.astype(np.float32)
+    colour = False
     if array.ndim == 3 and array.shape[-1] in (3, 4) and array.shape[0] > array.shape[-1]:
+        colour = not grey
         array = array[..., :3]  # (H, W, 3), alpha dropped
         if grey:
             array = rgb_to_grey(array)  # (H, W)
@@ -144,7 +146,7 @@ def read_array(path: str | os.PathLike, key: str | None = None, *, grey: bool = 
         format=fmt,
         dtype=str(raw.dtype),
         value_range=finite_range(array),
-        extra={"key": key} if key is not None else {},
+        extra={"colour": colour, **({"key": key} if key is not None else {})},
     )
     return Image(np.ascontiguousarray(array), meta)
 

@@ -61,9 +61,14 @@ class Image:
     meta: ImageMeta
 
     @property
+    def is_colour(self) -> bool:
+        """True for an ``(H, W, 3)`` colour image (readers set ``meta.extra["colour"]``)."""
+        return self.array.ndim == 3 and bool(self.meta.extra.get("colour", False))
+
+    @property
     def is_volume(self) -> bool:
         """True for a ``(D, H, W)`` volume, False for a 2D image."""
-        return self.array.ndim == 3 and not (self.array.shape[-1] in (3, 4) and self.meta.format in RASTER_FORMATS)
+        return self.array.ndim == 3 and not self.is_colour
 
 
 RASTER_FORMATS = ("png", "jpeg", "tiff")

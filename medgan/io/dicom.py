@@ -301,7 +301,7 @@ def read_dicom(path: str | os.PathLike, *, grey: bool = False) -> Image:
     n_frames = int(ds.get("NumberOfFrames", 1) or 1)
     check_finite(array, path)
     pixel_spacing = _pixel_spacing(ds)
-    extra: dict[str, Any] = {"n_files": 1}
+    extra: dict[str, Any] = {"n_files": 1, "colour": array.ndim == 3 and n_frames == 1}
 
     if n_frames > 1:
         if array.ndim == 4:

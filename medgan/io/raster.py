@@ -108,7 +108,7 @@ def read_raster(path: str | os.PathLike, grey: bool = False) -> Image:
         format=fmt,
         dtype=str(raw.dtype),
         value_range=finite_range(array),
-        extra={"bit_depth": bits, "mode": mode},
+        extra={"bit_depth": bits, "mode": mode, "colour": array.ndim == 3},
     )
     return Image(np.ascontiguousarray(array), meta)
 
