@@ -86,17 +86,23 @@ def test_too_few_images_for_a_batch(tiny_config, tmp_path):
         Trainer(tiny_config(batch_size=64), tmp_path / "small", progress=False)
 
 
-def test_mlp_gan_trains_on_28x28(tmp_path):
+@pytest.mark.parametrize("model, net", [("mlp", {"hidden": 64}), ("dcgan", {"width": 8})])
+def test_seed_gans_train_on_28x28(model, net, tmp_path):
     from medgan.data.sources import SourceOptions
     from medgan.train import DataConfig, LoopConfig, ModelConfig, TrainConfig
 
     config = TrainConfig(
         data=DataConfig(source="phantom", options=SourceOptions(size=28, n=64)),
-        model=ModelConfig("mlp", {"image_size": 28, "hidden": 64}),
+        model=ModelConfig(model, {"image_size": 28, **net}),
         loop=LoopConfig(steps=30, batch_size=16, log_every=10, sample_every=100, checkpoint_every=100, ema=0),
     )
-    run = Trainer(config, tmp_path / "mlp", progress=False).fit()
+    run = Trainer(config, tmp_path / model, progress=False).fit()
     rows = losses_of(run)
     assert len(rows) == 3 and all(np.isfinite(r[1:]).all() for r in rows)
     G, info = load_generator(run)
-    assert info["model"] == "mlp" and G(torch.randn(2, 100)).shape == (2, 1, 28, 28)
+    assert info["model"] == model and G(torch.randn(2, 100)).shape == (2, 1, 28, 28)
+
+
+def test_mixed_precision_runs_on_cpu_in_bfloat16(tiny_config, tmp_path):
+    run = Trainer(tiny_config(steps=2, amp=True), tmp_path / "amp", progress=False).fit()
+    assert all(np.isfinite(r[1:]).all() for r in losses_of(run))
