@@ -16,6 +16,12 @@ from medgan.errors import MedganError
 # Anatomical plane -> the pair of axis codes its normal points along.
 PLANES = {"axial": ("S", "I"), "coronal": ("A", "P"), "sagittal": ("L", "R")}
 
+# Radiological display of each plane, as the axis codes of a (D, H, W) array (a code names
+# the direction in which the index grows): axial and coronal show the patient's right on
+# the image's left; axial has anterior at the top, coronal and sagittal superior at the
+# top, and sagittal anterior on the left.
+DISPLAY = {"axial": ("S", "P", "L"), "coronal": ("A", "I", "L"), "sagittal": ("R", "I", "P")}
+
 
 def plane_axis(orientation: tuple[str, ...] | None, plane: str) -> int:
     """Index of the volume axis normal to an anatomical ``plane``.
@@ -35,6 +41,21 @@ def plane_axis(orientation: tuple[str, ...] | None, plane: str) -> int:
         if code in PLANES[plane]:
             return axis
     raise MedganError(f"no {plane} axis in orientation {''.join(orientation)}", hint="give the slice axis as a number (0, 1 or 2)")
+
+
+def orient_for_display(volume: np.ndarray, orientation: tuple[str, ...] | None, plane: str) -> np.ndarray:
+    """Permute and flip a ``(D, H, W)`` volume so that its slices along axis 0 are ``plane``
+    slices shown the radiological way (see :data:`DISPLAY`). Only axis swaps and flips:
+    no resampling, so every voxel value is kept.
+
+    Raises:
+        MedganError: unknown plane, or a volume without orientation.
+    """
+    import nibabel.orientations as ornt
+
+    plane_axis(orientation, plane)  # validates the plane and the orientation
+    transform = ornt.ornt_transform(ornt.axcodes2ornt(orientation), ornt.axcodes2ornt(DISPLAY[plane]))
+    return np.ascontiguousarray(ornt.apply_orientation(volume, transform))
 
 
 def volume_to_slices(

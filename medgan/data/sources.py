@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from medgan import io as mio
-from medgan.data.geometry import fit_square, plane_axis, volume_to_slices
+from medgan.data.geometry import fit_square, orient_for_display, volume_to_slices
 from medgan.data.imageset import ImageSet
 from medgan.data.intensity import apply_window, normalize_percentile, parse_window, window_bounds
 from medgan.errors import MedganError
@@ -37,7 +37,9 @@ class SourceOptions:
     Attributes:
         size: resize every image to ``size`` x ``size`` (``None``: keep sizes, which must agree).
         resize_mode: ``"pad"``, ``"crop"`` or ``"stretch"`` (see :func:`fit_square`).
-        axis: slice axis for volumes: 0, 1, 2 or ``"axial"``/``"coronal"``/``"sagittal"``.
+        axis: slice axis for volumes: ``"axial"``/``"coronal"``/``"sagittal"`` (slices shown
+            the radiological way), a raw array axis 0, 1, 2 (storage order), or ``"auto"``
+            (axial when the volume's orientation is known, else axis 0).
         volume: which volume of a 4D NIfTI to read.
         grey: convert colour images to grey.
         window: CT window preset or ``"center,width"`` in HU; clips the data to it.
@@ -55,7 +57,7 @@ class SourceOptions:
 
     size: int | None = None
     resize_mode: str = "pad"
-    axis: int | str = 0
+    axis: int | str = "auto"
     volume: int | None = None
     grey: bool = True
     window: str | None = None
@@ -269,8 +271,16 @@ def _image_to_items(
         mask = None if mask is None else mask.reshape(array.shape)
     if array.ndim == 2:
         return [_Item(_intensity(array, meta, opts), source, group, label, mask, meta.units)]
-    axis = plane_axis(meta.orientation, opts.axis) if isinstance(opts.axis, str) else int(opts.axis)
     volume = _intensity(array, meta, opts)
+    axis = opts.axis
+    if axis == "auto":  # axial when the orientation is known, else the first array axis
+        axis = "axial" if meta.orientation else 0
+    if isinstance(axis, str):  # a named plane: slices shown the radiological way
+        volume = orient_for_display(volume, meta.orientation, axis)
+        mask = None if mask is None else orient_for_display(mask, meta.orientation, axis)
+        axis = 0
+    else:  # a raw array axis: slices in storage order
+        axis = int(axis)
     slices, kept = volume_to_slices(volume, axis=axis, min_foreground=opts.min_foreground)
     mask_slices = None if mask is None else np.moveaxis(mask, axis, 0)[kept]
     return [

@@ -54,3 +54,22 @@ def test_fit_square_antialiases_when_shrinking():
     checker = (np.indices((64, 64)).sum(0) % 2).astype(np.float32)  # highest frequency
     out = fit_square(checker, 16)
     assert np.allclose(out, 0.5, atol=0.05)  # averaged, not aliased into stripes
+
+
+def test_named_planes_are_shown_the_radiological_way():
+    from medgan.data.geometry import orient_for_display
+
+    # A volume stored (k, j, i) of a RAS+ grid: axis codes (S, A, R); markers at known places.
+    vol = np.zeros((7, 6, 5))
+    vol[3, 2, 4] = 1  # far patient-right
+    vol[3, 5, 2] = 2  # most anterior
+    vol[6, 2, 2] = 3  # most superior
+    codes = ("S", "A", "R")
+    axial = orient_for_display(vol, codes, "axial")[3]  # (H, W) = (A->P, R->L)
+    assert axial[0, 2] == 2 and axial[3, 0] == 1  # anterior on top, right on the image's left
+    coronal = orient_for_display(vol, codes, "coronal")[2]  # (S->I, R->L)
+    assert coronal[0, 2] == 3 and coronal[3, 0] == 1
+    sagittal = orient_for_display(vol, codes, "sagittal")[2]  # (S->I, A->P)
+    assert sagittal[0, 3] == 3 and sagittal[3, 0] == 2
+    # only flips and swaps: the same voxels
+    assert sorted(orient_for_display(vol, codes, "coronal").ravel()) == sorted(vol.ravel())
