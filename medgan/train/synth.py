@@ -34,6 +34,7 @@ class SynthesisTask(GANTask):
                                   path=config.data.source)
             config.model.net["num_classes"] = len(names)
         self.net_config = config_from_dict(config.model.name, config.model.net)
+        config.model.net = asdict(self.net_config)  # the resolved config names every field
         self.d_loss, self.g_loss = losses.ADVERSARIAL[config.loss.name]
         self.policy = parse_policy(config.loop.augment)
         self.conditional = getattr(self.net_config, "num_classes", 0) > 0
