@@ -1,0 +1,50 @@
+"""Evaluation metrics, one module per family, as plain numpy functions.
+
+* :mod:`~medgan.metrics.image_quality`: enhancement (PSNR, SSIM, MAE, RMSE) in the data's
+  own units with an explicit ``data_range``.
+* :mod:`~medgan.metrics.segmentation`: Dice, IoU, HD95 and average surface distance with
+  physical spacing.
+* :mod:`~medgan.metrics.anomaly`: AUROC, AUPRC, pixel AUROC, best Dice and operating points.
+
+Every function accepts numpy arrays or torch tensors and raises
+:class:`medgan.errors.MedganError` for bad input. A new family is a new module here plus
+its names below.
+"""
+
+from medgan.metrics.anomaly import (
+    anomaly_metrics,
+    auprc,
+    auroc,
+    best_dice,
+    pixel_auroc,
+    sensitivity_at_specificity,
+    threshold_for_specificity,
+)
+from medgan.metrics.image_quality import enhancement_metrics, mae, psnr, rmse, ssim
+from medgan.metrics.segmentation import (
+    average_surface_distance,
+    dice,
+    hausdorff95,
+    iou,
+    segmentation_metrics,
+)
+
+__all__ = [
+    "anomaly_metrics",
+    "auprc",
+    "auroc",
+    "average_surface_distance",
+    "best_dice",
+    "dice",
+    "enhancement_metrics",
+    "hausdorff95",
+    "iou",
+    "mae",
+    "pixel_auroc",
+    "psnr",
+    "rmse",
+    "segmentation_metrics",
+    "sensitivity_at_specificity",
+    "ssim",
+    "threshold_for_specificity",
+]
