@@ -180,29 +180,28 @@ class Trainer:
                 hint="lower the learning rates (--lr-g/--lr-d), turn off --amp, or add --spectral-norm or --r1 10",
             )
 
+    def _update(self, objective, G, D, batch, optimizer, scaler, who: str) -> dict[str, torch.Tensor]:
+        """One optimiser step on ``objective(G, D, batch)["loss"]`` (mixed precision aware)."""
+        with self._autocast():
+            out = objective(G, D, batch)
+        self._check(out, who)
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(out["loss"]).backward()
+        scaler.step(optimizer)
+        scaler.update()
+        return out
+
     def train_step(self) -> dict[str, float]:
         """One G update preceded by ``n_critic`` D updates; returns the logged scalars."""
-        cfg = self.config
+        cfg, task = self.config, self.task
         self.G.train(), self.D.train()
         for k in range(cfg.optim.n_critic):
             batch = self.batch(self.step * cfg.optim.n_critic + k)
-            with self._autocast():
-                out_d = self.task.discriminator_objective(self.G, self.D_train, batch)
-            self._check(out_d, "discriminator")
-            self.opt_d.zero_grad(set_to_none=True)
-            self.scaler_d.scale(out_d["loss"]).backward()
-            self.scaler_d.step(self.opt_d)
-            self.scaler_d.update()
+            out_d = self._update(task.discriminator_objective, self.G, self.D_train, batch, self.opt_d, self.scaler_d, "discriminator")
 
         # G step through a frozen, unwrapped D: no wasted weight gradients, no DDP sync of D.
         self.D.requires_grad_(False)
-        with self._autocast():
-            out_g = self.task.generator_objective(self.G_train, self.D, batch)
-        self._check(out_g, "generator")
-        self.opt_g.zero_grad(set_to_none=True)
-        self.scaler_g.scale(out_g["loss"]).backward()
-        self.scaler_g.step(self.opt_g)
-        self.scaler_g.update()
+        out_g = self._update(task.generator_objective, self.G_train, self.D, batch, self.opt_g, self.scaler_g, "generator")
         self.D.requires_grad_(True)
 
         if self.G_ema is not None:
