@@ -30,6 +30,7 @@ import torch
 from torch.utils.data import DistributedSampler
 
 from medgan.data.dataset import MedicalImageDataset
+from medgan.data.imageset import ImageSet
 from medgan.data.sources import load_source
 from medgan.data.splits import split_by_group
 from medgan.errors import MedganError
@@ -46,14 +47,18 @@ from medgan.train.ema import make_ema, update_ema
 D_WINS_EPS, D_WINS_STEPS = 0.02, 500
 
 
-def load_training_data(config: TrainConfig) -> tuple[MedicalImageDataset, np.ndarray]:
-    """The training images (patients in the hold-out split removed) and the hold-out indices."""
+def load_training_data(config: TrainConfig) -> tuple[MedicalImageDataset, ImageSet | None]:
+    """The training images and the held-out patients' images (``None`` without a hold-out).
+
+    The hold-out is patient-level (whole groups) and seeded, so evaluation and the
+    memorisation audit see exactly the images the run never trained on.
+    """
     data = load_source(config.data.source, config.data.options)
-    holdout = np.array([], dtype=np.int64)
     n_groups = 0 if data.groups is None else len(np.unique(data.groups))
+    holdout = None
     if config.data.holdout > 0 and n_groups >= 2:
         split = split_by_group(data.groups, (1 - config.data.holdout, config.data.holdout), config.data.split_seed)
-        data, holdout = data.subset(split["train"]), split["val"]
+        data, holdout = data.subset(split["train"]), data.subset(split["val"])
     return MedicalImageDataset(data), holdout
 
 

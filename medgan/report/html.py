@@ -1,0 +1,139 @@
+"""One self-contained HTML report per run, drawn only from the run folder's files.
+
+Pictures are embedded as base64 PNG, styles are inline, there is no script and no link to
+the network: the file opens in any browser, offline, and can be sent as one attachment.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+from pathlib import Path
+
+from medgan import __version__
+from medgan.errors import MedganError
+from medgan.io.output import atomic_path
+from medgan.report.curves import read_jsonl
+
+STYLE = """
+body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }
+h1 { font-size: 1.6em; } h2 { border-bottom: 1px solid #ccc; padding-bottom: .2em; margin-top: 1.6em; }
+table { border-collapse: collapse; margin: .5em 0; } td, th { border: 1px solid #ccc; padding: .25em .6em; text-align: left; }
+th { background: #f3f3f3; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
+img { max-width: 100%; image-rendering: pixelated; } figure { display: inline-block; margin: .4em; vertical-align: top; }
+figcaption { font-size: .85em; color: #555; text-align: center; } pre { background: #f7f7f7; padding: 1em; overflow-x: auto; }
+.flag { color: #b00; font-weight: bold; } .ok { color: #070; font-weight: bold; } .note { color: #555; font-size: .9em; }
+"""
+
+# What each metric means, shown beside it (lower/higher is better).
+METRIC_NOTES = {
+    "fid": "Fréchet Inception distance (lower is better)",
+    "kid_mean": "kernel Inception distance, unbiased, mean over subsets (lower is better)",
+    "kid_std": "std of KID over subsets",
+    "swd": "sliced Wasserstein distance on Laplacian pyramid patches, ×1e3 (lower is better)",
+    "ms_ssim_diversity_generated": "mean MS-SSIM of random generated pairs (near 1 = mode collapse)",
+    "ms_ssim_diversity_real": "the same for real pairs (the reference value)",
+}
+
+
+def _img(path: Path, alt: str) -> str:
+    data = base64.b64encode(path.read_bytes()).decode("ascii")
+    return f'<img src="data:image/png;base64,{data}" alt="{html.escape(alt)}">'
+
+
+def _table(rows: list[tuple], header: tuple | None = None) -> str:
+    out = ["<table>"]
+    if header:
+        out.append("<tr>" + "".join(f"<th>{html.escape(str(h))}</th>" for h in header) + "</tr>")
+    for row in rows:
+        cells = []
+        for v in row:
+            if isinstance(v, float):
+                cells.append(f'<td class="num">{v:.4g}</td>')
+            else:
+                cells.append(f"<td>{v if str(v).startswith('<span') else html.escape(str(v))}</td>")
+        out.append("<tr>" + "".join(cells) + "</tr>")
+    out.append("</table>")
+    return "\n".join(out)
+
+
+def build_report(run_dir: str | Path, out: str | Path | None = None, max_grids: int = 6) -> Path:
+    """Write ``report.html`` for a run folder and return its path.
+
+    Raises:
+        MedganError: ``run_dir`` is not a run folder.
+    """
+    run = Path(run_dir)
+    if not (run / "config.json").is_file():
+        raise MedganError("not a run folder (no config.json)", path=run, hint="give a folder made by medgan train")
+    config = json.loads((run / "config.json").read_text())
+    stats = [r for r in read_jsonl(run / "stats.jsonl") if "loss_d" in r]
+    records = read_jsonl(run / "metrics.jsonl")
+    parts = [f"<h1>medgan run: {html.escape(run.name)}</h1>",
+             f'<p class="note">task <b>{html.escape(config["task"])}</b>, model <b>{html.escape(config["model"]["name"])}</b>, '
+             f'data <b>{html.escape(str(config["data"]["source"]))}</b>, {len(stats) and stats[-1]["step"]} steps '
+             f'of batch {config["loop"]["batch_size"]}; report by medgan {__version__}.</p>']
+
+    # Training: data, curves, samples over time
+    parts.append("<h2>Training</h2>")
+    if (run / "data-samples.png").is_file():
+        parts.append(f'<figure>{_img(run / "data-samples.png", "training data")}<figcaption>training data (masks on the right, if any)</figcaption></figure>')
+    if (run / "curves.png").is_file():
+        parts.append(f'<figure>{_img(run / "curves.png", "loss curves")}<figcaption>losses and D outputs</figcaption></figure>')
+    if stats:
+        last = stats[-1]
+        parts.append(_table([("step", last["step"]), ("D loss", last["loss_d"]), ("G loss", last["loss_g"]),
+                             ("D(real)", last.get("d_real", float("nan"))), ("D(G(z))", last.get("d_fake", float("nan"))),
+                             ("images/s", last.get("img_per_sec", float("nan"))), ("elapsed s", last.get("elapsed", float("nan")))],
+                            header=("last log", "value")))
+    grids = sorted((run / "samples").glob("step-*.png")) if (run / "samples").is_dir() else []
+    if grids:
+        step = max(1, -(-len(grids) // max_grids))
+        chosen = grids[::step][: max_grids - 1] + [grids[-1]] if len(grids) > 1 else grids
+        parts.append("<h3>Samples from one fixed set of z</h3>")
+        for g in dict.fromkeys(chosen):
+            parts.append(f'<figure>{_img(g, g.stem)}<figcaption>{html.escape(g.stem)}</figcaption></figure>')
+
+    # Metrics
+    evaluations = [r for r in records if r.get("kind") == "evaluate"]
+    parts.append("<h2>Metrics</h2>")
+    if evaluations:
+        latest = evaluations[-1]
+        parts.append(f'<p class="note">{latest["n_generated"]} generated vs {latest["n_real"]} {html.escape(str(latest.get("real")))} '
+                     f'images, generator step {latest.get("step")}, {html.escape(latest["time"])}.</p>')
+        parts.append(_table([(k, v, METRIC_NOTES.get(k, "")) for k, v in latest["metrics"].items()], header=("metric", "value", "meaning")))
+        if len(evaluations) > 1:
+            keys = [k for k in ("kid_mean", "fid", "swd") if k in latest["metrics"]]
+            parts.append("<h3>History</h3>" + _table([(r["time"], r.get("step"), *[r["metrics"].get(k, "") for k in keys]) for r in evaluations],
+                                                       header=("time", "step", *keys)))
+    else:
+        parts.append('<p class="note">not evaluated yet: run <code>medgan evaluate RUN</code>.</p>')
+
+    # Memorisation audit
+    parts.append("<h2>Memorisation audit</h2>")
+    audit_file = run / "audit" / "summary.json"
+    if audit_file.is_file():
+        audit = json.loads(audit_file.read_text())
+        flagged = audit["fraction_flagged"]
+        verdict = (f'<span class="flag">{flagged:.1%} of generated images are near-copies of training images</span>' if flagged > audit["quantile"]
+                   else f'<span class="ok">{flagged:.1%} flagged: no more than real images from other patients ({audit["quantile"]:.0%} by construction)</span>')
+        parts.append(f"<p>{verdict}</p>")
+        rows = [(space, s["threshold"], s["fraction_flagged"], s["median_distance_generated"], s["median_distance_holdout"], s["min_distance_generated"])
+                for space, s in audit.items() if isinstance(s, dict)]
+        parts.append(_table(rows, header=("space", "threshold", "flagged", "median NN distance (generated)", "median NN distance (held-out real)", "min NN distance (generated)")))
+        parts.append('<p class="note">Threshold: the distance below which only the given quantile of held-out real images (other patients) '
+                     'fall from their nearest training image. Pixel distances are RMS differences in [-1, 1].</p>')
+        if (run / "audit" / "closest-pairs.png").is_file():
+            parts.append(f'<figure>{_img(run / "audit" / "closest-pairs.png", "closest pairs")}'
+                         '<figcaption>the closest generated (left) / training (right) pairs; "!" = flagged</figcaption></figure>')
+    else:
+        parts.append('<p class="note">not audited yet: run <code>medgan audit RUN</code>.</p>')
+
+    parts.append("<h2>Configuration</h2><pre>" + html.escape(json.dumps(config, indent=2)) + "</pre>")
+    page = (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>medgan {html.escape(run.name)}</title>'
+            f"<style>{STYLE}</style></head><body>\n" + "\n".join(parts) + "\n</body></html>\n")
+    out = Path(out) if out else run / "report.html"
+    with atomic_path(out, overwrite=True) as tmp:
+        tmp.write_text(page, encoding="utf-8")
+    return out
