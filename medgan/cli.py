@@ -376,7 +376,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser("demo", help="the main job: train a DCGAN on the embedded brain MRI slices")
     add_train_options(demo)
-    demo.add_argument("--eval-n", type=int, default=1000, help="images generated for the evaluation and the audit (default 1000)")
+    demo.add_argument("--eval-n", type=int, default=500, help="images generated for the evaluation and the audit (default 500)")
     demo.set_defaults(func=cmd_demo, task="synth", resume=None)
 
     train = commands.add_parser("train", help="train a GAN (medgan train synth --data FOLDER)")

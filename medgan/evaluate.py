@@ -7,6 +7,7 @@ generated/training pairs); ``medgan report`` reads these files and nothing else.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from datetime import datetime, timezone
@@ -19,6 +20,7 @@ from medgan.data.intensity import IntensityMap
 from medgan.data.sources import SourceOptions, load_source
 from medgan.errors import MedganError
 from medgan.metrics import memorization
+from medgan.metrics.features_cache import cached_features
 from medgan.metrics.realism import fid_from_features, kid_from_features, ms_ssim_diversity, pixel_features, prdc, swd
 from medgan.report.grid import image_grid
 from medgan.io.output import atomic_path
@@ -73,6 +75,14 @@ def generated_images(run_dir: Path, n: int, seed: int = 0, batch_size: int = 250
     return np.concatenate(out)
 
 
+def inception_features(extractor, images: np.ndarray) -> np.ndarray:
+    """Inception features of ``images``, cached under a hash of the pixels and the extractor's
+    id: evaluation and audit of the same run compute each set once, and changed data or
+    preprocessing never reuse stale features."""
+    content = hashlib.sha256(np.ascontiguousarray(images, dtype=np.float32).tobytes()).hexdigest()
+    return cached_features({"images_sha256": content, "n": len(images), **extractor.cache_id}, lambda: extractor(images))
+
+
 def _inception(weights: str | None):
     """The Inception feature extractor, or ``None`` (with the reason) when its weights are absent."""
     from medgan.metrics.inception import InceptionFeatures, inception_available
@@ -100,7 +110,7 @@ def realism_metrics(real: np.ndarray, fake: np.ndarray, inception_weights: str |
 
         InceptionFeatures(weights=inception_weights)  # raises the clear "weights missing" error
     if extractor is not None:
-        f_real, f_fake = extractor(real), extractor(fake)
+        f_real, f_fake = inception_features(extractor, real), inception_features(extractor, fake)
         seconds["inception_features"] = time.perf_counter() - t
         t = time.perf_counter()
         metrics["fid"] = fid_from_features(f_real, f_fake)
@@ -172,7 +182,7 @@ def audit_run(run_dir: str | Path, n: int = 1000, seed: int = 0, quantile: float
     features = {}
     extractor = _inception(inception_weights)
     if extractor is not None:
-        features["inception"] = (extractor(fake), extractor(train), extractor(holdout))
+        features["inception"] = tuple(inception_features(extractor, x) for x in (fake, train, holdout))
     result = memorization.audit(fake, train, holdout, features=features, quantile=quantile)
     summary = {"kind": "audit", "time": _now(), "seed": seed, **result.summary()}
     pixel = result.spaces[0]
