@@ -35,6 +35,13 @@ METRIC_NOTES = {
     "ms_ssim_diversity_generated": "mean MS-SSIM of random generated pairs (near 1 = mode collapse)",
     "ms_ssim_diversity_real": "the same for real pairs (the reference value)",
 }
+for _space in ("inception", "pixel"):
+    METRIC_NOTES.update({
+        f"{_space}_precision": f"share of generated images inside the real manifold ({_space} features; higher is better)",
+        f"{_space}_recall": f"share of real images covered by the generated manifold ({_space} features; higher is better)",
+        f"{_space}_density": f"how densely generated images sit among real neighbours ({_space}; ~1 for matching sets)",
+        f"{_space}_coverage": f"share of real images with a generated image among their neighbours ({_space}; higher is better)",
+    })
 
 
 def _img(path: Path, alt: str) -> str:
@@ -78,7 +85,7 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, max_grids: 
     # Training: data, curves, samples over time
     parts.append("<h2>Training</h2>")
     if (run / "data-samples.png").is_file():
-        parts.append(f'<figure>{_img(run / "data-samples.png", "training data")}<figcaption>training data (masks on the right, if any)</figcaption></figure>')
+        parts.append(f'<figure>{_img(run / "data-samples.png", "training data")}<figcaption>the data source (training and held-out patients; masks on the right, if any)</figcaption></figure>')
     if (run / "curves.png").is_file():
         parts.append(f'<figure>{_img(run / "curves.png", "loss curves")}<figcaption>losses and D outputs</figcaption></figure>')
     if stats:
@@ -88,6 +95,7 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, max_grids: 
                              ("images/s", last.get("img_per_sec", float("nan"))), ("elapsed s", last.get("elapsed", float("nan")))],
                             header=("last log", "value")))
     grids = sorted((run / "samples").glob("step-*.png")) if (run / "samples").is_dir() else []
+    grids = grids[1:] if len(grids) > 1 else grids  # step 0: the untrained generator, a flat grey
     if grids:
         step = max(1, -(-len(grids) // max_grids))
         chosen = grids[::step][: max_grids - 1] + [grids[-1]] if len(grids) > 1 else grids
