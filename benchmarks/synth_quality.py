@@ -16,14 +16,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from medgan.evaluate import generated_images, real_images, run_config
-from medgan.metrics.realism import kid_from_features, swd
+from medgan.evaluate import generated_images, real_images, realism_metrics, run_config
 from medgan.nets import build_pair
 
 
@@ -45,28 +43,14 @@ def main() -> None:
     train, holdout, _ = real_images(run)
     sets = {"generator": generated_images(run, args.n), "holdout_real (floor)": holdout,
             "untrained_generator (ceiling)": untrained_images(run, args.n)}
-    from medgan.metrics.inception import InceptionFeatures, inception_available
-
-    extractor = InceptionFeatures() if inception_available() else None
-    seconds: dict[str, float] = {}
-    f_train = None
-    if extractor is not None:
-        t = time.perf_counter()
-        f_train = extractor(train)
-        seconds["inception_features_per_1000"] = (time.perf_counter() - t) / len(train) * 1000
-    results = {}
+    results, seconds_per_1000 = {}, {}
     for name, images in sets.items():
-        row = {"n": int(len(images))}
-        t = time.perf_counter()
-        row["swd"] = float(swd(train, images)["swd_x1e3_avg"])
-        seconds.setdefault("swd_per_1000", (time.perf_counter() - t) / (len(images) + len(train)) * 1000)
-        if extractor is not None:
-            t = time.perf_counter()
-            mean, std = kid_from_features(f_train, extractor(images))
-            row["kid_mean"], row["kid_std"] = float(mean), float(std)
-        results[name] = row
-    print(json.dumps({"run": str(run), "n_train": int(len(train)), "results": results, "seconds": seconds,
-                      "inception": extractor is not None}, indent=2))
+        metrics, seconds = realism_metrics(train, images)
+        results[name] = {"n": int(len(images)), **{k: metrics[k] for k in ("kid_mean", "kid_std", "fid", "swd") if k in metrics}}
+        if name == "generator":  # timings of the first set: nothing cached but the training features
+            seconds_per_1000 = {k: v / len(images) * 1000 for k, v in seconds.items()}
+    print(json.dumps({"run": str(run), "n_train": int(len(train)), "results": results,
+                      "seconds_per_1000_generated": seconds_per_1000}, indent=2))
 
 
 if __name__ == "__main__":
