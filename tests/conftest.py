@@ -92,6 +92,13 @@ def dicom_factory() -> Callable[..., Path]:
     return make_dicom
 
 
+@pytest.fixture(autouse=True)
+def _private_feature_cache(tmp_path_factory, monkeypatch):
+    """Tests (and the subprocesses they start) cache Inception features in a temporary
+    folder, never in the user's ~/.cache."""
+    monkeypatch.setenv("MEDGAN_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "feature-cache"))
+
+
 def write_ct_slice(path: Path, hu: np.ndarray, z: float, series_uid: str, instance: int) -> Path:
     """One CT slice at height ``z`` mm: int16 stored values with intercept -1024."""
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -93,14 +93,19 @@ def test_existing_output_is_refused_unless_overwrite(tmp_path, capsys):
 
 def test_demo_and_module_entry_point_end_to_end(tmp_path):
     """The README's main job, run as a user runs it (a real subprocess), shortened."""
+    # Shortened: tiny phantoms instead of brain-mri, so that the Inception features of the
+    # evaluation and audit take seconds; every stage of the main job still runs.
     argv = [sys.executable, "-m", "medgan", "demo", "--runs-dir", str(tmp_path / "runs"), "--steps", "4",
-            "--width", "8", "--batch-size", "16", "--no-progress"]
-    result = subprocess.run(argv, capture_output=True, text=True, timeout=300)
+            "--data", "phantom", "--n-images", "40", "--size", "32", "--holdout", "0.25",
+            "--width", "8", "--batch-size", "8", "--eval-n", "16", "--no-progress"]
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr
-    run_dir = tmp_path / "runs" / "00000-demo-dcgan-brain-mri"
+    run_dir = tmp_path / "runs" / "00000-demo-dcgan-phantom"
     for name in ("data-samples.png", "data-summary.json", "config.json", "stats.jsonl", "curves.png",
-                 "samples/step-0000004.png", "generator/model.safetensors"):
+                 "samples/step-0000004.png", "generator/model.safetensors", "metrics.jsonl",
+                 "audit/summary.json", "report.html"):
         assert (run_dir / name).is_file(), name
     assert "run folder" in result.stderr
-    again = subprocess.run(argv, capture_output=True, text=True, timeout=300)
-    assert again.returncode == 0 and (tmp_path / "runs" / "00001-demo-dcgan-brain-mri").is_dir()
+    assert result.stdout.strip().splitlines()[-1] == f"report: {run_dir / 'report.html'}"  # the last line printed
+    again = subprocess.run(argv, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0 and (tmp_path / "runs" / "00001-demo-dcgan-phantom").is_dir()
