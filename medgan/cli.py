@@ -175,6 +175,8 @@ TRAIN_FLAGS = {
     "steps": "loop.steps", "batch_size": "loop.batch_size", "seed": "loop.seed", "device": "loop.device", "amp": "loop.amp",
     "ema": "loop.ema", "augment": "loop.augment", "log_every": "loop.log_every", "sample_every": "loop.sample_every",
     "checkpoint_every": "loop.checkpoint_every", "n_samples": "loop.n_samples",
+    "enhance_mode": "enhance.mode", "degradation": "enhance.degradation", "l1_weight": "enhance.l1_weight",
+    "ssim_weight": "enhance.ssim_weight",
 }
 
 
@@ -205,10 +207,16 @@ def resolve_train_config(args: argparse.Namespace, base: dict | None = None):
         _set(overrides, f"data.options.{field}", value)
     if given.get("conditional"):
         _set(overrides, "model.net.num_classes", -1)  # resolved from the data's labels
+    if given.get("l1_only"):
+        _set(overrides, "enhance.adversarial", False)
     values = merge(values, overrides)
     config = TrainConfig.from_dict(values)
 
     # Derived and checked values: the network is built for the data's size and channels.
+    if config.task == "enhance" and config.model.name == "dcgan":  # the default model follows the task
+        from medgan.train.enhance import MODES
+
+        config.model.name = MODES.get(config.enhance.mode, "pix2pix")
     if config.model.name not in MODELS:
         raise MedganError(f"unknown model {config.model.name!r}", hint=f"use one of {', '.join(MODELS)}")
     if config.loss.name not in ADVERSARIAL:
@@ -219,7 +227,7 @@ def resolve_train_config(args: argparse.Namespace, base: dict | None = None):
         options.size = 28 if config.model.name == "mlp" else 64
     config.model.net["image_size"] = options.size
     config.model.net["channels"] = 1 if options.grey else 3
-    if config.model.name == "dcgan":
+    if config.model.name == "dcgan" and config.task == "synth":
         from medgan.nets.dcgan import SIZES
 
         if options.size not in SIZES:
@@ -273,7 +281,26 @@ def add_train_options(parser: argparse.ArgumentParser) -> None:
     l.add_argument("--sample-every", type=int, default=S)
     l.add_argument("--checkpoint-every", type=int, default=S)
     l.add_argument("--n-samples", type=int, default=S, help="images per sample grid")
+    e = parser.add_argument_group("enhancement (medgan train enhance)")
+    e.add_argument("--task", dest="enhance_mode", choices=["denoise", "sr"], default=S, help="denoising (pix2pix U-Net) or super-resolution")
+    e.add_argument("--degradation", default=S, help="what to undo: lowdose-ct:dose=0.25, lowdose-ct-image:dose=0.25, rician:snr=10, gaussian:sigma=20, sr:factor=2")
+    e.add_argument("--l1-only", action="store_true", default=S, help="train the same generator without the adversary (the baseline)")
+    e.add_argument("--l1-weight", type=float, default=S, help="weight of the L1 term (default 100)")
+    e.add_argument("--ssim-weight", type=float, default=S, help="weight of a 1-SSIM term (default 0)")
     add_source_options(parser, suppress=True)
+
+
+def cmd_enhance(args: argparse.Namespace) -> int:
+    from medgan.enhance import enhance_path
+    from medgan.train.checkpoint import load_generator
+
+    G, info = load_generator(args.model, args.device)
+    if info.get("task") != "enhance":
+        raise MedganError("not an enhancement model", path=args.model, hint="give a run folder made by medgan train enhance")
+    out = enhance_path(G, info, Path(args.input), Path(args.out), anonymize=args.anonymize, overwrite=args.overwrite,
+                       tile=args.tile, device=args.device, progress=not args.no_progress)
+    print(f"enhanced: {out}")
+    return 0
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -380,7 +407,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(func=cmd_demo, task="synth", resume=None)
 
     train = commands.add_parser("train", help="train a GAN (medgan train synth --data FOLDER)")
-    train.add_argument("task", nargs="?", default="synth", choices=["synth"], help="what to train (default synth)")
+    train.add_argument("task", nargs="?", default="synth", choices=["synth", "enhance"], help="what to train (default synth)")
     add_train_options(train)
     train.set_defaults(func=cmd_train)
 
@@ -395,6 +422,17 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--device", default="cpu")
     gen.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
     gen.set_defaults(func=cmd_generate)
+
+    enh = commands.add_parser("enhance", help="denoise or super-resolve images with a trained enhancement model")
+    enh.add_argument("model", help="run folder made by medgan train enhance")
+    enh.add_argument("input", help="DICOM file or series folder, NIfTI, PNG/TIFF, or a folder of them")
+    enh.add_argument("--out", required=True, help="output file or folder (same format as the input)")
+    enh.add_argument("--anonymize", action="store_true", help="write DICOM without patient identifiers (default: a new series of the same patient and study)")
+    enh.add_argument("--tile", type=int, default=256, help="tile size for large images (default 256)")
+    enh.add_argument("--device", default="cpu")
+    enh.add_argument("--overwrite", action="store_true")
+    enh.add_argument("--no-progress", action="store_true")
+    enh.set_defaults(func=cmd_enhance)
 
     ev = commands.add_parser("evaluate", help="realism metrics of a run's generator (or of FAKE against SOURCE)")
     ev.add_argument("source", help="run folder, or the real images when FAKE is given")

@@ -90,10 +90,10 @@ def write_images(images: np.ndarray, out: str | Path, fmt: str, info: dict, labe
         elif fmt == "dcm":
             import pydicom.uid
 
-            series = pydicom.uid.generate_uid()
+            series, study = pydicom.uid.generate_uid(), pydicom.uid.generate_uid()
             modality = "CT" if intensity.units == "HU" else "OT"
             for i, image in enumerate(images):
-                write_dicom(tmp / f"synthetic-{i:0{width}d}.dcm", image, series_uid=series, instance_number=i + 1,
+                write_dicom(tmp / f"synthetic-{i:0{width}d}.dcm", image, series_uid=series, study_uid=study, instance_number=i + 1,
                             modality=modality, description=f"medgan synthetic ({info.get('source', '')})",
                             derived_from_model=f"medgan {__version__} {info.get('model', '')} generator", rescale_to=value_range)
         else:

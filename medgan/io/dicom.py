@@ -448,6 +448,7 @@ def write_dicom(
     description: str = "",
     derived_from_model: str | None = None,
     series_uid: str | None = None,
+    study_uid: str | None = None,
     instance_number: int = 1,
     modality: str | None = None,
     rescale_to: tuple[float, float] | None = None,
@@ -473,6 +474,8 @@ def write_dicom(
         description: SeriesDescription.
         derived_from_model: name/version of the model, added to the derivation statement.
         series_uid: put several files in one series (default: a fresh series).
+        study_uid: the (synthetic) study the series belongs to; give the same UID to every
+            file of a series (default: a fresh study).
         instance_number: InstanceNumber of this file within the series.
         modality: Modality (default: ``source_meta.modality``, else ``"OT"``).
         rescale_to: value range stored (values outside are clipped); default the array's
@@ -514,7 +517,7 @@ def write_dicom(
     ds.SpecificCharacterSet = "ISO_IR 192"  # UTF-8, so any description can be stored
     ds.SOPClassUID = sop_class
     ds.SOPInstanceUID = sop_uid
-    ds.StudyInstanceUID = generate_uid()
+    ds.StudyInstanceUID = study_uid or generate_uid()  # files of one series must share one study
     ds.SeriesInstanceUID = series_uid or generate_uid()
     ds.ImageType = ["DERIVED", "SECONDARY"]
     # Patient / study: synthetic identity; type 2 attributes present and empty.

@@ -7,9 +7,13 @@ register themselves in :data:`GENERATORS` / :data:`DISCRIMINATORS` under a model
 
 from medgan.nets.dcgan import DCGANConfig, DCGANDiscriminator, DCGANGenerator
 from medgan.nets.mlp import MLPConfig, MLPDiscriminator, MLPGenerator
+from medgan.nets.patchgan import PatchGANConfig, PatchGANDiscriminator
 from medgan.nets.registry import MODELS, build_pair, config_from_dict
+from medgan.nets.srresnet import SRConfig, SRResNetGenerator
+from medgan.nets.unet import UNetConfig, UNetGenerator
 
 __all__ = [
     "DCGANConfig", "DCGANDiscriminator", "DCGANGenerator", "MLPConfig", "MLPDiscriminator", "MLPGenerator",
     "MODELS", "build_pair", "config_from_dict",
+    "PatchGANConfig", "PatchGANDiscriminator", "SRConfig", "SRResNetGenerator", "UNetConfig", "UNetGenerator",
 ]

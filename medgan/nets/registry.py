@@ -12,10 +12,17 @@ from torch import nn
 
 from medgan.nets.dcgan import DCGANConfig, DCGANDiscriminator, DCGANGenerator
 from medgan.nets.mlp import MLPConfig, MLPDiscriminator, MLPGenerator
+from medgan.nets.patchgan import PatchGANDiscriminator
+from medgan.nets.srresnet import SRConfig, SRResNetGenerator
+from medgan.nets.unet import UNetConfig, UNetGenerator
 
 MODELS: dict[str, tuple[type, type[nn.Module], type[nn.Module]]] = {
     "mlp": (MLPConfig, MLPGenerator, MLPDiscriminator),
     "dcgan": (DCGANConfig, DCGANGenerator, DCGANDiscriminator),
+    # Paired enhancement: G maps an image to an image; D(condition, image) builds itself
+    # from the generator's config (its d_* fields) through ``patchgan_config()``.
+    "pix2pix": (UNetConfig, UNetGenerator, PatchGANDiscriminator),
+    "srgan": (SRConfig, SRResNetGenerator, PatchGANDiscriminator),
 }
 
 

@@ -27,8 +27,9 @@ def read_jsonl(path: Path) -> list[dict]:
 
 
 def plot_curves(stats_file: Path, out: Path) -> Path | None:
-    """Losses (top) and D's mean output on real and fake images (bottom) against step."""
-    rows = [r for r in read_jsonl(stats_file) if "step" in r and "loss_d" in r]
+    """Losses (top) and, below, D's mean output on real and generated images (adversarial
+    runs) or the reconstruction error (paired runs without a discriminator), against step."""
+    rows = [r for r in read_jsonl(stats_file) if "step" in r and "loss_g" in r]
     if not rows:
         return None
     steps = [r["step"] for r in rows]
@@ -39,11 +40,14 @@ def plot_curves(stats_file: Path, out: Path) -> Path | None:
     top.set_ylabel("loss")
     top.legend(loc="upper right")
     top.grid(alpha=0.3)
-    for key, label in (("d_real", "D(real)"), ("d_fake", "D(G(z))")):
-        if key in rows[-1]:
+    if "d_real" in rows[-1]:  # adversarial runs: how sure D is about real and generated images
+        for key, label in (("d_real", "D(real)"), ("d_fake", "D(G(z))")):
             bottom.plot(steps, [r.get(key, float("nan")) for r in rows], label=label)
-    bottom.set_ylim(0, 1)
-    bottom.set_ylabel("mean σ(D)")
+        bottom.set_ylim(0, 1)
+        bottom.set_ylabel("mean σ(D)")
+    elif "l1" in rows[-1]:  # paired runs without D: the reconstruction error
+        bottom.plot(steps, [r.get("l1", float("nan")) for r in rows], label="L1 in [-1, 1] units")
+        bottom.set_ylabel("L1")
     bottom.set_xlabel("step")
     bottom.legend(loc="upper right")
     bottom.grid(alpha=0.3)

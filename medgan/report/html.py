@@ -75,7 +75,7 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, max_grids: 
     if not (run / "config.json").is_file():
         raise MedganError("not a run folder (no config.json)", path=run, hint="give a folder made by medgan train")
     config = json.loads((run / "config.json").read_text())
-    stats = [r for r in read_jsonl(run / "stats.jsonl") if "loss_d" in r]
+    stats = [r for r in read_jsonl(run / "stats.jsonl") if "loss_g" in r]
     records = read_jsonl(run / "metrics.jsonl")
     parts = [f"<h1>medgan run: {html.escape(run.name)}</h1>",
              f'<p class="note">task <b>{html.escape(config["task"])}</b>, model <b>{html.escape(config["model"]["name"])}</b>, '
@@ -90,7 +90,7 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, max_grids: 
         parts.append(f'<figure>{_img(run / "curves.png", "loss curves")}<figcaption>losses and D outputs</figcaption></figure>')
     if stats:
         last = stats[-1]
-        parts.append(_table([("step", last["step"]), ("D loss", last["loss_d"]), ("G loss", last["loss_g"]),
+        parts.append(_table([("step", last["step"]), ("D loss", last.get("loss_d", float("nan"))), ("G loss", last["loss_g"]),
                              ("D(real)", last.get("d_real", float("nan"))), ("D(G(z))", last.get("d_fake", float("nan"))),
                              ("images/s", last.get("img_per_sec", float("nan"))), ("elapsed s", last.get("elapsed", float("nan")))],
                             header=("last log", "value")))

@@ -102,6 +102,29 @@ class LoopConfig:
 
 
 @dataclass
+class EnhanceConfig:
+    """Paired enhancement (task ``enhance``): what to undo and how to weigh the objective.
+
+    Attributes:
+        mode: ``"denoise"`` (pix2pix U-Net) or ``"sr"`` (residual pixel-shuffle generator).
+        degradation: see :func:`medgan.data.degrade.parse_degradation`, e.g.
+            ``"lowdose-ct:dose=0.25"``, ``"rician:snr=10"``, ``"sr:factor=2"``; empty: by
+            mode and data (``sr:factor=2``; low-dose CT for data in HU, else Rician SNR 10).
+        adversarial: ``False`` trains the same generator on L1 alone (the baseline).
+        l1_weight: weight of the L1 term (100 in pix2pix, with adversarial weight 1).
+        ssim_weight: optional weight of a (1 - SSIM) term.
+        degradation_seed: seed of the (precomputed) degraded inputs.
+    """
+
+    mode: str = "denoise"
+    degradation: str = ""
+    adversarial: bool = True
+    l1_weight: float = 100.0
+    ssim_weight: float = 0.0
+    degradation_seed: int = 0
+
+
+@dataclass
 class TrainConfig:
     """Everything that defines a run."""
 
@@ -111,6 +134,7 @@ class TrainConfig:
     loss: LossConfig = field(default_factory=LossConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     loop: LoopConfig = field(default_factory=LoopConfig)
+    enhance: EnhanceConfig = field(default_factory=EnhanceConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -200,9 +200,11 @@ class Trainer:
         """One G update preceded by ``n_critic`` D updates; returns the logged scalars."""
         cfg, task = self.config, self.task
         self.G.train(), self.D.train()
+        out_d: dict[str, torch.Tensor] = {}
         for k in range(cfg.optim.n_critic):
             batch = self.batch(self.step * cfg.optim.n_critic + k)
-            out_d = self._update(task.discriminator_objective, self.G, self.D_train, batch, self.opt_d, self.scaler_d, "discriminator")
+            if task.uses_discriminator:
+                out_d = self._update(task.discriminator_objective, self.G, self.D_train, batch, self.opt_d, self.scaler_d, "discriminator")
 
         # G step through a frozen, unwrapped D: no wasted weight gradients, no DDP sync of D.
         self.D.requires_grad_(False)
@@ -212,7 +214,7 @@ class Trainer:
         if self.G_ema is not None:
             update_ema(self.G_ema, self.G, cfg.loop.ema, self.step)
         self.step += 1
-        stats = {"loss_d": out_d["loss"], "loss_g": out_g["loss"]}
+        stats = {"loss_g": out_g["loss"]} if not out_d else {"loss_d": out_d["loss"], "loss_g": out_g["loss"]}
         stats.update({k: v for k, v in {**out_d, **out_g}.items() if k != "loss"})
         return {k: float(v.detach()) for k, v in stats.items()}
 
@@ -280,7 +282,7 @@ class Trainer:
         images = self.task.render(G, self.fixed).float().cpu().numpy()
         G.train(was_training)
         save_grid(self.run_dir / "samples" / f"step-{self.step:07d}.png", images[:, 0] if images.shape[1] == 1 else images,
-                  value_range=(-1.0, 1.0), overwrite=True)
+                  value_range=self.task.display_range(), ncol=self.task.grid_columns, overwrite=True)
 
     def _watch_discriminator(self, stats: dict[str, float]) -> None:
         if "d_real" not in stats:

@@ -27,6 +27,8 @@ class GANTask(ABC):
     """A task recipe: networks, the two objectives, and how to draw sample grids."""
 
     name: str = "task"
+    #: ``False`` for a baseline trained without the adversary: the engine skips D's updates.
+    uses_discriminator: bool = True
 
     def __init__(self, config: TrainConfig, dataset: MedicalImageDataset):
         self.config = config
@@ -51,6 +53,13 @@ class GANTask(ABC):
     @abstractmethod
     def render(self, G: nn.Module, fixed: dict[str, torch.Tensor]) -> torch.Tensor:
         """Images ``(N, C, H, W)`` in [-1, 1] for the sample grid."""
+
+    #: tiles per row of the sample grids (``None``: about square).
+    grid_columns: int | None = None
+
+    def display_range(self) -> tuple[float, float]:
+        """Values in [-1, 1] shown as black and white in the sample grids."""
+        return (-1.0, 1.0)
 
     def export_info(self) -> dict[str, Any]:
         """What, besides weights, is needed to use the exported generator."""

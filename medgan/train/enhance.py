@@ -1,0 +1,156 @@
+"""Enhancement: paired denoising and super-resolution GANs (pix2pix / SRGAN recipes).
+
+The clean training images are degraded once, with a seed (low-dose CT through the
+projection domain, Rician MRI noise, downsampling ...; see :mod:`medgan.data.degrade`),
+in the data's own units; the generator learns degraded -> clean. Its objective is
+pix2pix's: ``λ_L1 · |G(x) - y|₁ + L_adv`` with a PatchGAN that judges (input, output) pairs,
+or the L1 term alone for the baseline (``adversarial = False``: no D is trained).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from medgan import losses
+from medgan.data.degrade import parse_degradation
+from medgan.errors import MedganError
+from medgan.nets import build_pair, config_from_dict
+from medgan.train.task import GANTask
+
+MODES = {"denoise": "pix2pix", "sr": "srgan"}
+
+
+class EnhanceTask(GANTask):
+    """G: degraded image -> clean image; D: (degraded, image) pair -> patch logits."""
+
+    name = "enhance"
+    grid_columns = 6  # two (degraded | output | clean) triplets per row
+
+    def __init__(self, config, dataset):
+        super().__init__(config, dataset)
+        e = config.enhance
+        if e.mode not in MODES:
+            raise MedganError(f"unknown enhancement mode {e.mode!r}", hint=f"use one of {', '.join(MODES)}")
+        if not e.degradation:
+            e.degradation = "sr:factor=2" if e.mode == "sr" else ("lowdose-ct:dose=0.25" if dataset.data.units == "HU" else "rician:snr=10")
+        self.degradation = parse_degradation(e.degradation)
+        scale = int(getattr(self.degradation, "factor", 1) or 1) if e.mode == "sr" else 1
+        if (e.mode == "sr") != (self.degradation.kind == "sr"):
+            raise MedganError(f"--task {e.mode} does not fit the degradation {e.degradation!r}",
+                              hint="use an sr:... degradation with --task sr, and a noise degradation with --task denoise")
+        if config.model.name not in MODES.values():
+            config.model.name = MODES[e.mode]
+        channels = dataset.channels
+        net = {"in_channels": channels, "out_channels": channels, **config.model.net}  # foreign keys are ignored
+        if e.mode == "sr":
+            net["scale"] = scale
+        self.net_config = config_from_dict(config.model.name, net)
+        config.model.net = asdict(self.net_config)  # the resolved config names every field
+        self.scale = scale
+        self.uses_discriminator = e.adversarial
+        self.d_loss, self.g_loss = losses.ADVERSARIAL[config.loss.name]
+
+        # Degrade every training image once, in data units, then map to the network range.
+        clean = dataset.data.images if dataset.data.images.ndim == 3 else dataset.data.images[:, 0]
+        degraded = self.degradation.apply(clean, seed=e.degradation_seed)
+        low = dataset.intensity.forward(degraded)
+        self.inputs = torch.from_numpy(low if low.ndim == 4 else low[:, None])  # (N, C, h, w)
+
+    # ----------------------------------------------------------------------- networks
+
+    def networks(self):
+        return build_pair(self.config.model.name, self.net_config)
+
+    @property
+    def multiple(self) -> int:
+        return 2 ** getattr(self.net_config, "depth", 0)
+
+    def _pair(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        index = batch["index"].cpu()
+        x = self.inputs[index].to(batch["image"].device).contiguous(memory_format=torch.channels_last)
+        return x, batch["image"]  # (B, C, h, w) degraded, (B, C, H, W) clean
+
+    # ----------------------------------------------------------------------- objectives
+
+    def discriminator_objective(self, G, D, batch):
+        x, y = self._pair(batch)
+        with torch.no_grad():
+            fake = G(x)
+        real_logits, fake_logits = D(x, y), D(x, fake)
+        loss = self.d_loss(real_logits, fake_logits)
+        return {"loss": loss, "d_real": torch.sigmoid(real_logits.detach()).mean(),
+                "d_fake": torch.sigmoid(fake_logits.detach()).mean()}
+
+    def generator_objective(self, G, D, batch):
+        x, y = self._pair(batch)
+        fake = G(x)
+        l1 = (fake - y).abs().mean()
+        loss = self.config.enhance.l1_weight * l1
+        out = {"l1": l1.detach()}
+        if self.uses_discriminator:
+            adv = self.g_loss(D(x, fake))
+            loss = loss + adv
+            out["g_adv"] = adv.detach()
+        if self.config.enhance.ssim_weight > 0:
+            s = _ssim(fake, y)
+            loss = loss + self.config.enhance.ssim_weight * (1 - s)
+            out["ssim"] = s.detach()
+        out["loss"] = loss
+        return out
+
+    # ----------------------------------------------------------------------- samples
+
+    def fixed_inputs(self, n: int, device: torch.device) -> dict[str, torch.Tensor]:
+        k = max(2, n // 6 * 2)  # whole rows of two triplets
+        index = torch.arange(min(k, len(self.inputs)))
+        clean = self.dataset.batch(index)["image"]
+        return {"x": self.inputs[index].to(device), "y": clean.to(device)}
+
+    @torch.no_grad()
+    def render(self, G, fixed):
+        """Triplets per row position: degraded (upsampled for display) | output | clean."""
+        x, y = fixed["x"], fixed["y"]
+        out = G(x)
+        shown = F.interpolate(x, size=y.shape[-2:], mode="nearest") if x.shape[-1] != y.shape[-1] else x
+        return torch.stack([shown, out, y], dim=1).flatten(0, 1).clamp(-1, 1)  # (3k, C, H, W)
+
+    def display_range(self) -> tuple[float, float]:
+        """CT is shown in a soft-tissue window (centre 40, width 400 HU) so noise is visible."""
+        if self.dataset.intensity.units == "HU":
+            low, high = self.dataset.intensity.forward(np.array([-160.0, 240.0]))
+            return float(low), float(high)
+        return (-1.0, 1.0)
+
+    def export_info(self) -> dict[str, Any]:
+        return {
+            "model": self.config.model.name,
+            "net": asdict(self.net_config),
+            "intensity": self.dataset.intensity.to_dict(),
+            "scale": self.scale,
+            "multiple": self.multiple,
+            "degradation": asdict(self.degradation),
+            "adversarial": self.uses_discriminator,
+            "source": self.config.data.source,
+            "channels": self.dataset.channels,
+        }
+
+
+def _ssim(a: torch.Tensor, b: torch.Tensor, sigma: float = 1.5) -> torch.Tensor:
+    """Mean SSIM (Gaussian window 11, σ 1.5, Wang et al. constants) of images in [-1, 1],
+    differentiable, for the optional SSIM term of the objective."""
+    coords = torch.arange(11, dtype=a.dtype, device=a.device) - 5
+    g = torch.exp(-(coords**2) / (2 * sigma**2))
+    g = (g / g.sum())
+    kernel = (g[:, None] * g[None, :]).expand(a.shape[1], 1, 11, 11)
+    blur = lambda t: F.conv2d(t, kernel, groups=a.shape[1])  # noqa: E731  valid region only
+    c1, c2 = (0.01 * 2) ** 2, (0.03 * 2) ** 2  # data range 2
+    mu_a, mu_b = blur(a), blur(b)
+    var_a, var_b = blur(a * a) - mu_a**2, blur(b * b) - mu_b**2
+    cov = blur(a * b) - mu_a * mu_b
+    s = ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / ((mu_a**2 + mu_b**2 + c1) * (var_a + var_b + c2))
+    return s.mean()
