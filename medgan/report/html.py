@@ -108,17 +108,28 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, max_grids: 
     parts.append("<h2>Metrics</h2>")
     if evaluations:
         latest = evaluations[-1]
-        parts.append(f'<p class="note">{latest["n_generated"]} generated vs {latest["n_real"]} {html.escape(str(latest.get("real")))} '
-                     f'images, generator step {latest.get("step")}, {html.escape(latest["time"])}.</p>')
+        if "n_generated" in latest:
+            what = f'{latest["n_generated"]} generated vs {latest["n_real"]} {html.escape(str(latest.get("real")))} images'
+        else:
+            what = (f'{latest["n_test"]} held-out images, degraded with {html.escape(json.dumps(latest.get("degradation")))}; '
+                    f'data range {latest["data_range"]:g} {html.escape(str(latest.get("units") or ""))}; input_* = {html.escape(latest["settings"]["input"])}, model_* = the generator')
+        parts.append(f'<p class="note">{what}, generator step {latest.get("step")}, {html.escape(latest["time"])}.</p>')
         parts.append(_table([(k, v, METRIC_NOTES.get(k, "")) for k, v in latest["metrics"].items()], header=("metric", "value", "meaning")))
         if len(evaluations) > 1:
             keys = [k for k in ("kid_mean", "fid", "swd") if k in latest["metrics"]]
-            parts.append("<h3>History</h3>" + _table([(r["time"], r.get("step"), *[r["metrics"].get(k, "") for k in keys]) for r in evaluations],
+            parts.append("<h3>History</h3>" + _table([(r["time"], r.get("step"), *[r["metrics"].get(k, "") for k in keys]) for r in evaluations if keys],
                                                        header=("time", "step", *keys)))
     else:
         parts.append('<p class="note">not evaluated yet: run <code>medgan evaluate RUN</code>.</p>')
 
-    # Memorisation audit
+    if (run / "comparison.png").is_file():
+        parts.append("<h2>Side by side</h2>" + f'<figure>{_img(run / "comparison.png", "comparison")}'
+                     "<figcaption>held-out images: degraded input | classical baseline | L1 only | GAN | clean</figcaption></figure>")
+
+    # Memorisation audit (synthesis runs: the generator's samples against the training images)
+    if config["task"] != "synth":
+        parts.append("<h2>Configuration</h2><pre>" + html.escape(json.dumps(config, indent=2)) + "</pre>")
+        return _write(run, parts, out)
     parts.append("<h2>Memorisation audit</h2>")
     audit_file = run / "audit" / "summary.json"
     if audit_file.is_file():
@@ -139,6 +150,10 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, max_grids: 
         parts.append('<p class="note">not audited yet: run <code>medgan audit RUN</code>.</p>')
 
     parts.append("<h2>Configuration</h2><pre>" + html.escape(json.dumps(config, indent=2)) + "</pre>")
+    return _write(run, parts, out)
+
+
+def _write(run: Path, parts: list[str], out: str | Path | None) -> Path:
     page = (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>medgan {html.escape(run.name)}</title>'
             f"<style>{STYLE}</style></head><body>\n" + "\n".join(parts) + "\n</body></html>\n")
     out = Path(out) if out else run / "report.html"
