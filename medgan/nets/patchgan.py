@@ -114,6 +114,39 @@ class PatchGANConfig:
         return size - 2  # two 4x4 stride-1 layers, padding 1, each remove one pixel
 
 
+@dataclass
+class PairedGANConfig:
+    """What a paired generator's config carries for its PatchGAN (pix2pix, SRGAN), so that
+    one config builds both networks. Subclasses add the generator's own fields; ``scale``
+    (super-resolution) is read when present.
+
+    Attributes:
+        in_channels / out_channels: channels of the generator's input and output.
+        leaky_slope: negative slope of the LeakyReLUs.
+        d_width: PatchGAN first-layer channels.
+        d_layers: PatchGAN stride-2 layers (3: the 70x70 PatchGAN).
+        d_norm: PatchGAN normalisation (``"batch"``, ``"instance"``, ``"none"``).
+        spectral_norm: spectral normalisation on every PatchGAN convolution.
+    """
+
+    in_channels: int = 1
+    out_channels: int = 1
+    leaky_slope: float = 0.2
+    d_width: int = 64
+    d_layers: int = 3
+    d_norm: str = "batch"
+    spectral_norm: bool = False
+
+    def patchgan_config(self) -> PatchGANConfig:
+        """The discriminator's config: it sees the input (condition; upsampled by ``scale``
+        for super-resolution) beside the output."""
+        return PatchGANConfig(
+            cond_channels=self.in_channels, image_channels=self.out_channels, width=self.d_width,
+            n_layers=self.d_layers, norm=self.d_norm, spectral_norm=self.spectral_norm,
+            leaky_slope=self.leaky_slope, scale=getattr(self, "scale", 1),
+        )
+
+
 class PatchGANDiscriminator(nn.Module):
     """``(condition (B, C_cond, h, w), image (B, C_img, H, W))`` -> logits ``(B, 1, H', W')``.
 

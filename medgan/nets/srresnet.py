@@ -38,14 +38,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from medgan.nets.patchgan import PatchGANConfig, init_weights, norm_layer
+from medgan.nets.patchgan import PairedGANConfig, init_weights, norm_layer
 from medgan.nets.unet import straight_through_clamp
 
 SR_NORMS = ("batch", "none")
 
 
 @dataclass
-class SRConfig:
+class SRConfig(PairedGANConfig):
     """Shape and options of the SRGAN pair (SRResNet G, PatchGAN D).
 
     Attributes:
@@ -64,18 +64,11 @@ class SRConfig:
         spectral_norm: spectral normalisation on every PatchGAN convolution.
     """
 
-    in_channels: int = 1
-    out_channels: int = 1
     scale: int = 4
     width: int = 64
     n_blocks: int = 8
     norm: str = "batch"
     residual: bool = True
-    leaky_slope: float = 0.2
-    d_width: int = 64
-    d_layers: int = 3
-    d_norm: str = "batch"
-    spectral_norm: bool = False
 
     def __post_init__(self) -> None:
         if self.scale < 2 or self.scale & (self.scale - 1):
@@ -89,15 +82,6 @@ class SRConfig:
                 f"a residual SR generator needs in_channels == out_channels, got {self.in_channels} and "
                 f"{self.out_channels}; set residual=False"
             )
-
-    def patchgan_config(self) -> PatchGANConfig:
-        """The discriminator's config: it sees the low-resolution input, upsampled by
-        ``scale``, beside the high-resolution output."""
-        return PatchGANConfig(
-            cond_channels=self.in_channels, image_channels=self.out_channels, width=self.d_width,
-            n_layers=self.d_layers, norm=self.d_norm, spectral_norm=self.spectral_norm,
-            leaky_slope=self.leaky_slope, scale=self.scale,
-        )
 
 
 class ResidualBlock(nn.Module):

@@ -40,7 +40,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from medgan.nets.patchgan import NORMS, PatchGANConfig, init_weights, norm_layer
+from medgan.nets.patchgan import NORMS, PairedGANConfig, init_weights, norm_layer
 
 UP_MODES = ("deconv", "resize")
 
@@ -70,7 +70,7 @@ def straight_through_clamp(x: torch.Tensor, lo: float = -1.0, hi: float = 1.0) -
 # ---------------------------------------------------------------- config
 
 @dataclass
-class UNetConfig:
+class UNetConfig(PairedGANConfig):
     """Shape and options of the pix2pix pair (U-Net G, PatchGAN D).
 
     Attributes:
@@ -92,19 +92,12 @@ class UNetConfig:
         spectral_norm: spectral normalisation on every PatchGAN convolution.
     """
 
-    in_channels: int = 1
-    out_channels: int = 1
     width: int = 32
     depth: int = 4
     norm: str = "batch"
     dropout: float = 0.0
     up: str = "deconv"
     residual: bool = True
-    leaky_slope: float = 0.2
-    d_width: int = 64
-    d_layers: int = 3
-    d_norm: str = "batch"
-    spectral_norm: bool = False
 
     def __post_init__(self) -> None:
         if self.norm not in NORMS:
@@ -129,14 +122,6 @@ class UNetConfig:
     def channels_at(self, level: int) -> int:
         """Feature channels at resolution ``H / 2**level`` (0 = full resolution)."""
         return min(self.width * 2**level, self.width * 8)
-
-    def patchgan_config(self) -> PatchGANConfig:
-        """The discriminator's config: it sees the input (condition) beside the output."""
-        return PatchGANConfig(
-            cond_channels=self.in_channels, image_channels=self.out_channels, width=self.d_width,
-            n_layers=self.d_layers, norm=self.d_norm, spectral_norm=self.spectral_norm,
-            leaky_slope=self.leaky_slope, scale=1,
-        )
 
 
 # ---------------------------------------------------------------- network
