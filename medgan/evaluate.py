@@ -60,19 +60,15 @@ def real_images(run_dir: Path) -> tuple[np.ndarray, np.ndarray | None, Intensity
     return train, held, dataset.intensity
 
 
-@torch.no_grad()
 def generated_images(run_dir: Path, n: int, seed: int = 0, batch_size: int = 250) -> np.ndarray:
-    """``n`` images from the run's exported generator, in [-1, 1] as ``(N, C, H, W)``."""
+    """``n`` images from the run's exported generator, in [-1, 1] as ``(N, C, H, W)``
+    (class-conditional generators cycle through the classes)."""
+    from medgan.generate import draw
+
     G, info = load_generator(run_dir)
-    gen = torch.Generator().manual_seed(seed)
     classes = info["net"].get("num_classes", 0)
-    out = []
-    for start in range(0, n, batch_size):
-        m = min(batch_size, n - start)
-        z = torch.randn(m, info["net"]["z_dim"], generator=gen)
-        kwargs = {"labels": torch.arange(start, start + m) % classes} if classes else {}
-        out.append(G(z, **kwargs).float().numpy())
-    return np.concatenate(out)
+    labels = np.arange(n) % classes if classes else None
+    return draw(G, info["net"]["z_dim"], n, seed, labels, batch_size)
 
 
 def inception_features(extractor, images: np.ndarray) -> np.ndarray:

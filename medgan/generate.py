@@ -56,16 +56,23 @@ def sample(run: str | Path, n: int, seed: int = 0, label: int | str | None = Non
             labels = np.full(n, index)
     elif label is not None:
         raise MedganError("this generator is not class-conditional, so --label has no meaning", path=run)
+    images = draw(G, net["z_dim"], n, seed, labels, batch_size, device)  # (N, C, H, W) in [-1, 1]
+    images = IntensityMap(**info["intensity"]).inverse(images)
+    return (images[:, 0] if images.shape[1] == 1 else images), labels, info
+
+
+@torch.no_grad()
+def draw(G: torch.nn.Module, z_dim: int, n: int, seed: int = 0, labels: np.ndarray | None = None,
+         batch_size: int = 256, device: str | torch.device = "cpu") -> np.ndarray:
+    """``n`` images of ``G`` in [-1, 1], ``(N, C, H, W)``, from latents seeded by ``seed``."""
     gen = torch.Generator().manual_seed(seed)
     out = []
     for start in range(0, n, batch_size):
         m = min(batch_size, n - start)
-        z = torch.randn(m, net["z_dim"], generator=gen).to(device)
-        kwargs = {} if labels is None else {"labels": torch.from_numpy(labels[start : start + m]).to(device)}
+        z = torch.randn(m, z_dim, generator=gen).to(device)
+        kwargs = {} if labels is None else {"labels": torch.from_numpy(np.asarray(labels[start : start + m])).to(device)}
         out.append(G(z, **kwargs).float().cpu().numpy())
-    images = np.concatenate(out)  # (N, C, H, W) in [-1, 1]
-    images = IntensityMap(**info["intensity"]).inverse(images)
-    return (images[:, 0] if images.shape[1] == 1 else images), labels, info
+    return np.concatenate(out)
 
 
 def write_images(images: np.ndarray, out: str | Path, fmt: str, info: dict, labels: np.ndarray | None = None,
