@@ -19,26 +19,19 @@ from typing import Any
 import numpy as np
 
 from medgan.errors import MedganError
+from medgan.metrics._arrays import to_numpy
 
 # ---- input checks ---------------------------------------------------------------------
 
-def _to_numpy(x: Any) -> np.ndarray:
-    if hasattr(x, "detach"):  # a torch tensor; duck-typed so numpy users need not import torch
-        x = x.detach().cpu()
-        x = x.double() if x.is_floating_point() else x
-        x = x.numpy()
-    return np.asarray(x)
-
-
 def _scores(x: Any, name: str) -> np.ndarray:
-    array = _to_numpy(x).astype(np.float64)
+    array = to_numpy(x).astype(np.float64)
     if np.isnan(array).any():
         raise MedganError(f"{name} contains NaN values", hint="check the anomaly scores (a NaN cannot be ranked)")
     return array
 
 
 def _binary_labels(x: Any, name: str) -> np.ndarray:
-    array = _to_numpy(x)
+    array = to_numpy(x)
     if array.dtype == bool:
         return array
     if array.dtype.kind == "f" and np.isnan(array).any():

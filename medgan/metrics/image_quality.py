@@ -21,18 +21,12 @@ import numpy as np
 from skimage.metrics import structural_similarity
 
 from medgan.errors import MedganError
+from medgan.metrics._arrays import finite_float64
 
 
 def _as_array(x: Any, name: str) -> np.ndarray:
-    """Array or torch tensor -> float64 numpy, rejecting NaN/inf (they would poison every mean)."""
-    if hasattr(x, "detach"):  # a torch tensor; duck-typed so numpy users need not import torch
-        x = x.detach().cpu()
-        x = x.double() if x.is_floating_point() else x
-        x = x.numpy()
-    array = np.asarray(x, dtype=np.float64)
-    if not np.all(np.isfinite(array)):
-        raise MedganError(f"{name} contains NaN or infinite values", hint="check the model output and the intensity conversion")
-    return array
+    """Array or torch tensor -> float64 numpy, rejecting NaN/inf."""
+    return finite_float64(x, name, hint="check the model output and the intensity conversion")
 
 
 def _check_data_range(data_range: float | None) -> float:

@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from medgan.errors import MedganError
+from medgan.metrics._arrays import finite_float64, to_numpy
 
 __all__ = [
     "as_image_batch",
@@ -76,14 +77,10 @@ def as_image_batch(images: Any, name: str = "images") -> torch.Tensor:
 
 def _as_features(features: Any, name: str) -> np.ndarray:
     """``(N, D)`` array or tensor -> float64 numpy, rejecting NaN/inf."""
-    if isinstance(features, torch.Tensor):
-        features = features.detach().cpu().double().numpy()
-    array = np.asarray(features, dtype=np.float64)
+    array = np.asarray(to_numpy(features), dtype=np.float64)
     if array.ndim != 2 or array.shape[0] == 0 or array.shape[1] == 0:
         raise MedganError(f"{name} must be a non-empty (N, D) feature array, got shape {array.shape}")
-    if not np.all(np.isfinite(array)):
-        raise MedganError(f"{name} contains NaN or infinite values", hint="check the feature extractor's input")
-    return array
+    return finite_float64(array, name, hint="check the feature extractor's input")
 
 
 def _feature_pair(f_real: Any, f_fake: Any, min_rows: int = 1) -> tuple[np.ndarray, np.ndarray]:

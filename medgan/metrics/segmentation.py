@@ -39,6 +39,7 @@ import numpy as np
 from scipy import ndimage
 
 from medgan.errors import MedganError
+from medgan.metrics._arrays import to_numpy
 
 Scores = float | dict[int | str, float]
 
@@ -46,9 +47,7 @@ Scores = float | dict[int | str, float]
 # ---- input checks ---------------------------------------------------------------------
 
 def _as_label_map(x: Any, name: str) -> np.ndarray:
-    if hasattr(x, "detach"):  # a torch tensor; duck-typed so numpy users need not import torch
-        x = x.detach().cpu().numpy()
-    array = np.asarray(x)
+    array = to_numpy(x)
     if array.dtype.kind == "f" and np.isnan(array).any():
         raise MedganError(f"{name} contains NaN values", hint="pass a label map (integers or booleans), not a raw network output")
     if array.dtype.kind not in "biuf":
