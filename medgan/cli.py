@@ -172,11 +172,12 @@ TRAIN_FLAGS = {
     "upsample": "model.net.upsample", "d_norm": "model.net.d_norm", "spectral_norm": "model.net.spectral_norm",
     "loss": "loss.name", "r1": "loss.r1_gamma", "gp_weight": "loss.gp_weight",
     "lr_g": "optim.lr_g", "lr_d": "optim.lr_d", "beta1": "optim.beta1", "beta2": "optim.beta2", "n_critic": "optim.n_critic",
+    "lr_decay": "optim.decay",
     "steps": "loop.steps", "batch_size": "loop.batch_size", "seed": "loop.seed", "device": "loop.device", "amp": "loop.amp",
     "ema": "loop.ema", "augment": "loop.augment", "log_every": "loop.log_every", "sample_every": "loop.sample_every",
     "checkpoint_every": "loop.checkpoint_every", "n_samples": "loop.n_samples",
     "enhance_mode": "enhance.mode", "degradation": "enhance.degradation", "l1_weight": "enhance.l1_weight",
-    "ssim_weight": "enhance.ssim_weight",
+    "ssim_weight": "enhance.ssim_weight", "realizations": "enhance.realizations",
 }
 
 
@@ -209,6 +210,8 @@ def resolve_train_config(args: argparse.Namespace, base: dict | None = None):
         _set(overrides, "model.net.num_classes", -1)  # resolved from the data's labels
     if given.get("l1_only"):
         _set(overrides, "enhance.adversarial", False)
+    if given.get("no_flip"):
+        _set(overrides, "enhance.flip", False)
     values = merge(values, overrides)
     config = TrainConfig.from_dict(values)
 
@@ -269,6 +272,7 @@ def add_train_options(parser: argparse.ArgumentParser) -> None:
     o.add_argument("--beta1", type=float, default=S, help="Adam beta1 (default 0.5)")
     o.add_argument("--beta2", type=float, default=S, help="Adam beta2 (default 0.999)")
     o.add_argument("--n-critic", type=int, default=S, help="D steps per G step (default 1)")
+    o.add_argument("--lr-decay", default=S, help="learning-rate schedule: none, linear (pix2pix: 2nd half to 0) or cosine")
     l = parser.add_argument_group("loop")
     l.add_argument("--steps", type=int, default=S, help="generator updates")
     l.add_argument("--batch-size", type=int, default=S, help="images per step over all processes (default 64)")
@@ -287,6 +291,8 @@ def add_train_options(parser: argparse.ArgumentParser) -> None:
     e.add_argument("--l1-only", action="store_true", default=S, help="train the same generator without the adversary (the baseline)")
     e.add_argument("--l1-weight", type=float, default=S, help="weight of the L1 term (default 100)")
     e.add_argument("--ssim-weight", type=float, default=S, help="weight of a 1-SSIM term (default 0)")
+    e.add_argument("--realizations", type=int, default=S, help="noise draws kept per training image (default: 4 for noise, 1 for downsampling)")
+    e.add_argument("--no-flip", action="store_true", default=S, help="do not mirror training pairs left-right")
     add_source_options(parser, suppress=True)
 
 

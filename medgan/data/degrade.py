@@ -415,6 +415,11 @@ class Degradation:
 
         return f"{self.kind}:" + ",".join(f"{k}={text(v)}" for k, v in list(self.to_dict().items())[1:])
 
+    @property
+    def random(self) -> bool:
+        """Whether the result depends on the seed (noise), not only on the image."""
+        return self.kind != "sr"
+
     def output_shape(self, height: int, width: int) -> tuple[int, int]:
         """Size of a degraded ``height x width`` image."""
         return (height // self.factor, width // self.factor) if self.kind == "sr" else (height, width)

@@ -8,6 +8,7 @@ be resumed or its generator rebuilt without the command line.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any
@@ -60,15 +61,38 @@ class LossConfig:
     gp_weight: float = 10.0
 
 
+LR_DECAYS = ("none", "linear", "cosine")
+
+
 @dataclass
 class OptimConfig:
-    """Adam for G and D, with separate learning rates (TTUR, Heusel et al. 2017)."""
+    """Adam for G and D, with separate learning rates (TTUR, Heusel et al. 2017).
+
+    Attributes:
+        decay: learning-rate schedule over the run, the same for G and D: ``"none"``,
+            ``"linear"`` (pix2pix: constant for the first half, then linearly to 0) or
+            ``"cosine"`` (half a cosine from the base rate to 0).
+    """
 
     lr_g: float = 2e-4
     lr_d: float = 2e-4
     beta1: float = 0.5
     beta2: float = 0.999
     n_critic: int = 1
+    decay: str = "none"
+
+    def __post_init__(self) -> None:
+        if self.decay not in LR_DECAYS:
+            raise MedganError(f"unknown learning-rate decay {self.decay!r}", hint=f"use one of {', '.join(LR_DECAYS)}")
+
+    def lr_factor(self, step: int, steps: int) -> float:
+        """Multiplier of the base learning rates for the update after ``step`` of ``steps``."""
+        t = min(max(step / max(steps, 1), 0.0), 1.0)
+        if self.decay == "linear":
+            return min(1.0, 2.0 * (1.0 - t))
+        if self.decay == "cosine":
+            return 0.5 * (1.0 + math.cos(math.pi * t))
+        return 1.0
 
 
 @dataclass
@@ -114,6 +138,10 @@ class EnhanceConfig:
         l1_weight: weight of the L1 term (100 in pix2pix, with adversarial weight 1).
         ssim_weight: optional weight of a (1 - SSIM) term.
         degradation_seed: seed of the (precomputed) degraded inputs.
+        realizations: noise draws kept per training image (a batch picks one per image, so
+            the network sees fresh noise, not one fixed pattern to memorise); 0 = 4 for
+            random degradations (noise) and 1 for deterministic ones (downsampling).
+        flip: mirror each (degraded, clean) pair left-right with probability 1/2.
     """
 
     mode: str = "denoise"
@@ -122,6 +150,8 @@ class EnhanceConfig:
     l1_weight: float = 100.0
     ssim_weight: float = 0.0
     degradation_seed: int = 0
+    realizations: int = 0
+    flip: bool = True
 
 
 @dataclass

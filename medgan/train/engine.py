@@ -129,6 +129,7 @@ class Trainer:
         index = torch.tensor(self._order[pos * self.local_batch : (pos + 1) * self.local_batch])
         batch = {k: v.to(self.device, non_blocking=True) for k, v in self.dataset.batch(index).items()}
         batch["image"] = batch["image"].contiguous(memory_format=torch.channels_last)
+        batch["number"] = torch.tensor(k)  # lets a task draw batch-level randomness as a function of k
         return batch
 
     # ----------------------------------------------------------------------- state
@@ -200,6 +201,10 @@ class Trainer:
         """One G update preceded by ``n_critic`` D updates; returns the logged scalars."""
         cfg, task = self.config, self.task
         self.G.train(), self.D.train()
+        factor = cfg.optim.lr_factor(self.step, cfg.loop.steps)  # a function of the step: resume stays exact
+        for optimizer, base in ((self.opt_g, cfg.optim.lr_g), (self.opt_d, cfg.optim.lr_d)):
+            for group in optimizer.param_groups:
+                group["lr"] = base * factor
         out_d: dict[str, torch.Tensor] = {}
         for k in range(cfg.optim.n_critic):
             batch = self.batch(self.step * cfg.optim.n_critic + k)

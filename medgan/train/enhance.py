@@ -55,11 +55,17 @@ class EnhanceTask(GANTask):
         self.uses_discriminator = e.adversarial
         self.d_loss, self.g_loss = losses.ADVERSARIAL[config.loss.name]
 
-        # Degrade every training image once, in data units, then map to the network range.
+        # Degrade every training image `realizations` times, in data units (realisation r
+        # draws from SeedSequence(seed, spawn_key=(r,))), then map to the network range.
+        if e.realizations < 0:
+            raise MedganError(f"realizations must be >= 0, got {e.realizations}", hint="0 picks 4 for noise, 1 for downsampling")
+        e.realizations = e.realizations or (4 if self.degradation.random else 1)
         clean = dataset.data.images if dataset.data.images.ndim == 3 else dataset.data.images[:, 0]
-        degraded = self.degradation.apply(clean, seed=e.degradation_seed)
-        low = dataset.intensity.forward(degraded)
-        self.inputs = torch.from_numpy(low if low.ndim == 4 else low[:, None])  # (N, C, h, w)
+        draws = []
+        for r in range(e.realizations):
+            low = dataset.intensity.forward(self.degradation.apply(clean, seed=np.random.SeedSequence(e.degradation_seed, spawn_key=(r,))))
+            draws.append(torch.from_numpy(low if low.ndim == 4 else low[:, None]))  # (N, C, h, w)
+        self.inputs = torch.stack(draws)  # (R, N, C, h, w)
 
     # ----------------------------------------------------------------------- networks
 
@@ -71,9 +77,17 @@ class EnhanceTask(GANTask):
         return 2 ** getattr(self.net_config, "depth", 0)
 
     def _pair(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        index = batch["index"].cpu()
-        x = self.inputs[index].to(batch["image"].device).contiguous(memory_format=torch.channels_last)
-        return x, batch["image"]  # (B, C, h, w) degraded, (B, C, H, W) clean
+        """(degraded, clean) of a batch: one noise realisation per image and, with ``flip``,
+        a left-right mirror of half the pairs; both drawn from the batch number, so the D and
+        G steps see the same pairs and a resumed run the same batches."""
+        index, y = batch["index"].cpu(), batch["image"]
+        g = torch.Generator().manual_seed(self.config.loop.seed * 1_000_003 + int(batch["number"]))
+        realization = torch.randint(len(self.inputs), (len(index),), generator=g)
+        x = self.inputs[realization, index].to(y.device)  # (B, C, h, w)
+        if self.config.enhance.flip:
+            mirror = (torch.rand(len(index), generator=g) < 0.5).to(y.device)[:, None, None, None]
+            x, y = torch.where(mirror, x.flip(-1), x), torch.where(mirror, y.flip(-1), y)
+        return x.contiguous(memory_format=torch.channels_last), y.contiguous(memory_format=torch.channels_last)
 
     # ----------------------------------------------------------------------- objectives
 
@@ -107,9 +121,9 @@ class EnhanceTask(GANTask):
 
     def fixed_inputs(self, n: int, device: torch.device) -> dict[str, torch.Tensor]:
         k = max(2, n // 6 * 2)  # whole rows of two triplets
-        index = torch.arange(min(k, len(self.inputs)))
+        index = torch.arange(min(k, self.inputs.shape[1]))
         clean = self.dataset.batch(index)["image"]
-        return {"x": self.inputs[index].to(device), "y": clean.to(device)}
+        return {"x": self.inputs[0, index].to(device), "y": clean.to(device)}
 
     @torch.no_grad()
     def render(self, G, fixed):
