@@ -15,10 +15,12 @@ Design choices:
   capacity on edges and texture rather than on reproducing intensities. Bicubic
   interpolation can overshoot [-1, 1] next to edges; the output clamp handles it. The
   clamp is straight-through (see :func:`medgan.nets.unet.straight_through_clamp`).
-* **Norm**: ``"batch"`` is the SRGAN paper's; ``"none"`` is EDSR's (Lim et al. 2017), who
-  found BN harms SR (it normalises away the intensity range the output must keep) and
-  saves memory. The blocks' outputs are not rescaled (EDSR's 0.1 residual scaling is for
-  far wider networks than these).
+* **Norm**: ``"none"`` (default) is EDSR's (Lim et al. 2017), who found BN harms SR (it
+  normalises away the intensity range the output must keep); ``"batch"`` is the SRGAN
+  paper's. Measured here (brain-mri x2, width 32, 8 blocks, 1500 steps, linear LR decay):
+  +2.2 dB over bicubic without BN against +1.8 dB with it, and 1.6x faster steps; with BN
+  the L1 loss also spiked mid-run. The blocks' outputs are not rescaled (EDSR's 0.1
+  residual scaling is for far wider networks than these).
 * **Upsampling** by sub-pixel convolution (PixelShuffle, Shi et al. 2016), one x2 step per
   factor of 2.
 * **Initialisation**: DCGAN's N(0, 0.02), except the output convolution of the residual
@@ -54,7 +56,7 @@ class SRConfig(PairedGANConfig):
         scale: upsampling factor, a power of two (2 or 4 usually; 4 in SRGAN).
         width: feature channels of the residual trunk.
         n_blocks: residual blocks (16 in SRGAN; 8 here: CPU-friendly).
-        norm: ``"batch"`` (SRGAN) or ``"none"`` (EDSR).
+        norm: ``"none"`` (EDSR, default) or ``"batch"`` (SRGAN).
         residual: ``y = clamp(bicubic(x) + r)`` (needs ``in_channels == out_channels``)
             instead of ``y = tanh(r)``.
         leaky_slope: negative slope of D's LeakyReLU.
@@ -67,7 +69,7 @@ class SRConfig(PairedGANConfig):
     scale: int = 4
     width: int = 64
     n_blocks: int = 8
-    norm: str = "batch"
+    norm: str = "none"
     residual: bool = True
 
     def __post_init__(self) -> None:

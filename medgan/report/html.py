@@ -42,6 +42,17 @@ for _space in ("inception", "pixel"):
         f"{_space}_density": f"how densely generated images sit among real neighbours ({_space}; ~1 for matching sets)",
         f"{_space}_coverage": f"share of real images with a generated image among their neighbours ({_space}; higher is better)",
     })
+# Enhancement runs score the degraded input (or bicubic upsampling) and the model alike.
+for _who, _what in (("input", "the degraded input (bicubic for super-resolution)"), ("model", "the model's output")):
+    METRIC_NOTES.update({
+        f"{_who}_psnr": f"PSNR of {_what} against the held-out clean images, dB on the data's range (higher is better)",
+        f"{_who}_ssim": f"SSIM of {_what} (higher is better)",
+        f"{_who}_mae": f"mean absolute error of {_what}, in the data's units (lower is better)",
+        f"{_who}_rmse": f"root mean squared error of {_what}, in the data's units (lower is better)",
+        f"{_who}_hf_energy_ratio": f"fine-detail energy of {_what} over the truth's (1 = as sharp; < 1 smooth; > 1 noisy)",
+        f"{_who}_spectrum_error_db": f"power-spectrum mismatch of {_what} at high frequencies, dB (0 = the truth's texture)",
+        f"{_who}_spectrum_bias_db": f"its sign: < 0 smoother than the truth, > 0 noisier",
+    })
 
 
 def _img(path: Path, alt: str) -> str:

@@ -61,7 +61,7 @@ class LossConfig:
     gp_weight: float = 10.0
 
 
-LR_DECAYS = ("none", "linear", "cosine")
+LR_DECAYS = ("auto", "none", "linear", "cosine")
 
 
 @dataclass
@@ -70,8 +70,10 @@ class OptimConfig:
 
     Attributes:
         decay: learning-rate schedule over the run, the same for G and D: ``"none"``,
-            ``"linear"`` (pix2pix: constant for the first half, then linearly to 0) or
-            ``"cosine"`` (half a cosine from the base rate to 0).
+            ``"linear"`` (pix2pix: constant for the first half, then linearly to 0),
+            ``"cosine"`` (half a cosine from the base rate to 0) or ``"auto"`` (by task:
+            ``linear`` for enhancement, where the regression term otherwise ends on a loss
+            spike as often as not, ``none`` for synthesis).
     """
 
     lr_g: float = 2e-4
@@ -79,7 +81,7 @@ class OptimConfig:
     beta1: float = 0.5
     beta2: float = 0.999
     n_critic: int = 1
-    decay: str = "none"
+    decay: str = "auto"
 
     def __post_init__(self) -> None:
         if self.decay not in LR_DECAYS:
@@ -165,6 +167,10 @@ class TrainConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
     loop: LoopConfig = field(default_factory=LoopConfig)
     enhance: EnhanceConfig = field(default_factory=EnhanceConfig)
+
+    def __post_init__(self) -> None:
+        if self.optim.decay == "auto":  # resolved, so config.json names the schedule used
+            self.optim.decay = "linear" if self.task == "enhance" else "none"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

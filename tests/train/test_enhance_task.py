@@ -65,6 +65,9 @@ def test_learning_rate_schedules():
     assert OptimConfig().lr_factor(99, steps) == 1.0
     with pytest.raises(MedganError, match="decay"):
         OptimConfig(decay="step")
+    # "auto" resolves by task, so the saved config names the schedule that ran
+    assert TrainConfig(task="enhance").optim.decay == "linear" and TrainConfig().optim.decay == "none"
+    assert TrainConfig.from_dict({"task": "enhance", "optim": {"decay": "cosine"}}).optim.decay == "cosine"
 
 
 def test_resume_with_a_decaying_learning_rate_is_exact(tmp_path):
