@@ -73,12 +73,14 @@ def test_unet_residual_head_learns_from_the_first_step():
     assert G.head.weight.grad.abs().sum() > 0
 
 
-def test_straight_through_clamp_passes_gradients_of_out_of_range_pixels():
-    v = torch.tensor([-1.5, 0.3, 1.2], requires_grad=True)
-    y = straight_through_clamp(v)
-    assert y.tolist() == pytest.approx([-1.0, 0.3, 1.0])
-    (y * torch.tensor([1.0, 2.0, 3.0])).sum().backward()
-    assert v.grad.tolist() == [1.0, 2.0, 3.0]
+def test_straight_through_clamp_passes_only_gradients_that_lead_back_into_range():
+    for weights, expected in (([1.0, 2.0, 3.0], [0.0, 2.0, 3.0]), ([-1.0, 2.0, -3.0], [-1.0, 2.0, 0.0])):
+        v = torch.tensor([-1.5, 0.3, 1.2], requires_grad=True)
+        y = straight_through_clamp(v)
+        assert y.tolist() == pytest.approx([-1.0, 0.3, 1.0])
+        (y * torch.tensor(weights)).sum().backward()
+        # descent moves v by -grad: -1.5 may only rise (grad < 0), 1.2 may only fall (grad > 0)
+        assert v.grad.tolist() == expected
     # In the network: a head that pushes every pixel below -1 is still pulled back up.
     G = UNetGenerator(UNetConfig(width=8))
     torch.nn.init.constant_(G.head.bias, -3.0)
