@@ -38,7 +38,9 @@ CASES = {
 }
 
 
-def train(case: dict, adversarial: bool, steps: int, batch: int, run_dir: Path) -> Path:
+def train(case: dict, adversarial: bool, steps: int, batch: int, run_dir: Path, reuse: bool = False) -> Path:
+    if reuse and (run_dir / "generator" / "config.json").is_file():
+        return run_dir  # scored again, not retrained
     config = TrainConfig.from_dict({
         "task": "enhance", "data": case["data"], "enhance": {**case["enhance"], "adversarial": adversarial},
         "model": {"name": "pix2pix" if case["enhance"]["mode"] == "denoise" else "srgan", "net": {"width": 32}},
@@ -80,14 +82,15 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=1500)
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--runs-dir", default="bench-runs")
+    parser.add_argument("--reuse", action="store_true", help="score runs already in --runs-dir instead of training them")
     args = parser.parse_args()
     report: dict = {"steps": args.steps, "batch": args.batch, "cases": {}}
     for name in args.cases:
         case = CASES[name]
         root = Path(args.runs_dir) / name
         t = time.perf_counter()
-        runs = {"l1": train(case, False, args.steps, args.batch, root / "l1-only"),
-                "gan": train(case, True, args.steps, args.batch, root / "gan")}
+        runs = {"l1": train(case, False, args.steps, args.batch, root / "l1-only", args.reuse),
+                "gan": train(case, True, args.steps, args.batch, root / "gan", args.reuse)}
         train_seconds = time.perf_counter() - t
         clean, degraded, info, intensity = enhancement_test_set(runs["gan"])
         scale, data_range = int(info.get("scale", 1)), intensity.high - intensity.low
@@ -105,8 +108,12 @@ def main() -> None:
         rows["L1 only"], rows["GAN (L1 + adversarial)"] = outputs["l1"], outputs["gan"]
         scores = {k: enhancement_scores(clean, v, data_range) for k, v in rows.items()}
         # side by side: input | classical | L1 | GAN | clean, for 4 held-out images
-        pick = np.linspace(0, len(clean) - 1, 4).astype(int)
-        shown_input = rows["degraded input" if scale == 1 else "bicubic"]
+        # four of the larger images (edge slices of a head show little), spread over the set
+        foreground = (clean > clean.min() + 0.05 * data_range).mean(axis=(1, 2))
+        large = np.sort(np.argsort(-foreground)[: max(4, len(clean) // 2)])
+        pick = large[np.linspace(0, len(large) - 1, 4).astype(int)]
+        # the low-resolution input itself (pixel-replicated) for SR, since bicubic is the baseline column
+        shown_input = degraded if scale == 1 else degraded.repeat(scale, axis=-2).repeat(scale, axis=-1)
         classical_key = next(k for k in rows if k not in ("degraded input", "L1 only", "GAN (L1 + adversarial)"))
         tiles = np.stack([x[i] for i in pick for x in (shown_input, rows[classical_key], outputs["l1"], outputs["gan"], clean)])
         window = case["display"] or (float(np.percentile(clean, 0.5)), float(np.percentile(clean, 99.5)))
