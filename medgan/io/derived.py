@@ -48,14 +48,14 @@ from pathlib import Path
 
 import numpy as np
 import pydicom
-from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+from pydicom.dataset import Dataset
+from pydicom.uid import generate_uid
 from pydicom.valuerep import format_number_as_ds
 
 from medgan import __version__
 from medgan.errors import MedganError
 from medgan.io.arrays import check_finite
-from medgan.io.dicom import _UID_PATTERN
+from medgan.io.dicom import _UID_PATTERN, file_meta
 from medgan.io.output import atomic_path
 
 __all__ = ["DERIVED_SUFFIX", "check_derivable", "derived_series_uid", "write_derived_dicom"]
@@ -271,13 +271,7 @@ def write_derived_dicom(
     if scale > 1:
         _rescale_geometry(ds, scale)
 
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = source_sop_class
-    meta.MediaStorageSOPInstanceUID = sop_uid
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    meta.ImplementationClassUID = pydicom.uid.PYDICOM_IMPLEMENTATION_UID
-    meta.ImplementationVersionName = f"MEDGAN_{__version__}"[:16]
-    ds.file_meta = meta
+    ds.file_meta = file_meta(source_sop_class, sop_uid)
     ds.preamble = b"\x00" * 128
 
     with atomic_path(path, overwrite) as tmp:

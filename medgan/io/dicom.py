@@ -440,6 +440,18 @@ def _check_anonymous(ds: Dataset) -> None:
             raise AssertionError(f"write_dicom would write identifying attribute {keyword}")  # a medgan bug
 
 
+def file_meta(sop_class: str, sop_uid: str) -> FileMetaDataset:
+    """File meta information of a file medgan writes: explicit VR little endian, medgan named
+    as the implementation (shared by the synthetic and the derived-series writers)."""
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = sop_class
+    meta.MediaStorageSOPInstanceUID = sop_uid
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    meta.ImplementationClassUID = pydicom.uid.PYDICOM_IMPLEMENTATION_UID
+    meta.ImplementationVersionName = f"MEDGAN_{__version__}"[:16]
+    return meta
+
+
 def write_dicom(
     path: str | os.PathLike,
     array: np.ndarray,
@@ -504,12 +516,7 @@ def write_dicom(
         statement += f" (model: {derived_from_model})"
     statement += "; not a patient image"
 
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = sop_class
-    meta.MediaStorageSOPInstanceUID = sop_uid
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    meta.ImplementationClassUID = pydicom.uid.PYDICOM_IMPLEMENTATION_UID
-    meta.ImplementationVersionName = f"MEDGAN_{__version__}"[:16]
+    meta = file_meta(sop_class, sop_uid)
 
     ds = Dataset()
     ds.file_meta = meta
