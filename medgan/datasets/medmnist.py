@@ -20,6 +20,7 @@ import numpy as np
 
 from medgan.data.imageset import ImageSet
 from medgan.errors import MedganError
+from medgan.io.output import publish_mode
 
 ZENODO_URL = "https://zenodo.org/records/10519652/files/{file}?download=1"
 SIZES = (28, 64, 128, 224)
@@ -143,6 +144,7 @@ def _download(url: str, target: Path) -> None:
                 out.write(chunk)
         if not zipfile.is_zipfile(tmp):
             raise ValueError("the download is not an npz archive")
+        publish_mode(tmp)
         os.replace(tmp, target)
     finally:
         if os.path.exists(tmp):

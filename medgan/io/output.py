@@ -3,6 +3,11 @@
 Writers write to a temporary file beside the target and rename it into place only when
 the file is complete (``os.replace`` is atomic on one filesystem), so an error or an
 interrupt leaves either the old file or nothing.
+
+``tempfile`` creates its files 0600 and its folders 0700 (private, whatever the umask),
+and a rename keeps that mode; what medgan writes is meant to be shared (models, series for
+a PACS uploader, reports), so before the rename the temporary file or folder gets the mode
+an ordinary ``open`` / ``mkdir`` would have given it: 0666 / 0777 minus the umask.
 """
 
 from __future__ import annotations
@@ -15,6 +20,19 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from medgan.errors import MedganError
+
+
+def current_umask() -> int:
+    """The process umask (read by setting it and putting it straight back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def publish_mode(path: str | os.PathLike) -> None:
+    """Give a temporary file or folder the mode ``open`` / ``mkdir`` would have: 0666 / 0777
+    minus the umask (the files inside a folder keep theirs)."""
+    os.chmod(path, (0o777 if Path(path).is_dir() else 0o666) & ~current_umask())
 
 
 def check_output_file(path: str | os.PathLike, overwrite: bool) -> Path:
@@ -42,6 +60,7 @@ def atomic_path(path: str | os.PathLike, overwrite: bool = False) -> Iterator[Pa
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        publish_mode(tmp_path)
         os.replace(tmp_path, path)
     finally:
         tmp_path.unlink(missing_ok=True)
@@ -63,6 +82,7 @@ def atomic_dir(path: str | os.PathLike, overwrite: bool = False) -> Iterator[Pat
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.partial-", dir=path.parent))
     try:
         yield tmp
+        publish_mode(tmp)  # the files inside were written by atomic_path or open(): theirs are right
         if path.exists():
             shutil.rmtree(path)
         os.replace(tmp, path)

@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from medgan.errors import MedganError
+from medgan.io.output import publish_mode
 
 __all__ = ["CACHE_ENV", "cached_features", "default_cache_dir", "feature_cache_key"]
 
@@ -74,6 +75,7 @@ def _atomic_write(path: Path, write: Callable[[Any], None]) -> None:
             write(handle)
             handle.flush()
             os.fsync(handle.fileno())
+        publish_mode(handle.name)  # a shared cache: readable by the user's colleagues, as the umask says
         os.replace(handle.name, path)
     except BaseException:
         Path(handle.name).unlink(missing_ok=True)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import stat
+
 import numpy as np
 import pydicom
 import pytest
@@ -28,6 +31,32 @@ def test_refuse_existing_unless_overwrite(tmp_path, kind):
     assert path.read_bytes() == before
     WRITERS[kind](tmp_path / "out", overwrite=True)
     assert read_image(path) is not None
+
+
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o002, 0o664), (0o077, 0o600)])
+@pytest.mark.parametrize("kind", sorted(WRITERS))
+def test_written_files_get_the_umask_mode(tmp_path, kind, umask, mode):
+    """A colleague (or a PACS uploader running as another user) can read what medgan wrote:
+    the temporary file's private 0600 must not survive the rename."""
+    old = os.umask(umask)
+    try:
+        path = WRITERS[kind](tmp_path / "out")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(path.stat().st_mode) == mode
+
+
+def test_atomic_dir_gets_the_umask_mode(tmp_path):
+    from medgan.io.output import atomic_dir
+
+    old = os.umask(0o022)
+    try:
+        with atomic_dir(tmp_path / "series") as tmp:
+            write_png(tmp / "a.png", np.zeros((4, 4)))
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "series").stat().st_mode) == 0o755
+    assert stat.S_IMODE((tmp_path / "series" / "a.png").stat().st_mode) == 0o644
 
 
 # Where each writer hands the temporary file to its library, and which argument is the file.
