@@ -10,10 +10,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import warnings
 from pathlib import Path
 
 from medgan import __version__
-from medgan.errors import MedganError
+from medgan.errors import MedganError, MedganWarning
 
 
 # ----------------------------------------------------------------------------- options
@@ -484,7 +485,16 @@ def _help(parser: argparse.ArgumentParser) -> int:
     return 2
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None, _default=warnings.showwarning):
+    """medgan's own warnings as one line without source location; others as Python prints them."""
+    if issubclass(category, MedganWarning):
+        print(f"medgan: warning: {message}", file=sys.stderr if file is None else file)
+    else:
+        _default(message, category, filename, lineno, file, line)
+
+
 def main(argv: list[str] | None = None) -> int:
+    warnings.showwarning = _show_warning
     parser = build_parser()
     args = parser.parse_args(argv)
     if not hasattr(args, "func"):

@@ -136,22 +136,20 @@ def _load_npz(path: Path, opts: SourceOptions) -> ImageSet:
         keys = set(archive.files)
     if f"{opts.split}_images" in keys or "images" in keys:
         images, labels = mio.read_npz_collection(path, split=opts.split)
+        # 8-bit pixels (the MedMNIST layout) are 0..255; any other dtype's range comes from
+        # the values, as for every other source (float images in [0, 1] stay 0..1).
+        value_range = (0.0, 255.0) if images.dtype == np.uint8 else None
         images = images.astype(np.float32)
         if images.ndim == 4:  # (N, H, W, 3) colour
-            images = _grey(images) if opts.grey else np.moveaxis(images, -1, 1)
+            images = mio.rgb_to_grey(images) if opts.grey else np.moveaxis(images, -1, 1)
         if labels is not None and labels.ndim > 1:  # multi-label sets: keep the first label
             labels = labels[:, 0]
         classes = None if labels is None else [f"class {i}" for i in range(int(labels.max()) + 1)]
-        return ImageSet(images=images, labels=labels, class_names=classes, name=path.name, value_range=(0.0, 255.0),
+        return ImageSet(images=images, labels=labels, class_names=classes, name=path.name, value_range=value_range,
                         sources=[f"{path.name}:{opts.split}[{i}]" for i in range(len(images))])
     image = mio.read_image(path)
     items = _image_to_items(image, opts, group=0, source=path.name)
     return _finish(items, opts, name=path.name, finish=False)
-
-
-def _grey(rgb: np.ndarray) -> np.ndarray:
-    """ITU-R 601 luma of ``(..., 3)`` colour values (the weights Pillow uses)."""
-    return (rgb[..., :3] @ np.array([0.299, 0.587, 0.114])).astype(np.float32)
 
 
 # ----------------------------------------------------------------------------- files

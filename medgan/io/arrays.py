@@ -23,7 +23,7 @@ from medgan.errors import MedganError
 from medgan.io.base import Image, ImageMeta, finite_range
 from medgan.io.output import atomic_path
 
-__all__ = ["read_array", "read_npz_collection", "write_npz", "rgb_to_grey", "check_finite"]
+__all__ = ["read_array", "read_npz_collection", "write_npz", "rgb_to_grey", "check_finite", "stack_layout"]
 
 # ITU-R 601-2 luma weights, the ones Pillow's ``convert("L")`` uses; applied in float
 # (Pillow rounds to uint8) so 16-bit and rescaled colour data keep their precision.
@@ -48,6 +48,34 @@ def check_finite(array: np.ndarray, path: str | os.PathLike) -> None:
             path=path,
             hint="fix or remove the file",
         )
+
+
+def stack_layout(images: np.ndarray, path: str | os.PathLike, name: str = "images") -> np.ndarray:
+    """A stack of images as ``(N, H, W)`` grey or ``(N, H, W, 3)`` colour.
+
+    Accepted: ``(N, H, W)``; ``(N, H, W, 1)`` / ``(N, 1, H, W)`` (a singleton channel axis,
+    e.g. the PyTorch layout); ``(N, H, W, 3)`` and the channels-first ``(N, 3, H, W)``.
+
+    Raises:
+        MedganError: a non-numeric array, another shape, or no images at all.
+    """
+    shape = images.shape
+    if images.dtype.kind not in "biuf":
+        raise MedganError(f"{name!r} has dtype {images.dtype}, not numeric pixels", path=path, hint="save a numeric array")
+    if images.ndim == 4 and shape[1] == 1:
+        images = images[:, 0]  # (N, 1, H, W) -> (N, H, W)
+    elif images.ndim == 4 and shape[-1] == 1:
+        images = images[..., 0]  # (N, H, W, 1) -> (N, H, W)
+    elif images.ndim == 4 and shape[1] == 3 and shape[-1] != 3:
+        images = np.moveaxis(images, 1, -1)  # (N, 3, H, W) -> (N, H, W, 3)
+    if not (images.ndim == 3 or (images.ndim == 4 and images.shape[-1] == 3)):
+        raise MedganError(
+            f"{name!r} has shape {shape}", path=path,
+            hint="expected (N, H, W), (N, 1, H, W), (N, H, W, 1), (N, H, W, 3) or (N, 3, H, W) images",
+        )
+    if min(images.shape[:3]) == 0:
+        raise MedganError(f"{name!r} holds no images (shape {shape})", path=path, hint="save at least one non-empty image")
+    return images
 
 
 def _load(path: Path):
@@ -84,7 +112,8 @@ def read_array(path: str | os.PathLike, key: str | None = None, *, grey: bool = 
 
     Shapes are taken as: ``(H, W)`` a grey image; ``(H, W, 3)`` or ``(H, W, 4)`` a colour
     image (alpha dropped) when the last axis is 3 or 4 and the first is larger; any other
-    3D shape a ``(D, H, W)`` volume.
+    3D shape a ``(D, H, W)`` volume (or stack); ``(D, 1, H, W)`` (the PyTorch layout of a
+    grey stack) the same ``(D, H, W)``.
 
     Args:
         path: a ``.npy`` file or an ``.npz`` archive.
@@ -127,7 +156,11 @@ def read_array(path: str | os.PathLike, key: str | None = None, *, grey: bool = 
 
     if raw.dtype.kind not in "biuf":
         raise MedganError(f"array of dtype {raw.dtype} is not an image", path=path, hint="save a numeric array")
+    if raw.size == 0:
+        raise MedganError(f"array of shape {raw.shape} holds no images", path=path, hint="save at least one non-empty image")
     array = raw.astype(np.float32)
+    if array.ndim == 4 and array.shape[1] == 1:
+        array = array[:, 0]  # (D, 1, H, W) -> (D, H, W)
     colour = False
     if array.ndim == 3 and array.shape[-1] in (3, 4) and array.shape[0] > array.shape[-1]:
         colour = not grey
@@ -138,7 +171,7 @@ def read_array(path: str | os.PathLike, key: str | None = None, *, grey: bool = 
         raise MedganError(
             f"array of shape {raw.shape} is not an image",
             path=path,
-            hint="expected (H, W), (H, W, 3) or (D, H, W); for a labelled stack use an npz with images/labels",
+            hint="expected (H, W), (H, W, 3), (D, H, W) or (D, 1, H, W); for a labelled stack use an npz with images/labels",
         )
     check_finite(array, path)
     meta = ImageMeta(
@@ -162,14 +195,15 @@ def read_npz_collection(path: str | os.PathLike, split: str = "train") -> tuple[
         split: ``"train"``, ``"val"``, ``"test"`` or any prefix used in the archive.
 
     Returns:
-        ``(images, labels)``: images as stored (``(N, H, W)`` or ``(N, H, W, 3)``, usually
-        uint8; the caller converts, so a large collection is not copied to float here);
+        ``(images, labels)``: images in their stored dtype (usually uint8; the caller
+        converts, so a large collection is not copied to float here), laid out as
+        ``(N, H, W)`` or ``(N, H, W, 3)`` (see :func:`stack_layout` for what is accepted);
         labels as ``(N,)`` int64 for single-label data, ``(N, K)`` int64 for multi-label,
         or ``None`` if the archive has none.
 
     Raises:
-        MedganError: no images key (naming the keys found and expected), bad shapes,
-            label count not matching the image count, non-finite values.
+        MedganError: no images key (naming the keys found and expected), bad shapes, no
+            images, label count not matching the image count, non-finite values.
     """
     path = Path(path)
     loaded = _load(path)
@@ -190,12 +224,7 @@ def read_npz_collection(path: str | os.PathLike, split: str = "train") -> tuple[
         images = _npz_get(npz, images_key, path)
         labels = _npz_get(npz, labels_key, path) if labels_key in names else None
 
-    if images.dtype.kind not in "biuf" or not (images.ndim == 3 or (images.ndim == 4 and images.shape[-1] == 3)):
-        raise MedganError(
-            f"'{images_key}' has shape {images.shape} and dtype {images.dtype}",
-            path=path,
-            hint="expected numeric (N, H, W) or (N, H, W, 3) images",
-        )
+    images = stack_layout(images, path, images_key)
     check_finite(images, path)
     if labels is not None:
         if labels.dtype.kind not in "biuf" or labels.ndim not in (1, 2) or len(labels) != len(images):

@@ -74,6 +74,21 @@ def test_medmnist_layout_npz(medmnist_npz):
     assert len(val) == 4
 
 
+@pytest.mark.parametrize("dtype, scale, expected", [
+    (np.float32, 1.0, (0.0, 1.0)),      # the usual NumPy pipeline output
+    (np.float64, 1.0, (0.0, 1.0)),
+    (np.uint8, 255, (0.0, 255.0)),      # MedMNIST
+])
+def test_npz_images_range_comes_from_the_data(tmp_path, dtype, scale, expected):
+    rng = np.random.default_rng(0)
+    images = (rng.random((12, 1, 16, 16)) * scale).astype(dtype)  # PyTorch layout
+    np.savez(tmp_path / "stack.npz", images=images, labels=np.arange(12) % 3)
+    data = load_source(tmp_path / "stack.npz")
+    assert data.value_range == expected and data.shape == (16, 16)
+    item = MedicalImageDataset(data)[0]["image"]  # mapped to [-1, 1] by that range
+    assert float(item.min()) < -0.8 and float(item.max()) > 0.8
+
+
 def test_mixed_sizes_need_a_size(tmp_path):
     PILImage.fromarray(np.zeros((20, 20), np.uint8)).save(tmp_path / "a.png")
     PILImage.fromarray(np.zeros((30, 24), np.uint8)).save(tmp_path / "b.png")

@@ -74,3 +74,35 @@ def test_nan_in_npy(tmp_path):
     np.save(tmp_path / "n.npy", arr)
     with pytest.raises(MedganError, match="3 non-finite"):
         read_image(tmp_path / "n.npy")
+
+
+@pytest.mark.parametrize("shape", [(5, 8, 9), (5, 1, 8, 9), (5, 8, 9, 1)])
+def test_npz_stack_with_a_singleton_channel_axis(tmp_path, shape):
+    stack = np.arange(np.prod(shape), dtype=np.float32).reshape(shape)
+    np.savez(tmp_path / "s.npz", images=stack, labels=np.arange(5) % 2)
+    images, labels = read_npz_collection(tmp_path / "s.npz")
+    assert images.shape == (5, 8, 9)
+    np.testing.assert_array_equal(images, stack.reshape(5, 8, 9))
+
+
+def test_npz_channels_first_colour_stack(tmp_path):
+    stack = np.random.default_rng(0).integers(0, 255, (4, 3, 8, 9), dtype=np.uint8)
+    np.savez(tmp_path / "c.npz", images=stack)
+    images, _ = read_npz_collection(tmp_path / "c.npz")
+    np.testing.assert_array_equal(images, np.moveaxis(stack, 1, -1))  # (N, H, W, 3)
+
+
+def test_npy_stack_in_the_pytorch_layout(tmp_path):
+    stack = np.random.default_rng(0).random((3, 1, 8, 9)).astype(np.float32)
+    np.save(tmp_path / "s.npy", stack)
+    np.testing.assert_array_equal(read_image(tmp_path / "s.npy").array, stack[:, 0])
+
+
+@pytest.mark.parametrize("shape", [(0, 8, 8), (0,), (3, 0, 8)])
+def test_arrays_with_no_images_are_refused(tmp_path, shape):
+    np.save(tmp_path / "empty.npy", np.zeros(shape, np.float32))
+    with pytest.raises(MedganError, match="empty.npy.*holds no images"):
+        read_image(tmp_path / "empty.npy")
+    np.savez(tmp_path / "empty.npz", images=np.zeros(shape if len(shape) == 3 else (0, 4, 4), np.uint8))
+    with pytest.raises(MedganError, match="empty.npz.*holds no images"):
+        read_npz_collection(tmp_path / "empty.npz")
