@@ -13,6 +13,7 @@ The slices are not reoriented (no flips): what nibabel stores is what you get.
 
 from __future__ import annotations
 
+import gzip
 import os
 import zlib
 from pathlib import Path
@@ -53,6 +54,56 @@ def _orientation(affine: np.ndarray) -> tuple[str, ...] | None:
         return None
 
 
+# Deflate cannot compress better than about 1032:1; a .nii.gz whose header declares more
+# data than this many times its own size cannot hold it.
+_MAX_GZIP_RATIO = 1100
+
+
+def _gzip_holds(path: Path, need: int) -> bool:
+    """True when the gzip file decompresses to at least ``need`` bytes (read, never stored)."""
+    size = path.stat().st_size
+    if need > _MAX_GZIP_RATIO * size + (1 << 20):
+        return False
+    if need >= 2**32:  # ISIZE is the length mod 2**32: the ratio bound is all we can check cheaply
+        return True
+    with open(path, "rb") as f:
+        f.seek(max(size - 4, 0))
+        isize = int.from_bytes(f.read(4), "little")  # uncompressed length of a single-member file
+    if isize >= need:
+        return True
+    count = 0  # a multi-member file (or a short one): count what it really holds
+    try:
+        with gzip.open(path, "rb") as f:
+            while count < need and (chunk := f.read(1 << 22)):
+                count += len(chunk)
+    except (OSError, EOFError, zlib.error):
+        pass  # truncated: what was read is what it holds
+    return count >= need
+
+
+def _check_declared_size(img: nib.Nifti1Image, path: Path) -> None:
+    """Refuse a header that declares more voxels than the file holds, before any allocation."""
+    header = img.header
+    shape = tuple(int(s) for s in header.get_data_shape())
+    need = int(np.prod(shape, dtype=np.float64) * header.get_data_dtype().itemsize) + int(header["vox_offset"])
+    compressed = path.name.lower().endswith(".gz")
+    if (_gzip_holds(path, need) if compressed else path.stat().st_size >= need):
+        return
+    raise MedganError(
+        f"the header declares {'x'.join(map(str, shape))} voxels of {header.get_data_dtype()} "
+        f"({_bytes(need)}) but the file holds less" + (" once decompressed" if compressed else f" ({_bytes(path.stat().st_size)})"),
+        path=path, hint=CORRUPT_HINT,
+    )
+
+
+def _bytes(n: float) -> str:
+    for unit in ("bytes", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TiB"
+
+
 def read_nifti(path: str | os.PathLike, volume: int | None = None) -> Image:
     """Read a NIfTI-1/2 image as ``(D, H, W)`` (or ``(H, W)`` for a single slice).
 
@@ -67,7 +118,8 @@ def read_nifti(path: str | os.PathLike, volume: int | None = None) -> Image:
         ``zooms`` (header pixdim, stored order) and ``volume``.
 
     Raises:
-        MedganError: unreadable/truncated file, 4D data without (or with an out-of-range)
+        MedganError: unreadable/truncated file (including a header that declares more
+            voxels than the file holds, refused before any allocation), 4D data without (or with an out-of-range)
             ``volume``, more than 4 dimensions, non-finite values.
     """
     path = Path(path)
@@ -78,6 +130,7 @@ def read_nifti(path: str | os.PathLike, volume: int | None = None) -> Image:
         stored_dtype = str(img.get_data_dtype())
         if not isinstance(img, (nib.Nifti1Image, nib.Nifti2Image)):
             raise MedganError(f"is a {type(img).__name__}, not NIfTI", path=path, hint="convert it to .nii.gz")
+        _check_declared_size(img, path)
 
         # Choose the 3D block before loading, so a 4D series costs one volume of memory.
         if len(shape_ijk) > 4 or (len(shape_ijk) == 4 and shape_ijk[3] < 1):

@@ -88,3 +88,38 @@ def test_identity_affine_default_and_bad_name(tmp_path):
     assert np.array_equal(read_nifti(tmp_path / "x.nii").meta.affine, np.eye(4))
     with pytest.raises(MedganError, match=".nii"):
         write_nifti(tmp_path / "x.img", np.zeros((2, 3, 4)))
+
+
+def _lying_header(tmp_path, dims, gz: bool, members: int = 1):
+    """A valid 16x16x8 float32 file whose header then claims ``dims``."""
+    import gzip
+    import struct
+
+    nib.save(nib.Nifti1Image(np.ones((16, 16, 8), np.float32), np.eye(4)), tmp_path / "src.nii")
+    raw = bytearray((tmp_path / "src.nii").read_bytes())
+    struct.pack_into("<4h", raw, 40, len(dims), *dims)  # dim[0..3]
+    path = tmp_path / ("lie.nii.gz" if gz else "lie.nii")
+    if gz:
+        cut = len(raw) // 2
+        parts = [raw] if members == 1 else [raw[:cut], raw[cut:]]
+        path.write_bytes(b"".join(gzip.compress(bytes(p)) for p in parts))
+    else:
+        path.write_bytes(raw)
+    return path
+
+
+@pytest.mark.parametrize("gz", [False, True])
+@pytest.mark.parametrize("dims", [(4000, 4000, 4000), (16, 16, 80)])  # impossible / merely short
+def test_header_declaring_more_voxels_than_the_file_holds(tmp_path, monkeypatch, gz, dims):
+    path = _lying_header(tmp_path, dims, gz)
+    monkeypatch.setattr(np, "asarray", lambda *a, **k: pytest.fail("allocated before checking the size"))
+    with pytest.raises(MedganError, match=r"lie\.nii.*declares .*x.*voxels of float32.*holds less"):
+        read_nifti(path)
+
+
+def test_multi_member_gzip_is_counted_not_refused(tmp_path):
+    path = _lying_header(tmp_path, (16, 16, 8), gz=True, members=2)  # honest header, two gzip members
+    assert read_nifti(path).array.shape == (8, 16, 16)
+    short = _lying_header(tmp_path, (16, 16, 9), gz=True, members=2)  # one slice more than stored
+    with pytest.raises(MedganError, match="holds less"):
+        read_nifti(short)
