@@ -107,7 +107,7 @@ def _show(data, out: Path, overwrite: bool, console) -> dict:
     table_rows = [(k, json.dumps(v) if isinstance(v, (dict, list)) else str(v)) for k, v in summary.items()]
     from rich.table import Table
 
-    table = Table(title=f"{data.name}: {len(data)} images", show_header=False)
+    table = Table(title=f"{data.name}: {len(data)} image{'s' if len(data) != 1 else ''}", show_header=False)
     for k, v in table_rows:
         table.add_row(k, v)
     console.print(table)
@@ -485,16 +485,15 @@ def _help(parser: argparse.ArgumentParser) -> int:
     return 2
 
 
-def _show_warning(message, category, filename, lineno, file=None, line=None, _default=warnings.showwarning):
+def _format_warning(message, category, filename, lineno, line=None, _default=warnings.formatwarning):
     """medgan's own warnings as one line without source location; others as Python prints them."""
     if issubclass(category, MedganWarning):
-        print(f"medgan: warning: {message}", file=sys.stderr if file is None else file)
-    else:
-        _default(message, category, filename, lineno, file, line)
+        return f"medgan: warning: {message}\n"
+    return _default(message, category, filename, lineno, line)
 
 
 def main(argv: list[str] | None = None) -> int:
-    warnings.showwarning = _show_warning
+    warnings.formatwarning = _format_warning
     parser = build_parser()
     args = parser.parse_args(argv)
     if not hasattr(args, "func"):

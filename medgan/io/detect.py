@@ -12,7 +12,7 @@ import os
 import struct
 from pathlib import Path
 
-from medgan.errors import MedganError
+from medgan.errors import MedganError, warn
 from medgan.io.base import Image
 
 __all__ = ["FORMATS", "detect_format", "find_image_files", "read_image"]
@@ -104,11 +104,23 @@ def _is_hidden(path: Path, root: Path) -> bool:
     return any(part.startswith(".") for part in path.relative_to(root).parts)
 
 
+# Sidecar files that sit beside images in exports and datasets and are never images: skipped
+# without a word. Any other file that is not a readable image is named in a warning.
+_SIDECAR_SUFFIXES = {
+    ".txt", ".csv", ".tsv", ".json", ".jsonl", ".yaml", ".yml", ".md", ".rst", ".html", ".htm", ".xml",
+    ".pdf", ".log", ".py", ".ini", ".cfg",
+}
+_SKIPPED_SHOWN = 5
+
+
 def find_image_files(folder: str | os.PathLike, recursive: bool = True) -> list[Path]:
     """All image files under ``folder``, sorted by path.
 
     Hidden files and folders (names starting with ``.``), DICOMDIR index files and files
-    whose format is not recognised are skipped.
+    whose format is not recognised are skipped. A skipped file that could have been meant as
+    an image (anything but text, table and document sidecars such as ``.csv`` or ``.json``)
+    is never dropped silently: one :class:`~medgan.errors.MedganWarning` names the count and
+    the first few.
 
     Raises:
         MedganError: ``folder`` does not exist or is not a folder.
@@ -117,11 +129,22 @@ def find_image_files(folder: str | os.PathLike, recursive: bool = True) -> list[
     if not folder.is_dir():
         raise MedganError("does not exist" if not folder.exists() else "is not a folder", path=folder, hint="give a folder of images")
     candidates = folder.rglob("*") if recursive else folder.iterdir()
-    found = [
-        p
-        for p in candidates
-        if p.is_file() and not _is_hidden(p, folder) and p.name.upper() != "DICOMDIR" and detect_format(p) is not None
-    ]
+    found, skipped = [], []
+    for p in candidates:
+        if not p.is_file() or _is_hidden(p, folder) or p.name.upper() == "DICOMDIR":
+            continue
+        if detect_format(p) is not None:
+            found.append(p)
+        elif p.suffix.lower() not in _SIDECAR_SUFFIXES:
+            skipped.append(p)
+    if skipped:
+        names = [str(p.relative_to(folder)) for p in sorted(skipped)]
+        more = f" and {len(names) - _SKIPPED_SHOWN} more" if len(names) > _SKIPPED_SHOWN else ""
+        what = f"{len(names)} files that are not readable images" if len(names) > 1 else "1 file that is not a readable image"
+        warn(
+            f"skipped {what} ({', '.join(names[:_SKIPPED_SHOWN])}{more}): corrupt, or not DICOM, NIfTI, PNG/JPEG/TIFF or NPY/NPZ",
+            path=folder, hint="fix, convert or remove them", stacklevel=2,
+        )
     return sorted(found)
 
 
