@@ -34,6 +34,7 @@ from medgan.data.imageset import ImageSet
 from medgan.data.sources import load_source
 from medgan.data.splits import split_by_group
 from medgan.errors import MedganError
+from medgan.io.output import atomic_path
 from medgan.report.curves import plot_curves
 from medgan.report.grid import save_grid
 from medgan.train import distributed as dist
@@ -234,6 +235,8 @@ class Trainer:
             if self.step == 0:
                 self._write_samples()
         stats_file = self.run_dir / "stats.jsonl"
+        if main and self.step > 0:
+            _drop_rows_after(stats_file, self.step)
         window: list[dict[str, float]] = []
         started, last_log = time.perf_counter(), time.perf_counter()
         bar = _Progress(loop.steps, self.step, enabled=main and self.progress)
@@ -300,6 +303,22 @@ class Trainer:
                 "gradient. Try --augment translation,cutout,color, --spectral-norm, a lower --lr-d, --r1 10, or more data.",
                 stacklevel=2,
             )
+
+
+def _drop_rows_after(stats_file: Path, step: int) -> None:
+    """Forget the rows logged after the checkpoint a run resumes from.
+
+    A run killed between two checkpoints has logged steps it will now train again; kept,
+    they would appear twice in the curves and to every reader. Only on resume is the
+    append-only file rewritten (atomically), and only to drop those rows.
+    """
+    if not stats_file.is_file():
+        return
+    lines = stats_file.read_text().splitlines(keepends=True)
+    kept = [line for line in lines if line.strip() and json.loads(line).get("step", 0) <= step]
+    if len(kept) != len(lines):
+        with atomic_path(stats_file, overwrite=True) as tmp:
+            tmp.write_text("".join(kept))
 
 
 class _Progress:

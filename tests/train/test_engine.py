@@ -56,6 +56,17 @@ def test_resume_is_exact(tiny_config, tmp_path):
             assert torch.equal(v, final_part[net][k]), (net, k)
 
 
+def test_resume_after_a_crash_logs_every_step_once(tiny_config, tmp_path):
+    """Killed after step 5 with the newest checkpoint at step 3: steps 4 and 5 are trained
+    again, and stats.jsonl must not keep their first rows too."""
+    whole = Trainer(tiny_config(steps=6), tmp_path / "whole", progress=False).fit()
+    crashed = Trainer(tiny_config(steps=5), tmp_path / "crashed", progress=False).fit()
+    (crashed / "checkpoints" / "training-state-0000005.pt").unlink()  # the crash came before this one
+    assert [s for s, *_ in losses_of(crashed)] == [1, 2, 3, 4, 5]
+    Trainer(tiny_config(steps=6), crashed, resume=True, progress=False).fit()
+    assert losses_of(crashed) == losses_of(whole)  # each step once, and the same losses
+
+
 def test_nan_loss_stops_with_a_clear_message_and_keeps_the_checkpoint(tiny_config, tmp_path):
     trainer = Trainer(tiny_config(steps=6), tmp_path / "nan", progress=False)
     original = trainer.task.generator_objective
