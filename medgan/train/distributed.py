@@ -68,7 +68,9 @@ def wrap(module: nn.Module, info: DistInfo) -> nn.Module:
     if not info.enabled:
         return module
     ids = [info.device.index] if info.device.type == "cuda" else None
-    return nn.parallel.DistributedDataParallel(module, device_ids=ids, broadcast_buffers=True)
+    # Buffers (batch-norm statistics) are broadcast from rank 0 at every forward by default,
+    # in every torch 2.x; naming the flag (deprecated in 2.13) only adds a FutureWarning per process.
+    return nn.parallel.DistributedDataParallel(module, device_ids=ids)
 
 
 def unwrap(module: nn.Module) -> nn.Module:
