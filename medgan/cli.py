@@ -23,7 +23,7 @@ from medgan.errors import MedganError, MedganWarning
 # Command-line flag -> SourceOptions field, for the options every data-reading command shares.
 SOURCE_FLAGS = {
     "size": "size", "resize_mode": "resize_mode", "axis": "axis", "volume": "volume", "window": "window",
-    "normalize": "normalize", "labels_csv": "labels_csv", "masks": "masks", "split": "split", "n_images": "n",
+    "normalize": "normalize", "labels_csv": "labels_csv", "masks": "masks", "series": "series", "split": "split", "n_images": "n",
     "data_seed": "seed", "kind": "kind", "lesion_fraction": "lesion_fraction",
 }
 
@@ -47,6 +47,7 @@ def add_source_options(parser: argparse.ArgumentParser, suppress: bool = False) 
     g.add_argument("--normalize", choices=["auto", "percentile", "none"], default=d("auto"), help="intensity normalisation (auto: per-volume percentiles for MRI)")
     g.add_argument("--labels-csv", default=d(None), help="CSV with columns file,label")
     g.add_argument("--masks", default=d(None), help="folder of masks paired with the images by file name")
+    g.add_argument("--series", default=d(None), help="read only the DICOM series with this number, description or UID (a study folder holds several)")
     g.add_argument("--split", default=d("train"), choices=["train", "val", "test"], help="split of a MedMNIST npz (default train)")
     g.add_argument("--n-images", type=int, default=d(256), help="number of phantoms to draw (phantom source)")
     g.add_argument("--data-seed", type=int, default=d(0), help="seed of generated sources (phantom)")

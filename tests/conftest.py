@@ -124,6 +124,24 @@ def ct_folder(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
+def study_folder(tmp_path):
+    """A PACS-style study export: two series of different sizes, files side by side in one folder."""
+    import pydicom
+
+    folder, study = tmp_path / "study", generate_uid()
+    for s, (n, size, description) in enumerate([(3, (32, 32), "AX SOFT"), (4, (48, 48), "COR BONE")]):
+        uid = generate_uid()
+        for k in range(n):
+            hu = np.full(size, -1000.0)
+            hu[8:20, 8:20] = 40.0 + s
+            path = write_ct_slice(folder / f"IM{s}{k:03d}", hu, z=2.0 * k, series_uid=uid, instance=k + 1, study_uid=study)
+            ds = pydicom.dcmread(path)
+            ds.SeriesNumber, ds.SeriesDescription = s + 2, description
+            ds.save_as(path)
+    return folder
+
+
+@pytest.fixture
 def nifti_volume(tmp_path: Path) -> Path:
     """A 20x24x16 RAS NIfTI volume (1.5 mm) with a bright ellipsoid."""
     i, j, k = np.meshgrid(np.arange(20), np.arange(24), np.arange(16), indexing="ij")

@@ -48,6 +48,8 @@ class SourceOptions:
         min_foreground: slices with a smaller fraction of non-background pixels are skipped.
         labels_csv: CSV with ``file,label`` columns giving each file's class.
         masks: folder of masks paired with the images by file name.
+        series: read only the DICOM series with this SeriesNumber, SeriesDescription (any
+            case) or SeriesInstanceUID (in every study of the folder); other files are read.
         split: which split of a MedMNIST npz to read (``train``, ``val``, ``test``).
         n: number of images drawn from a generator source (``phantom``).
         seed: seed of a generator source.
@@ -65,6 +67,7 @@ class SourceOptions:
     min_foreground: float = 0.05
     labels_csv: str | None = None
     masks: str | None = None
+    series: str | None = None
     split: str = "train"
     n: int = 256
     seed: int = 0
@@ -83,6 +86,7 @@ class _Item:
     label: str | None = None
     mask: np.ndarray | None = None
     units: str | None = None
+    series: str | None = None  # the DICOM series it comes from, as listed in messages
 
 
 def load_source(spec: str | Path | list, options: SourceOptions | None = None) -> ImageSet:
@@ -174,10 +178,13 @@ def _read_files(files: list[Path], opts: SourceOptions, root: Path | None) -> li
 
     items: list[_Item] = []
     group = 0
-    for volume_files, image in _read_dicom_series(dicom, opts):
+    for volume_files, image, name, listing in _read_dicom_series(dicom, opts, root):
         label = labels.get(volume_files[0]) if labels else None
         mask = _find_mask(volume_files[0], opts, root)
-        items += _image_to_items(image, opts, group, _display(volume_files[0].parent, root), label, mask)
+        series_items = _image_to_items(image, opts, group, name, label, mask)
+        for item in series_items:
+            item.series = listing
+        items += series_items
         group += 1
     for file in others:
         image = mio.read_image(file, volume=opts.volume, grey=opts.grey)
@@ -187,23 +194,51 @@ def _read_files(files: list[Path], opts: SourceOptions, root: Path | None) -> li
     return items
 
 
-def _read_dicom_series(files: list[Path], opts: SourceOptions):
-    """Yield ``(files, Image)`` per DICOM series (files grouped by folder and series UID)."""
+_SERIES_TAGS = ["SeriesInstanceUID", "SeriesNumber", "SeriesDescription", "Rows", "Columns"]
+
+
+def _read_dicom_series(files: list[Path], opts: SourceOptions, root: Path | None):
+    """Yield ``(files, Image, name, listing)`` per DICOM series (files grouped by folder and
+    series UID), only the series ``opts.series`` names when given; ``name`` is how the
+    series is shown in messages, ``listing`` its line in a list of series."""
     import pydicom
 
-    by_series: dict[tuple[Path, str], list[Path]] = defaultdict(list)
+    by_series: dict[tuple[Path, str], list[tuple[Path, pydicom.Dataset]]] = defaultdict(list)
     for f in files:
         try:
-            uid = str(pydicom.dcmread(f, stop_before_pixels=True, specific_tags=["SeriesInstanceUID"]).get("SeriesInstanceUID", ""))
+            ds = pydicom.dcmread(f, stop_before_pixels=True, specific_tags=_SERIES_TAGS)
         except Exception:  # unreadable header: let the reader give its clear error
             mio.read_image(f)
             raise
-        by_series[(f.parent, uid)].append(f)
-    for (parent, uid), members in sorted(by_series.items(), key=lambda kv: str(kv[0])):
+        by_series[(f.parent, str(ds.get("SeriesInstanceUID", "")))].append((f, ds))
+    def order(kv):  # by folder, then series number as the PACS lists them, then UID
+        number = str(kv[1][0][1].get("SeriesNumber", "") or "").strip()
+        return str(kv[0][0]), int(number) if number.lstrip("-").isdigit() else 1 << 31, kv[0][1]
+
+    found = sorted(by_series.items(), key=order)
+    if opts.series is not None and found:
+        chosen = [(key, members) for key, members in found if mio.series_matches(members[0][1], opts.series)]
+        if not chosen:
+            listing = "; ".join(_series_listing(parent, members, root) for (parent, _), members in found)
+            raise MedganError(f"no DICOM series matches --series {opts.series!r}; found: {listing}",
+                              path=root or files[0], hint="give a series number, description or UID from the list")
+        found = chosen
+    for (parent, uid), members in found:
+        paths = [f for f, _ in members]
+        ref = members[0][1]
+        number, description = str(ref.get("SeriesNumber", "") or "").strip(), str(ref.get("SeriesDescription", "") or "").strip()
+        folder = _display(parent, root)
+        name = ("" if folder == "." else f"{folder}: ") + "series" + (f" {number}" if number else "") + (f" '{description}'" if description else "")
+        listing = _series_listing(parent, members, root)
         if len(members) == 1:
-            yield members, mio.read_image(members[0], grey=opts.grey)
+            yield paths, mio.read_image(paths[0], grey=opts.grey), _display(paths[0], root), listing
         else:
-            yield members, mio.read_dicom_series(parent, series_uid=uid or None)
+            yield paths, mio.read_dicom_series(parent, series_uid=uid or None), name, listing
+
+
+def _series_listing(parent: Path, members: list, root: Path | None) -> str:
+    folder = _display(parent, root)
+    return ("" if folder == "." else f"{folder}: ") + mio.describe_series(members[0][1], len(members))
 
 
 def _display(path: Path, root: Path | None) -> str:
@@ -310,10 +345,13 @@ def _finish(items: list[_Item], opts: SourceOptions, name: str, finish: bool = T
             shapes[item.image.shape].append(item.source)
         if len(shapes) > 1:
             (s1, f1), (s2, f2) = list(shapes.items())[:2]
-            raise MedganError(
-                f"images of mixed sizes: {_fmt(s1)} ({f1[0]}) and {_fmt(s2)} ({f2[0]})", path=name,
-                hint="pass --size N to resize them all to N x N",
-            )
+            message = f"images of mixed sizes: {_fmt(s1)} ({f1[0]}) and {_fmt(s2)} ({f2[0]})"
+            hint = "pass --size N to resize them all to N x N"
+            series = list(dict.fromkeys(item.series for item in items if item.series))
+            if len(series) > 1:  # a study export: several series of different sizes
+                message += f"; the DICOM series found: {'; '.join(series)}"
+                hint = "read one with --series NUMBER, DESCRIPTION or UID, or " + hint
+            raise MedganError(message, path=name, hint=hint)
     images = [item.image for item in items]
     masks = [item.mask for item in items]
     if any(m is not None for m in masks) and any(m is None for m in masks):

@@ -41,7 +41,7 @@ from medgan.io.arrays import CORRUPT_HINT, check_finite, rgb_to_grey
 from medgan.io.base import Image, ImageMeta, finite_range
 from medgan.io.output import atomic_path
 
-__all__ = ["read_dicom", "read_dicom_series", "write_dicom", "ANONYMIZED_KEYWORDS", "CODECS_HINT"]
+__all__ = ["read_dicom", "read_dicom_series", "write_dicom", "describe_series", "series_matches", "ANONYMIZED_KEYWORDS", "CODECS_HINT"]
 
 CODECS_HINT = "install the decoders: pip install 'medgan[codecs]' (pylibjpeg, pylibjpeg-libjpeg, pylibjpeg-openjpeg)"
 
@@ -322,6 +322,27 @@ def read_dicom(path: str | os.PathLike, *, grey: bool = False) -> Image:
     return Image(np.ascontiguousarray(array, dtype=np.float32), meta)
 
 
+def describe_series(ds: Dataset, n_files: int) -> str:
+    """``"series 3 'AX T1 POST' 512x512, 24 files (UID 1.2.840...)"``: how a user recognises
+    a series in a listing (number and description as the PACS shows them, size, count)."""
+    number = str(ds.get("SeriesNumber", "") or "").strip()
+    description = str(ds.get("SeriesDescription", "") or "").strip()
+    size = f"{int(ds.Rows)}x{int(ds.Columns)}" if "Rows" in ds and "Columns" in ds else "no image"
+    uid = str(ds.get("SeriesInstanceUID", "") or "").strip()
+    name = "series" + (f" {number}" if number else "") + (f" '{description}'" if description else "")
+    return f"{name} {size}, {n_files} file{'s' if n_files != 1 else ''} (UID {uid or 'none'})"
+
+
+def series_matches(ds: Dataset, choice: str) -> bool:
+    """True when ``choice`` is the series' number, its description (any case) or its UID."""
+    choice = choice.strip()
+    number = str(ds.get("SeriesNumber", "") or "").strip()
+    description = str(ds.get("SeriesDescription", "") or "").strip()
+    uid = str(ds.get("SeriesInstanceUID", "") or "").strip()
+    return bool(choice) and (choice == uid or choice.casefold() == description.casefold()
+                             or (number != "" and choice.lstrip("0") == number.lstrip("0")))
+
+
 def _series_files(folder: Path) -> list[Path]:
     from medgan.io.detect import detect_format
 
@@ -363,10 +384,7 @@ def read_dicom_series(folder: str | os.PathLike, series_uid: str | None = None, 
         raise MedganError("folder holds no DICOM images", path=folder, hint="give a folder of DICOM image files")
 
     if series_uid is None and len(groups) > 1:
-        listing = "; ".join(
-            f"{uid or '(no UID)'} '{members[0][1].get('SeriesDescription', '')}' ({len(members)} files)"
-            for uid, members in sorted(groups.items())
-        )
+        listing = "; ".join(describe_series(members[0][1], len(members)) for _, members in sorted(groups.items()))
         raise MedganError(f"folder holds {len(groups)} series: {listing}", path=folder, hint="choose one by passing its series UID")
     if series_uid is not None and series_uid not in groups:
         raise MedganError(f"no series {series_uid} in the folder (found: {', '.join(sorted(groups))})", path=folder, hint="pass one of the UIDs found")

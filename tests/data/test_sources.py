@@ -18,6 +18,36 @@ def test_dicom_series_folder_becomes_sorted_hu_slices(ct_folder):
     assert len(np.unique(data.groups)) == 1  # one series, one patient
 
 
+def test_study_folder_with_two_series_lists_them_and_offers_a_choice(study_folder):
+    with pytest.raises(MedganError) as err:
+        load_source(study_folder)
+    message = str(err.value)
+    assert "(. " not in message  # series are named, not shown as "."
+    assert "series 2 'AX SOFT' 32x32, 3 files" in message and "series 3 'COR BONE' 48x48, 4 files" in message
+    assert "--series" in message and "--size" in message
+
+
+@pytest.mark.parametrize("choice, size, n, level", [("2", 32, 3, 40), ("cor bone", 48, 4, 41), ("03", 48, 4, 41)])
+def test_series_picked_by_number_or_description(study_folder, choice, size, n, level):
+    data = load_source(study_folder, SourceOptions(series=choice))
+    assert data.shape == (size, size) and len(data) == n and data.images.max() == level
+    assert data.sources[0].startswith("series ")
+
+
+def test_series_picked_by_uid_and_an_unknown_choice_lists_what_exists(study_folder):
+    import pydicom
+
+    uid = str(pydicom.dcmread(sorted(study_folder.iterdir())[-1]).SeriesInstanceUID)
+    assert load_source(study_folder, SourceOptions(series=uid)).shape == (48, 48)
+    with pytest.raises(MedganError, match=r"no DICOM series matches --series '7'.*series 2 'AX SOFT'.*series 3 'COR BONE'"):
+        load_source(study_folder, SourceOptions(series="7"))
+
+
+def test_series_resized_together_with_size(study_folder):
+    data = load_source(study_folder, SourceOptions(size=32))
+    assert len(data) == 7 and len(np.unique(data.groups)) == 2  # each series its own volume
+
+
 def test_nifti_volume_sliced_along_a_named_plane(nifti_volume):
     axial = load_source(nifti_volume, SourceOptions(axis="axial"))
     sagittal = load_source(nifti_volume, SourceOptions(axis="sagittal"))
