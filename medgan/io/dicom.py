@@ -36,7 +36,7 @@ from pydicom.uid import UID, ExplicitVRLittleEndian, ImplicitVRLittleEndian, gen
 from pydicom.valuerep import format_number_as_ds
 
 from medgan import __version__
-from medgan.errors import MedganError
+from medgan.errors import MedganError, warn
 from medgan.io.arrays import CORRUPT_HINT, check_finite, rgb_to_grey
 from medgan.io.base import Image, ImageMeta, finite_range
 from medgan.io.output import atomic_path
@@ -195,16 +195,18 @@ def _orientation(affine: np.ndarray | None) -> tuple[str, ...] | None:
 
 def _stack_geometry(
     positions: list[np.ndarray | None], iop: np.ndarray | None, pixel_spacing: np.ndarray | None, path: Path
-) -> tuple[np.ndarray | None, float | None, np.ndarray | None, bool]:
+) -> tuple[np.ndarray | None, float | None, np.ndarray | None, bool, list[float] | None]:
     """Slice order, slice spacing and (d, h, w) affine from per-slice IPPs.
 
     Returns:
-        ``(order, slice_spacing, affine, irregular)``; ``order`` is None when positions are
-        unknown (the caller falls back to InstanceNumber), ``affine`` None when geometry is
-        incomplete.
+        ``(order, slice_spacing, affine, irregular, positions_mm)``; ``order`` is None when
+        positions are unknown (the caller falls back to InstanceNumber), ``affine`` None
+        when geometry is incomplete; ``positions_mm`` the sorted slice positions along the
+        normal (mm, LPS), the truth when ``irregular`` (a missing slice, warned about): the
+        affine's slice step is then only their average.
     """
     if iop is None or any(p is None for p in positions):
-        return None, None, None, False
+        return None, None, None, False, None
     normal = np.cross(iop[:3], iop[3:])
     proj = np.array([float(p @ normal) for p in positions])
     order = np.argsort(proj, kind="stable")
@@ -217,8 +219,11 @@ def _stack_geometry(
         )
     spacing = float(np.median(steps)) if len(steps) else None
     irregular = bool(len(steps) and (np.max(steps) - np.min(steps)) > 0.01 * spacing + 1e-3)
+    if irregular:
+        _warn_uneven(proj[order], steps, spacing, path)
+    sorted_mm = [round(float(v), 4) for v in proj[order]]
     if pixel_spacing is None:
-        return order, spacing, None, irregular
+        return order, spacing, None, irregular, sorted_mm
     first, last = positions[order[0]], positions[order[-1]]
     step = (last - first) / (len(order) - 1) if len(order) > 1 else normal
     affine = np.eye(4)
@@ -226,7 +231,20 @@ def _stack_geometry(
     affine[:3, 1] = iop[3:] * pixel_spacing[0]  # h: down a column, one row spacing per row
     affine[:3, 2] = iop[:3] * pixel_spacing[1]  # w: along a row, one column spacing per column
     affine[:3, 3] = first
-    return order, spacing, _lps_to_ras(affine), irregular
+    return order, spacing, _lps_to_ras(affine), irregular, sorted_mm
+
+
+def _warn_uneven(positions: np.ndarray, steps: np.ndarray, spacing: float, path: Path) -> None:
+    """Name the widest jump between neighbouring slices of an unevenly spaced stack."""
+    i = int(np.argmax(np.abs(steps - spacing)))
+    missing = steps[i] / spacing - 1
+    guess = f"{missing:.0f} missing slice{'s' if round(missing) > 1 else ''}?" if missing >= 0.5 else "uneven slice spacing"
+    warn(
+        f"slices are not evenly spaced: {steps[i]:.2f} mm between slice {i} (at {positions[i]:.2f} mm) and slice {i + 1} "
+        f"(at {positions[i + 1]:.2f} mm) against {spacing:.2f} mm elsewhere ({guess}); the real positions are kept in "
+        "meta.extra['slice_positions'] and volume outputs (NIfTI) are refused",
+        path=path, hint="add the missing files, or use the slices as 2D images", stacklevel=4,
+    )
 
 
 def _plane_affine_2d(ds: Dataset, pixel_spacing: np.ndarray | None) -> np.ndarray | None:
@@ -308,12 +326,12 @@ def read_dicom(path: str | os.PathLike, *, grey: bool = False) -> Image:
             raise MedganError("colour multi-frame DICOM cannot be read as a volume", path=path, hint="read it with grey=True (--grey)")
         iop = _floats(_fg_value(ds, "PlaneOrientationSequence", "ImageOrientationPatient", 0) or [], 6)
         positions = [_floats(_fg_value(ds, "PlanePositionSequence", "ImagePositionPatient", i) or [], 3) for i in range(n_frames)]
-        order, dz, affine, irregular = _stack_geometry(positions, iop, pixel_spacing, path)
+        order, dz, affine, irregular, positions_mm = _stack_geometry(positions, iop, pixel_spacing, path)
         if order is not None:
             array = array[order]
         dz = dz or _first_float(ds.get("SpacingBetweenSlices")) or _first_float(ds.get("SliceThickness"))
         spacing = None if pixel_spacing is None else (float(dz or 1.0), *map(float, pixel_spacing))
-        extra.update(n_frames=n_frames, irregular_spacing=irregular)
+        extra.update(n_frames=n_frames, irregular_spacing=irregular, slice_positions=positions_mm)
     else:
         affine = _plane_affine_2d(ds, pixel_spacing)
         spacing = None if pixel_spacing is None else tuple(map(float, pixel_spacing))
@@ -407,7 +425,7 @@ def read_dicom_series(folder: str | os.PathLike, series_uid: str | None = None, 
         raise MedganError("series mixes slice orientations (a localizer among the slices?)", path=folder, hint="move the odd files out of the folder")
     positions = [_floats(ds.get("ImagePositionPatient") or [], 3) for _, ds in members]
     pixel_spacing = _pixel_spacing(ref)
-    order, dz, affine, irregular = _stack_geometry(positions, iop, pixel_spacing, folder)
+    order, dz, affine, irregular, positions_mm = _stack_geometry(positions, iop, pixel_spacing, folder)
     if order is None:  # no geometry: trust InstanceNumber, then the file name
         order = np.array(sorted(range(len(members)), key=lambda i: (int(members[i][1].get("InstanceNumber", 0) or 0), members[i][0].name)))
         dz = _first_float(ref.get("SpacingBetweenSlices")) or _first_float(ref.get("SliceThickness"))
@@ -424,7 +442,7 @@ def read_dicom_series(folder: str | os.PathLike, series_uid: str | None = None, 
         slices.append(values)
     array = np.stack(slices)  # (D, H, W)
     spacing = None if pixel_spacing is None else (float(dz or 1.0), *map(float, pixel_spacing))
-    extra = {"n_files": len(members), "irregular_spacing": irregular}
+    extra = {"n_files": len(members), "irregular_spacing": irregular, "slice_positions": positions_mm}
     meta = _meta(ref, folder, array, raw_dtype, spacing=spacing, affine=affine, orientation=_orientation(affine), extra=extra)
     return Image(array, meta)
 

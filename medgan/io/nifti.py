@@ -201,7 +201,8 @@ def write_nifti(
         The path written.
 
     Raises:
-        MedganError: wrong suffix or shape, bad affine, existing output.
+        MedganError: wrong suffix or shape, bad affine, existing output, a ``meta`` whose
+            slices are unevenly spaced (its affine would misplace them).
     """
     name = Path(path).name.lower()
     if not name.endswith((".nii", ".nii.gz")):
@@ -210,6 +211,11 @@ def write_nifti(
     if array.ndim not in (2, 3):
         raise MedganError(f"array of shape {array.shape} cannot be written as NIfTI", path=path, hint="expected (H, W) or (D, H, W)")
     if affine is None and meta is not None and meta.affine is not None:
+        if (meta.extra or {}).get("irregular_spacing"):
+            raise MedganError(
+                f"the source {meta.source} has unevenly spaced slices (a missing slice?); one affine cannot place them",
+                path=path, hint="complete the series, or write one file per slice (DICOM)",
+            )
         affine = meta.affine
     affine = np.eye(4) if affine is None else np.asarray(affine, dtype=np.float64)
     if affine.shape != (4, 4) or not np.all(np.isfinite(affine)):

@@ -209,3 +209,29 @@ def test_single_slice_affine(tmp_path, dicom_factory):
     lps = np.array([-50 + w * 0.5, 20, 100 - h * 2.0])
     np.testing.assert_allclose((image.meta.affine @ [h, w, 0, 1])[:3], lps * [-1, -1, 1])
     assert image.meta.spacing == (2.0, 0.5)
+
+
+def test_a_missing_slice_is_named_and_its_geometry_kept(ct_folder, tmp_path):
+    from medgan.errors import MedganWarning
+    from medgan.io import write_nifti
+
+    (ct_folder / "img00.dcm").unlink()  # slice k=3, at z = 6 mm, of 0, 2, ..., 10 mm
+    with pytest.warns(MedganWarning, match=r"ct: slices are not evenly spaced: 4.00 mm between slice 2 \(at 4.00 mm\) "
+                                           r"and slice 3 \(at 8.00 mm\) against 2.00 mm elsewhere \(1 missing slice\?\)"):
+        image = read_dicom_series(ct_folder)
+    assert image.meta.extra["irregular_spacing"] is True
+    assert image.meta.extra["slice_positions"] == [0.0, 2.0, 4.0, 8.0, 10.0]
+    np.testing.assert_allclose(image.array[:, 16, 20], [0, 10, 20, 40, 50])  # slices in position order
+    with pytest.raises(MedganError, match="unevenly spaced slices.*one file per slice"):
+        write_nifti(tmp_path / "v.nii.gz", image.array, meta=image.meta)
+    assert not (tmp_path / "v.nii.gz").exists()
+
+
+def test_an_evenly_spaced_series_reads_without_a_warning(ct_folder):
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        image = read_dicom_series(ct_folder)
+    assert image.meta.extra["irregular_spacing"] is False
+    assert image.meta.extra["slice_positions"] == [0.0, 2.0, 4.0, 6.0, 8.0, 10.0]
