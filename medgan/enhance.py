@@ -53,6 +53,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from medgan.data.degrade import upsample_bicubic
 from medgan.data.intensity import IntensityMap
 from medgan.errors import MedganError
 from medgan.io.base import Image, ImageMeta
@@ -167,12 +168,6 @@ def _network_output(G: nn.Module, x: np.ndarray, scale: int, multiple: int, tile
     return (out / weight)[: H * s, : W * s]
 
 
-def _bicubic(x: np.ndarray, scale: int) -> np.ndarray:
-    t = torch.from_numpy(np.asarray(x, dtype=np.float64))[None, None]  # (1, 1, H, W)
-    size = (x.shape[0] * scale, x.shape[1] * scale)
-    return torch.nn.functional.interpolate(t, size=size, mode="bicubic", align_corners=False)[0, 0].numpy()
-
-
 def enhance_image(
     G: nn.Module,
     info: dict[str, Any],
@@ -228,7 +223,7 @@ def enhance_image(
 
     excess = image - clipped  # what the model never saw; 0 inside the range
     if scale > 1:
-        excess = _bicubic(excess, scale) if np.any(excess) else 0.0
+        excess = upsample_bicubic(excess, scale) if np.any(excess) else 0.0
     return (model + excess).astype(np.float32)
 
 

@@ -132,6 +132,19 @@ def test_sr_with_a_zero_residual_branch_is_clamped_bicubic_upsampling(scale):
     torch.testing.assert_close(G(x), bicubic, rtol=0, atol=0)
 
 
+@pytest.mark.parametrize("scale", [2, 4])
+def test_the_bicubic_baseline_is_what_the_sr_network_starts_from(scale):
+    """'Gain over bicubic' must mean over the network's own skip: one interpolator for both."""
+    import numpy as np
+
+    from medgan.data.degrade import upsample_bicubic
+
+    G = SRResNetGenerator(SRConfig(scale=scale, width=8, n_blocks=2))
+    x = images(3, 1, 10, 14) * 0.5  # inside [-1, 1] after upsampling: no clamp involved
+    baseline = upsample_bicubic(x[:, 0].double().numpy(), scale)  # (N, 10 s, 14 s), the benchmark's row
+    np.testing.assert_allclose(G(x)[:, 0].detach().numpy(), baseline, rtol=0, atol=1e-6)
+
+
 def test_sr_config_is_checked():
     with pytest.raises(ValueError, match="power of two"):
         SRConfig(scale=3)

@@ -59,9 +59,11 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 import numpy as np
+import torch
 from scipy import ndimage
 from skimage.transform import iradon, radon, resize
 
+from medgan.data.geometry import bicubic_upsample
 from medgan.errors import MedganError
 
 MU_WATER = 0.0192  # /mm: linear attenuation of water at ~70 keV (module docstring)
@@ -336,13 +338,16 @@ def downsample(image: np.ndarray, factor: int = 2, method: str = "area", blur_si
 
 
 def upsample_bicubic(low: np.ndarray, factor: int = 2) -> np.ndarray:
-    """Bicubic upsampling ``(h, w) -> (h f, w f)``: the classical super-resolution baseline."""
-    batch, _ = _as_batch(low, "upsample_bicubic")
+    """Bicubic upsampling ``(h, w) -> (h f, w f)``: the classical super-resolution baseline.
+
+    The same interpolator as the SR network's skip (:func:`medgan.data.geometry.bicubic_upsample`),
+    computed in float64.
+    """
+    batch, single = _as_batch(low, "upsample_bicubic")
     if factor not in SR_FACTORS or isinstance(factor, bool):
         raise MedganError(f"super-resolution factor must be one of {SR_FACTORS}, got {factor!r}")
-    h, w = batch.shape[-2:]
-    return _map(low, "upsample_bicubic",
-                lambda img, i: resize(img, (h * factor, w * factor), order=3, anti_aliasing=False, preserve_range=True))
+    up = bicubic_upsample(torch.from_numpy(batch)[:, None], factor)[:, 0].numpy().astype(np.float32)  # (N, h f, w f)
+    return up[0] if single else up
 
 
 # --------------------------------------------------------------------------- config

@@ -37,9 +37,9 @@ import math
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
+from medgan.data.geometry import bicubic_upsample
 from medgan.nets.patchgan import PairedGANConfig, init_weights, norm_layer
 from medgan.nets.unet import straight_through_clamp
 
@@ -130,5 +130,5 @@ class SRResNetGenerator(nn.Module):
         r = self.tail(self.upsample(h))  # (B, C_out, h*scale, w*scale)
         if not c.residual:
             return torch.tanh(r)
-        base = F.interpolate(x, scale_factor=c.scale, mode="bicubic", align_corners=False)  # (B, C, h*scale, w*scale)
+        base = bicubic_upsample(x, c.scale)  # (B, C, h*scale, w*scale): the same bicubic as the baseline
         return straight_through_clamp(base + r)
