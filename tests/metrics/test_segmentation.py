@@ -129,8 +129,8 @@ CASES = [
 
 
 @pytest.mark.parametrize("shape, spacing, seed", CASES)
-def test_surface_distances_match_monai(shape, spacing, seed):
-    metrics = pytest.importorskip("monai.metrics")
+def test_surface_distances_match_monai(shape, spacing, seed, require):
+    metrics = require("monai.metrics")
     from monai.metrics.utils import get_edge_surface_distance
 
     pred, target = _blobs(shape, seed), _blobs(shape, seed + 10)
@@ -155,8 +155,8 @@ def test_surface_distances_match_monai(shape, spacing, seed):
     assert flat["asd"] == pytest.approx(float(asd_sym), **tol)
 
 
-def test_dice_matches_monai_per_label():
-    metrics = pytest.importorskip("monai.metrics")
+def test_dice_matches_monai_per_label(require):
+    metrics = require("monai.metrics")
     rng = np.random.default_rng(5)
     pred = rng.integers(0, 4, (30, 30))
     target = np.where(rng.random((30, 30)) < 0.7, pred, rng.integers(0, 4, (30, 30)))
