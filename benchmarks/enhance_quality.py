@@ -20,8 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from medgan.data.degrade import upsample_bicubic
-from medgan.enhance import enhance_image
+from medgan.tasks.enhance.degrade import upsample_bicubic
+from medgan.tasks.enhance.inference import enhance_image
 from medgan.evaluate import enhancement_scores, enhancement_test_set, evaluate_enhancement_run
 from medgan.report.grid import image_grid
 from medgan.report.html import build_report

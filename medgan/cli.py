@@ -141,12 +141,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     console = Console(stderr=True)
     config = resolve_train_config(args)
-    run_dir = _next_run_dir(Path(args.runs_dir), f"demo-{config.model.name}-{config.data.source}")
+    run_dir = Path(args.run_dir) if args.run_dir else _next_run_dir(Path(args.runs_dir), f"demo-{config.model.name}-{config.data.source}")
+    if run_dir.exists() and any(run_dir.iterdir()):
+        raise MedganError("already holds files", path=run_dir, hint="give a new --run-dir")
     if args.dry_run:
         print(json.dumps(config.to_dict(), indent=2))
         return 0
     data = load_source(config.data.source, config.data.options)
-    run_dir.mkdir(parents=True)
+    run_dir.mkdir(parents=True, exist_ok=True)
     summary = _show(data, run_dir / "data-samples.png", False, console)
     (run_dir / "data-summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     console.print(f"training a {config.model.name.upper()} for {config.loop.steps} steps; samples go to {run_dir / 'samples'}")
@@ -177,10 +179,27 @@ TRAIN_FLAGS = {
     "lr_decay": "optim.decay",
     "steps": "loop.steps", "batch_size": "loop.batch_size", "seed": "loop.seed", "device": "loop.device", "amp": "loop.amp",
     "ema": "loop.ema", "augment": "loop.augment", "log_every": "loop.log_every", "sample_every": "loop.sample_every",
-    "checkpoint_every": "loop.checkpoint_every", "n_samples": "loop.n_samples",
+    "checkpoint_every": "loop.checkpoint_every", "n_samples": "loop.n_samples", "time_budget": "loop.time_budget",
     "enhance_mode": "enhance.mode", "degradation": "enhance.degradation", "l1_weight": "enhance.l1_weight",
     "ssim_weight": "enhance.ssim_weight", "realizations": "enhance.realizations",
 }
+
+
+_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def parse_duration(text: str) -> float:
+    """``"90"``, ``"90s"``, ``"10m"``, ``"1.5h"`` -> seconds (an argparse type)."""
+    value = text.strip().lower()
+    scale = _UNITS.get(value[-1:], None)
+    number = value[:-1] if scale else value
+    try:
+        seconds = float(number) * (scale or 1.0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a duration (e.g. 600, 90s, 10m, 1.5h)") from None
+    if not seconds >= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must not be negative")
+    return seconds
 
 
 def _set(tree: dict, dotted: str, value) -> None:
@@ -191,11 +210,9 @@ def _set(tree: dict, dotted: str, value) -> None:
 
 
 def resolve_train_config(args: argparse.Namespace, base: dict | None = None):
-    """Defaults <- run's saved config (resume) <- --config file <- command-line flags."""
-    from medgan.losses import ADVERSARIAL
-    from medgan.nets import MODELS
+    """Defaults <- run's saved config (resume) <- --config file <- command-line flags, then
+    :meth:`TrainConfig.resolve` (derived fields and checks live with the config)."""
     from medgan.train import TrainConfig
-    from medgan.train.augment import parse_policy
     from medgan.train.config import load_config_file, merge
 
     values = base or {}
@@ -215,36 +232,7 @@ def resolve_train_config(args: argparse.Namespace, base: dict | None = None):
     if given.get("no_flip"):
         _set(overrides, "enhance.flip", False)
     values = merge(values, overrides)
-    config = TrainConfig.from_dict(values)
-
-    # Derived and checked values: the network is built for the data's size and channels.
-    if config.task == "enhance" and config.model.name == "dcgan":  # the default model follows the task
-        from medgan.train.enhance import MODES
-
-        config.model.name = MODES.get(config.enhance.mode, "pix2pix")
-    if config.model.name not in MODELS:
-        raise MedganError(f"unknown model {config.model.name!r}", hint=f"use one of {', '.join(MODELS)}")
-    if config.loss.name not in ADVERSARIAL:
-        raise MedganError(f"unknown loss {config.loss.name!r}", hint=f"use one of {', '.join(ADVERSARIAL)}")
-    parse_policy(config.loop.augment)
-    options = config.data.options
-    if options.size is None:
-        options.size = 28 if config.model.name == "mlp" else 64
-    config.model.net["image_size"] = options.size
-    config.model.net["channels"] = 1 if options.grey else 3
-    if config.model.name == "dcgan" and config.task == "synth":
-        from medgan.nets.dcgan import SIZES
-
-        if options.size not in SIZES:
-            raise MedganError(f"DCGAN cannot make {options.size}x{options.size} images", hint=f"use --size one of {', '.join(map(str, SIZES))}")
-    for name in ("steps", "batch_size", "log_every", "sample_every", "checkpoint_every", "n_samples"):
-        if getattr(config.loop, name) < 1:
-            raise MedganError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(config.loop, name)}")
-    if not 0 <= config.loop.ema < 1:
-        raise MedganError(f"--ema {config.loop.ema} must be in [0, 1) (0 turns EMA off)")
-    if not 0 <= config.data.holdout < 1:
-        raise MedganError(f"--holdout {config.data.holdout} must be in [0, 1)")
-    return config
+    return TrainConfig.from_dict(values).resolve()
 
 
 def add_train_options(parser: argparse.ArgumentParser) -> None:
@@ -255,6 +243,7 @@ def add_train_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
     parser.add_argument("--resume", metavar="RUN", help="continue the run in folder RUN from its newest checkpoint")
     parser.add_argument("--runs-dir", default="runs", help="folder receiving the numbered run folder (default runs)")
+    parser.add_argument("--run-dir", help="train into exactly this new folder instead of a numbered one under --runs-dir")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar (logs still go to stats.jsonl)")
     m = parser.add_argument_group("networks")
     m.add_argument("--model", default=S, help="mlp (the seed's two-layer GAN) or dcgan (default)")
@@ -287,6 +276,8 @@ def add_train_options(parser: argparse.ArgumentParser) -> None:
     l.add_argument("--sample-every", type=int, default=S)
     l.add_argument("--checkpoint-every", type=int, default=S)
     l.add_argument("--n-samples", type=int, default=S, help="images per sample grid")
+    l.add_argument("--time-budget", type=parse_duration, default=S, metavar="DURATION",
+                   help="stop cleanly (samples, checkpoint, export) after this wall-clock time: 600, 90s, 10m, 1.5h")
     e = parser.add_argument_group("enhancement (medgan train enhance)")
     e.add_argument("--task", dest="enhance_mode", choices=["denoise", "sr"], default=S, help="denoising (pix2pix U-Net) or super-resolution")
     e.add_argument("--degradation", default=S, help="what to undo: lowdose-ct:dose=0.25, lowdose-ct-image:dose=0.25, rician:snr=10, gaussian:sigma=20, sr:factor=2")
@@ -299,7 +290,7 @@ def add_train_options(parser: argparse.ArgumentParser) -> None:
 
 
 def cmd_enhance(args: argparse.Namespace) -> int:
-    from medgan.enhance import enhance_path
+    from medgan.tasks.enhance.inference import enhance_path
     from medgan.train.checkpoint import load_generator
 
     G, info = load_generator(args.model, args.device)
@@ -326,19 +317,24 @@ def cmd_train(args: argparse.Namespace) -> int:
     else:
         config = resolve_train_config(args)
         source = Path(config.data.source).name.split(".")[0] or "data"
-        run_dir = _next_run_dir(Path(args.runs_dir), f"{config.task}-{config.model.name}-{source}")
+        run_dir = Path(args.run_dir) if args.run_dir else _next_run_dir(Path(args.runs_dir), f"{config.task}-{config.model.name}-{source}")
     if args.dry_run:
         print(json.dumps(config.to_dict(), indent=2))
         return 0
     trainer = Trainer(config, run_dir, resume=bool(args.resume), progress=not args.no_progress)
+    if trainer.dist.is_main:
+        console.print(f"training into [bold]{run_dir}[/bold]")
     trainer.fit()
     if trainer.dist.is_main:
+        if trainer.stopped_by_budget:
+            console.print(f"stopped by the time budget at step {trainer.step} of {config.loop.steps} "
+                          f"(exported; --resume {run_dir} continues)")
         console.print(f"run folder: [bold]{run_dir}[/bold]  (samples/, curves.png, generator/)")
     return 0
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    from medgan.generate import sample, write_images
+    from medgan.tasks.synth.generate import sample, write_images
 
     out = Path(args.out)
     if out.exists() and any(out.iterdir() if out.is_dir() else [out]) and not args.overwrite:
@@ -417,7 +413,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(func=cmd_demo, task="synth", resume=None)
 
     train = commands.add_parser("train", help="train a GAN (medgan train synth --data FOLDER)")
-    train.add_argument("task", nargs="?", default="synth", choices=["synth", "enhance"], help="what to train (default synth)")
+    from medgan.tasks import TASKS  # the one registry of tasks
+
+    train.add_argument("task", nargs="?", default="synth", choices=list(TASKS), help="what to train (default synth)")
     add_train_options(train)
     train.set_defaults(func=cmd_train)
 

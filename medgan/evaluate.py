@@ -18,6 +18,7 @@ import torch
 
 from medgan.data.intensity import IntensityMap
 from medgan.data.sources import SourceOptions, load_source
+from medgan.data.training import load_training_data
 from medgan.errors import MedganError
 from medgan.metrics import memorization
 from medgan.metrics.features_cache import cached_features
@@ -26,7 +27,6 @@ from medgan.report.grid import image_grid
 from medgan.io.output import atomic_path
 from medgan.train.checkpoint import load_generator
 from medgan.train.config import TrainConfig
-from medgan.train.engine import load_training_data
 
 
 def append_jsonl(path: Path, record: dict) -> None:
@@ -51,7 +51,7 @@ def run_config(run_dir: Path) -> TrainConfig:
 def real_images(run_dir: Path) -> tuple[np.ndarray, np.ndarray | None, IntensityMap]:
     """The run's training images and held-out images, in [-1, 1] as ``(N, C, H, W)``."""
     config = run_config(run_dir)
-    dataset, holdout = load_training_data(config)
+    dataset, holdout = load_training_data(config.data)
     train = dataset.batch(torch.arange(len(dataset)))["image"].numpy()
     held = None
     if holdout is not None and len(holdout):
@@ -63,7 +63,7 @@ def real_images(run_dir: Path) -> tuple[np.ndarray, np.ndarray | None, Intensity
 def generated_images(run_dir: Path, n: int, seed: int = 0, batch_size: int = 250) -> np.ndarray:
     """``n`` images from the run's exported generator, in [-1, 1] as ``(N, C, H, W)``
     (class-conditional generators cycle through the classes)."""
-    from medgan.generate import draw
+    from medgan.tasks.synth.generate import draw
 
     G, info = load_generator(run_dir)
     classes = info["net"].get("num_classes", 0)
@@ -210,10 +210,10 @@ def enhancement_test_set(run_dir: Path, seed: int = 1) -> tuple[np.ndarray, np.n
 
     The degradation is the run's own, drawn with another seed than the training pairs.
     """
-    from medgan.data.degrade import Degradation
+    from medgan.tasks.enhance.degrade import Degradation
 
     config = run_config(run_dir)
-    dataset, holdout = load_training_data(config)
+    dataset, holdout = load_training_data(config.data)
     if holdout is None or not len(holdout):
         raise MedganError("the run has no held-out patients to test on", path=run_dir, hint="train with --holdout > 0")
     info = json.loads((Path(run_dir) / "generator" / "config.json").read_text())
@@ -240,8 +240,8 @@ def enhancement_scores(clean: np.ndarray, output: np.ndarray, data_range: float)
 def evaluate_enhancement_run(run_dir: str | Path, seed: int = 1) -> dict:
     """The degraded input and the model's output scored against the held-out clean images;
     appended to ``metrics.jsonl``."""
-    from medgan.data.degrade import upsample_bicubic
-    from medgan.enhance import enhance_image
+    from medgan.tasks.enhance.degrade import upsample_bicubic
+    from medgan.tasks.enhance.inference import enhance_image
 
     run_dir = Path(run_dir)
     clean, degraded, info, intensity = enhancement_test_set(run_dir, seed)

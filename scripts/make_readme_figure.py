@@ -13,12 +13,12 @@ from PIL import Image as PILImage
 
 from medgan.report.grid import image_grid
 from medgan.train import TrainConfig
-from medgan.train.engine import load_training_data
+from medgan.data.training import load_training_data
 
 
 def main(run: Path, out: Path = Path("docs/demo.png")) -> None:
     config = TrainConfig.from_dict(__import__("json").loads((run / "config.json").read_text()))
-    dataset, _ = load_training_data(config)  # exactly the images the run trained on
+    dataset, _ = load_training_data(config.data)  # exactly the images the run trained on
     data = dataset.data
     pick = np.random.default_rng(1).choice(len(data), 64, replace=False)
     real = image_grid(data.images[pick], value_range=data.value_range)

@@ -137,7 +137,7 @@ def test_the_bicubic_baseline_is_what_the_sr_network_starts_from(scale):
     """'Gain over bicubic' must mean over the network's own skip: one interpolator for both."""
     import numpy as np
 
-    from medgan.data.degrade import upsample_bicubic
+    from medgan.tasks.enhance.degrade import upsample_bicubic
 
     G = SRResNetGenerator(SRConfig(scale=scale, width=8, n_blocks=2))
     x = images(3, 1, 10, 14) * 0.5  # inside [-1, 1] after upsampling: no clamp involved

@@ -7,9 +7,10 @@ from medgan.data.intensity import CT_WINDOWS, IntensityMap, apply_window, normal
 from medgan.data.sources import SourceOptions, load_source
 from medgan.data.splits import split_by_group
 from medgan.data.summary import sample_indices, summarize
+from medgan.data.training import DataConfig, load_training_data
 
 __all__ = [
-    "CT_WINDOWS", "ImageSet", "IntensityMap", "MedicalImageDataset", "SourceOptions", "apply_window", "fit_square",
-    "load_source", "normalize_percentile", "parse_window", "percentile_range", "plane_axis", "sample_indices",
+    "CT_WINDOWS", "DataConfig", "ImageSet", "IntensityMap", "MedicalImageDataset", "SourceOptions", "apply_window", "fit_square",
+    "load_source", "load_training_data", "normalize_percentile", "parse_window", "percentile_range", "plane_axis", "sample_indices",
     "split_by_group", "summarize", "volume_to_slices",
 ]

@@ -1,39 +1,29 @@
 """The typed configuration of a training run.
 
-One dataclass per concern; :class:`TrainConfig` holds them all. The resolved config is
-written to ``config.json`` in the run folder and stored in every checkpoint, so a run can
-be resumed or its generator rebuilt without the command line.
+One dataclass per concern; :class:`TrainConfig` holds them all. :meth:`TrainConfig.resolve`
+fills the fields that follow from others (the default model of a task, the network's image
+size and channels from the data options) and checks every value, for the command line and
+for ``Trainer(TrainConfig(...))`` from Python alike. The resolved config is written to
+``config.json`` in the run folder and stored in every checkpoint, so a run can be resumed or
+its generator rebuilt without the command line. Values read from a file are type-checked
+against the dataclass fields (``steps: "100"`` is refused with the key and the type).
 """
 
 from __future__ import annotations
 
 import json
 import math
+import re
+import types
+import typing
 from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from medgan.data.sources import SourceOptions
+from medgan.data.training import DataConfig
 from medgan.errors import MedganError
-
-
-@dataclass
-class DataConfig:
-    """Where the training images come from.
-
-    Attributes:
-        source: any source ``medgan data show`` reads (folder, file, brain-mri, phantom, MedMNIST name).
-        options: how to read it (size, window, slicing axis, ...).
-        holdout: fraction of patients/volumes kept out of training for evaluation.
-        split_seed: seed of the patient-level train/hold-out split.
-    """
-
-    source: str = "brain-mri"
-    options: SourceOptions = field(default_factory=lambda: SourceOptions(size=64))
-    holdout: float = 0.1
-    split_seed: int = 0
 
 
 @dataclass
@@ -112,6 +102,9 @@ class LoopConfig:
             ``color`` (brightness/contrast); empty: off.
         log_every / sample_every / checkpoint_every: intervals in steps.
         n_samples: images in each sample grid (from a fixed set of z).
+        time_budget: wall-clock seconds after which the run stops as if at its last step
+            (samples, checkpoint, export), 0 for none; counted per call of ``fit``, so a
+            resumed run gets a fresh budget. The learning-rate schedule still spans ``steps``.
     """
 
     steps: int = 4000
@@ -125,6 +118,7 @@ class LoopConfig:
     sample_every: int = 500
     checkpoint_every: int = 500
     n_samples: int = 64
+    time_budget: float = 0.0
 
 
 @dataclass
@@ -133,7 +127,7 @@ class EnhanceConfig:
 
     Attributes:
         mode: ``"denoise"`` (pix2pix U-Net) or ``"sr"`` (residual pixel-shuffle generator).
-        degradation: see :func:`medgan.data.degrade.parse_degradation`, e.g.
+        degradation: see :func:`medgan.tasks.enhance.degrade.parse_degradation`, e.g.
             ``"lowdose-ct:dose=0.25"``, ``"rician:snr=10"``, ``"sr:factor=2"``; empty: by
             mode and data (``sr:factor=2``; low-dose CT for data in HU, else Rician SNR 10).
         adversarial: ``False`` trains the same generator on L1 alone (the baseline).
@@ -172,6 +166,49 @@ class TrainConfig:
         if self.optim.decay == "auto":  # resolved, so config.json names the schedule used
             self.optim.decay = "linear" if self.task == "enhance" else "none"
 
+    def resolve(self) -> "TrainConfig":
+        """Fill the derived fields and check every value; returns ``self`` (idempotent).
+
+        Raises:
+            MedganError: an unknown model, loss or augmentation, a size the model cannot
+                make, or a value out of range, named as its command-line flag.
+        """
+        from medgan.losses import ADVERSARIAL
+        from medgan.nets import MODELS
+        from medgan.train.augment import parse_policy
+
+        if self.task == "enhance" and self.model.name == "dcgan":  # the default model follows the task
+            from medgan.tasks.enhance.recipe import MODES
+
+            self.model.name = MODES.get(self.enhance.mode, "pix2pix")
+        if self.model.name not in MODELS:
+            raise MedganError(f"unknown model {self.model.name!r}", hint=f"use one of {', '.join(MODELS)}")
+        if self.loss.name not in ADVERSARIAL:
+            raise MedganError(f"unknown loss {self.loss.name!r}", hint=f"use one of {', '.join(ADVERSARIAL)}")
+        parse_policy(self.loop.augment)
+        options = self.data.options
+        if options.size is None:
+            options.size = 28 if self.model.name == "mlp" else 64
+        if not 8 <= options.size <= 4096:
+            raise MedganError(f"--size {options.size} is out of range", hint="give a size between 8 and 4096 pixels")
+        self.model.net["image_size"] = options.size
+        self.model.net["channels"] = 1 if options.grey else 3
+        if self.model.name == "dcgan" and self.task == "synth":
+            from medgan.nets.dcgan import SIZES
+
+            if options.size not in SIZES:
+                raise MedganError(f"DCGAN cannot make {options.size}x{options.size} images", hint=f"use --size one of {', '.join(map(str, SIZES))}")
+        for name in ("steps", "batch_size", "log_every", "sample_every", "checkpoint_every", "n_samples"):
+            if getattr(self.loop, name) < 1:
+                raise MedganError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self.loop, name)}")
+        if not (self.loop.time_budget >= 0 and math.isfinite(self.loop.time_budget)):
+            raise MedganError(f"--time-budget {self.loop.time_budget} must be a non-negative number of seconds")
+        if not 0 <= self.loop.ema < 1:
+            raise MedganError(f"--ema {self.loop.ema} must be in [0, 1) (0 turns EMA off)")
+        if not 0 <= self.data.holdout < 1:
+            raise MedganError(f"--holdout {self.data.holdout} must be in [0, 1)")
+        return self
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
@@ -192,14 +229,40 @@ def _build(cls, values: dict[str, Any], where: str):
     if unknown:
         raise MedganError(f"unknown key(s) {', '.join(sorted(unknown))} in {where}", hint=f"known keys: {', '.join(known)}")
     defaults = cls()
+    hints = typing.get_type_hints(cls)
     kwargs = {}
     for name, value in values.items():
         current = getattr(defaults, name)
         if is_dataclass(current) and isinstance(value, dict):
             kwargs[name] = _build(type(current), {**asdict(current), **value}, f"{where}.{name}")
         else:
-            kwargs[name] = value
+            kwargs[name] = _checked(value, hints[name], f"{where}.{name}")
     return cls(**kwargs)
+
+
+_FLOAT_TEXT = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+")
+
+
+def _checked(value: Any, hint: Any, where: str) -> Any:
+    """``value`` if it has the field's type (an int is a float too), else one clear error."""
+    options = typing.get_args(hint) if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union else (hint,)
+    for option in options:
+        if option is Any or (option is type(None) and value is None):
+            return value
+        origin = typing.get_origin(option) or option
+        if origin is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if origin is float and isinstance(value, str) and _FLOAT_TEXT.fullmatch(value.strip()):
+            return float(value)  # PyYAML reads an unquoted 2e-4 as text (YAML 1.1 wants 2.0e-4)
+        if origin is int and isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if origin in (str, bool, dict, list) and isinstance(value, origin):
+            return value
+        if is_dataclass(origin) and isinstance(value, origin):
+            return value
+    expected = " or ".join("null" if o is type(None) else getattr(typing.get_origin(o) or o, "__name__", str(o)) for o in options)
+    raise MedganError(f"{where} is {value!r} ({type(value).__name__}), expected {expected}",
+                      hint="fix the value in the config file (numbers unquoted, true/false for switches)")
 
 
 def load_config_file(path: str | Path) -> dict[str, Any]:

@@ -29,10 +29,7 @@ import numpy as np
 import torch
 from torch.utils.data import DistributedSampler
 
-from medgan.data.dataset import MedicalImageDataset
-from medgan.data.imageset import ImageSet
-from medgan.data.sources import load_source
-from medgan.data.splits import split_by_group
+from medgan.data.training import load_training_data
 from medgan.errors import MedganError
 from medgan.io.output import atomic_path
 from medgan.report.curves import plot_curves
@@ -48,21 +45,6 @@ from medgan.train.ema import make_ema, update_ema
 D_WINS_EPS, D_WINS_STEPS = 0.02, 500
 
 
-def load_training_data(config: TrainConfig) -> tuple[MedicalImageDataset, ImageSet | None]:
-    """The training images and the held-out patients' images (``None`` without a hold-out).
-
-    The hold-out is patient-level (whole groups) and seeded, so evaluation and the
-    memorisation audit see exactly the images the run never trained on.
-    """
-    data = load_source(config.data.source, config.data.options)
-    n_groups = 0 if data.groups is None else len(np.unique(data.groups))
-    holdout = None
-    if config.data.holdout > 0 and n_groups >= 2:
-        split = split_by_group(data.groups, (1 - config.data.holdout, config.data.holdout), config.data.split_seed)
-        data, holdout = data.subset(split["train"]), data.subset(split["val"])
-    return MedicalImageDataset(data), holdout
-
-
 class Trainer:
     """Builds everything a run needs from a :class:`TrainConfig` and runs the loop.
 
@@ -74,9 +56,9 @@ class Trainer:
     """
 
     def __init__(self, config: TrainConfig, run_dir: Path, resume: bool = False, progress: bool = True):
-        from medgan.train import TASKS
+        from medgan.tasks import TASKS  # deferred: the tasks import the engine's contract
 
-        self.config, self.run_dir, self.progress = config, Path(run_dir), progress
+        self.config, self.run_dir, self.progress = config.resolve(), Path(run_dir), progress
         if not resume and (self.run_dir / "config.json").exists():
             raise MedganError("already holds a run", path=self.run_dir, hint="resume it with --resume, or train into a new folder")
         loop = config.loop
@@ -88,7 +70,7 @@ class Trainer:
         np.random.seed(loop.seed + self.dist.rank)
 
         # ---- data: whole batches of in-memory tensors, drawn by a distributed sampler
-        self.dataset, self.holdout = load_training_data(config)
+        self.dataset, self.holdout = load_training_data(config.data)
         self.local_batch = loop.batch_size // self.dist.world_size
         self.sampler = DistributedSampler(self.dataset, num_replicas=self.dist.world_size, rank=self.dist.rank,
                                           shuffle=True, seed=loop.seed, drop_last=True)
@@ -113,6 +95,7 @@ class Trainer:
         self.scaler_g = torch.amp.GradScaler("cuda", enabled=cuda_amp)
         self.scaler_d = torch.amp.GradScaler("cuda", enabled=cuda_amp)
         self.step = 0
+        self.stopped_by_budget = False  # set when fit() ended on loop.time_budget
         self._d_wins = 0
         if resume:
             self._resume()
@@ -227,7 +210,8 @@ class Trainer:
     # ----------------------------------------------------------------------- the loop
 
     def fit(self) -> Path:
-        """Train to ``config.loop.steps``; returns the run folder."""
+        """Train to ``config.loop.steps`` (or until ``loop.time_budget`` seconds of this call
+        have passed); returns the run folder."""
         cfg, loop, main = self.config, self.config.loop, self.dist.is_main
         if main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -244,7 +228,10 @@ class Trainer:
             while self.step < loop.steps:
                 window.append(self.train_step())
                 self._watch_discriminator(window[-1])
-                done = self.step == loop.steps
+                # A wall-clock budget ends the run like its last step would (log, samples,
+                # checkpoint, export); every rank stops at the same step.
+                out_of_time = loop.time_budget > 0 and dist.broadcast_flag(time.perf_counter() - started >= loop.time_budget, self.dist)
+                done = self.step == loop.steps or out_of_time
                 if self.step % loop.log_every == 0 or done:
                     now = time.perf_counter()
                     record = {k: float(np.mean([w[k] for w in window])) for k in window[-1]}
@@ -263,6 +250,9 @@ class Trainer:
                     plot_curves(stats_file, self.run_dir / "curves.png")
                 if self.step % loop.checkpoint_every == 0 or done:
                     self._checkpoint()
+                if out_of_time:
+                    self.stopped_by_budget = True
+                    break
         finally:
             bar.close()
         if main:

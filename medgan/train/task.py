@@ -3,7 +3,7 @@
 A task owns its networks and its objective; the engine owns everything else (optimisers,
 EMA, checkpoints, logging, progress, DDP). To add a task (enhancement, segmentation,
 anomaly detection), subclass :class:`GANTask` in one new module and register it in
-:data:`medgan.train.TASKS`.
+:data:`medgan.tasks.TASKS`.
 
 The objectives return named scalars; ``"loss"`` is what the engine minimises, the rest
 are logged. They receive G and D as the engine passes them: in the discriminator step G

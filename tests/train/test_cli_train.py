@@ -10,6 +10,8 @@ import pydicom
 import pytest
 
 from medgan.cli import main
+from medgan.errors import MedganError
+from medgan.train import LossConfig
 
 TINY = ["--data", "phantom", "--n-images", "32", "--size", "32", "--width", "8", "--batch-size", "8",
         "--log-every", "1", "--sample-every", "2", "--checkpoint-every", "2", "--n-samples", "4", "--no-progress"]
@@ -34,6 +36,41 @@ def test_bad_train_options_get_one_line(argv, message, capsys):
     assert main(["train", "--dry-run", *argv]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and message in err[0]
+
+
+@pytest.mark.parametrize("text, message", [
+    ("loop:\n  steps: '100'\n", "config.loop.steps is '100' (str), expected int"),
+    ("loss:\n  r1_gamma: true\n", "config.loss.r1_gamma is True (bool), expected float"),
+    ("data:\n  options:\n    size: 64.5\n", "config.data.options.size is 64.5 (float), expected int or null"),
+    ("loop:\n  ema: 1.5\n", "--ema 1.5 must be in [0, 1)"),
+])
+def test_config_files_are_type_checked_in_one_line(tmp_path, capsys, text, message):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(text)
+    assert main(["train", "--config", str(cfg), "--dry-run"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0], err
+
+
+def test_yaml_exponent_without_a_dot_is_a_number(tmp_path, capsys):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("optim:\n  lr_g: 2e-4\n  lr_d: 1\n")  # PyYAML reads 2e-4 as text
+    assert main(["train", "--config", str(cfg), "--dry-run"]) == 0
+    optim = json.loads(capsys.readouterr().out)["optim"]
+    assert optim["lr_g"] == 2e-4 and optim["lr_d"] == 1.0 and isinstance(optim["lr_d"], float)
+
+
+def test_a_config_built_in_python_is_resolved_by_the_trainer(tmp_path):
+    from medgan.data import SourceOptions
+    from medgan.train import DataConfig, LoopConfig, TrainConfig, Trainer
+
+    config = TrainConfig(data=DataConfig(source="phantom", options=SourceOptions(size=32, n=32)),
+                         loop=LoopConfig(steps=1, batch_size=8, n_samples=4))
+    trainer = Trainer(config, tmp_path / "run", progress=False)  # no hand-set network fields
+    assert trainer.config.model.net["image_size"] == 32 and trainer.config.model.net["channels"] == 1
+    trainer.fit()
+    with pytest.raises(MedganError, match="unknown loss 'wasserstein'"):
+        Trainer(TrainConfig(loss=LossConfig(name="wasserstein")), tmp_path / "bad", progress=False)
 
 
 def test_train_generate_and_resume_from_the_command_line(tmp_path, capsys):
@@ -79,3 +116,22 @@ def test_ddp_two_cpu_processes_with_gloo(tmp_path):
     assert rows[-1]["world_size"] == 2 and rows[-1]["replicas_in_sync"] is True
     assert (run / "generator" / "model.safetensors").is_file()
     assert len(list(runs.iterdir())) == 1  # only rank 0 wrote a run folder
+
+
+def test_time_budget_ends_the_run_cleanly_with_its_export(tmp_path, capsys):
+    run = tmp_path / "budget"
+    assert main(["train", *TINY, "--steps", "100000", "--time-budget", "2s", "--run-dir", str(run)]) == 0
+    err = capsys.readouterr().err
+    assert f"training into {run}" in " ".join(err.split()) and "stopped by the time budget at step" in err
+    steps = [json.loads(line)["step"] for line in (run / "stats.jsonl").read_text().splitlines()]
+    assert 1 <= steps[-1] < 100000 and steps == list(range(1, steps[-1] + 1))
+    assert (run / "generator" / "model.safetensors").is_file()
+    assert (run / "checkpoints" / f"training-state-{steps[-1]:07d}.pt").is_file()  # resumable from where it stopped
+
+
+@pytest.mark.parametrize("value", ["ten minutes", "-5m"])
+def test_bad_time_budget_is_refused(value, capsys):
+    with pytest.raises(SystemExit):
+        main(["train", f"--time-budget={value}", "--dry-run"])
+    err = capsys.readouterr().err
+    assert "duration" in err or "negative" in err

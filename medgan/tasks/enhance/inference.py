@@ -26,18 +26,9 @@ over the window's edge plus whatever the model made of the edge value, instead o
 flattened to the window. An identity model returns the input unchanged (to float32
 rounding); a nearest-neighbour x2 model returns ``nearest(clip(x)) + bicubic(excess)``.
 
-**Tiling.** Images larger than ``tile`` are cut into overlapping tiles (stride ``tile -
-overlap``); each tile's output is weighted by a separable ramp that is 0 for the first
-``overlap // 4`` pixels of an inner edge, rises linearly over the middle half of the
-overlap and is 1 elsewhere, so the weights of neighbouring tiles sum to exactly 1 and
-pixels next to a tile's cut edge (where a convolution saw padding instead of image) never
-count. For a translation-equivariant network whose receptive field radius is at most
-``overlap // 4`` input pixels the tiled result equals the untiled one to float rounding.
-The image is padded by reflection on the bottom and right only (to a multiple of
-``info["multiple"]``, or to the tile grid), then cropped back; so the last
-row/column of pixels may see reflected context in one setting and the network's own
-padding in the other: those border pixels (within the receptive field of the bottom and
-right edges) are the only ones where tiled and untiled results may differ.
+**Tiling** (large images in overlapping, seamlessly blended tiles, padded to the model's
+size multiple) is the shared :func:`medgan.infer.tiled_apply`; see its module for the
+blending weights and where tiled and untiled results may differ.
 """
 
 from __future__ import annotations
@@ -53,9 +44,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from medgan.data.degrade import upsample_bicubic
+from medgan.tasks.enhance.degrade import upsample_bicubic
 from medgan.data.intensity import IntensityMap
 from medgan.errors import MedganError
+from medgan.infer import tiled_apply
 from medgan.io.base import Image, ImageMeta
 from medgan.io.output import atomic_dir, check_output_file
 
@@ -107,67 +99,6 @@ def _description(info: dict[str, Any]) -> str:
 # --------------------------------------------------------------------------- one image
 
 
-def _ramp(length: int, overlap: int, start: bool, end: bool) -> np.ndarray:
-    """1D blending weight of one tile: zero margin, linear rise over the overlap's middle half."""
-    w = np.ones(length, dtype=np.float64)
-    if overlap <= 0:
-        return w
-    i = np.arange(overlap, dtype=np.float64)
-    rise = np.clip((i + 0.5 - overlap / 4) / (overlap / 2), 0.0, 1.0)  # rise[i] + rise[o-1-i] == 1
-    if start:
-        w[:overlap] = rise
-    if end:
-        w[length - overlap :] = np.minimum(w[length - overlap :], rise[::-1])
-    return w
-
-
-def _grid(size: int, tile: int, overlap: int, multiple: int) -> tuple[list[int], int, int]:
-    """Tile starts along one axis, the tile length and the padded length."""
-    if size <= tile:
-        length = -(-size // multiple) * multiple
-        return [0], length, length
-    stride = tile - overlap
-    n = -(-(size - tile) // stride) + 1
-    return [k * stride for k in range(n)], tile, (n - 1) * stride + tile
-
-
-def _run(G: nn.Module, tiles: np.ndarray, scale: int, device: str | torch.device) -> np.ndarray:
-    """``(B, th, tw)`` in [-1, 1] -> ``(B, th*s, tw*s)`` through G."""
-    x = torch.from_numpy(np.ascontiguousarray(tiles, dtype=np.float32))[:, None].to(device)  # (B, 1, th, tw)
-    y = G(x)
-    expected = (x.shape[0], 1, x.shape[2] * scale, x.shape[3] * scale)
-    if tuple(y.shape) != expected:
-        raise MedganError(
-            f"the model turned a {tuple(x.shape)} batch into {tuple(y.shape)}, expected {expected}",
-            hint="check that the model's config.json (scale, multiple) matches its network",
-        )
-    return y[:, 0].float().cpu().numpy()  # (B, th*s, tw*s)
-
-
-@torch.no_grad()
-def _network_output(G: nn.Module, x: np.ndarray, scale: int, multiple: int, tile: int, overlap: int,
-                    batch_size: int, device: str | torch.device) -> np.ndarray:
-    """G applied to ``x`` (``(H, W)`` in [-1, 1]) by overlapping tiles -> ``(H*s, W*s)``."""
-    H, W = x.shape
-    ys, th, Hp = _grid(H, tile, overlap, multiple)
-    xs, tw, Wp = _grid(W, tile, overlap, multiple)
-    padded = np.pad(x, ((0, Hp - H), (0, Wp - W)), mode="reflect") if (Hp, Wp) != (H, W) else x
-    s, o = scale, overlap * scale
-    out = np.zeros((Hp * s, Wp * s), dtype=np.float64)
-    weight = np.zeros_like(out)
-    starts = [(y0, x0) for y0 in ys for x0 in xs]
-    for b in range(0, len(starts), batch_size):
-        chunk = starts[b : b + batch_size]
-        result = _run(G, np.stack([padded[y0 : y0 + th, x0 : x0 + tw] for y0, x0 in chunk]), s, device)
-        for (y0, x0), tile_out in zip(chunk, result):
-            wy = _ramp(th * s, o, y0 > 0, y0 != ys[-1])
-            wx = _ramp(tw * s, o, x0 > 0, x0 != xs[-1])
-            w = wy[:, None] * wx[None, :]  # (th*s, tw*s)
-            out[y0 * s : (y0 + th) * s, x0 * s : (x0 + tw) * s] += w * tile_out
-            weight[y0 * s : (y0 + th) * s, x0 * s : (x0 + tw) * s] += w
-    return (out / weight)[: H * s, : W * s]
-
-
 def enhance_image(
     G: nn.Module,
     info: dict[str, Any],
@@ -204,11 +135,6 @@ def enhance_image(
         raise MedganError(f"expected a 2D (H, W) image, got shape {image.shape}", hint="enhance volumes slice by slice with enhance_volume")
     if not np.all(np.isfinite(image)):
         raise MedganError("image holds NaN or infinite values", hint="fix or mask the input first")
-    tile_size = tile // multiple * multiple
-    if tile_size < 1:
-        raise MedganError(f"tile {tile} is smaller than the model's size multiple {multiple}", hint=f"use a tile of at least {multiple}")
-    if not 0 <= overlap < tile_size:
-        raise MedganError(f"overlap {overlap} must be >= 0 and smaller than the tile ({tile_size})", hint="e.g. tile 256, overlap 32")
 
     # Normalise exactly as IntensityMap.forward, kept in float64 until the network.
     clipped = np.clip(image, imap.low, imap.high)
@@ -216,7 +142,9 @@ def enhance_image(
     was_training = G.training
     G.to(device).eval()
     try:
-        y = _network_output(G, x, scale, multiple, tile_size, overlap, max(1, batch_size), device)
+        y = tiled_apply(G, x, scale=scale, multiple=multiple, tile=tile, overlap=overlap, batch_size=batch_size, device=device)
+        if y.ndim != 2:
+            raise MedganError(f"the model gave {y.shape[0]} output channels for a grey image", hint="check the model's config.json")
     finally:
         G.train(was_training)
     model = (np.clip(y, -1.0, 1.0) + 1.0) * 0.5 * (imap.high - imap.low) + imap.low  # inverse, float64

@@ -13,7 +13,7 @@ from PIL import Image as PILImage
 from pydicom.uid import generate_uid
 from torch import nn
 
-from medgan.enhance import enhance_image, enhance_path, enhance_volume, upsampled_affine
+from medgan.tasks.enhance.inference import enhance_image, enhance_path, enhance_volume, upsampled_affine
 from medgan.errors import MedganError
 from medgan.io import read_dicom, read_nifti, read_raster
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from medgan.data.degrade import (
+from medgan.tasks.enhance.degrade import (
     Degradation, ct_noise_sigma, downsample, fbp_roundtrip, gaussian_noise, low_dose_ct, make_pairs,
     parse_degradation, rician_noise, upsample_bicubic,
 )

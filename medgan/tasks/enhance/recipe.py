@@ -1,7 +1,7 @@
 """Enhancement: paired denoising and super-resolution GANs (pix2pix / SRGAN recipes).
 
 The clean training images are degraded once, with a seed (low-dose CT through the
-projection domain, Rician MRI noise, downsampling ...; see :mod:`medgan.data.degrade`),
+projection domain, Rician MRI noise, downsampling ...; see :mod:`medgan.tasks.enhance.degrade`),
 in the data's own units; the generator learns degraded -> clean. Its objective is
 pix2pix's: ``λ_L1 · |G(x) - y|₁ + L_adv`` with a PatchGAN that judges (input, output) pairs,
 or the L1 term alone for the baseline (``adversarial = False``: no D is trained).
@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from medgan import losses
-from medgan.data.degrade import parse_degradation
+from medgan.tasks.enhance.degrade import parse_degradation
 from medgan.errors import MedganError
 from medgan.nets import build_pair, config_from_dict
 from medgan.train.task import GANTask

@@ -1,0 +1,50 @@
+"""The images a run trains on and the patients it holds out, from one :class:`DataConfig`.
+
+Training, evaluation and the memorisation audit all call :func:`load_training_data`, so they
+see exactly the same split.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from medgan.data.dataset import MedicalImageDataset
+from medgan.data.imageset import ImageSet
+from medgan.data.sources import SourceOptions, load_source
+from medgan.data.splits import split_by_group
+
+__all__ = ["DataConfig", "load_training_data"]
+
+
+@dataclass
+class DataConfig:
+    """Where the training images come from.
+
+    Attributes:
+        source: any source ``medgan data show`` reads (folder, file, brain-mri, phantom, MedMNIST name).
+        options: how to read it (size, window, slicing axis, ...).
+        holdout: fraction of patients/volumes kept out of training for evaluation.
+        split_seed: seed of the patient-level train/hold-out split.
+    """
+
+    source: str = "brain-mri"
+    options: SourceOptions = field(default_factory=lambda: SourceOptions(size=64))
+    holdout: float = 0.1
+    split_seed: int = 0
+
+
+def load_training_data(config: DataConfig) -> tuple[MedicalImageDataset, ImageSet | None]:
+    """The training images and the held-out patients' images (``None`` without a hold-out).
+
+    The hold-out is patient-level (whole groups) and seeded, so evaluation and the
+    memorisation audit see exactly the images the run never trained on.
+    """
+    data = load_source(config.source, config.options)
+    n_groups = 0 if data.groups is None else len(np.unique(data.groups))
+    holdout = None
+    if config.holdout > 0 and n_groups >= 2:
+        split = split_by_group(data.groups, (1 - config.holdout, config.holdout), config.split_seed)
+        data, holdout = data.subset(split["train"]), data.subset(split["val"])
+    return MedicalImageDataset(data), holdout
