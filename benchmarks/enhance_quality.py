@@ -22,7 +22,7 @@ import numpy as np
 
 from medgan.tasks.enhance.degrade import upsample_bicubic
 from medgan.tasks.enhance.inference import enhance_image
-from medgan.evaluate import enhancement_scores, enhancement_test_set, evaluate_enhancement_run
+from medgan.tasks.enhance.evaluate import enhancement_scores, enhancement_test_set, evaluate_enhancement_run
 from medgan.report.grid import image_grid
 from medgan.report.html import build_report
 from medgan.train import TrainConfig, Trainer, load_generator

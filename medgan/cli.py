@@ -279,7 +279,7 @@ def add_train_options(parser: argparse.ArgumentParser) -> None:
     l.add_argument("--time-budget", type=parse_duration, default=S, metavar="DURATION",
                    help="stop cleanly (samples, checkpoint, export) after this wall-clock time: 600, 90s, 10m, 1.5h")
     e = parser.add_argument_group("enhancement (medgan train enhance)")
-    e.add_argument("--task", dest="enhance_mode", choices=["denoise", "sr"], default=S, help="denoising (pix2pix U-Net) or super-resolution")
+    e.add_argument("--mode", dest="enhance_mode", choices=["denoise", "sr"], default=S, help="denoising (pix2pix U-Net) or super-resolution")
     e.add_argument("--degradation", default=S, help="what to undo: lowdose-ct:dose=0.25, lowdose-ct-image:dose=0.25, rician:snr=10, gaussian:sigma=20, sr:factor=2")
     e.add_argument("--l1-only", action="store_true", default=S, help="train the same generator without the adversary (the baseline)")
     e.add_argument("--l1-weight", type=float, default=S, help="weight of the L1 term (default 100)")

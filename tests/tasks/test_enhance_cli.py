@@ -14,7 +14,7 @@ TINY = ["--size", "32", "--width", "8", "--batch-size", "4", "--steps", "2", "--
 
 def test_ct_denoising_on_a_dicom_series(tmp_path, ct_folder, capsys):
     runs = tmp_path / "runs"
-    assert main(["train", "enhance", "--data", "phantom", "--n-images", "24", "--holdout", "0.25", "--task", "denoise",
+    assert main(["train", "enhance", "--data", "phantom", "--n-images", "24", "--holdout", "0.25", "--mode", "denoise",
                  "--degradation", "lowdose-ct-image:dose=0.25", "--runs-dir", str(runs), *TINY]) == 0
     run = runs / "00000-enhance-pix2pix-phantom"
     info = json.loads((run / "generator" / "config.json").read_text())
@@ -39,7 +39,7 @@ def test_ct_denoising_on_a_dicom_series(tmp_path, ct_folder, capsys):
 
 def test_super_resolution_on_a_nifti_volume(tmp_path, nifti_volume):
     runs = tmp_path / "runs"
-    assert main(["train", "enhance", "--data", str(nifti_volume), "--holdout", "0", "--task", "sr",
+    assert main(["train", "enhance", "--data", str(nifti_volume), "--holdout", "0", "--mode", "sr",
                  "--degradation", "sr:factor=2", "--l1-only", "--runs-dir", str(runs), *TINY]) == 0
     run = next(runs.iterdir())
     rows = [json.loads(line) for line in (run / "stats.jsonl").read_text().splitlines()]

@@ -41,8 +41,8 @@ class EnhanceTask(GANTask):
         self.degradation = parse_degradation(e.degradation)
         scale = int(getattr(self.degradation, "factor", 1) or 1) if e.mode == "sr" else 1
         if (e.mode == "sr") != (self.degradation.kind == "sr"):
-            raise MedganError(f"--task {e.mode} does not fit the degradation {e.degradation!r}",
-                              hint="use an sr:... degradation with --task sr, and a noise degradation with --task denoise")
+            raise MedganError(f"--mode {e.mode} does not fit the degradation {e.degradation!r}",
+                              hint="use an sr:... degradation with --mode sr, and a noise degradation with --mode denoise")
         if config.model.name not in MODES.values():
             config.model.name = MODES[e.mode]
         channels = dataset.channels
@@ -139,6 +139,14 @@ class EnhanceTask(GANTask):
             low, high = self.dataset.intensity.forward(np.array([-160.0, 240.0]))
             return float(low), float(high)
         return (-1.0, 1.0)
+
+    @classmethod
+    def evaluate_run(cls, run_dir, *, n, seed, **_):
+        """Held-out PSNR/SSIM/MAE and texture, input vs model (``n`` is the held-out set's size;
+        the degradation is drawn with ``seed + 1``, never the training seed 0)."""
+        from medgan.tasks.enhance.evaluate import evaluate_enhancement_run
+
+        return evaluate_enhancement_run(run_dir, seed=seed + 1)
 
     def export_info(self) -> dict[str, Any]:
         return {

@@ -92,6 +92,14 @@ class SynthesisTask(GANTask):
     def render(self, G, fixed):
         return G(fixed["z"], **({"labels": fixed["labels"]} if "labels" in fixed else {}))
 
+    @classmethod
+    def evaluate_run(cls, run_dir, *, n, seed, inception_weights, require_inception):
+        """Realism of the generator against the training images (KID, FID, SWD, PRDC, MS-SSIM)."""
+        from medgan.evaluate import evaluate_synthesis_run
+
+        return evaluate_synthesis_run(run_dir, n=n, seed=seed, inception_weights=inception_weights,
+                                      require_inception=require_inception)
+
     def export_info(self) -> dict[str, Any]:
         data = self.dataset.data
         return {
