@@ -55,12 +55,12 @@ for _who, _what in (("input", "the degraded input (bicubic for super-resolution)
     })
 
 
-def _img(path: Path, alt: str) -> str:
+def img_tag(path: Path, alt: str) -> str:
     data = base64.b64encode(path.read_bytes()).decode("ascii")
     return f'<img src="data:image/png;base64,{data}" alt="{html.escape(alt)}">'
 
 
-def _table(rows: list[tuple], header: tuple | None = None) -> str:
+def table(rows: list[tuple], header: tuple | None = None) -> str:
     out = ["<table>"]
     if header:
         out.append("<tr>" + "".join(f"<th>{html.escape(str(h))}</th>" for h in header) + "</tr>")
@@ -96,12 +96,12 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, max_grids: 
     # Training: data, curves, samples over time
     parts.append("<h2>Training</h2>")
     if (run / "data-samples.png").is_file():
-        parts.append(f'<figure>{_img(run / "data-samples.png", "training data")}<figcaption>the data source (training and held-out patients; masks on the right, if any)</figcaption></figure>')
+        parts.append(f'<figure>{img_tag(run / "data-samples.png", "training data")}<figcaption>the data source (training and held-out patients; masks on the right, if any)</figcaption></figure>')
     if (run / "curves.png").is_file():
-        parts.append(f'<figure>{_img(run / "curves.png", "loss curves")}<figcaption>losses and D outputs</figcaption></figure>')
+        parts.append(f'<figure>{img_tag(run / "curves.png", "loss curves")}<figcaption>losses and D outputs</figcaption></figure>')
     if stats:
         last = stats[-1]
-        parts.append(_table([("step", last["step"]), ("D loss", last.get("loss_d", float("nan"))), ("G loss", last["loss_g"]),
+        parts.append(table([("step", last["step"]), ("D loss", last.get("loss_d", float("nan"))), ("G loss", last["loss_g"]),
                              ("D(real)", last.get("d_real", float("nan"))), ("D(G(z))", last.get("d_fake", float("nan"))),
                              ("images/s", last.get("img_per_sec", float("nan"))), ("elapsed s", last.get("elapsed", float("nan")))],
                             header=("last log", "value")))
@@ -112,7 +112,7 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, max_grids: 
         chosen = grids[::step][: max_grids - 1] + [grids[-1]] if len(grids) > 1 else grids
         parts.append("<h3>Samples from one fixed set of z</h3>")
         for g in dict.fromkeys(chosen):
-            parts.append(f'<figure>{_img(g, g.stem)}<figcaption>{html.escape(g.stem)}</figcaption></figure>')
+            parts.append(f'<figure>{img_tag(g, g.stem)}<figcaption>{html.escape(g.stem)}</figcaption></figure>')
 
     # Metrics
     evaluations = [r for r in records if r.get("kind") == "evaluate"]
@@ -125,40 +125,20 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, max_grids: 
             what = (f'{latest["n_test"]} held-out images, degraded with {html.escape(json.dumps(latest.get("degradation")))}; '
                     f'data range {latest["data_range"]:g} {html.escape(str(latest.get("units") or ""))}; input_* = {html.escape(latest["settings"]["input"])}, model_* = the generator')
         parts.append(f'<p class="note">{what}, generator step {latest.get("step")}, {html.escape(latest["time"])}.</p>')
-        parts.append(_table([(k, v, METRIC_NOTES.get(k, "")) for k, v in latest["metrics"].items()], header=("metric", "value", "meaning")))
+        parts.append(table([(k, v, METRIC_NOTES.get(k, "")) for k, v in latest["metrics"].items()], header=("metric", "value", "meaning")))
         if len(evaluations) > 1:
             keys = [k for k in ("kid_mean", "fid", "swd") if k in latest["metrics"]]
-            parts.append("<h3>History</h3>" + _table([(r["time"], r.get("step"), *[r["metrics"].get(k, "") for k in keys]) for r in evaluations if keys],
+            parts.append("<h3>History</h3>" + table([(r["time"], r.get("step"), *[r["metrics"].get(k, "") for k in keys]) for r in evaluations if keys],
                                                        header=("time", "step", *keys)))
     else:
         parts.append('<p class="note">not evaluated yet: run <code>medgan evaluate RUN</code>.</p>')
 
-    if (run / "comparison.png").is_file():
-        parts.append("<h2>Side by side</h2>" + f'<figure>{_img(run / "comparison.png", "comparison")}'
-                     "<figcaption>held-out images: degraded input | classical baseline | L1 only | GAN | clean</figcaption></figure>")
+    # The task's own sections (enhancement: side-by-side pictures; synthesis: the audit)
+    from medgan.tasks import TASKS  # deferred: the tasks import this module for its helpers
 
-    # Memorisation audit (synthesis runs: the generator's samples against the training images)
-    if config["task"] != "synth":
-        parts.append("<h2>Configuration</h2><pre>" + html.escape(json.dumps(config, indent=2)) + "</pre>")
-        return _write(run, parts, out)
-    parts.append("<h2>Memorisation audit</h2>")
-    audit_file = run / "audit" / "summary.json"
-    if audit_file.is_file():
-        audit = json.loads(audit_file.read_text())
-        flagged = audit["fraction_flagged"]
-        verdict = (f'<span class="flag">{flagged:.1%} of generated images are near-copies of training images</span>' if flagged > audit["quantile"]
-                   else f'<span class="ok">{flagged:.1%} flagged: no more than real images from other patients ({audit["quantile"]:.0%} by construction)</span>')
-        parts.append(f"<p>{verdict}</p>")
-        rows = [(space, s["threshold"], s["fraction_flagged"], s["median_distance_generated"], s["median_distance_holdout"], s["min_distance_generated"])
-                for space, s in audit.items() if isinstance(s, dict)]
-        parts.append(_table(rows, header=("space", "threshold", "flagged", "median NN distance (generated)", "median NN distance (held-out real)", "min NN distance (generated)")))
-        parts.append('<p class="note">Threshold: the distance below which only the given quantile of held-out real images (other patients) '
-                     'fall from their nearest training image. Pixel distances are RMS differences in [-1, 1].</p>')
-        if (run / "audit" / "closest-pairs.png").is_file():
-            parts.append(f'<figure>{_img(run / "audit" / "closest-pairs.png", "closest pairs")}'
-                         '<figcaption>the closest generated (left) / training (right) pairs; "!" = flagged</figcaption></figure>')
-    else:
-        parts.append('<p class="note">not audited yet: run <code>medgan audit RUN</code>.</p>')
+    task = TASKS.get(config["task"])
+    if task is not None:
+        parts += task.report_parts(run)
 
     parts.append("<h2>Configuration</h2><pre>" + html.escape(json.dumps(config, indent=2)) + "</pre>")
     return _write(run, parts, out)

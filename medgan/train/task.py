@@ -68,6 +68,11 @@ class GANTask(ABC):
         return {}
 
     @classmethod
+    def report_parts(cls, run_dir: Path) -> list[str]:
+        """HTML sections of the run report that only this task has (after the metrics)."""
+        return []
+
+    @classmethod
     def evaluate_run(cls, run_dir: Path, *, n: int, seed: int, inception_weights: str | None,
                      require_inception: bool) -> dict[str, Any]:
         """Score a finished run the task's own way, append the record to its ``metrics.jsonl``

@@ -34,7 +34,13 @@ def test_ct_denoising_on_a_dicom_series(tmp_path, ct_folder, capsys):
     assert ds.SeriesInstanceUID != source.SeriesInstanceUID and ds.ImageType[0] == "DERIVED"
     assert "medgan" in ds.DerivationDescription
     assert main(["enhance", str(run), str(ct_folder), "--out", str(out)]) == 2  # refuses to overwrite
+    from PIL import Image as PILImage
+
+    PILImage.new("L", (8, 8)).save(run / "comparison.png")  # what the benchmark draws
     assert main(["report", str(run)]) == 0
+    page = (run / "report.html").read_text()
+    assert "Side by side" in page and "model_psnr" in page  # the enhancement task's sections
+    assert "Memorisation audit" not in page  # synthesis only
 
 
 def test_super_resolution_on_a_nifti_volume(tmp_path, nifti_volume):

@@ -141,6 +141,12 @@ class EnhanceTask(GANTask):
         return (-1.0, 1.0)
 
     @classmethod
+    def report_parts(cls, run_dir):
+        from medgan.tasks.enhance.report import comparison_section
+
+        return comparison_section(run_dir)
+
+    @classmethod
     def evaluate_run(cls, run_dir, *, n, seed, **_):
         """Held-out PSNR/SSIM/MAE and texture, input vs model (``n`` is the held-out set's size;
         the degradation is drawn with ``seed + 1``, never the training seed 0)."""

@@ -93,6 +93,12 @@ class SynthesisTask(GANTask):
         return G(fixed["z"], **({"labels": fixed["labels"]} if "labels" in fixed else {}))
 
     @classmethod
+    def report_parts(cls, run_dir):
+        from medgan.tasks.synth.report import audit_section
+
+        return audit_section(run_dir)
+
+    @classmethod
     def evaluate_run(cls, run_dir, *, n, seed, inception_weights, require_inception):
         """Realism of the generator against the training images (KID, FID, SWD, PRDC, MS-SSIM)."""
         from medgan.evaluate import evaluate_synthesis_run

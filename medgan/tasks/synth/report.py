@@ -1,0 +1,34 @@
+"""The synthesis task's part of the run report: the memorisation audit."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from medgan.report.html import img_tag, table
+
+__all__ = ["audit_section"]
+
+
+def audit_section(run: Path) -> list[str]:
+    """The memorisation audit's section of a synthesis run's report (from ``audit/``)."""
+    parts: list[str] = []
+    parts.append("<h2>Memorisation audit</h2>")
+    audit_file = run / "audit" / "summary.json"
+    if audit_file.is_file():
+        audit = json.loads(audit_file.read_text())
+        flagged = audit["fraction_flagged"]
+        verdict = (f'<span class="flag">{flagged:.1%} of generated images are near-copies of training images</span>' if flagged > audit["quantile"]
+                   else f'<span class="ok">{flagged:.1%} flagged: no more than real images from other patients ({audit["quantile"]:.0%} by construction)</span>')
+        parts.append(f"<p>{verdict}</p>")
+        rows = [(space, s["threshold"], s["fraction_flagged"], s["median_distance_generated"], s["median_distance_holdout"], s["min_distance_generated"])
+                for space, s in audit.items() if isinstance(s, dict)]
+        parts.append(table(rows, header=("space", "threshold", "flagged", "median NN distance (generated)", "median NN distance (held-out real)", "min NN distance (generated)")))
+        parts.append('<p class="note">Threshold: the distance below which only the given quantile of held-out real images (other patients) '
+                     'fall from their nearest training image. Pixel distances are RMS differences in [-1, 1].</p>')
+        if (run / "audit" / "closest-pairs.png").is_file():
+            parts.append(f'<figure>{img_tag(run / "audit" / "closest-pairs.png", "closest pairs")}'
+                         '<figcaption>the closest generated (left) / training (right) pairs; "!" = flagged</figcaption></figure>')
+    else:
+        parts.append('<p class="note">not audited yet: run <code>medgan audit RUN</code>.</p>')
+    return parts
