@@ -39,6 +39,7 @@ from medgan import __version__
 from medgan.errors import MedganError, warn
 from medgan.io.arrays import CORRUPT_HINT, check_finite, rgb_to_grey
 from medgan.io.base import Image, ImageMeta, finite_range
+from medgan.io.formats import detect_format
 from medgan.io.output import atomic_path
 
 __all__ = ["read_dicom", "read_dicom_series", "write_dicom", "describe_series", "series_matches", "ANONYMIZED_KEYWORDS", "CODECS_HINT"]
@@ -362,8 +363,6 @@ def series_matches(ds: Dataset, choice: str) -> bool:
 
 
 def _series_files(folder: Path) -> list[Path]:
-    from medgan.io.detect import detect_format
-
     return sorted(
         p for p in folder.iterdir()
         if p.is_file() and not p.name.startswith(".") and p.name.upper() != "DICOMDIR" and detect_format(p) == "dicom"

@@ -305,7 +305,7 @@ class _Job:
 
 
 def _format(path: Path) -> str:
-    from medgan.io.detect import detect_format
+    from medgan.io.formats import detect_format
 
     fmt = detect_format(path)
     if fmt not in ("dicom", "nifti", "png", "jpeg", "tiff"):
@@ -402,7 +402,7 @@ def enhance_path(
             job.run(src, out, fmt)
             return out
 
-        from medgan.io.detect import find_image_files
+        from medgan.io.formats import find_image_files
 
         files = [(f, _format(f)) for f in find_image_files(src)]
         files = [(f, fmt) for f, fmt in files if fmt != "dicom" or _dicom_has_image(f)]
