@@ -25,6 +25,7 @@ from medgan.metrics.features_cache import cached_features
 from medgan.metrics.realism import fid_from_features, kid_from_features, ms_ssim_diversity, pixel_features, prdc, swd
 from medgan.report.grid import image_grid
 from medgan.io.output import atomic_path
+from medgan.tasks import TASKS
 from medgan.train.checkpoint import load_generator
 from medgan.train.config import TrainConfig
 
@@ -131,8 +132,6 @@ def evaluate_run(run_dir: str | Path, n: int = 1000, seed: int = 0, inception_we
                  require_inception: bool = False) -> dict:
     """Evaluate a run with its task's own evaluation (``GANTask.evaluate_run``); the record is
     appended to the run's ``metrics.jsonl`` and returned."""
-    from medgan.tasks import TASKS
-
     run_dir = Path(run_dir)
     config = run_config(run_dir)
     if config.task not in TASKS:

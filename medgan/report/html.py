@@ -15,6 +15,7 @@ from medgan import __version__
 from medgan.errors import MedganError
 from medgan.io.output import atomic_path
 from medgan.report.curves import read_jsonl
+from medgan.tasks import TASKS
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }
@@ -134,8 +135,6 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, max_grids: 
         parts.append('<p class="note">not evaluated yet: run <code>medgan evaluate RUN</code>.</p>')
 
     # The task's own sections (enhancement: side-by-side pictures; synthesis: the audit)
-    from medgan.tasks import TASKS  # deferred: the tasks import this module for its helpers
-
     task = TASKS.get(config["task"])
     if task is not None:
         parts += task.report_parts(run)

@@ -175,7 +175,11 @@ class TrainConfig:
         """
         from medgan.losses import ADVERSARIAL
         from medgan.nets import MODELS
+        from medgan.tasks import TASKS
         from medgan.train.augment import parse_policy
+
+        if self.task not in TASKS:
+            raise MedganError(f"unknown task {self.task!r}", hint=f"use one of {', '.join(TASKS)}")
 
         if self.task == "enhance" and self.model.name == "dcgan":  # the default model follows the task
             from medgan.tasks.enhance.recipe import MODES

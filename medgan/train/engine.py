@@ -34,6 +34,7 @@ from medgan.errors import MedganError
 from medgan.io.output import atomic_path
 from medgan.report.curves import plot_curves
 from medgan.report.grid import save_grid
+from medgan.tasks import TASKS
 from medgan.train import distributed as dist
 from medgan.train.checkpoint import (
     export_generator, latest_checkpoint, load_checkpoint, rng_state, save_checkpoint, set_rng_state,
@@ -56,8 +57,6 @@ class Trainer:
     """
 
     def __init__(self, config: TrainConfig, run_dir: Path, resume: bool = False, progress: bool = True):
-        from medgan.tasks import TASKS  # deferred: the tasks import the engine's contract
-
         self.config, self.run_dir, self.progress = config.resolve(), Path(run_dir), progress
         if not resume and (self.run_dir / "config.json").exists():
             raise MedganError("already holds a run", path=self.run_dir, hint="resume it with --resume, or train into a new folder")

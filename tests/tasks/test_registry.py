@@ -1,0 +1,30 @@
+"""The task registry: one line per task, classes loaded on first use."""
+
+import subprocess
+import sys
+
+import pytest
+
+from medgan.errors import MedganError
+from medgan.tasks import TASKS
+from medgan.train import TrainConfig
+from medgan.train.task import GANTask
+
+
+def test_every_registered_task_is_a_task_with_its_own_evaluation_and_report():
+    assert list(TASKS) == ["synth", "enhance"]
+    for name in TASKS:
+        task = TASKS[name]
+        assert issubclass(task, GANTask) and task.name == name
+        assert task.evaluate_run.__func__ is not GANTask.evaluate_run.__func__  # each evaluates its own runs
+        assert task.report_parts.__func__ is not GANTask.report_parts.__func__
+
+
+def test_an_unknown_task_is_one_clear_error():
+    with pytest.raises(MedganError, match="unknown task 'segment'.*synth, enhance"):
+        TrainConfig(task="segment").resolve()
+
+
+def test_importing_the_registry_imports_no_recipe():
+    code = "import sys, medgan.tasks; print(any(m.endswith('.recipe') for m in sys.modules))"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False"
