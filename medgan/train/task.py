@@ -74,7 +74,8 @@ class GANTask(ABC):
 
     @classmethod
     def evaluate_run(cls, run_dir: Path, *, n: int, seed: int, inception_weights: str | None,
-                     require_inception: bool) -> dict[str, Any]:
+                     require_inception: bool, metrics: list[str] | None = None) -> dict[str, Any]:
         """Score a finished run the task's own way, append the record to its ``metrics.jsonl``
-        and return it (``medgan evaluate RUN`` calls this)."""
+        and return it (``medgan evaluate RUN`` calls this); ``metrics`` names registered
+        metrics to compute instead of the task's defaults, where the task has a choice."""
         raise MedganError(f"evaluation of {cls.name!r} runs is not available yet", path=run_dir)

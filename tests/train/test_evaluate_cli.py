@@ -32,6 +32,16 @@ def test_evaluate_appends_metrics_with_settings(run, capsys):
     assert printed["settings"]["generator"] == "EMA" and printed["n_generated"] == 24
 
 
+def test_evaluate_picks_metrics_by_name(run, capsys):
+    assert main(["evaluate", str(run), "--n", "24", "--metrics", "swd,ms_ssim", "--json"]) == 0
+    out = capsys.readouterr()
+    printed = json.loads(out.out.strip().splitlines()[-1])
+    assert set(printed["metrics"]) == {"swd", "ms_ssim_diversity_generated", "ms_ssim_diversity_real"}
+    assert "FID/KID skipped" not in out.err  # none was asked for
+    assert main(["evaluate", str(run), "--metrics", "lpips"]) == 2
+    assert "unknown metric 'lpips'" in capsys.readouterr().err
+
+
 def test_audit_and_report(run, capsys):
     assert main(["audit", str(run), "--n", "24"]) == 0
     assert "flagged as near-copies" in capsys.readouterr().out

@@ -99,12 +99,13 @@ class SynthesisTask(GANTask):
         return audit_section(run_dir)
 
     @classmethod
-    def evaluate_run(cls, run_dir, *, n, seed, inception_weights, require_inception):
-        """Realism of the generator against the training images (KID, FID, SWD, PRDC, MS-SSIM)."""
+    def evaluate_run(cls, run_dir, *, n, seed, inception_weights, require_inception, metrics=None):
+        """Realism of the generator against the training images: by default every registered
+        realism metric (FID, KID, Inception and pixel PRDC, SWD, MS-SSIM)."""
         from medgan.evaluate import evaluate_synthesis_run
 
         return evaluate_synthesis_run(run_dir, n=n, seed=seed, inception_weights=inception_weights,
-                                      require_inception=require_inception)
+                                      require_inception=require_inception, metrics=metrics)
 
     def export_info(self) -> dict[str, Any]:
         data = self.dataset.data
