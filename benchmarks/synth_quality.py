@@ -45,7 +45,7 @@ def main() -> None:
             "untrained_generator (ceiling)": untrained_images(run, args.n)}
     results, seconds_per_1000 = {}, {}
     for name, images in sets.items():
-        metrics, seconds = realism_metrics(train, images)
+        metrics, seconds, _ = realism_metrics(train, images)
         results[name] = {"n": int(len(images)), **{k: metrics[k] for k in ("kid_mean", "kid_std", "fid", "swd") if k in metrics}}
         if name == "generator":  # timings of the first set: nothing cached but the training features
             seconds_per_1000 = {k: v / len(images) * 1000 for k, v in seconds.items()}

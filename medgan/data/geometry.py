@@ -18,6 +18,7 @@ import torch.nn.functional as F
 
 from medgan.errors import MedganError
 
+
 def bicubic_upsample(x: torch.Tensor, scale: int) -> torch.Tensor:
     """``(B, C, h, w) -> (B, C, h*scale, w*scale)``: Keys cubic convolution (a = -0.75, as
     OpenCV's ``INTER_CUBIC``), pixel centres aligned as ``align_corners=False``, no

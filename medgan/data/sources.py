@@ -211,6 +211,7 @@ def _read_dicom_series(files: list[Path], opts: SourceOptions, root: Path | None
             mio.read_image(f)
             raise
         by_series[(f.parent, str(ds.get("SeriesInstanceUID", "")))].append((f, ds))
+
     def order(kv):  # by folder, then series number as the PACS lists them, then UID
         number = str(kv[1][0][1].get("SeriesNumber", "") or "").strip()
         return str(kv[0][0]), int(number) if number.lstrip("-").isdigit() else 1 << 31, kv[0][1]
@@ -225,10 +226,8 @@ def _read_dicom_series(files: list[Path], opts: SourceOptions, root: Path | None
         found = chosen
     for (parent, uid), members in found:
         paths = [f for f, _ in members]
-        ref = members[0][1]
-        number, description = str(ref.get("SeriesNumber", "") or "").strip(), str(ref.get("SeriesDescription", "") or "").strip()
         folder = _display(parent, root)
-        name = ("" if folder == "." else f"{folder}: ") + "series" + (f" {number}" if number else "") + (f" '{description}'" if description else "")
+        name = ("" if folder == "." else f"{folder}: ") + mio.series_name(members[0][1])
         listing = _series_listing(parent, members, root)
         if len(members) == 1:
             yield paths, mio.read_image(paths[0], grey=opts.grey), _display(paths[0], root), listing

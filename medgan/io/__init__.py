@@ -9,7 +9,7 @@ Problems with the user's files are raised as :class:`medgan.errors.MedganError`.
 from medgan.io.arrays import read_array, read_npz_collection, rgb_to_grey, write_npz
 from medgan.io.base import RASTER_FORMATS, Image, ImageMeta, finite_range
 from medgan.io.detect import FORMATS, detect_format, find_image_files, read_image
-from medgan.io.dicom import ANONYMIZED_KEYWORDS, describe_series, read_dicom, read_dicom_series, series_matches, write_dicom
+from medgan.io.dicom import ANONYMIZED_KEYWORDS, describe_series, read_dicom, read_dicom_series, series_matches, series_name, write_dicom
 from medgan.io.nifti import read_nifti, write_nifti
 from medgan.io.output import atomic_dir, atomic_path, check_output_file
 from medgan.io.raster import read_raster, write_png
@@ -36,6 +36,7 @@ __all__ = [
     "read_raster",
     "rgb_to_grey",
     "series_matches",
+    "series_name",
     "write_dicom",
     "write_nifti",
     "write_npz",

@@ -42,7 +42,7 @@ from medgan.io.base import Image, ImageMeta, finite_range
 from medgan.io.formats import detect_format
 from medgan.io.output import atomic_path
 
-__all__ = ["read_dicom", "read_dicom_series", "write_dicom", "describe_series", "series_matches", "ANONYMIZED_KEYWORDS", "CODECS_HINT"]
+__all__ = ["read_dicom", "read_dicom_series", "write_dicom", "describe_series", "series_matches", "series_name", "ANONYMIZED_KEYWORDS", "CODECS_HINT"]
 
 CODECS_HINT = "install the decoders: pip install 'medgan[codecs]' (pylibjpeg, pylibjpeg-libjpeg, pylibjpeg-openjpeg)"
 
@@ -341,23 +341,29 @@ def read_dicom(path: str | os.PathLike, *, grey: bool = False) -> Image:
     return Image(np.ascontiguousarray(array, dtype=np.float32), meta)
 
 
+def _series_fields(ds: Dataset) -> tuple[str, str, str]:
+    """``(SeriesNumber, SeriesDescription, SeriesInstanceUID)`` as stripped text ("" when absent)."""
+    return tuple(str(ds.get(k, "") or "").strip() for k in ("SeriesNumber", "SeriesDescription", "SeriesInstanceUID"))
+
+
+def series_name(ds: Dataset) -> str:
+    """``"series 3 'AX T1 POST'"``: number and description as the PACS shows them."""
+    number, description, _ = _series_fields(ds)
+    return "series" + (f" {number}" if number else "") + (f" '{description}'" if description else "")
+
+
 def describe_series(ds: Dataset, n_files: int) -> str:
     """``"series 3 'AX T1 POST' 512x512, 24 files (UID 1.2.840...)"``: how a user recognises
-    a series in a listing (number and description as the PACS shows them, size, count)."""
-    number = str(ds.get("SeriesNumber", "") or "").strip()
-    description = str(ds.get("SeriesDescription", "") or "").strip()
+    a series in a listing (name, size, count)."""
     size = f"{int(ds.Rows)}x{int(ds.Columns)}" if "Rows" in ds and "Columns" in ds else "no image"
-    uid = str(ds.get("SeriesInstanceUID", "") or "").strip()
-    name = "series" + (f" {number}" if number else "") + (f" '{description}'" if description else "")
-    return f"{name} {size}, {n_files} file{'s' if n_files != 1 else ''} (UID {uid or 'none'})"
+    uid = _series_fields(ds)[2]
+    return f"{series_name(ds)} {size}, {n_files} file{'s' if n_files != 1 else ''} (UID {uid or 'none'})"
 
 
 def series_matches(ds: Dataset, choice: str) -> bool:
     """True when ``choice`` is the series' number, its description (any case) or its UID."""
     choice = choice.strip()
-    number = str(ds.get("SeriesNumber", "") or "").strip()
-    description = str(ds.get("SeriesDescription", "") or "").strip()
-    uid = str(ds.get("SeriesInstanceUID", "") or "").strip()
+    number, description, uid = _series_fields(ds)
     return bool(choice) and (choice == uid or choice.casefold() == description.casefold()
                              or (number != "" and choice.lstrip("0") == number.lstrip("0")))
 

@@ -35,6 +35,9 @@ class RealismInputs:
         real, fake: ``(N, C, H, W)`` images in [-1, 1].
         seed: seed of any subsampling.
         features: ``extractor(images) -> (N, D)`` Inception features (``None`` without weights).
+        seconds: filled by :func:`compute_realism`: the time of each metric.
+        skipped: filled by :func:`compute_realism`: the chosen metrics that needed features
+            and had none.
     """
 
     real: np.ndarray
@@ -42,6 +45,7 @@ class RealismInputs:
     seed: int = 0
     features: Callable[[np.ndarray], np.ndarray] | None = None
     seconds: dict[str, float] = field(default_factory=dict)
+    skipped: list[str] = field(default_factory=list)
     _inception: tuple[np.ndarray, np.ndarray] | None = None
 
     def inception(self) -> tuple[np.ndarray, np.ndarray]:
@@ -105,8 +109,8 @@ def _ms_ssim(inputs: RealismInputs) -> dict:
 
 
 def compute_realism(inputs: RealismInputs, names: list[str] | None = None) -> tuple[dict[str, float], dict[str, float]]:
-    """Run the named metrics (default: all; those needing Inception are skipped when
-    ``inputs.features`` is ``None``).
+    """Run the named metrics (default: all; those needing Inception are skipped, and listed
+    in ``inputs.skipped``, when ``inputs.features`` is ``None``).
 
     Returns:
         ``(figures, seconds)``: every figure as a float, and the time of each metric (plus
@@ -125,6 +129,7 @@ def compute_realism(inputs: RealismInputs, names: list[str] | None = None) -> tu
     for name in chosen:
         metric = REALISM[name]
         if metric.needs_inception and inputs.features is None:
+            inputs.skipped.append(name)
             continue
         t = time.perf_counter()
         figures.update({k: float(v) for k, v in metric.fn(inputs).items()})
