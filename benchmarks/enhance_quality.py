@@ -22,10 +22,10 @@ import numpy as np
 
 from medgan.tasks.enhance.degrade import upsample_bicubic
 from medgan.tasks.enhance.inference import enhance_image
-from medgan.tasks.enhance.evaluate import enhancement_scores, enhancement_test_set, evaluate_enhancement_run
+from medgan.tasks.enhance.evaluate import enhancement_model, enhancement_scores, enhancement_test_set, evaluate_enhancement_run
 from medgan.report.grid import image_grid
 from medgan.report.html import build_report
-from medgan.train import TrainConfig, Trainer, load_generator
+from medgan.train import TrainConfig, Trainer
 
 PHANTOMS = {"source": "phantom", "options": {"size": 64, "n": 400, "kind": "head"}, "holdout": 0.1}
 BRAIN = {"source": "brain-mri", "options": {"size": 64}, "holdout": 0.1}
@@ -102,8 +102,8 @@ def main() -> None:
             rows[label] = base
         outputs = {}
         for key, run in runs.items():
-            G, run_info = load_generator(run)
-            outputs[key] = np.stack([enhance_image(G, run_info, d) for d in degraded])
+            model = enhancement_model(run)
+            outputs[key] = np.stack([enhance_image(model, d) for d in degraded])
             evaluate_enhancement_run(run)  # into each run's metrics.jsonl
         rows["L1 only"], rows["GAN (L1 + adversarial)"] = outputs["l1"], outputs["gan"]
         scores = {k: enhancement_scores(clean, v, data_range) for k, v in rows.items()}

@@ -290,13 +290,11 @@ def add_train_options(parser: argparse.ArgumentParser) -> None:
 
 
 def cmd_enhance(args: argparse.Namespace) -> int:
+    from medgan.tasks.enhance.evaluate import enhancement_model
     from medgan.tasks.enhance.inference import enhance_path
-    from medgan.train.checkpoint import load_generator
 
-    G, info = load_generator(args.model, args.device)
-    if info.get("task") != "enhance":
-        raise MedganError("not an enhancement model", path=args.model, hint="give a run folder made by medgan train enhance")
-    out = enhance_path(G, info, Path(args.input), Path(args.out), anonymize=args.anonymize, overwrite=args.overwrite,
+    model = enhancement_model(args.model, args.device)
+    out = enhance_path(model, Path(args.input), Path(args.out), anonymize=args.anonymize, overwrite=args.overwrite,
                        tile=args.tile, device=args.device, progress=not args.no_progress)
     print(f"enhanced: {out}")
     return 0

@@ -25,7 +25,6 @@ from medgan.metrics.registry import RealismInputs, compute_realism
 from medgan.report.grid import image_grid
 from medgan.io.output import atomic_path
 from medgan.tasks import TASKS
-from medgan.train.checkpoint import load_generator
 from medgan.train.config import TrainConfig
 
 
@@ -63,12 +62,11 @@ def real_images(run_dir: Path) -> tuple[np.ndarray, np.ndarray | None, Intensity
 def generated_images(run_dir: Path, n: int, seed: int = 0, batch_size: int = 250) -> np.ndarray:
     """``n`` images from the run's exported generator, in [-1, 1] as ``(N, C, H, W)``
     (class-conditional generators cycle through the classes)."""
-    from medgan.tasks.synth.generate import draw
+    from medgan.tasks.synth.generate import draw, synthesis_model
 
-    G, info = load_generator(run_dir)
-    classes = info["net"].get("num_classes", 0)
-    labels = np.arange(n) % classes if classes else None
-    return draw(G, info["net"]["z_dim"], n, seed, labels, batch_size)
+    model = synthesis_model(run_dir)
+    labels = np.arange(n) % model.num_classes if model.num_classes else None
+    return draw(model.generator, model.z_dim, n, seed, labels, batch_size)
 
 
 def inception_features(extractor, images: np.ndarray) -> np.ndarray:

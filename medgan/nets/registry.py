@@ -43,5 +43,13 @@ def build_pair(model: str, config) -> tuple[nn.Module, nn.Module]:
     return gen(config), disc(config)
 
 
+def build_network(model: str, config, role: str) -> nn.Module:
+    """Only the ``"generator"`` or the ``"discriminator"`` of ``model`` (for loading an export)."""
+    if isinstance(config, dict):
+        config = config_from_dict(model, config)
+    _, gen, disc = MODELS[model]
+    return {"generator": gen, "discriminator": disc}[role](config)
+
+
 def config_to_dict(config) -> dict[str, Any]:
     return asdict(config)

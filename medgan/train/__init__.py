@@ -1,7 +1,6 @@
-"""One adversarial training engine; the task recipes that plug into it live in :mod:`medgan.tasks`."""
+"""One training engine; the task recipes that plug into it live in :mod:`medgan.tasks`."""
 
-from medgan.train.checkpoint import load_generator
 from medgan.train.config import DataConfig, LoopConfig, LossConfig, ModelConfig, OptimConfig, TrainConfig
 from medgan.train.engine import Trainer
 
-__all__ = ["DataConfig", "LoopConfig", "LossConfig", "ModelConfig", "OptimConfig", "TrainConfig", "Trainer", "load_generator"]
+__all__ = ["DataConfig", "LoopConfig", "LossConfig", "ModelConfig", "OptimConfig", "TrainConfig", "Trainer"]

@@ -1,14 +1,15 @@
-"""Training checkpoints (resume state) and the exported generator (a model).
+"""Training checkpoints (resume state) and exported networks (a model).
 
 They are different things (STYLE habit 8):
 
 - ``checkpoints/training-state-<step>.pt`` holds everything needed to continue exactly:
-  G, D, the EMA copy, both optimisers, any loss scalers, the step, every RNG state and the
-  resolved config. It is a ``torch.save`` of tensors and plain Python values only, loaded
+  every named network, the EMA copies, every optimiser and loss scaler, the step, every RNG
+  state and the resolved config. It is a ``torch.save`` of tensors and plain Python values only, loaded
   with ``weights_only=True`` (no arbitrary pickle), and written atomically.
-- ``generator/`` holds ``config.json`` + ``model.safetensors``: the weights to sample from
-  (the EMA copy when there is one) and what is needed to rebuild the network. Loading it
-  runs no pickle at all.
+- ``<network>/`` (``generator/``, ``encoder/`` ...) holds ``config.json`` +
+  ``model.safetensors`` for each network the task uses at inference: the weights (the EMA
+  copy when there is one) and what is needed to rebuild and use it. Loading runs no pickle;
+  :func:`medgan.tasks.load_model` turns the folders into the task's typed model.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from medgan import __version__
-from medgan.errors import MedganError
+from medgan.errors import MedganError, one_line
 from medgan.io.output import atomic_path
 
 CHECKPOINT_GLOB = "training-state-*.pt"
@@ -78,13 +79,29 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
         raise MedganError(f"cannot read the checkpoint ({type(error).__name__})", path=path, hint="delete it to resume from the one before") from None
 
 
+def upgrade_state(state: dict[str, Any]) -> dict[str, Any]:
+    """A training state in the named-networks layout; states written before it (``G``, ``D``,
+    ``G_ema``, ``opt_g`` ...) are mapped onto the generator/discriminator names."""
+    if "networks" in state:
+        return state
+    pairs = {"generator": ("G", "G_ema", "opt_g", "scaler_g"), "discriminator": ("D", None, "opt_d", "scaler_d")}
+    out = {k: v for k, v in state.items() if k not in {"G", "D", "G_ema", "opt_g", "opt_d", "scaler_g", "scaler_d"}}
+    out.update(networks={}, ema={}, optimizers={}, scalers={})
+    for name, (net, ema, opt, scaler) in pairs.items():
+        if state.get(net) is not None:
+            out["networks"][name], out["optimizers"][name], out["scalers"][name] = state[net], state[opt], state[scaler]
+        if ema and state.get(ema) is not None:
+            out["ema"][name] = state[ema]
+    return out
+
+
 # ----------------------------------------------------------------------------- export
 
 
-def export_generator(folder: Path, G: nn.Module, info: dict[str, Any]) -> Path:
-    """Write ``config.json`` + ``model.safetensors`` for ``G`` into ``folder``."""
+def export_network(folder: Path, net: nn.Module, info: dict[str, Any]) -> Path:
+    """Write ``config.json`` (``info``) + ``model.safetensors`` (the weights) into ``folder``."""
     folder.mkdir(parents=True, exist_ok=True)
-    tensors = {k: v.detach().cpu().contiguous() for k, v in G.state_dict().items()}
+    tensors = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
     with atomic_path(folder / "model.safetensors", overwrite=True) as tmp:
         save_file(tensors, str(tmp), metadata={"format": "pt", "medgan_version": __version__})
     with atomic_path(folder / "config.json", overwrite=True) as tmp:
@@ -92,25 +109,26 @@ def export_generator(folder: Path, G: nn.Module, info: dict[str, Any]) -> Path:
     return folder
 
 
-def load_generator(path: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, dict[str, Any]]:
-    """Rebuild an exported generator from a run folder or its ``generator/`` folder.
+def is_export(folder: Path) -> bool:
+    return (folder / "config.json").is_file() and (folder / "model.safetensors").is_file()
 
-    Returns:
-        ``(G, info)``: the network in eval mode on ``device``, and its ``config.json``
-        (model name, net config, intensity map, class names, ...).
 
-    Raises:
-        MedganError: no exported generator at ``path``.
-    """
-    from medgan.nets import build_pair
+def exported_folders(path: str | Path) -> dict[str, Path]:
+    """The exported networks of a run folder (``RUN/<name>/``), or of one network's own folder,
+    by network name (an export from before names were written is the ``generator``)."""
+    path = Path(path)
+    folders = [path] if is_export(path) else sorted(p for p in path.iterdir() if p.is_dir() and is_export(p)) if path.is_dir() else []
+    return {json.loads((f / "config.json").read_text()).get("network", f.name if f != path else "generator"): f for f in folders}
 
-    folder = Path(path)
-    if (folder / "generator").is_dir():
-        folder = folder / "generator"
-    config_file, weights = folder / "config.json", folder / "model.safetensors"
-    if not config_file.is_file() or not weights.is_file():
-        raise MedganError("no exported generator here (config.json + model.safetensors)", path=path, hint="give a run folder made by medgan train")
-    info = json.loads(config_file.read_text())
-    G, _ = build_pair(info["model"], info["net"])
-    G.load_state_dict(load_file(str(weights)))
-    return G.to(device).eval(), info
+
+def load_network(folder: Path, build, device: str | torch.device = "cpu") -> tuple[nn.Module, dict[str, Any]]:
+    """Rebuild one exported network: ``build(info)`` makes it from its ``config.json``, the
+    safetensors weights fill it (no pickle). Returns ``(network in eval mode, info)``."""
+    info = json.loads((folder / "config.json").read_text())
+    net = build(info)
+    try:
+        net.load_state_dict(load_file(str(folder / "model.safetensors")))
+    except (RuntimeError, OSError) as error:  # a truncated file, or weights of another network
+        raise MedganError(f"the weights do not fit the network its config describes ({one_line(str(error))[:160]})", path=folder,
+                          hint="export the run again (medgan train --resume RUN), or give the folder the weights came with") from None
+    return net.to(device).eval(), info

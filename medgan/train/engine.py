@@ -1,19 +1,23 @@
-"""The one adversarial training engine.
+"""The one training engine.
 
 Reads top to bottom like nanoGPT's ``train.py``: set-up, data, networks, optimisers,
-resume, then the loop that alternates D and G steps (seed §3.3). A task (see
-:mod:`medgan.train.task`) supplies the networks and the objectives; everything else is
-here: optimisers, EMA, mixed precision, DDP, checkpoints, logging, sample grids, guards.
+resume, then the loop. A task (see :mod:`medgan.train.task`) supplies named networks,
+which of them each optimiser trains, and its phases of updates (a GAN: ``n_critic``
+discriminator updates, then one generator update, seed §3.3; f-AnoGAN: a WGAN-GP, then an
+encoder with both frozen; a baseline or a classifier: one update, no adversary). Everything
+else is here: optimisers, EMA, mixed precision, DDP, checkpoints, logging, sample grids,
+guards, the export.
 
 A run is a folder that explains itself::
 
     runs/00003-synth-dcgan-brain-mri/
       config.json              resolved config
       stats.jsonl              append-only: losses, D outputs, timings (one line per log step)
-      samples/step-0000250.png grids from one fixed set of z
+      samples/step-0000250.png grids from one fixed set of inputs
       curves.png               loss curves
       checkpoints/             training-state-<step>.pt (resume state, newest two)
-      generator/               config.json + model.safetensors (the export)
+      generator/               config.json + model.safetensors: each network the task
+                               exports for inference, in a folder of its name
 """
 
 from __future__ import annotations
@@ -37,10 +41,11 @@ from medgan.report.grid import save_grid
 from medgan.tasks import TASKS
 from medgan.train import distributed as dist
 from medgan.train.checkpoint import (
-    export_generator, latest_checkpoint, load_checkpoint, rng_state, save_checkpoint, set_rng_state,
+    export_network, latest_checkpoint, load_checkpoint, rng_state, save_checkpoint, set_rng_state, upgrade_state,
 )
 from medgan.train.config import TrainConfig
 from medgan.train.ema import make_ema, update_ema
+from medgan.train.task import Networks, Phase, Update
 
 # D "wins completely" when σ(D(real)) > 1 - ε and σ(D(fake)) < ε for this many steps.
 D_WINS_EPS, D_WINS_STEPS = 0.02, 500
@@ -50,10 +55,15 @@ class Trainer:
     """Builds everything a run needs from a :class:`TrainConfig` and runs the loop.
 
     Args:
-        config: the resolved config.
+        config: the run's config (resolved here if it was not).
         run_dir: the run folder (created; must be new unless ``resume``).
         resume: continue from the newest checkpoint in ``run_dir``.
         progress: show a progress bar (rank 0 only).
+
+    Attributes:
+        nets: the task's networks by name (plain modules); ``ema`` their averaged copies.
+        optimizers: Adam per optimiser name of the task.
+        phases: the task's phases; ``steps`` their total.
     """
 
     def __init__(self, config: TrainConfig, run_dir: Path, resume: bool = False, progress: bool = True):
@@ -78,28 +88,54 @@ class Trainer:
             raise MedganError(f"{len(self.dataset)} training images are fewer than one batch of {loop.batch_size}", hint="lower --batch-size")
         self._epoch, self._order = -1, []
 
-        # ---- networks, EMA, optimisers, mixed precision
+        # ---- the task: networks, optimisers, phases
         self.task = TASKS[config.task](config, self.dataset)
-        G, D = self.task.networks()
         # Channels-last activations let oneDNN (CPU) and cuDNN (CUDA) pick their fastest
         # convolution kernels (~15% faster DCGAN steps here); the model computes the same thing.
-        self.G = G.to(self.device, memory_format=torch.channels_last)
-        self.D = D.to(self.device, memory_format=torch.channels_last)
-        self.G_ema = make_ema(self.G) if loop.ema > 0 else None
-        o = config.optim
-        self.opt_g = torch.optim.Adam(self.G.parameters(), lr=o.lr_g, betas=(o.beta1, o.beta2))
-        self.opt_d = torch.optim.Adam(self.D.parameters(), lr=o.lr_d, betas=(o.beta1, o.beta2))
+        self.nets = Networks({name: net.to(self.device, memory_format=torch.channels_last)
+                              for name, net in self.task.networks().items()})
+        self.ema = Networks({name: make_ema(self.nets[name]) for name in self.task.averaged if loop.ema > 0 and name in self.nets})
+        self.specs = self.task.optimizers()
+        self.phases = self.task.phases()
+        self._check_plan()
+        self.steps = sum(p.steps for p in self.phases)
+        self.optimizers = {name: torch.optim.Adam([q for n in spec.networks for q in self.nets[n].parameters()],
+                                                  lr=spec.lr, betas=spec.betas)
+                           for name, spec in self.specs.items()}
         cuda_amp = loop.amp and self.device.type == "cuda"
         self.amp_dtype = torch.float16 if cuda_amp else torch.bfloat16
-        self.scaler_g = torch.amp.GradScaler("cuda", enabled=cuda_amp)
-        self.scaler_d = torch.amp.GradScaler("cuda", enabled=cuda_amp)
+        self.scalers = {name: torch.amp.GradScaler("cuda", enabled=cuda_amp) for name in self.specs}
         self.step = 0
         self.stopped_by_budget = False  # set when fit() ended on loop.time_budget
         self._d_wins = 0
         if resume:
             self._resume()
-        self.G_train, self.D_train = dist.wrap(self.G, self.dist), dist.wrap(self.D, self.dist)
+        trained = {n for spec in self.specs.values() for n in spec.networks}
+        self.wrapped = Networks({name: dist.wrap(net, self.dist) if name in trained else net for name, net in self.nets.items()})
         self.fixed = self.task.fixed_inputs(loop.n_samples, self.device)
+
+    def _check_plan(self) -> None:
+        """The task's optimisers and phases name networks and optimisers that exist."""
+        for name, spec in self.specs.items():
+            missing = [n for n in spec.networks if n not in self.nets]
+            if missing:
+                raise MedganError(f"task {self.task.name!r}: optimiser {name!r} trains unknown networks {missing}")
+        for phase in self.phases:
+            if phase.steps < 0 or not phase.updates:
+                raise MedganError(f"task {self.task.name!r}: phase {phase.name!r} needs updates and steps >= 0")
+            for update in phase.updates:
+                if update.optimizer not in self.specs or update.repeat < 1:
+                    raise MedganError(f"task {self.task.name!r}: update {update.name!r} names optimiser {update.optimizer!r} (have: {', '.join(self.specs)})")
+
+    def phase_at(self, step: int) -> tuple[Phase, int, int]:
+        """``(phase, first step of the phase, index of its first batch)`` for the update after ``step``."""
+        start = first_batch = 0
+        for phase in self.phases:
+            if step < start + phase.steps or phase is self.phases[-1]:
+                return phase, start, first_batch
+            start += phase.steps
+            first_batch += phase.steps * phase.batches_per_step
+        raise AssertionError("unreachable")
 
     # ----------------------------------------------------------------------- data
 
@@ -121,13 +157,10 @@ class Trainer:
         return {
             "step": self.step,
             "config": self.config.to_dict(),
-            "G": self.G.state_dict(),
-            "D": self.D.state_dict(),
-            "G_ema": None if self.G_ema is None else self.G_ema.state_dict(),
-            "opt_g": self.opt_g.state_dict(),
-            "opt_d": self.opt_d.state_dict(),
-            "scaler_g": self.scaler_g.state_dict(),
-            "scaler_d": self.scaler_d.state_dict(),
+            "networks": {name: net.state_dict() for name, net in self.nets.items()},
+            "ema": {name: net.state_dict() for name, net in self.ema.items()},
+            "optimizers": {name: opt.state_dict() for name, opt in self.optimizers.items()},
+            "scalers": {name: scaler.state_dict() for name, scaler in self.scalers.items()},
             "d_wins": self._d_wins,
             "rng": rng_state(),
         }
@@ -136,15 +169,15 @@ class Trainer:
         path = latest_checkpoint(self.run_dir)
         if path is None:
             raise MedganError("no checkpoint to resume from", path=self.run_dir / "checkpoints", hint="start a new run instead of --resume")
-        state = load_checkpoint(path)
-        self.G.load_state_dict(state["G"])
-        self.D.load_state_dict(state["D"])
-        if self.G_ema is not None and state["G_ema"] is not None:
-            self.G_ema.load_state_dict(state["G_ema"])
-        self.opt_g.load_state_dict(state["opt_g"])
-        self.opt_d.load_state_dict(state["opt_d"])
-        self.scaler_g.load_state_dict(state["scaler_g"])
-        self.scaler_d.load_state_dict(state["scaler_d"])
+        state = upgrade_state(load_checkpoint(path))
+        for part, own in (("networks", self.nets), ("ema", self.ema), ("optimizers", self.optimizers), ("scalers", self.scalers)):
+            missing = set(own) - set(state[part])
+            if missing and part != "ema":
+                raise MedganError(f"the checkpoint has no {part} {', '.join(sorted(missing))}", path=path,
+                                  hint="resume with the config the run was started with")
+            for name, obj in own.items():
+                if name in state[part]:
+                    obj.load_state_dict(state[part][name])
         self.step, self._d_wins = int(state["step"]), int(state["d_wins"])
         if self.dist.world_size == 1:  # per-rank RNG streams are only saved for rank 0
             set_rng_state(state["rng"])
@@ -169,11 +202,18 @@ class Trainer:
                 hint="lower the learning rates (--lr-g/--lr-d), turn off --amp, or add --spectral-norm or --r1 10",
             )
 
-    def _update(self, objective, G, D, batch, optimizer, scaler, who: str) -> dict[str, torch.Tensor]:
-        """One optimiser step on ``objective(G, D, batch)["loss"]`` (mixed precision aware)."""
+    def _update(self, update: Update, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """One optimiser step on ``update.objective(nets, batch)["loss"]`` (mixed precision
+        aware). The optimiser's networks are passed wrapped for DDP with gradients on; the
+        others plain and frozen (no wasted weight gradients, no DDP sync of them)."""
+        trains = self.specs[update.optimizer].networks
+        for name, net in self.nets.items():
+            net.requires_grad_(name in trains)
+        nets = Networks({name: self.wrapped[name] if name in trains else net for name, net in self.nets.items()})
         with self._autocast():
-            out = objective(G, D, batch)
-        self._check(out, who)
+            out = update.objective(nets, batch)
+        self._check(out, update.optimizer)
+        optimizer, scaler = self.optimizers[update.optimizer], self.scalers[update.optimizer]
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(out["loss"]).backward()
         scaler.step(optimizer)
@@ -181,36 +221,40 @@ class Trainer:
         return out
 
     def train_step(self) -> dict[str, float]:
-        """One G update preceded by ``n_critic`` D updates; returns the logged scalars."""
-        cfg, task = self.config, self.task
-        self.G.train(), self.D.train()
-        factor = cfg.optim.lr_factor(self.step, cfg.loop.steps)  # a function of the step: resume stays exact
-        for optimizer, base in ((self.opt_g, cfg.optim.lr_g), (self.opt_d, cfg.optim.lr_d)):
-            for group in optimizer.param_groups:
-                group["lr"] = base * factor
-        out_d: dict[str, torch.Tensor] = {}
-        for k in range(cfg.optim.n_critic):
-            batch = self.batch(self.step * cfg.optim.n_critic + k)
-            if task.uses_discriminator:
-                out_d = self._update(task.discriminator_objective, self.G, self.D_train, batch, self.opt_d, self.scaler_d, "discriminator")
+        """The updates of the current phase, once; returns the logged scalars."""
+        cfg = self.config
+        phase, start, first_batch = self.phase_at(self.step)
+        local = self.step - start
+        trained = {n for u in phase.updates for n in self.specs[u.optimizer].networks}
+        for name, net in self.nets.items():
+            net.train(name in trained)
+        factor = cfg.optim.lr_factor(local, phase.steps)  # a function of the step: resume stays exact
+        for name in {u.optimizer for u in phase.updates}:
+            for group in self.optimizers[name].param_groups:
+                group["lr"] = self.specs[name].lr * factor
+        per_step = phase.batches_per_step
+        batches = [self.batch(first_batch + local * per_step + k) for k in range(per_step)]
+        losses: dict[str, torch.Tensor] = {}
+        logged: dict[str, torch.Tensor] = {}
+        for update in phase.updates:
+            for batch in batches[per_step - update.repeat:]:
+                out = self._update(update, batch)
+            losses[f"loss_{update.name}"] = out["loss"]
+            logged.update({k: v for k, v in out.items() if k != "loss"})
+        for name, net in self.nets.items():
+            net.requires_grad_(True)
 
-        # G step through a frozen, unwrapped D: no wasted weight gradients, no DDP sync of D.
-        self.D.requires_grad_(False)
-        out_g = self._update(task.generator_objective, self.G_train, self.D, batch, self.opt_g, self.scaler_g, "generator")
-        self.D.requires_grad_(True)
-
-        if self.G_ema is not None:
-            update_ema(self.G_ema, self.G, cfg.loop.ema, self.step)
+        for name, ema in self.ema.items():
+            if name in trained:
+                update_ema(ema, self.nets[name], cfg.loop.ema, local)
         self.step += 1
-        stats = {"loss_g": out_g["loss"]} if not out_d else {"loss_d": out_d["loss"], "loss_g": out_g["loss"]}
-        stats.update({k: v for k, v in {**out_d, **out_g}.items() if k != "loss"})
-        return {k: float(v.detach()) for k, v in stats.items()}
+        return {k: float(v.detach()) for k, v in {**losses, **logged}.items()}
 
     # ----------------------------------------------------------------------- the loop
 
     def fit(self) -> Path:
-        """Train to ``config.loop.steps`` (or until ``loop.time_budget`` seconds of this call
-        have passed); returns the run folder."""
+        """Train every phase to its end (or until ``loop.time_budget`` seconds of this call
+        have passed); export the task's networks; returns the run folder."""
         cfg, loop, main = self.config, self.config.loop, self.dist.is_main
         if main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -222,21 +266,25 @@ class Trainer:
             _drop_rows_after(stats_file, self.step)
         window: list[dict[str, float]] = []
         started, last_log = time.perf_counter(), time.perf_counter()
-        bar = _Progress(loop.steps, self.step, enabled=main and self.progress)
+        bar = _Progress(self.steps, self.step, enabled=main and self.progress)
         try:
-            while self.step < loop.steps:
+            while self.step < self.steps:
                 window.append(self.train_step())
                 self._watch_discriminator(window[-1])
                 # A wall-clock budget ends the run like its last step would (log, samples,
                 # checkpoint, export); every rank stops at the same step.
                 out_of_time = loop.time_budget > 0 and dist.broadcast_flag(time.perf_counter() - started >= loop.time_budget, self.dist)
-                done = self.step == loop.steps or out_of_time
-                if self.step % loop.log_every == 0 or done:
+                phase_end = self.phase_at(self.step - 1)[0] is not self.phase_at(self.step)[0]
+                done = self.step == self.steps or out_of_time
+                if self.step % loop.log_every == 0 or done or phase_end:
                     now = time.perf_counter()
-                    record = {k: float(np.mean([w[k] for w in window])) for k in window[-1]}
+                    keys = dict.fromkeys(k for w in window for k in w)  # a phase change brings new keys
+                    record = {k: float(np.mean([w[k] for w in window if k in w])) for k in keys}
                     seconds = (now - last_log) / len(window)
                     record.update(step=self.step, sec_per_step=seconds, img_per_sec=loop.batch_size / seconds,
                                   elapsed=now - started)
+                    if len(self.phases) > 1:
+                        record["phase"] = self.phase_at(self.step - 1)[0].name
                     window, last_log = [], now
                     if main:
                         with open(stats_file, "a") as handle:
@@ -247,7 +295,7 @@ class Trainer:
                 if main and (self.step % loop.sample_every == 0 or done):
                     self._write_samples()
                     plot_curves(stats_file, self.run_dir / "curves.png")
-                if self.step % loop.checkpoint_every == 0 or done:
+                if self.step % loop.checkpoint_every == 0 or done or phase_end:
                     self._checkpoint()
                 if out_of_time:
                     self.stopped_by_budget = True
@@ -255,10 +303,8 @@ class Trainer:
         finally:
             bar.close()
         if main:
-            export_generator(self.run_dir / "generator", self.G_ema or self.G, {
-                "task": cfg.task, "step": self.step, "ema": self.G_ema is not None, **self.task.export_info(),
-            })
-        checksum = float(sum(p.detach().double().sum() for p in self.G.parameters()))
+            self.export()
+        checksum = float(sum(p.detach().double().sum() for net in self.nets.values() for p in net.parameters()))
         in_sync = dist.all_equal(checksum, self.dist)
         if main and self.dist.enabled:
             with open(stats_file, "a") as handle:
@@ -267,17 +313,29 @@ class Trainer:
         dist.teardown(self.dist)
         return self.run_dir
 
+    def export(self) -> list[Path]:
+        """Write every network the task exports to ``RUN/<name>/`` (its EMA copy where one exists)."""
+        folders = []
+        for name in self.task.exported:
+            averaged = name in self.ema
+            info = {"task": self.config.task, "network": name, "step": self.step, "ema": averaged, **self.task.export_info(name)}
+            folders.append(export_network(self.run_dir / name, self.ema[name] if averaged else self.nets[name], info))
+        return folders
+
     def _checkpoint(self) -> None:
         if self.dist.is_main:
             save_checkpoint(self.run_dir / "checkpoints", self.step, self.state())
         dist.barrier(self.dist)
 
     def _write_samples(self) -> None:
-        G = self.G_ema or self.G
-        was_training = G.training
-        G.eval()
-        images = self.task.render(G, self.fixed).float().cpu().numpy()
-        G.train(was_training)
+        nets = Networks({name: self.ema.get(name, net) for name, net in self.nets.items()})
+        modes = {name: net.training for name, net in nets.items()}
+        for net in nets.values():
+            net.eval()
+        with torch.no_grad():
+            images = self.task.render(nets, self.fixed).float().cpu().numpy()
+        for name, net in nets.items():
+            net.train(modes[name])
         save_grid(self.run_dir / "samples" / f"step-{self.step:07d}.png", images[:, 0] if images.shape[1] == 1 else images,
                   value_range=self.task.display_range(), ncol=self.task.grid_columns, overwrite=True)
 

@@ -14,6 +14,7 @@ from pydicom.uid import generate_uid
 from torch import nn
 
 from medgan.tasks.enhance.inference import enhance_image, enhance_path, enhance_volume, upsampled_affine
+from medgan.tasks.enhance.recipe import EnhanceTask
 from medgan.errors import MedganError
 from medgan.io import read_dicom, read_nifti, read_raster
 
@@ -23,6 +24,11 @@ CT = {"low": -1000.0, "high": 1000.0, "units": "HU"}
 def make_info(intensity=CT, scale=1, multiple=16) -> dict:
     return {"task": "enhance", "intensity": dict(intensity), "scale": scale, "multiple": multiple,
             "model": "unet-test", "step": 500, "degradation": {"noise": 20}}
+
+
+def as_model(G: nn.Module, info: dict):
+    """The typed model the loader would return for these weights and config."""
+    return EnhanceTask.from_pretrained({"generator": (G, info)})
 
 
 class AddConstant(nn.Module):
@@ -60,15 +66,15 @@ def ct_image(shape, seed=0) -> np.ndarray:
 @pytest.mark.parametrize("shape, tile", [((5, 7), 256), ((37, 45), 256), ((300, 260), 128)])
 def test_identity_returns_the_input_including_values_outside_the_range(shape, tile):
     image = ct_image(shape)
-    out = enhance_image(nn.Identity(), make_info(), image, tile=tile)
+    out = enhance_image(as_model(nn.Identity(), make_info()), image, tile=tile)
     assert out.shape == shape and out.dtype == np.float32
     np.testing.assert_allclose(out, image, atol=1e-3)  # float32 rounding of the [-1, 1] round trip
 
 
 def test_tiled_equals_untiled_for_a_convolution():
     image, G = ct_image((300, 260)), box_blur()
-    tiled = enhance_image(G, make_info(), image, tile=128, overlap=32)
-    whole = enhance_image(G, make_info(), image, tile=512)
+    tiled = enhance_image(as_model(G, make_info()), image, tile=128, overlap=32)
+    whole = enhance_image(as_model(G, make_info()), image, tile=512)
     # Receptive-field radius 1 <= overlap // 4: equal up to float rounding away from the
     # bottom/right edge (reflection padding vs the conv's zero padding).
     tol = 1e-5 * (CT["high"] - CT["low"]) / 2  # 1e-5 in the network's [-1, 1] units
@@ -79,7 +85,7 @@ def test_tiled_equals_untiled_for_a_convolution():
 
 def test_constant_offset_shifts_by_the_data_unit_amount():
     image = ct_image((40, 40))
-    out = enhance_image(AddConstant(0.1), make_info(), image)
+    out = enhance_image(as_model(AddConstant(0.1), make_info()), image)
     shift = 0.1 * (CT["high"] - CT["low"]) / 2  # 100 HU
     inside = (image > -1000) & (image < 1000 - shift)
     np.testing.assert_allclose(out[inside], image[inside] + shift, atol=1e-3)
@@ -98,7 +104,7 @@ def test_super_resolution_adds_the_upsampled_excess_to_the_model_output():
     image = ct_image((48, 64))  # exactly on the tile grid: no padding, so no border effect
     image[20:30, 20:40] = 2500.0  # a bone block well above the window
     G = nn.Upsample(scale_factor=2, mode="nearest")
-    out = enhance_image(G, make_info(scale=2), image, tile=32, overlap=16)
+    out = enhance_image(as_model(G, make_info(scale=2)), image, tile=32, overlap=16)
     assert out.shape == (96, 128)
     clipped = np.clip(image, CT["low"], CT["high"])
     expected = np.kron(clipped, np.ones((2, 2))) + bicubic(image - clipped)
@@ -108,18 +114,18 @@ def test_super_resolution_adds_the_upsampled_excess_to_the_model_output():
 
 def test_super_resolution_bicubic_model_matches_bicubic_inside_the_window():
     image = np.clip(ct_image((48, 64)), -990, 990)  # inside the window: out == the model's output
-    out = enhance_image(Bicubic(), make_info(scale=2), image, tile=32, overlap=16)
+    out = enhance_image(as_model(Bicubic(), make_info(scale=2)), image, tile=32, overlap=16)
     np.testing.assert_allclose(out, np.clip(bicubic(image), -1000, 1000), atol=1e-2)
 
 
 def test_super_resolution_tiles_blend_seamlessly():
     image = ct_image((70, 90))
     G = nn.Upsample(scale_factor=2, mode="nearest")
-    tiled = enhance_image(G, make_info(scale=2), image, tile=32, overlap=8)
-    whole = enhance_image(G, make_info(scale=2), image, tile=128)
+    tiled = enhance_image(as_model(G, make_info(scale=2)), image, tile=32, overlap=8)
+    whole = enhance_image(as_model(G, make_info(scale=2)), image, tile=128)
     np.testing.assert_allclose(tiled, whole, atol=1e-3)
     inside = np.clip(image, -1000, 1000)  # in range, the model's output is the result
-    tiled = enhance_image(G, make_info(scale=2), inside, tile=32, overlap=8)
+    tiled = enhance_image(as_model(G, make_info(scale=2)), inside, tile=32, overlap=8)
     np.testing.assert_allclose(tiled, np.kron(inside, np.ones((2, 2))), atol=1e-3)
 
 
@@ -127,27 +133,27 @@ def test_eval_mode_for_the_call_then_restored():
     G = nn.Sequential(nn.Dropout(0.9))
     G.train()
     image = ct_image((32, 32))
-    np.testing.assert_allclose(enhance_image(G, make_info(), image), image, atol=1e-3)
+    np.testing.assert_allclose(enhance_image(as_model(G, make_info()), image), image, atol=1e-3)
     assert G.training
 
 
 def test_bad_model_or_info_refused():
     image = np.zeros((16, 16))
     with pytest.raises(MedganError, match="expected"):
-        enhance_image(nn.Identity(), make_info(scale=2), image)  # declares x2, returns x1
+        enhance_image(as_model(nn.Identity(), make_info(scale=2)), image)  # declares x2, returns x1
     with pytest.raises(MedganError, match="task"):
-        enhance_image(nn.Identity(), {**make_info(), "task": "synth"}, image)
+        as_model(nn.Identity(), {**make_info(), "task": "synth"})
     with pytest.raises(MedganError, match="overlap"):
-        enhance_image(nn.Identity(), make_info(), image, tile=32, overlap=32)
+        enhance_image(as_model(nn.Identity(), make_info()), image, tile=32, overlap=32)
 
 
 def test_volume_is_enhanced_slice_by_slice():
     volume = np.stack([ct_image((20, 24), seed=k) for k in range(3)])
     G = box_blur()
-    out = enhance_volume(G, make_info(), volume, progress=False)
+    out = enhance_volume(as_model(G, make_info()), volume, progress=False)
     assert out.shape == volume.shape
     for k in range(3):
-        np.testing.assert_array_equal(out[k], enhance_image(G, make_info(), volume[k]))
+        np.testing.assert_array_equal(out[k], enhance_image(as_model(G, make_info()), volume[k]))
 
 
 # --------------------------------------------------------------------------- files
@@ -172,7 +178,7 @@ def write_ct_series(folder: Path, dicom_factory, patient: dict, n: int = 3, shap
 
 def test_dicom_series_becomes_a_derived_series(tmp_path, dicom_factory, patient_attrs):
     volume = write_ct_series(tmp_path / "in", dicom_factory, patient_attrs)
-    out = enhance_path(nn.Identity(), make_info(), tmp_path / "in", tmp_path / "out", progress=False)
+    out = enhance_path(as_model(nn.Identity(), make_info()), tmp_path / "in", tmp_path / "out", progress=False)
     assert sorted(p.name for p in out.iterdir()) == ["slice0.dcm", "slice1.dcm", "slice2.dcm"]
     series, sops = set(), set()
     for k in range(3):
@@ -195,7 +201,7 @@ def test_dicom_series_becomes_a_derived_series(tmp_path, dicom_factory, patient_
 def test_anonymized_dicom_holds_no_patient_identifiers(tmp_path, dicom_factory, patient_attrs):
     volume = write_ct_series(tmp_path / "in", dicom_factory, patient_attrs)
     study = str(pydicom.dcmread(tmp_path / "in" / "slice0.dcm").StudyInstanceUID)
-    out = enhance_path(nn.Identity(), make_info(), tmp_path / "in", tmp_path / "out", anonymize=True, progress=False)
+    out = enhance_path(as_model(nn.Identity(), make_info()), tmp_path / "in", tmp_path / "out", anonymize=True, progress=False)
     files = sorted(out.iterdir())
     assert len(files) == 3
     for k, file in enumerate(files):
@@ -212,7 +218,7 @@ def test_anonymized_dicom_holds_no_patient_identifiers(tmp_path, dicom_factory, 
 def test_dicom_super_resolution_keeps_the_field_of_view(tmp_path, dicom_factory, patient_attrs):
     write_ct_series(tmp_path / "in", dicom_factory, patient_attrs, n=1, shape=(20, 18))
     info = make_info(scale=2, multiple=4)
-    out = enhance_path(nn.Upsample(scale_factor=2), info, tmp_path / "in" / "slice0.dcm", tmp_path / "sr.dcm", progress=False)
+    out = enhance_path(as_model(nn.Upsample(scale_factor=2), info), tmp_path / "in" / "slice0.dcm", tmp_path / "sr.dcm", progress=False)
     ds = pydicom.dcmread(out)
     assert (ds.Rows, ds.Columns) == (40, 36)
     np.testing.assert_allclose([float(v) for v in ds.PixelSpacing], [0.4, 0.35])
@@ -221,7 +227,7 @@ def test_dicom_super_resolution_keeps_the_field_of_view(tmp_path, dicom_factory,
 
 
 def test_nifti_keeps_affine_and_data(tmp_path, nifti_volume):
-    out = enhance_path(nn.Identity(), make_info({"low": 0.0, "high": 500.0}), nifti_volume, tmp_path / "e.nii.gz", progress=False)
+    out = enhance_path(as_model(nn.Identity(), make_info({"low": 0.0, "high": 500.0})), nifti_volume, tmp_path / "e.nii.gz", progress=False)
     a, b = nib.load(nifti_volume), nib.load(out)
     np.testing.assert_array_equal(b.affine, a.affine)
     assert b.get_data_dtype() == np.float32
@@ -230,7 +236,7 @@ def test_nifti_keeps_affine_and_data(tmp_path, nifti_volume):
 
 def test_nifti_super_resolution_halves_in_plane_zooms(tmp_path, nifti_volume):
     info = make_info({"low": 0.0, "high": 500.0}, scale=2, multiple=1)
-    out = enhance_path(nn.Upsample(scale_factor=2), info, nifti_volume, tmp_path / "sr.nii.gz", progress=False)
+    out = enhance_path(as_model(nn.Upsample(scale_factor=2), info), nifti_volume, tmp_path / "sr.nii.gz", progress=False)
     src, img = nib.load(nifti_volume), nib.load(out)
     assert img.shape == (40, 48, 16)  # (i, j) in-plane doubled, k (the slice axis) kept
     np.testing.assert_allclose(img.header.get_zooms(), (0.75, 0.75, 1.5))
@@ -247,7 +253,7 @@ def test_raster_round_trip_keeps_format_and_bit_depth(tmp_path, suffix, bits):
     pixels = np.random.default_rng(0).integers(0, top + 1, (30, 22)).astype(np.uint8 if bits == 8 else np.uint16)
     PILImage.fromarray(pixels).save(tmp_path / f"in{suffix}")
     info = make_info({"low": 0.0, "high": float(top)})
-    out = enhance_path(nn.Identity(), info, tmp_path / f"in{suffix}", tmp_path / f"out{suffix}", progress=False)
+    out = enhance_path(as_model(nn.Identity(), info), tmp_path / f"in{suffix}", tmp_path / f"out{suffix}", progress=False)
     image = read_raster(out)
     assert image.meta.format == ("png" if suffix == ".png" else "tiff")
     assert image.meta.extra["bit_depth"] == bits
@@ -263,7 +269,7 @@ def test_folder_mirrors_structure(tmp_path, dicom_factory, patient_attrs, nifti_
     (root / "vol.nii.gz").write_bytes(nifti_volume.read_bytes())
     (root / "notes.txt").write_text("ignored")
     info = make_info({"low": -1000.0, "high": 1000.0})  # no units: accepted by every input
-    out = enhance_path(nn.Identity(), info, root, tmp_path / "out", progress=False)
+    out = enhance_path(as_model(nn.Identity(), info), root, tmp_path / "out", progress=False)
     found = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
     assert found == ["patient/ct/slice0.dcm", "patient/ct/slice1.dcm", "pngs/a/x.png", "pngs/a/y.png", "vol.nii.gz"]
 
@@ -273,9 +279,9 @@ def test_existing_output_refused_unless_overwrite(tmp_path):
     info = make_info({"low": 0.0, "high": 255.0})
     (tmp_path / "out.png").write_bytes(b"old")
     with pytest.raises(MedganError, match="already exists.*--overwrite"):
-        enhance_path(nn.Identity(), info, tmp_path / "in.png", tmp_path / "out.png", progress=False)
+        enhance_path(as_model(nn.Identity(), info), tmp_path / "in.png", tmp_path / "out.png", progress=False)
     assert (tmp_path / "out.png").read_bytes() == b"old"
-    enhance_path(nn.Identity(), info, tmp_path / "in.png", tmp_path / "out.png", overwrite=True, progress=False)
+    enhance_path(as_model(nn.Identity(), info), tmp_path / "in.png", tmp_path / "out.png", overwrite=True, progress=False)
     assert read_raster(tmp_path / "out.png").array[0, 0] == 7
 
     (tmp_path / "folder").mkdir()
@@ -283,9 +289,9 @@ def test_existing_output_refused_unless_overwrite(tmp_path):
     (tmp_path / "done").mkdir()
     (tmp_path / "done" / "keep.txt").write_text("x")
     with pytest.raises(MedganError, match="already holds data"):
-        enhance_path(nn.Identity(), info, tmp_path / "folder", tmp_path / "done", progress=False)
+        enhance_path(as_model(nn.Identity(), info), tmp_path / "folder", tmp_path / "done", progress=False)
     with pytest.raises(MedganError, match="inside the input"):
-        enhance_path(nn.Identity(), info, tmp_path / "folder", tmp_path / "folder" / "out", progress=False)
+        enhance_path(as_model(nn.Identity(), info), tmp_path / "folder", tmp_path / "folder" / "out", progress=False)
 
 
 class FailOnSecondCall(nn.Module):
@@ -306,11 +312,11 @@ def test_failure_midway_leaves_no_output(tmp_path):
         PILImage.fromarray(np.full((8, 8), 10 * n, np.uint8)).save(tmp_path / "in" / f"{n}.png")
     info = make_info({"low": 0.0, "high": 255.0})
     with pytest.raises(RuntimeError, match="out of memory"):
-        enhance_path(FailOnSecondCall(), info, tmp_path / "in", tmp_path / "out", progress=False)
+        enhance_path(as_model(FailOnSecondCall(), info), tmp_path / "in", tmp_path / "out", progress=False)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in"]  # no output, no temporary folder
 
 
 def test_units_mismatch_refused(tmp_path, dicom_factory):
     dicom_factory(tmp_path / "mr.dcm", np.zeros((8, 8), np.uint16), modality="MR", RescaleType="T1")
     with pytest.raises(MedganError, match="works in HU"):
-        enhance_path(nn.Identity(), make_info(), tmp_path / "mr.dcm", tmp_path / "out.dcm", progress=False)
+        enhance_path(as_model(nn.Identity(), make_info()), tmp_path / "mr.dcm", tmp_path / "out.dcm", progress=False)

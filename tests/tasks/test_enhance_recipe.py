@@ -78,10 +78,10 @@ def test_resume_with_a_decaying_learning_rate_is_exact(tmp_path):
 
     whole = Trainer(config(4), tmp_path / "whole", progress=False)
     whole.fit()
-    assert whole.opt_g.param_groups[0]["lr"] == pytest.approx(2e-4 * 0.5)  # the last update ran at step 3 of 4
+    assert whole.optimizers["generator"].param_groups[0]["lr"] == pytest.approx(2e-4 * 0.5)  # the last update ran at step 3 of 4
     part = Trainer(config(2), tmp_path / "part", progress=False).fit()
     resumed = Trainer(config(4), part, resume=True, progress=False)
     resumed.fit()
-    for k, v in whole.G.state_dict().items():
-        assert torch.equal(v, resumed.G.state_dict()[k]), k
-    assert np.isfinite(resumed.opt_g.param_groups[0]["lr"])
+    for k, v in whole.nets.generator.state_dict().items():
+        assert torch.equal(v, resumed.nets.generator.state_dict()[k]), k
+    assert np.isfinite(resumed.optimizers["generator"].param_groups[0]["lr"])

@@ -9,7 +9,8 @@ from safetensors.torch import load_file
 
 from medgan.errors import MedganError
 from medgan.report.curves import read_jsonl
-from medgan.train import Trainer, load_generator
+from medgan.tasks import load_model
+from medgan.train import Trainer
 from medgan.train import engine as engine_module
 from medgan.train.checkpoint import latest_checkpoint, load_checkpoint
 
@@ -26,15 +27,15 @@ def test_a_run_folder_explains_itself(tiny_config, tmp_path):
     assert sorted(p.name for p in (run / "samples").iterdir()) == ["step-0000000.png", "step-0000006.png"]
     assert (run / "curves.png").is_file()
     assert [p.name for p in sorted((run / "checkpoints").iterdir())] == ["training-state-0000003.pt", "training-state-0000006.pt"]
-    G, info = load_generator(run)
-    assert info["ema"] is True and info["intensity"]["units"] == "HU"
-    x = G(torch.randn(2, info["net"]["z_dim"]))
-    assert x.shape == (2, 1, 32, 32)
+    model = load_model(run)
+    assert model.info["ema"] is True and model.intensity.units == "HU" and model.info["network"] == "generator"
+    x = model.generator(torch.randn(2, model.z_dim))
+    assert x.shape == (2, 1, 32, 32) and not model.generator.training
     # the export holds the EMA weights, not the raw generator's
     state = load_checkpoint(latest_checkpoint(run))
     exported = load_file(str(run / "generator" / "model.safetensors"))
     for k, v in exported.items():
-        torch.testing.assert_close(v, state["G_ema"][k])
+        torch.testing.assert_close(v, state["ema"]["generator"][k])
 
 
 def test_training_is_deterministic_for_a_seed(tiny_config, tmp_path):
@@ -51,9 +52,9 @@ def test_resume_is_exact(tiny_config, tmp_path):
     Trainer(tiny_config(steps=6), part, resume=True, progress=False).fit()
     assert losses_of(part) == losses_of(whole)
     final_whole, final_part = (load_checkpoint(latest_checkpoint(r)) for r in (whole, part))
-    for net in ("G", "D", "G_ema"):
-        for k, v in final_whole[net].items():
-            assert torch.equal(v, final_part[net][k]), (net, k)
+    for part, net in (("networks", "generator"), ("networks", "discriminator"), ("ema", "generator")):
+        for k, v in final_whole[part][net].items():
+            assert torch.equal(v, final_part[part][net][k]), (part, net, k)
 
 
 def test_resume_after_a_crash_logs_every_step_once(tiny_config, tmp_path):
@@ -71,17 +72,18 @@ def test_nan_loss_stops_with_a_clear_message_and_keeps_the_checkpoint(tiny_confi
     trainer = Trainer(tiny_config(steps=6), tmp_path / "nan", progress=False)
     original = trainer.task.generator_objective
 
-    def poisoned(G, D, batch):
-        out = original(G, D, batch)
+    def poisoned(nets, batch):
+        out = original(nets, batch)
         if trainer.step >= 4:
             out["loss"] = out["loss"] * float("nan")
         return out
 
     trainer.task.generator_objective = poisoned
+    trainer.phases = trainer.task.phases()  # the updates name the objectives
     with pytest.raises(MedganError, match="NaN/Inf at step 5.*training-state-0000003.pt"):
         trainer.fit()
     state = load_checkpoint(latest_checkpoint(tmp_path / "nan"))
-    assert state["step"] == 3 and all(torch.isfinite(v).all() for v in state["G"].values() if v.is_floating_point())
+    assert state["step"] == 3 and all(torch.isfinite(v).all() for v in state["networks"]["generator"].values() if v.is_floating_point())
 
 
 def test_warns_when_the_discriminator_wins_completely(tiny_config, tmp_path, monkeypatch):
@@ -110,8 +112,8 @@ def test_seed_gans_train_on_28x28(model, net, tmp_path):
     run = Trainer(config, tmp_path / model, progress=False).fit()
     rows = losses_of(run)
     assert len(rows) == 3 and all(np.isfinite(r[1:]).all() for r in rows)
-    G, info = load_generator(run)
-    assert info["model"] == model and G(torch.randn(2, 100)).shape == (2, 1, 28, 28)
+    exported = load_model(run)
+    assert exported.info["model"] == model and exported.generator(torch.randn(2, 100)).shape == (2, 1, 28, 28)
 
 
 def test_mixed_precision_runs_on_cpu_in_bfloat16(tiny_config, tmp_path):

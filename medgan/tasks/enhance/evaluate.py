@@ -13,9 +13,8 @@ from medgan.data.intensity import IntensityMap
 from medgan.data.training import load_training_data
 from medgan.errors import MedganError
 from medgan.evaluate import append_jsonl, run_config, utc_now
-from medgan.train.checkpoint import load_generator
 
-__all__ = ["enhancement_scores", "enhancement_test_set", "evaluate_enhancement_run"]
+__all__ = ["enhancement_model", "enhancement_scores", "enhancement_test_set", "evaluate_enhancement_run"]
 
 
 def enhancement_test_set(run_dir: Path, seed: int = 1) -> tuple[np.ndarray, np.ndarray, dict, IntensityMap]:
@@ -33,6 +32,18 @@ def enhancement_test_set(run_dir: Path, seed: int = 1) -> tuple[np.ndarray, np.n
     clean = holdout.images if holdout.images.ndim == 3 else holdout.images[:, 0]
     degraded = Degradation.from_dict(info["degradation"]).apply(clean, seed=seed)
     return clean.astype(np.float32), degraded.astype(np.float32), info, dataset.intensity
+
+
+def enhancement_model(run: str | Path, device: str = "cpu"):
+    """The :class:`~medgan.tasks.enhance.recipe.EnhancementModel` of a run (one clear error
+    for a run of another task)."""
+    from medgan.tasks import load_model
+    from medgan.tasks.enhance.recipe import EnhancementModel
+
+    model = load_model(run, device)
+    if not isinstance(model, EnhancementModel):
+        raise MedganError("not an enhancement model", path=run, hint="give a run folder made by medgan train enhance")
+    return model
 
 
 def enhancement_scores(clean: np.ndarray, output: np.ndarray, data_range: float) -> dict:
@@ -58,11 +69,11 @@ def evaluate_enhancement_run(run_dir: str | Path, seed: int = 1, **_: object) ->
 
     run_dir = Path(run_dir)
     clean, degraded, info, intensity = enhancement_test_set(run_dir, seed)
-    G, _ = load_generator(run_dir)
-    scale = int(info.get("scale", 1))
+    model = enhancement_model(run_dir)
+    scale = model.scale
     data_range = intensity.high - intensity.low
     baseline = degraded if scale == 1 else np.stack([upsample_bicubic(d, scale) for d in degraded])
-    output = np.stack([enhance_image(G, info, d) for d in degraded])
+    output = np.stack([enhance_image(model, d) for d in degraded])
     record = {"kind": "evaluate", "task": "enhance", "time": utc_now(), "step": info.get("step"), "n_test": len(clean),
               "data_range": data_range, "units": intensity.units, "degradation": info["degradation"],
               "metrics": {**{f"input_{k}": v for k, v in enhancement_scores(clean, baseline, data_range).items()},

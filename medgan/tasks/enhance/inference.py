@@ -1,10 +1,10 @@
 """Applying a trained enhancement generator (denoising, artefact removal, super-resolution).
 
-An enhancement generator ``G`` maps ``(B, 1, h, w)`` in [-1, 1] to ``(B, 1, h*s, w*s)`` in
-[-1, 1]; its exported ``config.json`` (``info``) gives the intensity range it was trained
-on (``info["intensity"]``, an :class:`IntensityMap`), the scale ``s`` (``info["scale"]``)
-and the size multiple its input needs (``info["multiple"]``, e.g. 16 for a U-Net of depth
-4). The functions here turn that into images in the data's own units:
+An enhancement model (:class:`~medgan.tasks.enhance.recipe.EnhancementModel`, from
+:func:`medgan.tasks.load_model`) holds a generator ``G`` mapping ``(B, 1, h, w)`` in [-1, 1]
+to ``(B, 1, h*s, w*s)`` in [-1, 1], the intensity range it was trained on (an
+:class:`IntensityMap`), the scale ``s`` and the size multiple its input needs (e.g. 16 for
+a U-Net of depth 4). The functions here turn that into images in the data's own units:
 
 - :func:`enhance_image`: one ``(H, W)`` image, tiled and blended when large.
 - :func:`enhance_volume`: a ``(D, H, W)`` volume, slice by slice.
@@ -27,81 +27,38 @@ flattened to the window. An identity model returns the input unchanged (to float
 rounding); a nearest-neighbour x2 model returns ``nearest(clip(x)) + bicubic(excess)``.
 
 **Tiling** (large images in overlapping, seamlessly blended tiles, padded to the model's
-size multiple) is the shared :func:`medgan.infer.tiled_apply`; see its module for the
-blending weights and where tiled and untiled results may differ.
+size multiple) is the shared :func:`medgan.infer.tiled_apply`, and walking files and
+folders, atomic output and progress the shared :func:`medgan.infer.apply_to_files`; this
+module adds what is enhancement's own: the residual, the units check, and how each format
+is written (a derived DICOM series, NIfTI with the affine rescaled, PNG/TIFF bit depths).
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
 
-from medgan.tasks.enhance.degrade import upsample_bicubic
-from medgan.data.intensity import IntensityMap
 from medgan.errors import MedganError
-from medgan.infer import tiled_apply
+from medgan.infer import apply_to_files, per_slice, progress_bar, same_format_name, tiled_apply
 from medgan.io.base import Image, ImageMeta
-from medgan.io.output import atomic_dir, check_output_file
+from medgan.tasks.enhance.degrade import upsample_bicubic
+from medgan.tasks.enhance.recipe import EnhancementModel
 
-__all__ = ["check_info", "enhance_image", "enhance_path", "enhance_volume", "upsampled_affine"]
+__all__ = ["enhance_image", "enhance_path", "enhance_volume", "upsampled_affine"]
 
 _SERIES_NUMBER_OFFSET = 1000
-
-
-# --------------------------------------------------------------------------- the model contract
-
-
-def check_info(info: dict[str, Any]) -> tuple[IntensityMap, int, int]:
-    """Validate an enhancement generator's ``config.json``.
-
-    Returns:
-        ``(intensity map, scale, multiple)``.
-
-    Raises:
-        MedganError: not an enhancement model, or missing / invalid keys.
-    """
-    task = info.get("task")
-    if task != "enhance":
-        raise MedganError(f"this model was trained for the task {task!r}, not 'enhance'", hint="give the run folder of a model trained with the enhance task")
-    if not isinstance(info.get("intensity"), dict):
-        raise MedganError("the model's config has no 'intensity' range", hint="re-export the model with a current medgan")
-    imap = IntensityMap(**info["intensity"])
-    scale, multiple = info.get("scale", 1), info.get("multiple", 1)
-    if not isinstance(scale, int) or scale < 1:
-        raise MedganError(f"the model's scale {scale!r} is not a positive integer", hint="check the model's config.json")
-    if not isinstance(multiple, int) or multiple < 1:
-        raise MedganError(f"the model's size multiple {multiple!r} is not a positive integer", hint="check the model's config.json")
-    return imap, scale, multiple
-
-
-def _model_label(info: dict[str, Any]) -> str:
-    name = str(info.get("model", "unknown"))
-    return f"{name} step {info['step']}" if info.get("step") is not None else name
-
-
-def _description(info: dict[str, Any]) -> str:
-    scale = int(info.get("scale", 1))
-    text = "Enhanced" if scale == 1 else f"Super-resolved x{scale}"
-    degradation = info.get("degradation") or {}
-    if degradation:
-        text += " (trained to undo " + ", ".join(f"{k}={v}" for k, v in degradation.items()) + ")"
-    return text
 
 
 # --------------------------------------------------------------------------- one image
 
 
 def enhance_image(
-    G: nn.Module,
-    info: dict[str, Any],
+    model: EnhancementModel,
     image: np.ndarray,
     *,
     tile: int = 256,
@@ -114,10 +71,9 @@ def enhance_image(
     Residual preservation, padding and tiling are described in the module docstring.
 
     Args:
-        G: the enhancement generator (put in eval mode for the call, then restored).
-        info: its ``config.json`` (``task``, ``intensity``, ``scale``, ``multiple``).
-        image: ``(H, W)`` values in the units of ``info["intensity"]``.
-        tile: largest tile side fed to G (rounded down to a multiple of ``info["multiple"]``).
+        model: the enhancement model (its generator is put in eval mode for the call, then restored).
+        image: ``(H, W)`` values in the units of ``model.intensity``.
+        tile: largest tile side fed to G (rounded down to a multiple of ``model.multiple``).
         overlap: pixels shared by neighbouring tiles (``0 <= overlap < tile``).
         device: where to run G.
         batch_size: tiles per forward pass.
@@ -126,10 +82,10 @@ def enhance_image(
         ``(H*s, W*s)`` float32 in data units.
 
     Raises:
-        MedganError: invalid ``info``, image not 2D or not finite, bad tile/overlap, a
-            model whose output shape does not match its declared scale.
+        MedganError: image not 2D or not finite, bad tile/overlap, a model whose output shape
+            does not match its declared scale.
     """
-    imap, scale, multiple = check_info(info)
+    G, imap, scale = model.generator, model.intensity, model.scale
     image = np.asarray(image, dtype=np.float64)
     if image.ndim != 2 or image.size == 0:
         raise MedganError(f"expected a 2D (H, W) image, got shape {image.shape}", hint="enhance volumes slice by slice with enhance_volume")
@@ -142,47 +98,20 @@ def enhance_image(
     was_training = G.training
     G.to(device).eval()
     try:
-        y = tiled_apply(G, x, scale=scale, multiple=multiple, tile=tile, overlap=overlap, batch_size=batch_size, device=device)
+        y = tiled_apply(G, x, scale=scale, multiple=model.multiple, tile=tile, overlap=overlap, batch_size=batch_size, device=device)
         if y.ndim != 2:
             raise MedganError(f"the model gave {y.shape[0]} output channels for a grey image", hint="check the model's config.json")
     finally:
         G.train(was_training)
-    model = (np.clip(y, -1.0, 1.0) + 1.0) * 0.5 * (imap.high - imap.low) + imap.low  # inverse, float64
+    out = (np.clip(y, -1.0, 1.0) + 1.0) * 0.5 * (imap.high - imap.low) + imap.low  # inverse, float64
 
     excess = image - clipped  # what the model never saw; 0 inside the range
     if scale > 1:
         excess = upsample_bicubic(excess, scale) if np.any(excess) else 0.0
-    return (model + excess).astype(np.float32)
+    return (out + excess).astype(np.float32)
 
 
-# --------------------------------------------------------------------------- volumes
-
-
-@contextlib.contextmanager
-def _progress(enabled: bool) -> Iterator[Any]:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
-    bar = Progress(
-        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        TimeRemainingColumn(), disable=not enabled, transient=True,
-    )
-    with bar:
-        yield bar
-
-
-def _enhance_slices(G: nn.Module, info: dict[str, Any], volume: np.ndarray, bar: Any, **kw: Any) -> np.ndarray:
-    task = bar.add_task("slices", total=volume.shape[0])
-    try:
-        out = []
-        for sl in volume:
-            out.append(enhance_image(G, info, sl, **kw))
-            bar.advance(task)
-        return np.stack(out)  # (D, H*s, W*s)
-    finally:
-        bar.remove_task(task)
-
-
-def enhance_volume(G: nn.Module, info: dict[str, Any], volume: np.ndarray, progress: bool = True, **kw: Any) -> np.ndarray:
+def enhance_volume(model: EnhancementModel, volume: np.ndarray, progress: bool = True, **kw: Any) -> np.ndarray:
     """Enhance a ``(D, H, W)`` volume slice by slice (axis 0) -> ``(D, H*s, W*s)`` float32.
 
     Args:
@@ -192,8 +121,8 @@ def enhance_volume(G: nn.Module, info: dict[str, Any], volume: np.ndarray, progr
     volume = np.asarray(volume)
     if volume.ndim != 3:
         raise MedganError(f"expected a (D, H, W) volume, got shape {volume.shape}", hint="use enhance_image for 2D images")
-    with _progress(progress) as bar:
-        return _enhance_slices(G, info, volume, bar, **kw)
+    with progress_bar(progress) as bar:
+        return per_slice(lambda sl: enhance_image(model, sl, **kw), volume, bar)
 
 
 # --------------------------------------------------------------------------- files
@@ -217,8 +146,8 @@ def upsampled_affine(affine: np.ndarray, scale: int, axes: tuple[int, int]) -> n
     return out
 
 
-def _check_units(info: dict[str, Any], meta: ImageMeta, path: Path) -> None:
-    want = (info.get("intensity") or {}).get("units")
+def _check_units(model: EnhancementModel, meta: ImageMeta, path: Path) -> None:
+    want = model.intensity.units
     if want and meta.units and str(want) != str(meta.units):
         raise MedganError(f"the model works in {want} but the image is in {meta.units}", path=path, hint="use a model trained on this kind of image")
 
@@ -228,23 +157,29 @@ def _grey_2d_or_volume(image: Image, path: Path) -> None:
         raise MedganError("colour image; enhancement models work on grey images", path=path, hint="convert it to grey first")
 
 
-class _Job:
-    """One enhance_path call: the model, options, progress bar and derived series UIDs."""
+class _EnhanceJob:
+    """One enhance_path call (a :class:`medgan.infer.FileJob`): the model, options and the
+    derived series UIDs shared by the files of one input series."""
 
-    def __init__(self, G, info, *, anonymize, overwrite, tile, device, bar):
-        self.G, self.info, self.anonymize, self.overwrite, self.bar = G, info, anonymize, overwrite, bar
+    verb = "enhance"
+
+    def __init__(self, model: EnhancementModel, *, anonymize: bool, overwrite: bool, tile: int, device: str | torch.device):
+        self.model, self.anonymize, self.overwrite = model, anonymize, overwrite
         self.kw = {"tile": tile, "device": device}
-        self.scale = int(info.get("scale", 1))
+        self.scale = model.scale
         self.series: dict[str, str] = {}  # source SeriesInstanceUID -> derived one
         self.studies: dict[str, str] = {}  # derived SeriesInstanceUID -> its synthetic study (anonymised output)
 
-    def enhance(self, array: np.ndarray) -> np.ndarray:
+    def output_name(self, name: Path, fmt: str) -> Path:
+        return same_format_name(name, fmt)
+
+    def enhance(self, array: np.ndarray, bar: Any) -> np.ndarray:
         if array.ndim == 3:
-            return _enhance_slices(self.G, self.info, array, self.bar, **self.kw)
-        return enhance_image(self.G, self.info, array, **self.kw)
+            return per_slice(lambda sl: enhance_image(self.model, sl, **self.kw), array, bar)
+        return enhance_image(self.model, array, **self.kw)
 
     # One file in, one file out.
-    def dicom(self, src: Path, dest: Path) -> None:
+    def dicom(self, src: Path, dest: Path, bar: Any) -> None:
         import pydicom
 
         from medgan.io.derived import check_derivable, derived_series_uid, write_derived_dicom
@@ -254,14 +189,14 @@ class _Job:
         # LUT); the header to derive from, or to take series and instance from, read again.
         image = read_dicom(src)
         _grey_2d_or_volume(image, src)
-        _check_units(self.info, image.meta, src)
+        _check_units(self.model, image.meta, src)
         ds = pydicom.dcmread(src, force=True, stop_before_pixels=True)
         uid = self.series.setdefault(str(ds.get("SeriesInstanceUID", "") or src.parent), derived_series_uid())
         if not self.anonymize:
             check_derivable(ds, src)  # a multi-frame source fails before any work
             number = int(ds.get("SeriesNumber", 0) or 0) + _SERIES_NUMBER_OFFSET
-            write_derived_dicom(dest, self.enhance(image.array), ds, series_uid=uid, series_number=number,
-                                description=_description(self.info), model_name=_model_label(self.info),
+            write_derived_dicom(dest, self.enhance(image.array, bar), ds, series_uid=uid, series_number=number,
+                                description=self.model.description, model_name=self.model.label,
                                 scale=self.scale, overwrite=self.overwrite)
             return
         meta = image.meta
@@ -269,21 +204,21 @@ class _Job:
             spacing = tuple(meta.spacing[:-2]) + tuple(s / self.scale for s in meta.spacing[-2:])
             meta = dataclasses.replace(meta, spacing=spacing)
         study = self.studies.setdefault(uid, derived_series_uid())  # a fresh study per synthetic series
-        write_dicom(dest, self.enhance(image.array), source_meta=meta, description=_description(self.info)[:64],
-                    derived_from_model=_model_label(self.info), series_uid=uid, study_uid=study,
+        write_dicom(dest, self.enhance(image.array, bar), source_meta=meta, description=self.model.description[:64],
+                    derived_from_model=self.model.label, series_uid=uid, study_uid=study,
                     instance_number=int(ds.get("InstanceNumber", 1) or 1), overwrite=self.overwrite)
 
-    def nifti(self, src: Path, dest: Path) -> None:
+    def nifti(self, src: Path, dest: Path, bar: Any) -> None:
         from medgan.io.nifti import read_nifti, write_nifti
 
         image = read_nifti(src)
-        _check_units(self.info, image.meta, src)
-        out = self.enhance(image.array)
+        _check_units(self.model, image.meta, src)
+        out = self.enhance(image.array, bar)
         affine = image.meta.affine if image.meta.affine is not None else np.eye(4)
         axes = (1, 2) if image.array.ndim == 3 else (0, 1)  # (d, h, w) or (h, w)
         write_nifti(dest, out, affine=upsampled_affine(affine, self.scale, axes), overwrite=self.overwrite)
 
-    def raster(self, src: Path, dest: Path) -> None:
+    def raster(self, src: Path, dest: Path, bar: Any) -> None:
         from PIL import Image as PILImage
 
         from medgan.io.output import atomic_path
@@ -295,41 +230,17 @@ class _Job:
         if bits not in (8, 16):
             raise MedganError(f"{bits}-bit image; enhancement writes 8- or 16-bit images", path=src, hint="convert it to 8- or 16-bit grey")
         top = 2**bits - 1
-        out = np.clip(np.rint(self.enhance(image.array)), 0, top).astype(np.uint8 if bits == 8 else np.uint16)
+        out = np.clip(np.rint(self.enhance(image.array, bar)), 0, top).astype(np.uint8 if bits == 8 else np.uint16)
         fmt = "TIFF" if dest.suffix.lower() in (".tif", ".tiff") else "PNG"
         with atomic_path(dest, self.overwrite) as tmp:
             PILImage.fromarray(out).save(tmp, format=fmt)  # uint8 -> L, uint16 (H, W) -> I;16
 
-    def run(self, src: Path, dest: Path, fmt: str) -> None:
-        {"dicom": self.dicom, "nifti": self.nifti, "png": self.raster, "jpeg": self.raster, "tiff": self.raster}[fmt](src, dest)
-
-
-def _format(path: Path) -> str:
-    from medgan.io.formats import detect_format
-
-    fmt = detect_format(path)
-    if fmt not in ("dicom", "nifti", "png", "jpeg", "tiff"):
-        what = f"a {fmt.upper()} array" if fmt else "not a recognised image"
-        raise MedganError(f"{what}; enhance reads DICOM, NIfTI, PNG, JPEG and TIFF", path=path, hint="convert it, or move it out of the input folder")
-    return fmt
-
-
-def _dicom_has_image(path: Path) -> bool:
-    import pydicom
-
-    try:
-        return "Rows" in pydicom.dcmread(path, force=True, stop_before_pixels=True)
-    except Exception:  # unreadable: let the reader report it
-        return True
-
-
-def _output_name(rel: Path, fmt: str) -> Path:
-    return rel.with_suffix(".png") if fmt == "jpeg" else rel  # JPEG is written as PNG
+    def run(self, src: Path, dest: Path, fmt: str, bar: Any) -> None:
+        {"dicom": self.dicom, "nifti": self.nifti, "png": self.raster, "jpeg": self.raster, "tiff": self.raster}[fmt](src, dest, bar)
 
 
 def enhance_path(
-    G: nn.Module,
-    info: dict[str, Any],
+    model: EnhancementModel,
     input_path: str | os.PathLike,
     out_path: str | os.PathLike,
     *,
@@ -341,7 +252,7 @@ def enhance_path(
 ) -> Path:
     """Enhance an image file or a folder of them, writing the same format with the same geometry.
 
-    Inputs and outputs:
+    Inputs and outputs (walking, naming and atomicity are :func:`medgan.infer.apply_to_files`'s):
 
     - DICOM file -> DICOM file; a folder (a series, a study, any tree) -> a folder with the
       same relative paths and file names. Files are enhanced one by one (the model is 2D,
@@ -360,12 +271,8 @@ def enhance_path(
       the bit range (the reader's units are the stored values); JPEG -> 8-bit PNG (named
       ``.png`` in a folder), never a second lossy compression.
 
-    Everything is atomic: a file input is written through a temporary file, a folder input
-    into a temporary folder that replaces ``out_path`` only when every file succeeded.
-
     Args:
-        G: the enhancement generator.
-        info: its ``config.json``.
+        model: the enhancement model.
         input_path: a file or a folder (searched recursively; hidden files skipped).
         out_path: the output file (file input) or folder (folder input).
         anonymize: write DICOM outputs as synthetic, de-identified objects.
@@ -382,40 +289,5 @@ def enhance_path(
             match the model, output equal to or inside the input, existing output, and
             everything the readers raise.
     """
-    check_info(info)
-    src, out = Path(input_path), Path(out_path)
-    if not src.exists():
-        raise MedganError("does not exist", path=src, hint="check the path")
-    if out.resolve() == src.resolve() or (src.is_dir() and out.resolve().is_relative_to(src.resolve())):
-        raise MedganError("output would overwrite or sit inside the input", path=out, hint="choose an output outside the input")
-
-    with _progress(progress) as bar:
-        job = _Job(G, info, anonymize=anonymize, overwrite=overwrite, tile=tile, device=device, bar=bar)
-        if src.is_file():
-            fmt = _format(src)
-            if fmt in ("png", "jpeg", "tiff") and out.suffix.lower() not in ((".tif", ".tiff") if fmt == "tiff" else (".png",)):
-                want = ".tif" if fmt == "tiff" else ".png"
-                raise MedganError(f"a {fmt.upper()} input is written as {want}", path=out, hint=f"name the output *{want}")
-            if fmt == "nifti" and not out.name.lower().endswith((".nii", ".nii.gz")):
-                raise MedganError("a NIfTI input is written as NIfTI", path=out, hint="name the output *.nii.gz")
-            check_output_file(out, overwrite)  # refuse before any work; the writer replaces atomically
-            job.run(src, out, fmt)
-            return out
-
-        from medgan.io.formats import find_image_files
-
-        files = [(f, _format(f)) for f in find_image_files(src)]
-        files = [(f, fmt) for f, fmt in files if fmt != "dicom" or _dicom_has_image(f)]
-        if not files:
-            raise MedganError("folder holds no images", path=src, hint="give a folder of DICOM, NIfTI, PNG or TIFF files")
-        names = [_output_name(f.relative_to(src), fmt) for f, fmt in files]
-        if len(set(names)) != len(names):
-            raise MedganError("two inputs would write the same output file (a .jpg and a .png of one name?)", path=src, hint="rename one of them")
-        task = bar.add_task("files", total=len(files))
-        with atomic_dir(out, overwrite) as tmp:
-            for (f, fmt), name in zip(files, names):
-                dest = tmp / name
-                dest.parent.mkdir(parents=True, exist_ok=True)
-                job.run(f, dest, fmt)
-                bar.advance(task)
-    return out
+    job = _EnhanceJob(model, anonymize=anonymize, overwrite=overwrite, tile=tile, device=device)
+    return apply_to_files(job, input_path, out_path, overwrite=overwrite, progress=progress)

@@ -9,20 +9,60 @@ or the L1 term alone for the baseline (``adversarial = False``: no D is trained)
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from medgan import losses
-from medgan.tasks.enhance.degrade import parse_degradation
+from medgan.data.intensity import IntensityMap
 from medgan.errors import MedganError
-from medgan.nets import build_pair, config_from_dict
-from medgan.train.task import GANTask
+from medgan.nets import build_network, build_pair, config_from_dict
+from medgan.tasks.enhance.degrade import parse_degradation
+from medgan.train.task import GANTask, Networks
 
 MODES = {"denoise": "pix2pix", "sr": "srgan"}
+
+
+@dataclass
+class EnhancementModel:
+    """A trained enhancement generator and what applying it needs (see
+    :func:`medgan.tasks.load_model` and :mod:`medgan.tasks.enhance.inference`).
+
+    Attributes:
+        generator: G in eval mode: ``(B, C, h, w)`` in [-1, 1] -> ``(B, C, h*scale, w*scale)``.
+        intensity: the training range (data units) that [-1, 1] stands for.
+        scale: upsampling factor (1 for denoising).
+        multiple: input sides must be multiples of this (padded otherwise).
+        degradation: what it was trained to undo (``Degradation`` fields).
+        adversarial: trained with the adversary (``False``: the L1-only baseline).
+        info: the export's ``config.json``.
+    """
+
+    generator: nn.Module
+    intensity: IntensityMap
+    scale: int
+    multiple: int
+    degradation: dict[str, Any]
+    adversarial: bool
+    info: dict[str, Any]
+
+    @property
+    def label(self) -> str:
+        """``"<model> step <n>"``, written into derived DICOM headers."""
+        name = str(self.info.get("model", "unknown"))
+        return f"{name} step {self.info['step']}" if self.info.get("step") is not None else name
+
+    @property
+    def description(self) -> str:
+        """What was done to an image, for a derived series' description."""
+        text = "Enhanced" if self.scale == 1 else f"Super-resolved x{self.scale}"
+        if self.degradation:
+            text += " (trained to undo " + ", ".join(f"{k}={v}" for k, v in self.degradation.items()) + ")"
+        return text
 
 
 class EnhanceTask(GANTask):
@@ -69,7 +109,9 @@ class EnhanceTask(GANTask):
 
     # ----------------------------------------------------------------------- networks
 
-    def networks(self):
+    def build_pair(self):
+        if not self.uses_discriminator:  # the L1-only baseline: no D to build or train
+            return build_network(self.config.model.name, self.net_config, "generator"), None
         return build_pair(self.config.model.name, self.net_config)
 
     @property
@@ -91,7 +133,8 @@ class EnhanceTask(GANTask):
 
     # ----------------------------------------------------------------------- objectives
 
-    def discriminator_objective(self, G, D, batch):
+    def discriminator_objective(self, nets: Networks, batch):
+        G, D = nets.generator, nets.discriminator
         x, y = self._pair(batch)
         with torch.no_grad():
             fake = G(x)
@@ -100,7 +143,8 @@ class EnhanceTask(GANTask):
         return {"loss": loss, "d_real": torch.sigmoid(real_logits.detach()).mean(),
                 "d_fake": torch.sigmoid(fake_logits.detach()).mean()}
 
-    def generator_objective(self, G, D, batch):
+    def generator_objective(self, nets: Networks, batch):
+        G, D = nets.generator, nets.get("discriminator")
         x, y = self._pair(batch)
         fake = G(x)
         l1 = (fake - y).abs().mean()
@@ -126,10 +170,10 @@ class EnhanceTask(GANTask):
         return {"x": self.inputs[0, index].to(device), "y": clean.to(device)}
 
     @torch.no_grad()
-    def render(self, G, fixed):
+    def render(self, nets, fixed):
         """Triplets per row position: degraded (upsampled for display) | output | clean."""
         x, y = fixed["x"], fixed["y"]
-        out = G(x)
+        out = nets.generator(x)
         shown = F.interpolate(x, size=y.shape[-2:], mode="nearest") if x.shape[-1] != y.shape[-1] else x
         return torch.stack([shown, out, y], dim=1).flatten(0, 1).clamp(-1, 1)  # (3k, C, H, W)
 
@@ -154,7 +198,25 @@ class EnhanceTask(GANTask):
 
         return evaluate_enhancement_run(run_dir, seed=seed + 1)
 
-    def export_info(self) -> dict[str, Any]:
+    @classmethod
+    def from_pretrained(cls, exported) -> EnhancementModel:
+        if "generator" not in exported:
+            raise MedganError("the run exported no generator", hint="give the run folder of medgan train enhance")
+        G, info = exported["generator"]
+        if info.get("task") != "enhance":
+            raise MedganError(f"this model was trained for the task {info.get('task')!r}, not 'enhance'",
+                              hint="give the run folder of a model trained with the enhance task")
+        if not isinstance(info.get("intensity"), dict):
+            raise MedganError("the model's config has no 'intensity' range", hint="re-export the model with a current medgan")
+        scale, multiple = info.get("scale", 1), info.get("multiple", 1)
+        if not isinstance(scale, int) or scale < 1:
+            raise MedganError(f"the model's scale {scale!r} is not a positive integer", hint="check the model's config.json")
+        if not isinstance(multiple, int) or multiple < 1:
+            raise MedganError(f"the model's size multiple {multiple!r} is not a positive integer", hint="check the model's config.json")
+        return EnhancementModel(G, IntensityMap(**info["intensity"]), scale, multiple, dict(info.get("degradation") or {}),
+                                bool(info.get("adversarial", True)), info)
+
+    def export_info(self, name: str) -> dict[str, Any]:
         return {
             "model": self.config.model.name,
             "net": asdict(self.net_config),

@@ -18,7 +18,6 @@ from medgan.data.intensity import IntensityMap
 from medgan.errors import MedganError
 from medgan.io import write_dicom, write_nifti, write_npz, write_png
 from medgan.io.output import atomic_dir
-from medgan.train.checkpoint import load_generator
 
 FORMATS = ("png", "npz", "dcm", "nii")
 
@@ -42,23 +41,35 @@ def sample(run: str | Path, n: int, seed: int = 0, label: int | str | None = Non
     """
     if n < 1:
         raise MedganError(f"--n {n} must be at least 1")
-    G, info = load_generator(run, device)
-    net = info["net"]
-    classes = info.get("class_names") or []
+    model = synthesis_model(run, device)
+    classes = model.class_names
     labels = None
-    if net.get("num_classes", 0) > 0:
+    if model.num_classes > 0:
         if label is None:
-            labels = np.arange(n) % net["num_classes"]
+            labels = np.arange(n) % model.num_classes
         else:
             index = classes.index(label) if isinstance(label, str) and label in classes else int(label) if str(label).isdigit() else None
-            if index is None or not 0 <= index < net["num_classes"]:
-                raise MedganError(f"unknown class {label!r}", hint=f"use one of {', '.join(classes) or range(net['num_classes'])}")
+            if index is None or not 0 <= index < model.num_classes:
+                raise MedganError(f"unknown class {label!r}", hint=f"use one of {', '.join(classes) or range(model.num_classes)}")
             labels = np.full(n, index)
     elif label is not None:
         raise MedganError("this generator is not class-conditional, so --label has no meaning", path=run)
-    images = draw(G, net["z_dim"], n, seed, labels, batch_size, device)  # (N, C, H, W) in [-1, 1]
-    images = IntensityMap(**info["intensity"]).inverse(images)
-    return (images[:, 0] if images.shape[1] == 1 else images), labels, info
+    images = draw(model.generator, model.z_dim, n, seed, labels, batch_size, device)  # (N, C, H, W) in [-1, 1]
+    images = model.intensity.inverse(images)
+    return (images[:, 0] if images.shape[1] == 1 else images), labels, model.info
+
+
+def synthesis_model(run: str | Path, device: str | torch.device = "cpu"):
+    """The :class:`~medgan.tasks.synth.recipe.SynthesisModel` of a run (one clear error for
+    a run of another task)."""
+    from medgan.tasks import load_model
+    from medgan.tasks.synth.recipe import SynthesisModel
+
+    model = load_model(run, device)
+    if not isinstance(model, SynthesisModel):
+        raise MedganError(f"not a synthesis model (task {model.info.get('task')!r})", path=run,
+                          hint="give a run folder made by medgan train synth")
+    return model
 
 
 @torch.no_grad()

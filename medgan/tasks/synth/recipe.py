@@ -2,18 +2,39 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
 from torch import nn
 
 from medgan import losses
+from medgan.data.intensity import IntensityMap
 from medgan.errors import MedganError
 from medgan.nets import build_pair, config_from_dict
 from medgan.train.augment import diff_augment, parse_policy
 from medgan.train.distributed import unwrap
-from medgan.train.task import GANTask
+from medgan.train.task import GANTask, Networks
+
+
+@dataclass
+class SynthesisModel:
+    """A trained synthesis generator, ready to sample from (see :func:`medgan.tasks.load_model`).
+
+    Attributes:
+        generator: G in eval mode: ``G(z, labels=None) -> (B, C, H, W)`` in [-1, 1].
+        z_dim: latent size.
+        num_classes: classes of a conditional G (0: unconditional); ``class_names`` their names.
+        intensity: maps [-1, 1] back to the training data's units.
+        info: the export's ``config.json`` (model, net, step, source ...).
+    """
+
+    generator: nn.Module
+    z_dim: int
+    num_classes: int
+    class_names: list[str]
+    intensity: IntensityMap
+    info: dict[str, Any]
 
 
 class SynthesisTask(GANTask):
@@ -39,7 +60,7 @@ class SynthesisTask(GANTask):
         self.policy = parse_policy(config.loop.augment)
         self.conditional = getattr(self.net_config, "num_classes", 0) > 0
 
-    def networks(self) -> tuple[nn.Module, nn.Module]:
+    def build_pair(self) -> tuple[nn.Module, nn.Module]:
         return build_pair(self.config.model.name, self.net_config)
 
     def _noise(self, n: int, device: torch.device) -> torch.Tensor:
@@ -48,7 +69,8 @@ class SynthesisTask(GANTask):
     def _labels(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         return {"labels": batch["label"]} if self.conditional else {}
 
-    def discriminator_objective(self, G, D, batch):
+    def discriminator_objective(self, nets: Networks, batch):
+        G, D = nets.generator, nets.discriminator
         real = batch["image"]  # (B, C, H, W) in [-1, 1]
         cond = self._labels(batch)
         with torch.no_grad():
@@ -73,7 +95,8 @@ class SynthesisTask(GANTask):
         out["loss"] = loss
         return out
 
-    def generator_objective(self, G, D, batch):
+    def generator_objective(self, nets: Networks, batch):
+        G, D = nets.generator, nets.discriminator
         real = batch["image"]
         cond = self._labels(batch)
         fake = G(self._noise(real.shape[0], real.device), **cond)
@@ -89,8 +112,8 @@ class SynthesisTask(GANTask):
         return fixed
 
     @torch.no_grad()
-    def render(self, G, fixed):
-        return G(fixed["z"], **({"labels": fixed["labels"]} if "labels" in fixed else {}))
+    def render(self, nets, fixed):
+        return nets.generator(fixed["z"], **({"labels": fixed["labels"]} if "labels" in fixed else {}))
 
     @classmethod
     def report_parts(cls, run_dir):
@@ -107,7 +130,19 @@ class SynthesisTask(GANTask):
         return evaluate_synthesis_run(run_dir, n=n, seed=seed, inception_weights=inception_weights,
                                       require_inception=require_inception, metrics=metrics)
 
-    def export_info(self) -> dict[str, Any]:
+    @classmethod
+    def from_pretrained(cls, exported) -> SynthesisModel:
+        if "generator" not in exported:
+            raise MedganError("the run exported no generator", hint="give the run folder of medgan train synth")
+        G, info = exported["generator"]
+        net = info.get("net") or {}
+        if "z_dim" not in net or not isinstance(info.get("intensity"), dict):
+            raise MedganError("the generator's config.json lacks 'net.z_dim' or 'intensity'", hint="export the run again with this medgan")
+        classes = int(net.get("num_classes", 0) or 0)
+        return SynthesisModel(G, int(net["z_dim"]), classes, list(info.get("class_names") or [])[:classes] if classes else [],
+                              IntensityMap(**info["intensity"]), info)
+
+    def export_info(self, name: str) -> dict[str, Any]:
         data = self.dataset.data
         return {
             "model": self.config.model.name,
