@@ -20,63 +20,22 @@ from medgan.errors import MedganError, MedganWarning
 # ----------------------------------------------------------------------------- options
 
 
-# Command-line flag -> SourceOptions field, for the options every data-reading command shares.
-SOURCE_FLAGS = {
-    "size": "size", "resize_mode": "resize_mode", "axis": "axis", "volume": "volume", "window": "window",
-    "normalize": "normalize", "labels_csv": "labels_csv", "masks": "masks", "series": "series", "split": "split", "n_images": "n",
-    "data_seed": "seed", "kind": "kind", "lesion_fraction": "lesion_fraction",
-}
+def add_source_options(parser: argparse.ArgumentParser) -> None:
+    """The options that say how to read a data source (shared by every command that reads
+    one), generated from :class:`SourceOptions`. Flags the user did not give are absent
+    from the parsed namespace, so they cannot override a config file."""
+    from medgan.data.sources import SourceOptions
+    from medgan.options import add_flags
 
-
-def add_source_options(parser: argparse.ArgumentParser, suppress: bool = False) -> None:
-    """The options that say how to read a data source (shared by every command that reads one).
-
-    With ``suppress``, flags the user did not give are absent from the parsed namespace, so
-    they cannot override a config file.
-    """
-    def d(value):
-        return argparse.SUPPRESS if suppress else value
-
-    g = parser.add_argument_group("reading the data")
-    g.add_argument("--size", type=int, default=d(None), help="resize every image to SIZE x SIZE (needed when sizes differ)")
-    g.add_argument("--resize-mode", choices=["pad", "crop", "stretch"], default=d("pad"), help="keep the aspect ratio by padding (default) or cropping, or stretch")
-    g.add_argument("--axis", default=d("auto"), help="slice volumes along axial, coronal or sagittal (shown the radiological way) or a raw axis 0, 1, 2 (default: axial when the orientation is known)")
-    g.add_argument("--volume", type=int, default=d(None), help="volume index of a 4D NIfTI")
-    g.add_argument("--rgb", action="store_true", default=d(False), help="keep colour images in colour (default: convert to grey)")
-    g.add_argument("--window", default=d(None), help="CT window: brain, subdural, stroke, lung, mediastinum, abdomen, liver, bone or CENTER,WIDTH in HU")
-    g.add_argument("--normalize", choices=["auto", "percentile", "none"], default=d("auto"), help="intensity normalisation (auto: per-volume percentiles for MRI)")
-    g.add_argument("--labels-csv", default=d(None), help="CSV with columns file,label")
-    g.add_argument("--masks", default=d(None), help="folder of masks paired with the images by file name")
-    g.add_argument("--series", default=d(None), help="read only the DICOM series with this number, description or UID (a study folder holds several)")
-    g.add_argument("--split", default=d("train"), choices=["train", "val", "test"], help="split of a MedMNIST npz (default train)")
-    g.add_argument("--n-images", type=int, default=d(256), help="number of phantoms to draw (phantom source)")
-    g.add_argument("--data-seed", type=int, default=d(0), help="seed of generated sources (phantom)")
-    g.add_argument("--kind", choices=["head", "torso"], default=d("head"), help="phantom anatomy")
-    g.add_argument("--lesion-fraction", type=float, default=d(0.0), help="fraction of phantoms with lesions")
-
-
-def source_overrides(args: argparse.Namespace) -> dict:
-    """SourceOptions fields given on the command line, validated."""
-    given = vars(args)
-    out = {field: given[flag] for flag, field in SOURCE_FLAGS.items() if flag in given}
-    if "rgb" in given:
-        out["grey"] = not given["rgb"]
-    if out.get("size") is not None and not 8 <= out["size"] <= 4096:
-        raise MedganError(f"--size {out['size']} is out of range", hint="give a size between 8 and 4096 pixels")
-    if not 0.0 <= out.get("lesion_fraction", 0.0) <= 1.0:
-        raise MedganError(f"--lesion-fraction {out['lesion_fraction']} is not a fraction", hint="give a number between 0 and 1")
-    if out.get("n", 1) < 1:
-        raise MedganError(f"--n-images {out['n']} must be at least 1")
-    if isinstance(out.get("axis"), str) and out["axis"].lstrip("-").isdigit():
-        out["axis"] = int(out["axis"])
-    return out
+    add_flags(parser.add_argument_group("reading the data"), SourceOptions, "data.options.")
 
 
 def source_options(args: argparse.Namespace):
     """Validated :class:`SourceOptions` from parsed arguments."""
     from medgan.data import SourceOptions
+    from medgan.options import given_values
 
-    return SourceOptions(**source_overrides(args))
+    return SourceOptions(**given_values(args, "data.options."))
 
 
 # ----------------------------------------------------------------------------- commands
@@ -169,124 +128,61 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-# Command-line flag -> dotted path in TrainConfig.
-TRAIN_FLAGS = {
-    "data": "data.source", "holdout": "data.holdout",
-    "model": "model.name", "width": "model.net.width", "z_dim": "model.net.z_dim", "hidden": "model.net.hidden",
-    "upsample": "model.net.upsample", "d_norm": "model.net.d_norm", "spectral_norm": "model.net.spectral_norm",
-    "loss": "loss.name", "r1": "loss.r1_gamma", "gp_weight": "loss.gp_weight",
-    "lr_g": "optim.lr_g", "lr_d": "optim.lr_d", "beta1": "optim.beta1", "beta2": "optim.beta2", "n_critic": "optim.n_critic",
-    "lr_decay": "optim.decay",
-    "steps": "loop.steps", "batch_size": "loop.batch_size", "seed": "loop.seed", "device": "loop.device", "amp": "loop.amp",
-    "ema": "loop.ema", "augment": "loop.augment", "log_every": "loop.log_every", "sample_every": "loop.sample_every",
-    "checkpoint_every": "loop.checkpoint_every", "n_samples": "loop.n_samples", "time_budget": "loop.time_budget",
-    "enhance_mode": "enhance.mode", "degradation": "enhance.degradation", "l1_weight": "enhance.l1_weight",
-    "ssim_weight": "enhance.ssim_weight", "realizations": "enhance.realizations",
-}
-
-
-_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0}
-
-
-def parse_duration(text: str) -> float:
-    """``"90"``, ``"90s"``, ``"10m"``, ``"1.5h"`` -> seconds (an argparse type)."""
-    value = text.strip().lower()
-    scale = _UNITS.get(value[-1:], None)
-    number = value[:-1] if scale else value
-    try:
-        seconds = float(number) * (scale or 1.0)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a duration (e.g. 600, 90s, 10m, 1.5h)") from None
-    if not seconds >= 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must not be negative")
-    return seconds
-
-
-def _set(tree: dict, dotted: str, value) -> None:
-    *parents, leaf = dotted.split(".")
-    for key in parents:
-        tree = tree.setdefault(key, {})
-    tree[leaf] = value
-
-
 def resolve_train_config(args: argparse.Namespace, base: dict | None = None):
     """Defaults <- run's saved config (resume) <- --config file <- command-line flags, then
-    :meth:`TrainConfig.resolve` (derived fields and checks live with the config)."""
+    :meth:`TrainConfig.resolve` (derived fields and checks live with the config).
+
+    Flags of another task's options (``--mode`` for ``synth``) are refused."""
+    from medgan.options import given_values
+    from medgan.tasks import TASKS
     from medgan.train import TrainConfig
     from medgan.train.config import load_config_file, merge
 
     values = base or {}
     if getattr(args, "config", None):
         values = merge(values, load_config_file(args.config))
-    given = vars(args)
-    overrides: dict = {"task": args.task} if getattr(args, "task", None) else {}
-    for flag, dotted in TRAIN_FLAGS.items():
-        if flag in given:
-            _set(overrides, dotted, given[flag])
-    for field, value in source_overrides(args).items():
-        _set(overrides, f"data.options.{field}", value)
-    if given.get("conditional"):
-        _set(overrides, "model.net.num_classes", -1)  # resolved from the data's labels
-    if given.get("l1_only"):
-        _set(overrides, "enhance.adversarial", False)
-    if given.get("no_flip"):
-        _set(overrides, "enhance.flip", False)
-    values = merge(values, overrides)
-    return TrainConfig.from_dict(values).resolve()
+    task = getattr(args, "task", None) or values.get("task", "synth")
+    overrides = given_values(args)
+    for other in TASKS:
+        if other != task and other in overrides:
+            flags = ", ".join(f"--{k.replace('_', '-')}" for k in overrides[other])
+            raise MedganError(f"{flags}: option(s) of medgan train {other}, not of {task}", hint=f"drop them, or train the {other} task")
+    overrides["task"] = task
+    return TrainConfig.from_dict(merge(values, overrides)).resolve()
 
 
 def add_train_options(parser: argparse.ArgumentParser) -> None:
-    S = argparse.SUPPRESS  # absent flags leave the config file / defaults alone
-    parser.add_argument("--data", default=S, help="training data: folder, file, brain-mri, phantom or a MedMNIST name (default brain-mri)")
-    parser.add_argument("--holdout", type=float, default=S, help="fraction of patients/volumes held out for evaluation (default 0.1)")
+    """The flags of ``medgan train`` and ``medgan demo``: generated from the config
+    dataclasses (:mod:`medgan.options`), each task's own options in a group of their own."""
+    from medgan.data.training import DataConfig
+    from medgan.options import add_flags
+    from medgan.tasks import TASKS
+    from medgan.train.config import NET_FLAGS, LoopConfig, LossConfig, ModelConfig, OptimConfig
+
     parser.add_argument("--config", help="YAML or JSON config file (flags override it)")
     parser.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
     parser.add_argument("--resume", metavar="RUN", help="continue the run in folder RUN from its newest checkpoint")
     parser.add_argument("--runs-dir", default="runs", help="folder receiving the numbered run folder (default runs)")
     parser.add_argument("--run-dir", help="train into exactly this new folder instead of a numbered one under --runs-dir")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar (logs still go to stats.jsonl)")
+    add_flags(parser, DataConfig, "data.", nested=False)  # its options: add_source_options below
     m = parser.add_argument_group("networks")
-    m.add_argument("--model", default=S, help="mlp (the seed's two-layer GAN) or dcgan (default)")
-    m.add_argument("--width", type=int, default=S, help="DCGAN channel width (default 64)")
-    m.add_argument("--z-dim", type=int, default=S, help="latent size (default 100)")
-    m.add_argument("--hidden", type=int, default=S, help="MLP hidden units (default 256)")
-    m.add_argument("--upsample", choices=["deconv", "resize"], default=S, help="DCGAN upsampling: transposed conv or resize-conv")
-    m.add_argument("--d-norm", choices=["batch", "none"], default=S, help="normalisation in D (default batch)")
-    m.add_argument("--spectral-norm", action="store_true", default=S, help="spectral normalisation in D")
-    m.add_argument("--conditional", action="store_true", default=S, help="class-conditional G and D from the data's labels")
+    add_flags(m, ModelConfig, "model.")
+    for flag, spec in NET_FLAGS.items():
+        spec = dict(spec)
+        dest = "model__net__" + spec.pop("dest", flag[2:].replace("-", "_"))  # model.net.<field>
+        if "action" not in spec and "choices" not in spec:
+            spec["metavar"] = flag[2:].replace("-", "_").upper()
+        m.add_argument(flag, dest=dest, default=argparse.SUPPRESS, **spec)
     o = parser.add_argument_group("objective and optimiser")
-    o.add_argument("--loss", default=S, help="bce (the seed's, default), minimax, hinge, lsgan or wgan-gp")
-    o.add_argument("--r1", type=float, default=S, help="R1 penalty weight gamma (default 0: off)")
-    o.add_argument("--gp-weight", type=float, default=S, help="WGAN-GP penalty weight (default 10)")
-    o.add_argument("--lr-g", type=float, default=S, help="generator learning rate")
-    o.add_argument("--lr-d", type=float, default=S, help="discriminator learning rate")
-    o.add_argument("--beta1", type=float, default=S, help="Adam beta1 (default 0.5)")
-    o.add_argument("--beta2", type=float, default=S, help="Adam beta2 (default 0.999)")
-    o.add_argument("--n-critic", type=int, default=S, help="D steps per G step (default 1)")
-    o.add_argument("--lr-decay", default=S, help="learning-rate schedule: none, linear (pix2pix: 2nd half to 0) or cosine")
-    l = parser.add_argument_group("loop")
-    l.add_argument("--steps", type=int, default=S, help="generator updates")
-    l.add_argument("--batch-size", type=int, default=S, help="images per step over all processes (default 64)")
-    l.add_argument("--seed", type=int, default=S, help="run seed (default 0)")
-    l.add_argument("--device", default=S, help="auto (default), cpu, cuda, cuda:N")
-    l.add_argument("--amp", action="store_true", default=S, help="mixed precision (fp16 on CUDA, bf16 on CPU)")
-    l.add_argument("--ema", type=float, default=S, help="EMA decay of G for sampling (0: off)")
-    l.add_argument("--augment", default=S, help="DiffAugment policy: comma-separated translation,cutout,color ('' = off)")
-    l.add_argument("--log-every", type=int, default=S)
-    l.add_argument("--sample-every", type=int, default=S)
-    l.add_argument("--checkpoint-every", type=int, default=S)
-    l.add_argument("--n-samples", type=int, default=S, help="images per sample grid")
-    l.add_argument("--time-budget", type=parse_duration, default=S, metavar="DURATION",
-                   help="stop cleanly (samples, checkpoint, export) after this wall-clock time: 600, 90s, 10m, 1.5h")
-    e = parser.add_argument_group("enhancement (medgan train enhance)")
-    e.add_argument("--mode", dest="enhance_mode", choices=["denoise", "sr"], default=S, help="denoising (pix2pix U-Net) or super-resolution")
-    e.add_argument("--degradation", default=S, help="what to undo: lowdose-ct:dose=0.25, lowdose-ct-image:dose=0.25, rician:snr=10, gaussian:sigma=20, sr:factor=2")
-    e.add_argument("--l1-only", action="store_true", default=S, help="train the same generator without the adversary (the baseline)")
-    e.add_argument("--l1-weight", type=float, default=S, help="weight of the L1 term (default 100)")
-    e.add_argument("--ssim-weight", type=float, default=S, help="weight of a 1-SSIM term (default 0)")
-    e.add_argument("--realizations", type=int, default=S, help="noise draws kept per training image (default: 4 for noise, 1 for downsampling)")
-    e.add_argument("--no-flip", action="store_true", default=S, help="do not mirror training pairs left-right")
-    add_source_options(parser, suppress=True)
+    add_flags(o, LossConfig, "loss.")
+    add_flags(o, OptimConfig, "optim.")
+    add_flags(parser.add_argument_group("loop"), LoopConfig, "loop.")
+    for name in TASKS:
+        options = TASKS[name].config_class
+        if options is not None:
+            add_flags(parser.add_argument_group(f"{name} options (medgan train {name})"), options, f"{name}.")
+    add_source_options(parser)
 
 
 def cmd_enhance(args: argparse.Namespace) -> int:

@@ -28,11 +28,13 @@ from medgan.data.geometry import fit_square, orient_for_display, volume_to_slice
 from medgan.data.imageset import ImageSet
 from medgan.data.intensity import apply_window, normalize_percentile, parse_window, window_bounds
 from medgan.errors import MedganError
+from medgan.options import option
 
 
 @dataclass
 class SourceOptions:
-    """How to read a source. Every field has a command-line twin in ``medgan data show``.
+    """How to read a source. Every field with an :func:`~medgan.options.option` is a flag of
+    every command that reads data (``medgan data show``, ``train``, ``evaluate``).
 
     Attributes:
         size: resize every image to ``size`` x ``size`` (``None``: keep sizes, which must agree).
@@ -57,23 +59,32 @@ class SourceOptions:
         lesion_fraction: fraction of phantoms with lesions.
     """
 
-    size: int | None = None
-    resize_mode: str = "pad"
-    axis: int | str = "auto"
-    volume: int | None = None
-    grey: bool = True
-    window: str | None = None
-    normalize: str = "auto"
+    size: int | None = option(None, "resize every image to SIZE x SIZE (needed when sizes differ)")
+    resize_mode: str = option("pad", "keep the aspect ratio by padding or cropping, or stretch", choices=("pad", "crop", "stretch"))
+    axis: int | str = option("auto", "slice volumes along axial, coronal or sagittal (shown the radiological way) or a raw axis "
+                             "0, 1, 2 (auto: axial when the orientation is known)", parse=lambda text: int(text) if text.lstrip("-").isdigit() else text)
+    volume: int | None = option(None, "volume index of a 4D NIfTI")
+    grey: bool = option(True, "keep colour images in colour (default: convert to grey)", flag="--rgb")
+    window: str | None = option(None, "CT window: brain, subdural, stroke, lung, mediastinum, abdomen, liver, bone or CENTER,WIDTH in HU")
+    normalize: str = option("auto", "intensity normalisation (auto: per-volume percentiles for MRI)", choices=("auto", "percentile", "none"))
     min_foreground: float = 0.05
-    labels_csv: str | None = None
-    masks: str | None = None
-    series: str | None = None
-    split: str = "train"
-    n: int = 256
-    seed: int = 0
-    kind: str = "head"
-    lesion_fraction: float = 0.0
+    labels_csv: str | None = option(None, "CSV with columns file,label")
+    masks: str | None = option(None, "folder of masks paired with the images by file name")
+    series: str | None = option(None, "read only the DICOM series with this number, description or UID (a study folder holds several)")
+    split: str = option("train", "split of a MedMNIST npz", choices=("train", "val", "test"))
+    n: int = option(256, "number of phantoms to draw (phantom source)", flag="--n-images")
+    seed: int = option(0, "seed of generated sources (phantom)", flag="--data-seed")
+    kind: str = option("head", "phantom anatomy", choices=("head", "torso"))
+    lesion_fraction: float = option(0.0, "fraction of phantoms with lesions")
     extra: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.size is not None and not 8 <= self.size <= 4096:
+            raise MedganError(f"--size {self.size} is out of range", hint="give a size between 8 and 4096 pixels")
+        if not 0.0 <= self.lesion_fraction <= 1.0:
+            raise MedganError(f"--lesion-fraction {self.lesion_fraction} is not a fraction", hint="give a number between 0 and 1")
+        if self.n < 1:
+            raise MedganError(f"--n-images {self.n} must be at least 1")
 
 
 @dataclass

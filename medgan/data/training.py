@@ -14,6 +14,7 @@ from medgan.data.dataset import MedicalImageDataset
 from medgan.data.imageset import ImageSet
 from medgan.data.sources import SourceOptions, load_source
 from medgan.data.splits import split_by_group
+from medgan.options import option
 
 __all__ = ["DataConfig", "load_training_data"]
 
@@ -29,9 +30,9 @@ class DataConfig:
         split_seed: seed of the patient-level train/hold-out split.
     """
 
-    source: str = "brain-mri"
+    source: str = option("brain-mri", "training data: folder, file, brain-mri, phantom or a MedMNIST name", flag="--data")
     options: SourceOptions = field(default_factory=lambda: SourceOptions(size=64))
-    holdout: float = 0.1
+    holdout: float = option(0.1, "fraction of patients/volumes held out for evaluation")
     split_seed: int = 0
 
 

@@ -11,12 +11,13 @@ against the dataclass fields (``steps: "100"`` is refused with the key and the t
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import re
 import types
 import typing
-from dataclasses import asdict, dataclass, field, fields, is_dataclass
+from dataclasses import asdict, dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -24,16 +25,32 @@ import yaml
 
 from medgan.data.training import DataConfig
 from medgan.errors import MedganError
+from medgan.options import option
 
 
 @dataclass
 class ModelConfig:
     """Which networks: ``name`` from :data:`medgan.nets.MODELS`, ``net`` its config fields
     (defaults: the network's own, except a DCGAN width of 32, which learns the embedded
-    brain slices on a CPU in minutes; raise it for larger, more varied data)."""
+    brain slices on a CPU in minutes; raise it for larger, more varied data). The flags of
+    ``net`` fields are :data:`NET_FLAGS`."""
 
-    name: str = "dcgan"
+    name: str = option("dcgan", "mlp (the seed's two-layer GAN) or dcgan for synth; pix2pix or srgan for enhance",
+                       flag="--model", shown="by task: dcgan, or pix2pix / srgan by --mode")
     net: dict[str, Any] = field(default_factory=lambda: {"width": 32})
+
+
+#: Flags of network fields (``model.net.<field>``); each model reads the fields it has.
+NET_FLAGS: dict[str, dict[str, Any]] = {
+    "--width": {"type": int, "help": "channel width (DCGAN default 32 here, U-Net 64)"},
+    "--z-dim": {"type": int, "help": "latent size (default 100)"},
+    "--hidden": {"type": int, "help": "MLP hidden units (default 256)"},
+    "--upsample": {"choices": ["deconv", "resize"], "help": "DCGAN upsampling: transposed conv (default) or resize-conv"},
+    "--d-norm": {"choices": ["batch", "none"], "help": "normalisation in D (default batch)"},
+    "--spectral-norm": {"action": "store_true", "help": "spectral normalisation in D"},
+    "--conditional": {"action": "store_const", "const": -1, "dest": "num_classes",
+                      "help": "class-conditional G and D, as many classes as the data's labels"},
+}
 
 
 @dataclass
@@ -46,9 +63,9 @@ class LossConfig:
         gp_weight: weight λ of the WGAN-GP gradient penalty (used with ``wgan-gp``).
     """
 
-    name: str = "bce"
-    r1_gamma: float = 0.0
-    gp_weight: float = 10.0
+    name: str = option("bce", "adversarial loss: bce (the seed's), minimax, hinge, lsgan or wgan-gp", flag="--loss")
+    r1_gamma: float = option(0.0, "R1 penalty weight gamma (0: off)", flag="--r1")
+    gp_weight: float = option(10.0, "WGAN-GP penalty weight")
 
 
 LR_DECAYS = ("auto", "none", "linear", "cosine")
@@ -59,19 +76,20 @@ class OptimConfig:
     """Adam for G and D, with separate learning rates (TTUR, Heusel et al. 2017).
 
     Attributes:
-        decay: learning-rate schedule over the run, the same for G and D: ``"none"``,
-            ``"linear"`` (pix2pix: constant for the first half, then linearly to 0),
-            ``"cosine"`` (half a cosine from the base rate to 0) or ``"auto"`` (by task:
-            ``linear`` for enhancement, where the regression term otherwise ends on a loss
-            spike as often as not, ``none`` for synthesis).
+        decay: learning-rate schedule over each phase of the run, the same for every
+            optimiser: ``"none"``, ``"linear"`` (pix2pix: constant for the first half, then
+            linearly to 0), ``"cosine"`` (half a cosine from the base rate to 0) or
+            ``"auto"`` (the task's: ``linear`` for enhancement, where the regression term
+            otherwise ends on a loss spike as often as not, ``none`` for synthesis).
     """
 
-    lr_g: float = 2e-4
-    lr_d: float = 2e-4
-    beta1: float = 0.5
-    beta2: float = 0.999
-    n_critic: int = 1
-    decay: str = "auto"
+    lr_g: float = option(2e-4, "generator learning rate")
+    lr_d: float = option(2e-4, "discriminator learning rate")
+    beta1: float = option(0.5, "Adam beta1")
+    beta2: float = option(0.999, "Adam beta2")
+    n_critic: int = option(1, "D steps per G step")
+    decay: str = option("auto", "learning-rate schedule: auto (by task), none, linear (pix2pix: 2nd half to 0) or cosine",
+                        flag="--lr-decay", choices=LR_DECAYS)
 
     def __post_init__(self) -> None:
         if self.decay not in LR_DECAYS:
@@ -87,72 +105,69 @@ class OptimConfig:
         return 1.0
 
 
+_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def parse_duration(text: str) -> float:
+    """``"90"``, ``"90s"``, ``"10m"``, ``"1.5h"`` -> seconds (also an argparse type)."""
+    value = text.strip().lower()
+    scale = _UNITS.get(value[-1:], None)
+    number = value[:-1] if scale else value
+    try:
+        seconds = float(number) * (scale or 1.0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a duration (e.g. 600, 90s, 10m, 1.5h)") from None
+    if not seconds >= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must not be negative")
+    return seconds
+
+
 @dataclass
 class LoopConfig:
     """Length, batch, device and bookkeeping of the loop.
 
     Attributes:
-        steps: generator updates in total.
+        steps: training steps (a GAN: generator updates); a task with several phases
+            says how they share them.
         batch_size: images per step, summed over all processes under DDP.
         seed: seeds weights, noise, augmentation and data order (deterministic on CPU).
         device: ``auto`` (CUDA when available), ``cpu``, ``cuda``, ``cuda:1`` ...
         amp: mixed precision (float16 with loss scaling on CUDA, bfloat16 on CPU).
-        ema: decay of the generator's exponential moving average (0: no EMA).
+        ema: decay of the exponential moving average of the task's averaged networks (the
+            generator) (0: no EMA).
         augment: DiffAugment policy, comma-separated from ``translation``, ``cutout``,
             ``color`` (brightness/contrast); empty: off.
         log_every / sample_every / checkpoint_every: intervals in steps.
-        n_samples: images in each sample grid (from a fixed set of z).
+        n_samples: images in each sample grid (from a fixed set of inputs).
         time_budget: wall-clock seconds after which the run stops as if at its last step
             (samples, checkpoint, export), 0 for none; counted per call of ``fit``, so a
             resumed run gets a fresh budget. The learning-rate schedule still spans ``steps``.
     """
 
-    steps: int = 4000
-    batch_size: int = 32
-    seed: int = 0
-    device: str = "auto"
-    amp: bool = False
-    ema: float = 0.999
-    augment: str = "translation,cutout"
-    log_every: int = 25
-    sample_every: int = 500
-    checkpoint_every: int = 500
-    n_samples: int = 64
-    time_budget: float = 0.0
-
-
-@dataclass
-class EnhanceConfig:
-    """Paired enhancement (task ``enhance``): what to undo and how to weigh the objective.
-
-    Attributes:
-        mode: ``"denoise"`` (pix2pix U-Net) or ``"sr"`` (residual pixel-shuffle generator).
-        degradation: see :func:`medgan.tasks.enhance.degrade.parse_degradation`, e.g.
-            ``"lowdose-ct:dose=0.25"``, ``"rician:snr=10"``, ``"sr:factor=2"``; empty: by
-            mode and data (``sr:factor=2``; low-dose CT for data in HU, else Rician SNR 10).
-        adversarial: ``False`` trains the same generator on L1 alone (the baseline).
-        l1_weight: weight of the L1 term (100 in pix2pix, with adversarial weight 1).
-        ssim_weight: optional weight of a (1 - SSIM) term.
-        degradation_seed: seed of the (precomputed) degraded inputs.
-        realizations: noise draws kept per training image (a batch picks one per image, so
-            the network sees fresh noise, not one fixed pattern to memorise); 0 = 4 for
-            random degradations (noise) and 1 for deterministic ones (downsampling).
-        flip: mirror each (degraded, clean) pair left-right with probability 1/2.
-    """
-
-    mode: str = "denoise"
-    degradation: str = ""
-    adversarial: bool = True
-    l1_weight: float = 100.0
-    ssim_weight: float = 0.0
-    degradation_seed: int = 0
-    realizations: int = 0
-    flip: bool = True
+    steps: int = option(4000, "training steps (generator updates)")
+    batch_size: int = option(32, "images per step over all processes")
+    seed: int = option(0, "run seed")
+    device: str = option("auto", "auto, cpu, cuda, cuda:N")
+    amp: bool = option(False, "mixed precision (fp16 on CUDA, bf16 on CPU)")
+    ema: float = option(0.999, "EMA decay of G for sampling (0: off)")
+    augment: str = option("translation,cutout", "DiffAugment policy: comma-separated translation,cutout,color ('' = off)")
+    log_every: int = option(25, "steps between log lines")
+    sample_every: int = option(500, "steps between sample grids")
+    checkpoint_every: int = option(500, "steps between checkpoints")
+    n_samples: int = option(64, "images per sample grid")
+    time_budget: float = option(0.0, "stop cleanly (samples, checkpoint, export) after this wall-clock time: 600, 90s, 10m, 1.5h (0: none)",
+                                parse=parse_duration, metavar="DURATION")
 
 
 @dataclass
 class TrainConfig:
-    """Everything that defines a run."""
+    """Everything that defines a run.
+
+    ``task_config`` is the task's own options (its :attr:`~medgan.train.task.Task.config_class`,
+    e.g. :class:`~medgan.tasks.enhance.config.EnhanceConfig`), filled with its defaults by
+    :meth:`resolve`; in ``config.json`` and config files it is the section named after the
+    task (``enhance: {mode: sr}``).
+    """
 
     task: str = "synth"
     data: DataConfig = field(default_factory=DataConfig)
@@ -160,18 +175,17 @@ class TrainConfig:
     loss: LossConfig = field(default_factory=LossConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     loop: LoopConfig = field(default_factory=LoopConfig)
-    enhance: EnhanceConfig = field(default_factory=EnhanceConfig)
-
-    def __post_init__(self) -> None:
-        if self.optim.decay == "auto":  # resolved, so config.json names the schedule used
-            self.optim.decay = "linear" if self.task == "enhance" else "none"
+    task_config: Any = None
 
     def resolve(self) -> "TrainConfig":
         """Fill the derived fields and check every value; returns ``self`` (idempotent).
 
+        The task's own part (its options, its default model, sizes its networks can make) is
+        its :meth:`~medgan.train.task.Task.resolve`.
+
         Raises:
-            MedganError: an unknown model, loss or augmentation, a size the model cannot
-                make, or a value out of range, named as its command-line flag.
+            MedganError: an unknown task, model, loss or augmentation, a size the model
+                cannot make, or a value out of range, named as its command-line flag.
         """
         from medgan.losses import ADVERSARIAL
         from medgan.nets import MODELS
@@ -180,31 +194,30 @@ class TrainConfig:
 
         if self.task not in TASKS:
             raise MedganError(f"unknown task {self.task!r}", hint=f"use one of {', '.join(TASKS)}")
-
-        if self.task == "enhance" and self.model.name == "dcgan":  # the default model follows the task
-            from medgan.tasks.enhance.recipe import MODES
-
-            self.model.name = MODES.get(self.enhance.mode, "pix2pix")
-        if self.model.name not in MODELS:
-            raise MedganError(f"unknown model {self.model.name!r}", hint=f"use one of {', '.join(MODELS)}")
-        if self.loss.name not in ADVERSARIAL:
-            raise MedganError(f"unknown loss {self.loss.name!r}", hint=f"use one of {', '.join(ADVERSARIAL)}")
-        parse_policy(self.loop.augment)
+        task = TASKS[self.task]
+        if task.config_class is not None and self.task_config is None:
+            self.task_config = task.config_class()
+        if task.config_class is not None and not isinstance(self.task_config, task.config_class):
+            raise MedganError(f"task_config of a {self.task!r} run must be a {task.config_class.__name__}, got {type(self.task_config).__name__}")
+        if self.optim.decay == "auto":  # resolved, so config.json names the schedule used
+            self.optim.decay = task.lr_decay
         options = self.data.options
         if options.size is None:
             options.size = 28 if self.model.name == "mlp" else 64
         if not 8 <= options.size <= 4096:
             raise MedganError(f"--size {options.size} is out of range", hint="give a size between 8 and 4096 pixels")
+        task.resolve(self)
+        if self.model.name not in MODELS:
+            raise MedganError(f"unknown model {self.model.name!r}", hint=f"use one of {', '.join(MODELS)}")
+        if self.loss.name not in ADVERSARIAL:
+            raise MedganError(f"unknown loss {self.loss.name!r}", hint=f"use one of {', '.join(ADVERSARIAL)}")
+        parse_policy(self.loop.augment)
         self.model.net["image_size"] = options.size
         self.model.net["channels"] = 1 if options.grey else 3
-        if self.model.name == "dcgan" and self.task == "synth":
-            from medgan.nets.dcgan import SIZES
-
-            if options.size not in SIZES:
-                raise MedganError(f"DCGAN cannot make {options.size}x{options.size} images", hint=f"use --size one of {', '.join(map(str, SIZES))}")
-        for name in ("steps", "batch_size", "log_every", "sample_every", "checkpoint_every", "n_samples"):
-            if getattr(self.loop, name) < 1:
-                raise MedganError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self.loop, name)}")
+        for name in ("steps", "batch_size", "log_every", "sample_every", "checkpoint_every", "n_samples", "n_critic"):
+            value = getattr(self.optim if name == "n_critic" else self.loop, name)
+            if value < 1:
+                raise MedganError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
         if not (self.loop.time_budget >= 0 and math.isfinite(self.loop.time_budget)):
             raise MedganError(f"--time-budget {self.loop.time_budget} must be a non-negative number of seconds")
         if not 0 <= self.loop.ema < 1:
@@ -214,12 +227,35 @@ class TrainConfig:
         return self
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        out = asdict(replace(self, task_config=None))
+        del out["task_config"]
+        if self.task_config is not None:
+            out[self.task] = asdict(self.task_config)
+        return out
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "TrainConfig":
-        """Build from a (possibly partial) nested dict; unknown keys are an error."""
-        return _build(cls, values, "config")
+        """Build from a (possibly partial) nested dict, its task's options in the section
+        named after the task; unknown keys are an error (sections of other tasks, which a
+        run of an older medgan may carry, are ignored)."""
+        from medgan.tasks import TASKS
+
+        if not isinstance(values, dict):
+            raise MedganError(f"config must be a mapping, got {type(values).__name__}")
+        values = dict(values)
+        task = values.get("task", "synth")
+        if task not in TASKS:
+            raise MedganError(f"unknown task {task!r} in config", hint=f"use one of {', '.join(TASKS)}")
+        section = values.pop(task, None)
+        for other in TASKS:
+            values.pop(other, None)
+        config = _build(cls, values, "config")
+        config_class = TASKS[task].config_class
+        if section is not None and config_class is None:
+            raise MedganError(f"the {task!r} task has no options, but the config has a {task!r} section", hint="remove it")
+        if config_class is not None:
+            config.task_config = _build(config_class, section or {}, f"config.{task}")
+        return config
 
     def save(self, path: Path) -> None:
         path.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
@@ -228,7 +264,7 @@ class TrainConfig:
 def _build(cls, values: dict[str, Any], where: str):
     if not isinstance(values, dict):
         raise MedganError(f"{where} must be a mapping, got {type(values).__name__}")
-    known = {f.name: f for f in fields(cls)}
+    known = {f.name: f for f in fields(cls) if f.name != "task_config"}
     unknown = set(values) - set(known)
     if unknown:
         raise MedganError(f"unknown key(s) {', '.join(sorted(unknown))} in {where}", hint=f"known keys: {', '.join(known)}")

@@ -7,7 +7,8 @@ import torch
 from medgan.data.sources import SourceOptions
 from medgan.errors import MedganError
 from medgan.train import DataConfig, LoopConfig, ModelConfig, TrainConfig, Trainer
-from medgan.train.config import EnhanceConfig, OptimConfig
+from medgan.tasks.enhance.config import EnhanceConfig
+from medgan.train.config import OptimConfig
 
 
 def enhance_config(degradation: str, **enhance) -> TrainConfig:
@@ -16,14 +17,14 @@ def enhance_config(degradation: str, **enhance) -> TrainConfig:
         task="enhance",
         data=DataConfig(source="phantom", options=SourceOptions(size=32, n=24), holdout=0.0),
         model=ModelConfig("srgan" if mode == "sr" else "pix2pix", {"width": 8, "n_blocks": 1}),
-        enhance=EnhanceConfig(mode=mode, degradation=degradation, **enhance),
+        task_config=EnhanceConfig(mode=mode, degradation=degradation, **enhance),
         loop=LoopConfig(steps=4, batch_size=8, log_every=1, sample_every=100, checkpoint_every=2, n_samples=6, ema=0.0, augment=""),
     )
 
 
 def test_noise_gets_several_realisations_and_downsampling_one(tmp_path):
     noisy = Trainer(enhance_config("gaussian:sigma=50"), tmp_path / "noise", progress=False).task
-    assert noisy.inputs.shape[:2] == (4, 24) and noisy.config.enhance.realizations == 4
+    assert noisy.inputs.shape[:2] == (4, 24) and noisy.config.task_config.realizations == 4
     draws = noisy.inputs[:, 0]  # one image's four noisy versions
     assert all(not torch.equal(draws[0], draws[r]) for r in (1, 2, 3))
     # the same clean image under each: the draws differ by noise only (their mean is the image)
@@ -66,7 +67,7 @@ def test_learning_rate_schedules():
     with pytest.raises(MedganError, match="decay"):
         OptimConfig(decay="step")
     # "auto" resolves by task, so the saved config names the schedule that ran
-    assert TrainConfig(task="enhance").optim.decay == "linear" and TrainConfig().optim.decay == "none"
+    assert TrainConfig(task="enhance").resolve().optim.decay == "linear" and TrainConfig().resolve().optim.decay == "none"
     assert TrainConfig.from_dict({"task": "enhance", "optim": {"decay": "cosine"}}).optim.decay == "cosine"
 
 

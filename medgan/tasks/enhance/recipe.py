@@ -21,6 +21,7 @@ from medgan import losses
 from medgan.data.intensity import IntensityMap
 from medgan.errors import MedganError
 from medgan.nets import build_network, build_pair, config_from_dict
+from medgan.tasks.enhance.config import EnhanceConfig
 from medgan.tasks.enhance.degrade import parse_degradation
 from medgan.train.task import GANTask, Networks
 
@@ -69,11 +70,18 @@ class EnhanceTask(GANTask):
     """G: degraded image -> clean image; D: (degraded, image) pair -> patch logits."""
 
     name = "enhance"
+    config_class = EnhanceConfig
+    lr_decay = "linear"
     grid_columns = 6  # two (degraded | output | clean) triplets per row
+
+    @classmethod
+    def resolve(cls, config) -> None:
+        if config.model.name == "dcgan":  # the default model follows the mode
+            config.model.name = MODES.get(config.task_config.mode, "pix2pix")
 
     def __init__(self, config, dataset):
         super().__init__(config, dataset)
-        e = config.enhance
+        e = config.task_config
         if e.mode not in MODES:
             raise MedganError(f"unknown enhancement mode {e.mode!r}", hint=f"use one of {', '.join(MODES)}")
         if not e.degradation:
@@ -126,7 +134,7 @@ class EnhanceTask(GANTask):
         g = torch.Generator().manual_seed(self.config.loop.seed * 1_000_003 + int(batch["number"]))
         realization = torch.randint(len(self.inputs), (len(index),), generator=g)
         x = self.inputs[realization, index].to(y.device)  # (B, C, h, w)
-        if self.config.enhance.flip:
+        if self.config.task_config.flip:
             mirror = (torch.rand(len(index), generator=g) < 0.5).to(y.device)[:, None, None, None]
             x, y = torch.where(mirror, x.flip(-1), x), torch.where(mirror, y.flip(-1), y)
         return x.contiguous(memory_format=torch.channels_last), y.contiguous(memory_format=torch.channels_last)
@@ -148,15 +156,15 @@ class EnhanceTask(GANTask):
         x, y = self._pair(batch)
         fake = G(x)
         l1 = (fake - y).abs().mean()
-        loss = self.config.enhance.l1_weight * l1
+        loss = self.config.task_config.l1_weight * l1
         out = {"l1": l1.detach()}
         if self.uses_discriminator:
             adv = self.g_loss(D(x, fake))
             loss = loss + adv
             out["g_adv"] = adv.detach()
-        if self.config.enhance.ssim_weight > 0:
+        if self.config.task_config.ssim_weight > 0:
             s = _ssim(fake, y)
-            loss = loss + self.config.enhance.ssim_weight * (1 - s)
+            loss = loss + self.config.task_config.ssim_weight * (1 - s)
             out["ssim"] = s.detach()
         out["loss"] = loss
         return out

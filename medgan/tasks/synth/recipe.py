@@ -46,6 +46,14 @@ class SynthesisTask(GANTask):
 
     name = "synth"
 
+    @classmethod
+    def resolve(cls, config) -> None:
+        from medgan.nets.dcgan import SIZES
+
+        size = config.data.options.size
+        if config.model.name == "dcgan" and size not in SIZES:
+            raise MedganError(f"DCGAN cannot make {size}x{size} images", hint=f"use --size one of {', '.join(map(str, SIZES))}")
+
     def __init__(self, config, dataset):
         super().__init__(config, dataset)
         if config.model.net.get("num_classes", 0) == -1:  # --conditional: as many classes as the data has
