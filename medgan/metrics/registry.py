@@ -1,15 +1,22 @@
-"""Realism metrics by name: one registered function each, picked with ``--metrics``.
+"""Metrics by name: one registered function each, picked with ``--metrics``; tasks name
+their defaults.
 
-A metric is a function of :class:`RealismInputs` (the real and generated images in
-[-1, 1], the seed, and the Inception features computed once on first use and shared by
-every metric that needs them) returning named figures. Registering one is one decorated
-function here::
+Three families, each a :class:`MetricFamily` of functions of one inputs record:
+
+- :data:`REALISM` (synthesis): :class:`RealismInputs`, the real and generated images in
+  [-1, 1], the seed, and the Inception features computed once on first use and shared by
+  every metric that needs them;
+- :data:`FIDELITY` (enhancement, reconstruction): :class:`FidelityInputs`, reference and
+  output images in data units and the data range;
+- :data:`SEGMENTATION`: :class:`SegmentationInputs`, predicted and true label maps.
+
+Registering a metric is one decorated function here::
 
     @register_realism("swd")
     def _swd(inputs):
         return {"swd": swd(inputs.real, inputs.fake, seed=inputs.seed)["swd_x1e3_avg"]}
 
-:func:`compute_realism` runs the chosen ones (all by default) and times each.
+:meth:`MetricFamily.compute` runs the chosen ones (all by default) and times each.
 """
 
 from __future__ import annotations
@@ -24,7 +31,72 @@ import numpy as np
 from medgan.errors import MedganError
 from medgan.metrics.realism import fid_from_features, kid_from_features, ms_ssim_diversity, pixel_features, prdc, swd
 
-__all__ = ["REALISM", "RealismInputs", "compute_realism", "register_realism"]
+__all__ = [
+    "FIDELITY", "FidelityInputs", "MetricFamily", "REALISM", "RealismInputs", "SEGMENTATION", "SegmentationInputs",
+    "compute_realism", "register_realism",
+]
+
+
+@dataclass(frozen=True)
+class _Metric:
+    fn: Callable[[Any], dict[str, Any]]
+    #: ``inputs -> bool``: whether the inputs allow the metric (else it is listed as skipped).
+    available: Callable[[Any], bool]
+
+
+class MetricFamily:
+    """Metrics of one kind of inputs, by name, in registration order."""
+
+    def __init__(self, kind: str):
+        self.kind = kind
+        self.metrics: dict[str, _Metric] = {}
+
+    def register(self, name: str, available: Callable[[Any], bool] | None = None):
+        """Register ``fn(inputs) -> {figure: value}`` under ``name`` (a decorator)."""
+        def decorate(fn):
+            if name in self.metrics:
+                raise ValueError(f"{self.kind} metric {name!r} registered twice")
+            self.metrics[name] = _Metric(fn, available or (lambda inputs: True))
+            return fn
+        return decorate
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.metrics
+
+    def __iter__(self):
+        return iter(self.metrics)
+
+    def __getitem__(self, name: str) -> _Metric:
+        return self.metrics[name]
+
+    def check(self, names: list[str] | None) -> list[str]:
+        """The chosen names in order (default: all), or one clear error naming the known ones."""
+        chosen = list(self.metrics) if not names else list(dict.fromkeys(names))
+        unknown = [n for n in chosen if n not in self.metrics]
+        if unknown:
+            raise MedganError(f"unknown {self.kind} metric {', '.join(map(repr, unknown))}", hint=f"choose from {', '.join(self.metrics)}")
+        return chosen
+
+    def compute(self, inputs: Any, names: list[str] | None = None, seconds: dict[str, float] | None = None,
+                skipped: list[str] | None = None) -> dict[str, float]:
+        """Run the named metrics (default: all) on ``inputs``; the time of each goes into
+        ``seconds`` and the names the inputs do not allow into ``skipped``.
+
+        Raises:
+            MedganError: an unknown name (listing the known ones).
+        """
+        seconds = {} if seconds is None else seconds
+        figures: dict[str, float] = {}
+        for name in self.check(names):
+            metric = self.metrics[name]
+            if not metric.available(inputs):
+                if skipped is not None:
+                    skipped.append(name)
+                continue
+            t = time.perf_counter()
+            figures.update({k: float(v) for k, v in metric.fn(inputs).items()})
+            seconds[name] = time.perf_counter() - t
+        return figures
 
 
 @dataclass
@@ -57,23 +129,15 @@ class RealismInputs:
         return self._inception
 
 
-@dataclass(frozen=True)
-class _Metric:
-    fn: Callable[[RealismInputs], dict[str, Any]]
-    needs_inception: bool
-
-
-REALISM: dict[str, _Metric] = {}
+REALISM = MetricFamily("realism")
+_NEEDS_INCEPTION: set[str] = set()
 
 
 def register_realism(name: str, needs_inception: bool = False):
-    """Register ``fn(inputs) -> {figure: value}`` under ``name``."""
-    def decorate(fn):
-        if name in REALISM:
-            raise ValueError(f"realism metric {name!r} registered twice")
-        REALISM[name] = _Metric(fn, needs_inception)
-        return fn
-    return decorate
+    """Register ``fn(inputs: RealismInputs) -> {figure: value}`` under ``name``."""
+    if needs_inception:
+        _NEEDS_INCEPTION.add(name)
+    return REALISM.register(name, (lambda inputs: inputs.features is not None) if needs_inception else None)
 
 
 @register_realism("fid", needs_inception=True)
@@ -109,8 +173,8 @@ def _ms_ssim(inputs: RealismInputs) -> dict:
 
 
 def compute_realism(inputs: RealismInputs, names: list[str] | None = None) -> tuple[dict[str, float], dict[str, float]]:
-    """Run the named metrics (default: all; those needing Inception are skipped, and listed
-    in ``inputs.skipped``, when ``inputs.features`` is ``None``).
+    """Run the named realism metrics (default: all; those needing Inception are skipped, and
+    listed in ``inputs.skipped``, when ``inputs.features`` is ``None``).
 
     Returns:
         ``(figures, seconds)``: every figure as a float, and the time of each metric (plus
@@ -119,19 +183,90 @@ def compute_realism(inputs: RealismInputs, names: list[str] | None = None) -> tu
     Raises:
         MedganError: an unknown name (listing the known ones).
     """
-    chosen = list(REALISM) if not names else list(dict.fromkeys(names))
-    unknown = [n for n in chosen if n not in REALISM]
-    if unknown:
-        raise MedganError(f"unknown metric {', '.join(map(repr, unknown))}", hint=f"choose from {', '.join(REALISM)}")
-    if inputs.features is not None and any(REALISM[n].needs_inception for n in chosen):
+    chosen = REALISM.check(names)
+    if inputs.features is not None and _NEEDS_INCEPTION.intersection(chosen):
         inputs.inception()  # once, before the metrics that share them, and timed on its own
-    figures: dict[str, float] = {}
-    for name in chosen:
-        metric = REALISM[name]
-        if metric.needs_inception and inputs.features is None:
-            inputs.skipped.append(name)
-            continue
-        t = time.perf_counter()
-        figures.update({k: float(v) for k, v in metric.fn(inputs).items()})
-        inputs.seconds[name] = time.perf_counter() - t
+    figures = REALISM.compute(inputs, chosen, inputs.seconds, inputs.skipped)
     return figures, inputs.seconds
+
+
+# ----------------------------------------------------------------------------- fidelity
+
+
+@dataclass
+class FidelityInputs:
+    """Reference (ground truth) and output images, ``(N, H, W)`` in the data's units, and
+    the data range (CT window width, 255 ...) for PSNR and SSIM."""
+
+    reference: np.ndarray
+    output: np.ndarray
+    data_range: float
+
+
+FIDELITY = MetricFamily("fidelity")
+
+
+@FIDELITY.register("psnr_ssim")
+def _psnr_ssim(inputs: FidelityInputs) -> dict:
+    from medgan.metrics.image_quality import enhancement_metrics
+
+    return {k: v for k, v in enhancement_metrics(inputs.reference, inputs.output, inputs.data_range).items() if k != "per_image"}
+
+
+@FIDELITY.register("hf_energy")
+def _hf_energy(inputs: FidelityInputs) -> dict:
+    from medgan.metrics.texture import hf_energy_ratio
+
+    return {"hf_energy_ratio": hf_energy_ratio(inputs.reference, inputs.output)}
+
+
+@FIDELITY.register("spectrum")
+def _spectrum(inputs: FidelityInputs) -> dict:
+    from medgan.metrics.texture import spectrum_bias_db, spectrum_error_db
+
+    return {"spectrum_error_db": spectrum_error_db(inputs.reference, inputs.output),
+            "spectrum_bias_db": spectrum_bias_db(inputs.reference, inputs.output)}
+
+
+# ----------------------------------------------------------------------------- segmentation
+
+
+@dataclass
+class SegmentationInputs:
+    """Predicted and true integer label maps of one shape, the pixel/voxel spacing (mm) and
+    the foreground labels to score (``None``: any non-zero label as one foreground)."""
+
+    pred: np.ndarray
+    target: np.ndarray
+    spacing: tuple[float, ...] | float | None = None
+    labels: list[int] | None = None
+
+
+SEGMENTATION = MetricFamily("segmentation")
+
+
+@SEGMENTATION.register("overlap")
+def _overlap(inputs: SegmentationInputs) -> dict:
+    from medgan.metrics.segmentation import dice, iou
+
+    out = {}
+    for name, fn in (("dice", dice), ("iou", iou)):
+        out.update(_flat(name, fn(inputs.pred, inputs.target, inputs.labels)))
+    return out
+
+
+@SEGMENTATION.register("surface")
+def _surface(inputs: SegmentationInputs) -> dict:
+    from medgan.metrics.segmentation import average_surface_distance, hausdorff95
+
+    out = {}
+    for name, fn in (("hd95", hausdorff95), ("asd", average_surface_distance)):
+        out.update(_flat(name, fn(inputs.pred, inputs.target, inputs.spacing, labels=inputs.labels)))
+    return out
+
+
+def _flat(name: str, scores: Any) -> dict[str, float]:
+    """A metric's result (a float, or per-label values with their ``"mean"``) as flat figures."""
+    if not isinstance(scores, dict):
+        return {name: float(scores)}
+    return {name: float(scores["mean"]), **{f"{name}_{label}": float(v) for label, v in scores.items() if label != "mean"}}

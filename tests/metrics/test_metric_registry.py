@@ -40,8 +40,37 @@ def test_without_features_the_inception_metrics_are_skipped_and_the_rest_run():
 
 
 def test_unknown_names_and_double_registration_are_refused():
-    with pytest.raises(MedganError, match="unknown metric 'lpips'.*fid, kid"):
+    with pytest.raises(MedganError, match="unknown realism metric 'lpips'.*fid, kid"):
         compute_realism(RealismInputs(images(0), images(1)), ["swd", "lpips"])
     with pytest.raises(ValueError, match="registered twice"):
         register_realism("swd")(lambda inputs: {})
     assert list(REALISM)[:3] == ["fid", "kid", "inception_prdc"]
+
+
+def test_fidelity_family_matches_the_plain_functions():
+    from skimage.metrics import peak_signal_noise_ratio
+
+    from medgan.metrics.registry import FIDELITY, FidelityInputs
+
+    rng = np.random.default_rng(0)
+    clean = rng.uniform(0, 255, (3, 32, 32))
+    noisy = clean + rng.normal(0, 10, clean.shape)
+    seconds: dict = {}
+    figures = FIDELITY.compute(FidelityInputs(clean, noisy, 255.0), ["psnr_ssim"], seconds)
+    expected = np.mean([peak_signal_noise_ratio(c, n, data_range=255.0) for c, n in zip(clean, noisy)])
+    assert figures["psnr"] == pytest.approx(expected, rel=1e-6) and set(seconds) == {"psnr_ssim"}
+    assert "hf_energy_ratio" not in figures  # only what was asked
+    everything = FIDELITY.compute(FidelityInputs(clean, clean, 255.0))
+    assert everything["ssim"] == pytest.approx(1.0) and everything["hf_energy_ratio"] == pytest.approx(1.0)
+
+
+def test_segmentation_family_scores_labels_and_their_mean():
+    from medgan.metrics.registry import SEGMENTATION, SegmentationInputs
+
+    target = np.zeros((20, 20), int)
+    target[2:10, 2:10], target[12:18, 12:18] = 1, 2
+    pred = target.copy()
+    pred[2:10, 2:6] = 0  # half of label 1 missed
+    figures = SEGMENTATION.compute(SegmentationInputs(pred, target, labels=[1, 2]))
+    assert figures["dice_1"] == pytest.approx(2 * 32 / (32 + 64)) and figures["dice_2"] == 1.0
+    assert figures["dice"] == pytest.approx((figures["dice_1"] + 1.0) / 2) and figures["hd95_2"] == 0.0

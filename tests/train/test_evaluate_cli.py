@@ -39,7 +39,7 @@ def test_evaluate_picks_metrics_by_name(run, capsys):
     assert set(printed["metrics"]) == {"swd", "ms_ssim_diversity_generated", "ms_ssim_diversity_real"}
     assert "FID/KID skipped" not in out.err  # none was asked for
     assert main(["evaluate", str(run), "--metrics", "lpips"]) == 2
-    assert "unknown metric 'lpips'" in capsys.readouterr().err
+    assert "unknown realism metric 'lpips'" in capsys.readouterr().err
 
 
 def test_audit_and_report(run, capsys):

@@ -46,22 +46,18 @@ def enhancement_model(run: str | Path, device: str = "cpu"):
     return model
 
 
-def enhancement_scores(clean: np.ndarray, output: np.ndarray, data_range: float) -> dict:
-    """PSNR / SSIM / MAE on the data's own range, the high-frequency energy ratio (1 = as
+def enhancement_scores(clean: np.ndarray, output: np.ndarray, data_range: float, metrics: list[str] | None = None) -> dict:
+    """The fidelity metrics (default: every one registered in :data:`medgan.metrics.registry.FIDELITY`):
+    PSNR / SSIM / MAE / RMSE on the data's own range, the high-frequency energy ratio (1 = as
     sharp as the truth, < 1 over-smoothed, > 1 noisier) and the power-spectrum error over the
     upper half of the frequencies (dB, 0 = the truth's texture; signed twin: < 0 smoother);
     see :mod:`medgan.metrics.texture`."""
-    from medgan.metrics.image_quality import enhancement_metrics
-    from medgan.metrics.texture import hf_energy_ratio, spectrum_bias_db, spectrum_error_db
+    from medgan.metrics.registry import FIDELITY, FidelityInputs
 
-    scores = {k: float(v) for k, v in enhancement_metrics(clean, output, data_range).items() if not isinstance(v, dict)}
-    scores["hf_energy_ratio"] = hf_energy_ratio(clean, output)
-    scores["spectrum_error_db"] = spectrum_error_db(clean, output)
-    scores["spectrum_bias_db"] = spectrum_bias_db(clean, output)
-    return scores
+    return FIDELITY.compute(FidelityInputs(clean, output, data_range), metrics)
 
 
-def evaluate_enhancement_run(run_dir: str | Path, seed: int = 1, **_: object) -> dict:
+def evaluate_enhancement_run(run_dir: str | Path, seed: int = 1, metrics: list[str] | None = None, **_: object) -> dict:
     """The degraded input and the model's output scored against the held-out clean images;
     appended to ``metrics.jsonl``."""
     from medgan.tasks.enhance.degrade import upsample_bicubic
@@ -76,8 +72,8 @@ def evaluate_enhancement_run(run_dir: str | Path, seed: int = 1, **_: object) ->
     output = np.stack([enhance_image(model, d) for d in degraded])
     record = {"kind": "evaluate", "task": "enhance", "time": utc_now(), "step": info.get("step"), "n_test": len(clean),
               "data_range": data_range, "units": intensity.units, "degradation": info["degradation"],
-              "metrics": {**{f"input_{k}": v for k, v in enhancement_scores(clean, baseline, data_range).items()},
-                          **{f"model_{k}": v for k, v in enhancement_scores(clean, output, data_range).items()}},
+              "metrics": {**{f"input_{k}": v for k, v in enhancement_scores(clean, baseline, data_range, metrics).items()},
+                          **{f"model_{k}": v for k, v in enhancement_scores(clean, output, data_range, metrics).items()}},
               "settings": {"input": "degraded" if scale == 1 else "bicubic upsampling", "seed": seed,
                            "model": "adversarial" if info.get("adversarial") else "L1 only"}}
     append_jsonl(run_dir / "metrics.jsonl", record)

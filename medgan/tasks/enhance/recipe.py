@@ -199,12 +199,13 @@ class EnhanceTask(GANTask):
         return comparison_section(run_dir)
 
     @classmethod
-    def evaluate_run(cls, run_dir, *, n, seed, **_):
-        """Held-out PSNR/SSIM/MAE and texture, input vs model (``n`` is the held-out set's size;
-        the degradation is drawn with ``seed + 1``, never the training seed 0)."""
+    def evaluate_run(cls, run_dir, *, n, seed, metrics=None, **_):
+        """Held-out fidelity, input vs model: by default every registered fidelity metric
+        (PSNR/SSIM/MAE/RMSE, HF energy, spectrum); the held-out set is the run's, and its
+        degradation is drawn with ``seed + 1``, never the training seed 0."""
         from medgan.tasks.enhance.evaluate import evaluate_enhancement_run
 
-        return evaluate_enhancement_run(run_dir, seed=seed + 1)
+        return evaluate_enhancement_run(run_dir, seed=seed + 1, metrics=metrics)
 
     @classmethod
     def from_pretrained(cls, exported) -> EnhancementModel:
