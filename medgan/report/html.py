@@ -87,7 +87,7 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, max_grids: 
     if not (run / "config.json").is_file():
         raise MedganError("not a run folder (no config.json)", path=run, hint="give a folder made by medgan train")
     config = json.loads((run / "config.json").read_text())
-    stats = [r for r in read_jsonl(run / "stats.jsonl") if "loss_g" in r]
+    stats = [r for r in read_jsonl(run / "stats.jsonl") if any(k.startswith("loss_") for k in r)]
     records = read_jsonl(run / "metrics.jsonl")
     parts = [f"<h1>medgan run: {html.escape(run.name)}</h1>",
              f'<p class="note">task <b>{html.escape(config["task"])}</b>, model <b>{html.escape(config["model"]["name"])}</b>, '
@@ -102,8 +102,9 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, max_grids: 
         parts.append(f'<figure>{img_tag(run / "curves.png", "loss curves")}<figcaption>losses and D outputs</figcaption></figure>')
     if stats:
         last = stats[-1]
-        parts.append(table([("step", last["step"]), ("D loss", last.get("loss_d", float("nan"))), ("G loss", last["loss_g"]),
-                             ("D(real)", last.get("d_real", float("nan"))), ("D(G(z))", last.get("d_fake", float("nan"))),
+        names = {"loss_d": "D loss", "loss_g": "G loss", "d_real": "D(real)", "d_fake": "D(G(z))"}
+        shown = [(names.get(k, k), v) for k, v in last.items() if k.startswith("loss_") or k in ("d_real", "d_fake")]
+        parts.append(table([("step", last["step"]), *([("phase", last["phase"])] if "phase" in last else []), *shown,
                              ("images/s", last.get("img_per_sec", float("nan"))), ("elapsed s", last.get("elapsed", float("nan")))],
                             header=("last log", "value")))
     grids = sorted((run / "samples").glob("step-*.png")) if (run / "samples").is_dir() else []
@@ -117,15 +118,12 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, max_grids: 
 
     # Metrics
     evaluations = [r for r in records if r.get("kind") == "evaluate"]
+    task = TASKS.get(config["task"])
     parts.append("<h2>Metrics</h2>")
     if evaluations:
         latest = evaluations[-1]
-        if "n_generated" in latest:
-            what = f'{latest["n_generated"]} generated vs {latest["n_real"]} {html.escape(str(latest.get("real")))} images'
-        else:
-            what = (f'{latest["n_test"]} held-out images, degraded with {html.escape(json.dumps(latest.get("degradation")))}; '
-                    f'data range {latest["data_range"]:g} {html.escape(str(latest.get("units") or ""))}; input_* = {html.escape(latest["settings"]["input"])}, model_* = the generator')
-        parts.append(f'<p class="note">{what}, generator step {latest.get("step")}, {html.escape(latest["time"])}.</p>')
+        what = task.describe_evaluation(latest) if task is not None else ""
+        parts.append(f'<p class="note">{html.escape(what)}, model step {latest.get("step")}, {html.escape(latest["time"])}.</p>')
         parts.append(table([(k, v, METRIC_NOTES.get(k, "")) for k, v in latest["metrics"].items()], header=("metric", "value", "meaning")))
         if len(evaluations) > 1:
             keys = [k for k in ("kid_mean", "fid", "swd") if k in latest["metrics"]]
@@ -135,7 +133,6 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, max_grids: 
         parts.append('<p class="note">not evaluated yet: run <code>medgan evaluate RUN</code>.</p>')
 
     # The task's own sections (enhancement: side-by-side pictures; synthesis: the audit)
-    task = TASKS.get(config["task"])
     if task is not None:
         parts += task.report_parts(run)
 

@@ -189,6 +189,12 @@ class Task(ABC):
         raise MedganError(f"evaluation of {cls.name!r} runs is not available yet", path=run_dir)
 
     @classmethod
+    def describe_evaluation(cls, record: dict[str, Any]) -> str:
+        """One plain-text line saying what an evaluation record of this task measured (for
+        ``medgan evaluate`` and the report)."""
+        return f"{record.get('n_test', '?')} held-out images"
+
+    @classmethod
     def report_parts(cls, run_dir: Path) -> list[str]:
         """HTML sections of the run report that only this task has (after the metrics)."""
         return []

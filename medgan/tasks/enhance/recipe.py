@@ -193,6 +193,13 @@ class EnhanceTask(GANTask):
         return (-1.0, 1.0)
 
     @classmethod
+    def describe_evaluation(cls, record):
+        import json
+
+        return (f"{record['n_test']} held-out images, degraded with {json.dumps(record.get('degradation'))}; data range "
+                f"{record['data_range']:g} {record.get('units') or ''}; input_* = {record['settings']['input']}, model_* = the generator")
+
+    @classmethod
     def report_parts(cls, run_dir):
         from medgan.tasks.enhance.report import comparison_section
 

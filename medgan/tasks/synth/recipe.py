@@ -124,6 +124,10 @@ class SynthesisTask(GANTask):
         return nets.generator(fixed["z"], **({"labels": fixed["labels"]} if "labels" in fixed else {}))
 
     @classmethod
+    def describe_evaluation(cls, record):
+        return f"{record['n_generated']} generated vs {record['n_real']} {record.get('real')} images"
+
+    @classmethod
     def report_parts(cls, run_dir):
         from medgan.tasks.synth.report import audit_section
 

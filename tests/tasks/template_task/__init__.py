@@ -1,0 +1,25 @@
+"""A test-only task, and the template for the next ones (segmentation, anomaly detection,
+the augmentation classifier): everything a task is, in one folder, in the layout of
+``medgan/tasks/<name>/``.
+
+To add a task, copy this folder to ``medgan/tasks/<name>/`` and add one line to
+:data:`medgan.tasks.TASKS`::
+
+    "<name>": "medgan.tasks.<name>.recipe:<Name>Task",
+
+Then ``medgan train <name>`` exists with the flags of the task's config dataclass,
+``medgan evaluate RUN`` scores it the task's way, ``medgan report RUN`` shows its section,
+and :func:`medgan.tasks.load_model` returns its typed model. This one is registered by its
+test (``TASKS.register("template", "template_task.recipe:TemplateTask")``).
+
+What it does, in miniature, is f-AnoGAN's plan (Schlegl et al. 2019), since that is the
+hardest shape the engine must take: three named networks (``generator``, ``critic``,
+``encoder``), two phases (a hinge GAN, then an encoder trained with G and the critic
+frozen), three exported networks, and an inference model that reconstructs an image
+through E and G and scores the residual.
+
+- ``config.py``: the task's options (``TemplateConfig``; its fields are the flags).
+- ``recipe.py``: the networks, the objectives, the phases, the typed model.
+- ``evaluate.py``: held-out reconstruction scored with the registered fidelity metrics.
+- ``report.py``: its section of the HTML report.
+"""
