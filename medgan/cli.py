@@ -188,17 +188,6 @@ def add_train_options(parser: argparse.ArgumentParser) -> None:
     add_source_options(parser)
 
 
-def cmd_enhance(args: argparse.Namespace) -> int:
-    from medgan.tasks.enhance.evaluate import enhancement_model
-    from medgan.tasks.enhance.inference import enhance_path
-
-    model = enhancement_model(args.model, args.device)
-    out = enhance_path(model, Path(args.input), Path(args.out), anonymize=args.anonymize, overwrite=args.overwrite,
-                       tile=args.tile, device=args.device, progress=not args.no_progress)
-    print(f"enhanced: {out}")
-    return 0
-
-
 def cmd_train(args: argparse.Namespace) -> int:
     from rich.console import Console
 
@@ -227,18 +216,6 @@ def cmd_train(args: argparse.Namespace) -> int:
             console.print(f"stopped by the time budget at step {trainer.step} of {config.loop.steps} "
                           f"(exported; --resume {run_dir} continues)")
         console.print(f"run folder: [bold]{run_dir}[/bold]  (samples/, curves.png, generator/)")
-    return 0
-
-
-def cmd_generate(args: argparse.Namespace) -> int:
-    from medgan.tasks.synth.generate import sample, write_images
-
-    out = Path(args.out)
-    if out.exists() and any(out.iterdir() if out.is_dir() else [out]) and not args.overwrite:
-        raise MedganError("output folder already holds data", path=out, hint="pass --overwrite to replace it or choose another folder")
-    images, labels, info = sample(args.run, args.n, seed=args.seed, label=args.label, batch_size=args.batch_size, device=args.device)
-    write_images(images, out, args.format, info, labels=labels, overwrite=args.overwrite)
-    print(f"wrote {len(images)} synthetic images ({args.format}) to {out}")
     return 0
 
 
@@ -318,28 +295,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_train_options(train)
     train.set_defaults(func=cmd_train)
 
-    gen = commands.add_parser("generate", help="sample synthetic images from a trained run")
-    gen.add_argument("run", help="run folder made by medgan train")
-    gen.add_argument("--n", type=int, default=64, help="number of images (default 64)")
-    gen.add_argument("--out", required=True, help="new folder for the images")
-    gen.add_argument("--format", choices=["png", "npz", "dcm", "nii"], default="png", help="file format (default png)")
-    gen.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
-    gen.add_argument("--label", help="class name or index (class-conditional generators)")
-    gen.add_argument("--batch-size", type=int, default=256)
-    gen.add_argument("--device", default="cpu")
-    gen.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
-    gen.set_defaults(func=cmd_generate)
-
-    enh = commands.add_parser("enhance", help="denoise or super-resolve images with a trained enhancement model")
-    enh.add_argument("model", help="run folder made by medgan train enhance")
-    enh.add_argument("input", help="DICOM file or series folder, NIfTI, PNG/TIFF, or a folder of them")
-    enh.add_argument("--out", required=True, help="output file or folder (same format as the input)")
-    enh.add_argument("--anonymize", action="store_true", help="write DICOM without patient identifiers (default: a new series of the same patient and study)")
-    enh.add_argument("--tile", type=int, default=256, help="tile size for large images (default 256)")
-    enh.add_argument("--device", default="cpu")
-    enh.add_argument("--overwrite", action="store_true")
-    enh.add_argument("--no-progress", action="store_true")
-    enh.set_defaults(func=cmd_enhance)
+    for name in TASKS:  # each task's own commands (synth: generate; enhance: enhance)
+        TASKS[name].add_commands(commands)
 
     ev = commands.add_parser("evaluate", help="realism metrics of a run's generator (or of FAKE against SOURCE)")
     ev.add_argument("source", help="run folder, or the real images when FAKE is given")

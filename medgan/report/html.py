@@ -52,7 +52,7 @@ for _who, _what in (("input", "the degraded input (bicubic for super-resolution)
         f"{_who}_rmse": f"root mean squared error of {_what}, in the data's units (lower is better)",
         f"{_who}_hf_energy_ratio": f"fine-detail energy of {_what} over the truth's (1 = as sharp; < 1 smooth; > 1 noisy)",
         f"{_who}_spectrum_error_db": f"power-spectrum mismatch of {_what} at high frequencies, dB (0 = the truth's texture)",
-        f"{_who}_spectrum_bias_db": f"its sign: < 0 smoother than the truth, > 0 noisier",
+        f"{_who}_spectrum_bias_db": "its sign: < 0 smoother than the truth, > 0 noisier",
     })
 
 

@@ -285,11 +285,11 @@ _FLOAT_TEXT = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+")
 
 def _checked(value: Any, hint: Any, where: str) -> Any:
     """``value`` if it has the field's type (an int is a float too), else one clear error."""
-    options = typing.get_args(hint) if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union else (hint,)
-    for option in options:
-        if option is Any or (option is type(None) and value is None):
+    kinds = typing.get_args(hint) if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union else (hint,)
+    for kind in kinds:
+        if kind is Any or (kind is type(None) and value is None):
             return value
-        origin = typing.get_origin(option) or option
+        origin = typing.get_origin(kind) or kind
         if origin is float and isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
         if origin is float and isinstance(value, str) and _FLOAT_TEXT.fullmatch(value.strip()):
@@ -300,7 +300,7 @@ def _checked(value: Any, hint: Any, where: str) -> Any:
             return value
         if is_dataclass(origin) and isinstance(value, origin):
             return value
-    expected = " or ".join("null" if o is type(None) else getattr(typing.get_origin(o) or o, "__name__", str(o)) for o in options)
+    expected = " or ".join("null" if o is type(None) else getattr(typing.get_origin(o) or o, "__name__", str(o)) for o in kinds)
     raise MedganError(f"{where} is {value!r} ({type(value).__name__}), expected {expected}",
                       hint="fix the value in the config file (numbers unquoted, true/false for switches)")
 

@@ -189,6 +189,12 @@ class Task(ABC):
         raise MedganError(f"evaluation of {cls.name!r} runs is not available yet", path=run_dir)
 
     @classmethod
+    def add_commands(cls, commands) -> None:
+        """Add the task's own commands (its inference: ``medgan enhance``, ``medgan generate`` ...)
+        to the ``medgan`` sub-command parser; each sets ``func`` to a function of the parsed
+        arguments that only parses and calls the API."""
+
+    @classmethod
     def describe_evaluation(cls, record: dict[str, Any]) -> str:
         """One plain-text line saying what an evaluation record of this task measured (for
         ``medgan evaluate`` and the report)."""

@@ -66,6 +66,17 @@ def test_cli_trains_exports_evaluates_and_reports_a_new_task(template, tmp_path,
     assert record["task"] == "template" and {"psnr", "ssim"} <= set(record["metrics"]) and record["n_test"] > 0
     assert main(["evaluate", str(run), "--metrics", "hf_energy", "--json"]) == 0
     assert set(json.loads(capsys.readouterr().out.strip().splitlines()[-1])["metrics"]) == {"hf_energy_ratio"}
+    # its own inference command, on the shared file walker: a folder in, a mirrored folder out
+    from medgan.io import read_raster, write_png
+
+    (tmp_path / "in" / "sub").mkdir(parents=True)
+    for name in ("a.png", "sub/b.png"):
+        write_png(tmp_path / "in" / name, images[0], value_range=(0.0, 1.0))
+    assert main(["template-reconstruct", str(run), str(tmp_path / "in"), "--out", str(tmp_path / "out")]) == 0
+    assert read_raster(tmp_path / "out" / "sub" / "b.png").array.shape == (16, 16)
+    np.save(tmp_path / "in" / "array.npy", images[0])  # a format this command does not read
+    assert main(["template-reconstruct", str(run), str(tmp_path / "in"), "--out", str(tmp_path / "out2")]) == 2
+    assert not (tmp_path / "out2").exists()  # all or nothing
     assert main(["report", str(run)]) == 0
     page = (run / "report.html").read_text()
     assert "Reconstructions" in page and "reconstructed through E and G" in page and "loss_e" in page

@@ -193,6 +193,12 @@ class EnhanceTask(GANTask):
         return (-1.0, 1.0)
 
     @classmethod
+    def add_commands(cls, commands):
+        from medgan.tasks.enhance.command import add_commands
+
+        add_commands(commands)
+
+    @classmethod
     def describe_evaluation(cls, record):
         import json
 

@@ -124,6 +124,12 @@ class SynthesisTask(GANTask):
         return nets.generator(fixed["z"], **({"labels": fixed["labels"]} if "labels" in fixed else {}))
 
     @classmethod
+    def add_commands(cls, commands):
+        from medgan.tasks.synth.command import add_commands
+
+        add_commands(commands)
+
+    @classmethod
     def describe_evaluation(cls, record):
         return f"{record['n_generated']} generated vs {record['n_real']} {record.get('real')} images"
 

@@ -22,4 +22,6 @@ through E and G and scores the residual.
 - ``recipe.py``: the networks, the objectives, the phases, the typed model.
 - ``evaluate.py``: held-out reconstruction scored with the registered fidelity metrics.
 - ``report.py``: its section of the HTML report.
+- ``command.py``: its inference command (``medgan template-reconstruct``), a
+  :class:`medgan.infer.FileJob` on the shared file walker.
 """

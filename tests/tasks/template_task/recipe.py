@@ -190,6 +190,12 @@ class TemplateTask(Task):
         return evaluate_template_run(run_dir, metrics=metrics)
 
     @classmethod
+    def add_commands(cls, commands):
+        from template_task.command import add_commands
+
+        add_commands(commands)
+
+    @classmethod
     def describe_evaluation(cls, record):
         return f"{record['n_test']} held-out images reconstructed through E and G"
 

@@ -1,0 +1,34 @@
+"""The synthesis task's command: ``medgan generate RUN --n N --out FOLDER``."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from medgan.errors import MedganError
+
+
+def add_commands(commands: argparse._SubParsersAction) -> None:
+    gen = commands.add_parser("generate", help="sample synthetic images from a trained run")
+    gen.add_argument("run", help="run folder made by medgan train")
+    gen.add_argument("--n", type=int, default=64, help="number of images (default 64)")
+    gen.add_argument("--out", required=True, help="new folder for the images")
+    gen.add_argument("--format", choices=["png", "npz", "dcm", "nii"], default="png", help="file format (default png)")
+    gen.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
+    gen.add_argument("--label", help="class name or index (class-conditional generators)")
+    gen.add_argument("--batch-size", type=int, default=256)
+    gen.add_argument("--device", default="cpu")
+    gen.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
+    gen.set_defaults(func=cmd_generate)
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from medgan.tasks.synth.generate import sample, write_images
+
+    out = Path(args.out)
+    if out.exists() and any(out.iterdir() if out.is_dir() else [out]) and not args.overwrite:
+        raise MedganError("output folder already holds data", path=out, hint="pass --overwrite to replace it or choose another folder")
+    images, labels, info = sample(args.run, args.n, seed=args.seed, label=args.label, batch_size=args.batch_size, device=args.device)
+    write_images(images, out, args.format, info, labels=labels, overwrite=args.overwrite)
+    print(f"wrote {len(images)} synthetic images ({args.format}) to {out}")
+    return 0
