@@ -17,6 +17,7 @@ is one group, so splits keep a patient's slices together.
 from __future__ import annotations
 
 import csv
+import importlib
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -100,6 +101,23 @@ class _Item:
     series: str | None = None  # the DICOM series it comes from, as listed in messages
 
 
+#: Sources named without a path: name -> ``"module:loader"`` of :mod:`medgan.datasets`
+#: (imported on first use: the datasets build on this package, which never imports them
+#: at import time, so the two have no import cycle). Adding one is a module there plus a
+#: line here.
+EMBEDDED_SOURCES = {
+    "brain-mri": "medgan.datasets.brain_mri:load_brain_mri",
+    "phantom": "medgan.datasets.phantom:phantom_set",
+}
+_MEDMNIST = "medgan.datasets.medmnist"
+
+
+def embedded_loader(name: str):
+    """The loader function of an embedded source."""
+    module, _, attr = EMBEDDED_SOURCES[name].partition(":")
+    return getattr(importlib.import_module(module), attr)
+
+
 def load_source(spec: str | Path | list, options: SourceOptions | None = None) -> ImageSet:
     """Read any supported source into an ``ImageSet`` (see the module docstring).
 
@@ -107,22 +125,21 @@ def load_source(spec: str | Path | list, options: SourceOptions | None = None) -
         MedganError: a path that does not exist, a folder without images, unreadable or
             corrupt files, images of mixed sizes without ``size``, bad labels or masks.
     """
-    from medgan import datasets  # deferred: datasets imports this package
-
     opts = options or SourceOptions()
     if isinstance(spec, (list, tuple)):
         items = _read_files([Path(p) for p in spec], opts, root=None)
         return _finish(items, opts, name=f"{len(spec)} files")
     text = str(spec)
-    if text in datasets.embedded_names():
+    if text in EMBEDDED_SOURCES:
         return _finish_set(_load_embedded(text, opts), opts)
     path = Path(text).expanduser()
-    if not path.exists() and datasets.medmnist.is_medmnist_name(text):
+    medmnist = importlib.import_module(_MEDMNIST) if not path.exists() else None
+    if medmnist is not None and medmnist.is_medmnist_name(text):
         name, _, size = text.partition("_")
-        found = datasets.medmnist.load_medmnist(name, split=opts.split, size=int(size or 28), grey=opts.grey)
+        found = medmnist.load_medmnist(name, split=opts.split, size=int(size or 28), grey=opts.grey)
         return _finish_set(found, opts)
     if not path.exists():
-        known = ", ".join(datasets.embedded_names())
+        known = ", ".join(sorted(EMBEDDED_SOURCES))
         raise MedganError("does not exist", path=path, hint=f"give an existing file or folder, an embedded set ({known}) or a MedMNIST name such as pneumoniamnist")
     if path.is_file() and mio.detect_format(path) == "npz":
         return _finish_set(_load_npz(path, opts), opts)
@@ -137,13 +154,10 @@ def load_source(spec: str | Path | list, options: SourceOptions | None = None) -
 
 
 def _load_embedded(name: str, opts: SourceOptions) -> ImageSet:
-    from medgan import datasets
-
+    loader = embedded_loader(name)
     if name == "phantom":
-        return datasets.load_embedded(
-            name, n=opts.n, size=opts.size or 64, seed=opts.seed, kind=opts.kind, lesion_fraction=opts.lesion_fraction
-        )
-    return datasets.load_embedded(name)
+        return loader(n=opts.n, size=opts.size or 64, seed=opts.seed, kind=opts.kind, lesion_fraction=opts.lesion_fraction)
+    return loader()
 
 
 def _load_npz(path: Path, opts: SourceOptions) -> ImageSet:

@@ -1,7 +1,8 @@
 """Data that needs no download: embedded brain MRI slices, CT phantoms; and MedMNIST access.
 
-``load_embedded(name, **options)`` is the one entry point the data layer and the CLI use
-for the built-in sources; adding one is a new module plus a line in :data:`EMBEDDED`.
+``load_embedded(name, **options)`` loads a built-in source by name; the names are
+:data:`medgan.data.sources.EMBEDDED_SOURCES` (one table, which the data layer reads without
+importing this package: the datasets build on :mod:`medgan.data`, not the other way round).
 """
 
 from __future__ import annotations
@@ -9,15 +10,13 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from medgan.data.imageset import ImageSet
+from medgan.data.sources import EMBEDDED_SOURCES, embedded_loader
 from medgan.datasets.brain_mri import load_brain_mri
 from medgan.datasets.medmnist import MEDMNIST_2D, is_medmnist_name, load_medmnist, medmnist_file
 from medgan.datasets.phantom import Phantom, make_phantom, phantom_set
 from medgan.errors import MedganError
 
-EMBEDDED: dict[str, Callable[..., ImageSet]] = {
-    "brain-mri": load_brain_mri,
-    "phantom": phantom_set,
-}
+EMBEDDED: dict[str, Callable[..., ImageSet]] = {name: embedded_loader(name) for name in EMBEDDED_SOURCES}
 
 
 def embedded_names() -> list[str]:
