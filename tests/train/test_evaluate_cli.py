@@ -32,6 +32,22 @@ def test_evaluate_appends_metrics_with_settings(run, capsys):
     assert printed["settings"]["generator"] == "EMA" and printed["n_generated"] == 24
 
 
+def test_evaluate_shows_each_figure_beside_the_real_floor(run, capsys):
+    from medgan.evaluate import real_images, realism_metrics
+
+    assert main(["evaluate", str(run), "--n", "24", "--metrics", "swd,kid", "--json"]) == 0
+    out = capsys.readouterr()
+    record = json.loads(out.out.strip().splitlines()[-1])
+    train, holdout, _ = real_images(run)
+    expected, _, _ = realism_metrics(train, holdout, metrics=["swd", "kid"])  # held-out patients vs training
+    assert record["floor"] == pytest.approx(expected) and record["n_floor"] == len(holdout)
+    assert "real floor" in out.err
+    ratio = record["metrics"]["kid_mean" if "kid_mean" in expected else "swd"] / expected["kid_mean" if "kid_mean" in expected else "swd"]
+    assert f"is {ratio:.1f}x the real floor" in out.err.replace("\n", " ")
+    assert main(["report", str(run)]) == 0
+    assert "the real floor" in (run / "report.html").read_text()
+
+
 def test_evaluate_picks_metrics_by_name(run, capsys):
     assert main(["evaluate", str(run), "--n", "24", "--metrics", "swd,ms_ssim", "--json"]) == 0
     out = capsys.readouterr()

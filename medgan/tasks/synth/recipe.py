@@ -131,7 +131,10 @@ class SynthesisTask(GANTask):
 
     @classmethod
     def describe_evaluation(cls, record):
-        return f"{record['n_generated']} generated vs {record['n_real']} {record.get('real')} images"
+        from medgan.tasks.synth.report import floor_summary
+
+        text = f"{record['n_generated']} generated vs {record['n_real']} {record.get('real')} images"
+        return f"{text}; {floor_summary(record)}" if floor_summary(record) else text
 
     @classmethod
     def report_parts(cls, run_dir):
