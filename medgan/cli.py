@@ -24,7 +24,7 @@ def add_source_options(parser: argparse.ArgumentParser) -> None:
     """The options that say how to read a data source (shared by every command that reads
     one), generated from :class:`SourceOptions`. Flags the user did not give are absent
     from the parsed namespace, so they cannot override a config file."""
-    from medgan.data.sources import SourceOptions
+    from medgan.data.source_options import SourceOptions
     from medgan.options import add_flags
 
     add_flags(parser.add_argument_group("reading the data"), SourceOptions, "data.options.")
@@ -179,7 +179,7 @@ def add_train_options(parser: argparse.ArgumentParser) -> None:
     add_flags(o, OptimConfig, "optim.")
     add_flags(parser.add_argument_group("loop"), LoopConfig, "loop.")
     for name in TASKS:
-        options = TASKS[name].config_class
+        options = TASKS.options(name)
         if options is not None:
             try:
                 add_flags(parser.add_argument_group(f"{name} options (medgan train {name})"), options, f"{name}.")
@@ -301,7 +301,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.set_defaults(func=cmd_train)
 
     for name in TASKS:  # each task's own commands (synth: generate; enhance: enhance)
-        TASKS[name].add_commands(commands)
+        TASKS.add_commands(name, commands)
 
     ev = commands.add_parser("evaluate", help="realism metrics of a run's generator (or of FAKE against SOURCE)")
     ev.add_argument("source", help="run folder, or the real images when FAKE is given")

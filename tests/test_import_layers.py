@@ -75,3 +75,15 @@ def test_shared_layers_do_not_import_upwards():
         for target in top_level_imports(path):
             other = target.split(".")[1] if target.count(".") else ""
             assert other not in upper.get(layer, ()), f"{name} imports {target}"
+
+
+def test_the_command_line_parser_imports_no_torch_and_no_readers():
+    """``medgan --help`` / ``--version`` start in well under a second: building the whole
+    parser (every task's flags and commands) imports neither torch nor pydicom/nibabel."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from medgan.cli import build_parser; build_parser(); "
+            "print(sorted(m for m in ('torch', 'pydicom', 'nibabel', 'matplotlib', 'monai') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert out == "[]", f"building the parser imported {out}"

@@ -1,16 +1,31 @@
-"""Data pipeline: sources, intensity transforms, geometry, splits and the torch Dataset."""
+"""Data pipeline: sources, intensity transforms, geometry, splits and the torch Dataset.
 
-from medgan.data.dataset import MedicalImageDataset
-from medgan.data.geometry import fit_square, plane_axis, volume_to_slices
-from medgan.data.imageset import ImageSet
-from medgan.data.intensity import CT_WINDOWS, IntensityMap, apply_window, normalize_percentile, parse_window, percentile_range
-from medgan.data.sources import SourceOptions, load_source
-from medgan.data.splits import split_by_group
-from medgan.data.summary import sample_indices, summarize
-from medgan.data.training import DataConfig, load_training_data
+The names below are imported on first use (PEP 562): the command line reads
+:class:`SourceOptions` and :class:`DataConfig` without importing torch.
+"""
 
-__all__ = [
-    "CT_WINDOWS", "DataConfig", "ImageSet", "IntensityMap", "MedicalImageDataset", "SourceOptions", "apply_window", "fit_square",
-    "load_source", "load_training_data", "normalize_percentile", "parse_window", "percentile_range", "plane_axis", "sample_indices",
-    "split_by_group", "summarize", "volume_to_slices",
-]
+import importlib
+
+_LOCATIONS = {
+    "MedicalImageDataset": "medgan.data.dataset",
+    "fit_square": "medgan.data.geometry", "plane_axis": "medgan.data.geometry", "volume_to_slices": "medgan.data.geometry",
+    "ImageSet": "medgan.data.imageset",
+    "CT_WINDOWS": "medgan.data.intensity", "IntensityMap": "medgan.data.intensity", "apply_window": "medgan.data.intensity",
+    "normalize_percentile": "medgan.data.intensity", "parse_window": "medgan.data.intensity",
+    "percentile_range": "medgan.data.intensity",
+    "SourceOptions": "medgan.data.source_options", "load_source": "medgan.data.sources",
+    "split_by_group": "medgan.data.splits",
+    "sample_indices": "medgan.data.summary", "summarize": "medgan.data.summary",
+    "DataConfig": "medgan.data.training", "load_training_data": "medgan.data.training",
+}
+__all__ = sorted(_LOCATIONS)
+
+
+def __getattr__(name: str):
+    if name not in _LOCATIONS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(_LOCATIONS[name]), name)
+
+
+def __dir__() -> list[str]:
+    return __all__

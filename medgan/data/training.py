@@ -7,14 +7,16 @@ see exactly the same split.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from medgan.data.dataset import MedicalImageDataset
-from medgan.data.imageset import ImageSet
-from medgan.data.sources import SourceOptions, load_source
-from medgan.data.splits import split_by_group
+from medgan.data.source_options import SourceOptions
 from medgan.options import option
+
+if TYPE_CHECKING:  # readers and the torch Dataset, imported when training data is loaded
+    from medgan.data.dataset import MedicalImageDataset
+    from medgan.data.imageset import ImageSet
 
 __all__ = ["DataConfig", "load_training_data"]
 
@@ -42,6 +44,10 @@ def load_training_data(config: DataConfig) -> tuple[MedicalImageDataset, ImageSe
     The hold-out is patient-level (whole groups) and seeded, so evaluation and the
     memorisation audit see exactly the images the run never trained on.
     """
+    from medgan.data.dataset import MedicalImageDataset
+    from medgan.data.sources import load_source
+    from medgan.data.splits import split_by_group
+
     data = load_source(config.source, config.options)
     n_groups = 0 if data.groups is None else len(np.unique(data.groups))
     holdout = None

@@ -5,10 +5,11 @@ inference, evaluation, report sections and task-specific data code.
 - :mod:`medgan.tasks.enhance`: paired denoising and super-resolution, their degradations,
   and inference on DICOM/NIfTI/PNG/TIFF keeping geometry.
 
-:data:`TASKS` is the one place a task registers (one line: its name and where its class
-lives); ``medgan train <task>``, ``medgan evaluate`` and the report take tasks from here.
-The classes are imported on first use, so the engine can import this registry without
-importing the recipes that import the engine's contract (no import cycle).
+:data:`TASKS` is the one place a task registers (one entry: its name, where its recipe
+class, options and commands live); ``medgan train <task>``, ``medgan evaluate`` and the
+report take tasks from here. Everything is imported on first use, so the engine can import
+this registry without the recipes that import the engine's contract (no import cycle), and
+the command line starts without importing torch.
 """
 
 from __future__ import annotations
@@ -22,39 +23,72 @@ from typing import Any
 __all__ = ["TASKS", "TaskRegistry", "load_model"]
 
 
-class TaskRegistry(Mapping):
-    """Task name -> task class (a :class:`medgan.train.task.Task`), loaded on first use."""
+def _load(location: str) -> Any:
+    module, _, attr = location.partition(":")
+    return getattr(importlib.import_module(module), attr)
 
-    def __init__(self, locations: dict[str, str]):
-        self._locations = dict(locations)  # name -> "module:Class"
+
+class TaskRegistry(Mapping):
+    """Task name -> task class (a :class:`medgan.train.task.Task`), loaded on first use.
+
+    Each entry also names the task's options dataclass and the function adding its own
+    commands, in light modules of their own: the ``medgan`` parser is built from those
+    alone, so ``medgan --help`` or ``medgan data show`` never import a recipe (and torch).
+    """
+
+    def __init__(self, entries: dict[str, dict[str, str | None]]):
+        self._entries: dict[str, dict[str, str | None]] = {}
         self._loaded: dict[str, type] = {}
+        for name, entry in entries.items():
+            self.register(name, **entry)
 
     def __getitem__(self, name: str) -> type:
         if name not in self._loaded:
-            module, _, attr = self._locations[name].partition(":")  # KeyError for an unknown task
-            self._loaded[name] = getattr(importlib.import_module(module), attr)
+            self._loaded[name] = _load(self._entries[name]["recipe"])  # KeyError for an unknown task
         return self._loaded[name]
 
-    def register(self, name: str, location: str) -> None:
-        """Add a task: ``location`` is ``"package.module:Class"`` (imported on first use)."""
-        if name in self._locations and self._locations[name] != location:
-            raise ValueError(f"task {name!r} is already registered as {self._locations[name]}")
-        self._locations[name] = location
+    def options(self, name: str) -> type | None:
+        """The task's options dataclass (its fields are ``medgan train <task>`` flags and the
+        ``<task>`` section of a run's config), or ``None``."""
+        location = self._entries[name]["options"]
+        return None if location is None else _load(location)
+
+    def add_commands(self, name: str, commands) -> None:
+        """Add the task's own commands (its inference: ``medgan generate``, ``medgan enhance`` ...)
+        to the ``medgan`` sub-command parser; each sets ``func`` to a function of the parsed
+        arguments that only parses and calls the API."""
+        location = self._entries[name]["commands"]
+        if location is not None:
+            _load(location)(commands)
+
+    def register(self, name: str, recipe: str, options: str | None = None, commands: str | None = None) -> None:
+        """Add a task: each location is ``"package.module:name"``, imported on first use.
+
+        Args:
+            recipe: the :class:`~medgan.train.task.Task` subclass.
+            options: its options dataclass (a module that does not import torch), if any.
+            commands: ``add_commands(subparsers)`` of its own commands, if any.
+        """
+        entry = {"recipe": recipe, "options": options, "commands": commands}
+        if name in self._entries and self._entries[name] != entry:
+            raise ValueError(f"task {name!r} is already registered as {self._entries[name]}")
+        self._entries[name] = entry
 
     def unregister(self, name: str) -> None:
-        self._locations.pop(name, None)
+        self._entries.pop(name, None)
         self._loaded.pop(name, None)
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._locations)
+        return iter(self._entries)
 
     def __len__(self) -> int:
-        return len(self._locations)
+        return len(self._entries)
 
 
 TASKS = TaskRegistry({
-    "synth": "medgan.tasks.synth.recipe:SynthesisTask",
-    "enhance": "medgan.tasks.enhance.recipe:EnhanceTask",
+    "synth": {"recipe": "medgan.tasks.synth.recipe:SynthesisTask", "commands": "medgan.tasks.synth.command:add_commands"},
+    "enhance": {"recipe": "medgan.tasks.enhance.recipe:EnhanceTask", "options": "medgan.tasks.enhance.config:EnhanceConfig",
+                "commands": "medgan.tasks.enhance.command:add_commands"},
 })
 
 

@@ -163,8 +163,8 @@ class LoopConfig:
 class TrainConfig:
     """Everything that defines a run.
 
-    ``task_config`` is the task's own options (its :attr:`~medgan.train.task.Task.config_class`,
-    e.g. :class:`~medgan.tasks.enhance.config.EnhanceConfig`), filled with its defaults by
+    ``task_config`` is the task's own options (the dataclass its registry entry names,
+    :meth:`medgan.tasks.TaskRegistry.options`, e.g. :class:`~medgan.tasks.enhance.config.EnhanceConfig`), filled with its defaults by
     :meth:`resolve`; in ``config.json`` and config files it is the section named after the
     task (``enhance: {mode: sr}``).
     """
@@ -194,11 +194,11 @@ class TrainConfig:
 
         if self.task not in TASKS:
             raise MedganError(f"unknown task {self.task!r}", hint=f"use one of {', '.join(TASKS)}")
-        task = TASKS[self.task]
-        if task.config_class is not None and self.task_config is None:
-            self.task_config = task.config_class()
-        if task.config_class is not None and not isinstance(self.task_config, task.config_class):
-            raise MedganError(f"task_config of a {self.task!r} run must be a {task.config_class.__name__}, got {type(self.task_config).__name__}")
+        task, options_class = TASKS[self.task], TASKS.options(self.task)
+        if options_class is not None and self.task_config is None:
+            self.task_config = options_class()
+        if options_class is not None and not isinstance(self.task_config, options_class):
+            raise MedganError(f"task_config of a {self.task!r} run must be a {options_class.__name__}, got {type(self.task_config).__name__}")
         if self.optim.decay == "auto":  # resolved, so config.json names the schedule used
             self.optim.decay = task.lr_decay
         options = self.data.options
@@ -250,7 +250,7 @@ class TrainConfig:
         for other in TASKS:
             values.pop(other, None)
         config = _build(cls, values, "config")
-        config_class = TASKS[task].config_class
+        config_class = TASKS.options(task)
         if section is not None and config_class is None:
             raise MedganError(f"the {task!r} task has no options, but the config has a {task!r} section", hint="remove it")
         if config_class is not None:

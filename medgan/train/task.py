@@ -107,9 +107,6 @@ class Task(ABC):
     exported, loaded, evaluated and reported."""
 
     name: str = "task"
-    #: the task's own options (a dataclass; its fields become ``medgan train <task>`` flags
-    #: and the ``<task>`` section of the run's config), or ``None``.
-    config_class: type | None = None
     #: networks with an exponential moving average (when ``loop.ema > 0``); the EMA copy is
     #: what sample grids show and what is exported.
     averaged: tuple[str, ...] = ()
@@ -187,12 +184,6 @@ class Task(ABC):
         and return it (``medgan evaluate RUN`` calls this); ``metrics`` names registered
         metrics to compute instead of the task's defaults, where the task has a choice."""
         raise MedganError(f"evaluation of {cls.name!r} runs is not available yet", path=run_dir)
-
-    @classmethod
-    def add_commands(cls, commands) -> None:
-        """Add the task's own commands (its inference: ``medgan enhance``, ``medgan generate`` ...)
-        to the ``medgan`` sub-command parser; each sets ``func`` to a function of the parsed
-        arguments that only parses and calls the API."""
 
     @classmethod
     def describe_evaluation(cls, record: dict[str, Any]) -> str:

@@ -22,7 +22,8 @@ from template_task.recipe import TemplateModel
 
 @pytest.fixture
 def template():
-    TASKS.register("template", "template_task.recipe:TemplateTask")  # the one registry line
+    TASKS.register("template", "template_task.recipe:TemplateTask", options="template_task.config:TemplateConfig",
+                   commands="template_task.command:add_commands")  # the one registry entry
     yield
     TASKS.unregister("template")
 

@@ -21,7 +21,6 @@ from medgan import losses
 from medgan.data.intensity import IntensityMap
 from medgan.errors import MedganError
 from medgan.nets import build_network, build_pair, config_from_dict
-from medgan.tasks.enhance.config import EnhanceConfig
 from medgan.tasks.enhance.degrade import parse_degradation
 from medgan.train.task import GANTask, Networks
 
@@ -70,7 +69,6 @@ class EnhanceTask(GANTask):
     """G: degraded image -> clean image; D: (degraded, image) pair -> patch logits."""
 
     name = "enhance"
-    config_class = EnhanceConfig
     lr_decay = "linear"
     grid_columns = 6  # two (degraded | output | clean) triplets per row
 
@@ -191,12 +189,6 @@ class EnhanceTask(GANTask):
             low, high = self.dataset.intensity.forward(np.array([-160.0, 240.0]))
             return float(low), float(high)
         return (-1.0, 1.0)
-
-    @classmethod
-    def add_commands(cls, commands):
-        from medgan.tasks.enhance.command import add_commands
-
-        add_commands(commands)
 
     @classmethod
     def describe_evaluation(cls, record):

@@ -124,12 +124,6 @@ class SynthesisTask(GANTask):
         return nets.generator(fixed["z"], **({"labels": fixed["labels"]} if "labels" in fixed else {}))
 
     @classmethod
-    def add_commands(cls, commands):
-        from medgan.tasks.synth.command import add_commands
-
-        add_commands(commands)
-
-    @classmethod
     def describe_evaluation(cls, record):
         from medgan.tasks.synth.report import floor_summary
 

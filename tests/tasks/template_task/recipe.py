@@ -15,7 +15,6 @@ from medgan.data.intensity import IntensityMap
 from medgan.errors import MedganError
 from medgan.train.task import Networks, Optimizer, Phase, Task, Update
 
-from template_task.config import TemplateConfig
 
 
 # ----------------------------------------------------------------------------- networks
@@ -108,7 +107,6 @@ class TemplateTask(Task):
     G(E(x)) reproduces x, with G and the critic frozen (and in eval mode)."""
 
     name = "template"
-    config_class = TemplateConfig
     exported = ("generator", "critic", "encoder")  # no EMA: E must invert the G it is exported with
 
     @classmethod
@@ -188,12 +186,6 @@ class TemplateTask(Task):
         from template_task.evaluate import evaluate_template_run
 
         return evaluate_template_run(run_dir, metrics=metrics)
-
-    @classmethod
-    def add_commands(cls, commands):
-        from template_task.command import add_commands
-
-        add_commands(commands)
 
     @classmethod
     def describe_evaluation(cls, record):
