@@ -1,13 +1,15 @@
-"""What each synthesis idea buys: medgan variants at one wall-clock budget, one after another.
+"""What each synthesis idea buys: medgan variants, one after another, scored the same way.
 
-Every variant is ``TrainConfig()`` (what ``medgan demo`` trains) with a few fields changed,
-trained on the embedded brain slices for ``--budget`` seconds of this machine (its own
-``time_budget``), then scored the same way: KID and FID of ``--n`` images from the exported
-generator against the training slices (the fid-helper Inception). Prints one JSON object
-with a row per variant: what changed, steps reached, KID, FID, and KID relative to the
-first variant.
+Every variant is ``TrainConfig()`` (what ``medgan demo`` trains) with one or two fields
+changed, trained on the embedded brain slices for ``--steps`` steps (or ``--budget``
+seconds of this machine), then scored: KID and FID of ``--n`` images from the exported
+generator against the training slices (the fid-helper Inception). Equal steps keep the
+comparison independent of what else the machine runs; each row also has its seconds per
+step, so quality per CPU-minute follows for variants whose steps cost more. Prints one JSON
+object with a row per variant: what changed, steps, seconds per step, KID, FID, and KID
+relative to the first variant.
 
-    python benchmarks/synth_ablation.py [--budget 240] [--n 500] [--variants default,translation,...]
+    python benchmarks/synth_ablation.py [--steps 800 | --budget 240] [--n 500] [--seeds 0] [--variants default,translation,...]
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from medgan.data.training import DataConfig, load_training_data
@@ -29,14 +32,15 @@ VARIANTS: dict[str, dict] = {
     "default": {},
     "seed": {"model": {"name": "dcgan", "net": {"width": 32}}, "loss": {"name": "bce"}, "loop": {"augment": "", "ema": 0.0}},
     "translation": {"loop": {"augment": "translation"}},
-    "translation+color": {"loop": {"augment": "translation,color"}},
-    "hinge+sn": {"loss": {"name": "hinge"}, "model": {"net": {"width": 32, "spectral_norm": True, "d_norm": "none"}},
-                 "loop": {"augment": "translation"}},
-    "lr2x": {"optim": {"lr_g": 4e-4, "lr_d": 4e-4}, "loop": {"augment": "translation"}},
-    "resize": {"model": {"net": {"width": 32, "upsample": "resize"}}, "loop": {"augment": "translation"}},
-    "width48": {"model": {"net": {"width": 48}}, "loop": {"augment": "translation"}},
-    "batch16": {"loop": {"augment": "translation", "batch_size": 16}},
-    "r1": {"loss": {"r1_gamma": 1.0}, "loop": {"augment": "translation"}},
+    "color": {"loop": {"augment": "translation,cutout,color"}},
+    "d-no-bn": {"model": {"net": {"width": 32, "d_norm": "none"}}},
+    "hinge+sn": {"loss": {"name": "hinge"}, "model": {"net": {"width": 32, "spectral_norm": True, "d_norm": "none"}}},
+    "lr2x": {"optim": {"lr_g": 4e-4, "lr_d": 4e-4}},
+    "ttur": {"optim": {"lr_g": 1e-4, "lr_d": 4e-4}},
+    "resize": {"model": {"net": {"width": 32, "upsample": "resize"}}},
+    "width48": {"model": {"net": {"width": 48}}},
+    "r1": {"loss": {"r1_gamma": 1.0}},
+    "lsgan": {"loss": {"name": "lsgan"}},
 }
 
 
@@ -49,34 +53,46 @@ def merged(base: dict, changes: dict) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--budget", type=float, default=240.0, help="training seconds per variant (default 240)")
+    parser.add_argument("--steps", type=int, default=800, help="training steps per variant (default 800)")
+    parser.add_argument("--budget", type=float, default=0.0, help="training seconds per variant instead of --steps")
     parser.add_argument("--n", type=int, default=500, help="images drawn per variant (default 500)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seeds", default="0", help="comma-separated run seeds; figures are their mean (default 0)")
     parser.add_argument("--variants", default=",".join(VARIANTS), help=f"comma-separated from {', '.join(VARIANTS)}")
     args = parser.parse_args()
 
     dataset, _ = load_training_data(DataConfig())
     train = dataset.batch(torch.arange(len(dataset)))["image"].numpy()
+    seeds = [int(x) for x in args.seeds.split(",")]
     rows = {}
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.variants.split(","):
-            changes = VARIANTS[name]
-            values = merged(TrainConfig().to_dict(), changes)
-            values["loop"] = {**values["loop"], "steps": 10**7, "seed": args.seed, "time_budget": args.budget}
-            config = TrainConfig.from_dict(values)
-            trainer = Trainer(config, Path(tmp) / name, progress=False)
-            started = time.perf_counter()
-            trainer.fit()
-            seconds = time.perf_counter() - started
-            fake = generated_images(Path(tmp) / name, args.n, args.seed)
-            figures, _, _ = realism_metrics(train, fake, require_inception=True, seed=args.seed, metrics=["kid", "fid"])
-            rows[name] = {"changes": changes, "steps": trainer.step, "batch": config.loop.batch_size, "train_seconds": round(seconds, 1),
-                          "kid": figures["kid_mean"], "kid_std": figures["kid_std"], "fid": figures["fid"]}
+            changes, runs = VARIANTS[name], []
+            for seed in seeds:
+                values = merged(TrainConfig().to_dict(), changes)
+                steps = 10**7 if args.budget else args.steps
+                values["loop"] = {**values["loop"], "steps": steps, "seed": seed, "time_budget": args.budget,
+                                  "sample_every": steps, "checkpoint_every": steps}
+                config = TrainConfig.from_dict(values)
+                run = Path(tmp) / f"{name}-{seed}"
+                trainer = Trainer(config, run, progress=False)
+                started = time.perf_counter()
+                trainer.fit()
+                seconds = time.perf_counter() - started
+                fake = generated_images(run, args.n, seed)
+                figures, _, _ = realism_metrics(train, fake, require_inception=True, seed=seed, metrics=["kid", "fid"])
+                runs.append({"seed": seed, "steps": trainer.step, "sec_per_step": seconds / trainer.step,
+                             "kid": figures["kid_mean"], "fid": figures["fid"]})
+            kids = [r["kid"] for r in runs]
+            rows[name] = {"changes": changes, "batch": config.loop.batch_size, "steps": runs[0]["steps"],
+                          "sec_per_step": float(np.mean([r["sec_per_step"] for r in runs])),
+                          "kid": float(np.mean(kids)), "kid_seed_std": float(np.std(kids)),
+                          "fid": float(np.mean([r["fid"] for r in runs])), "runs": runs}
             print(json.dumps({name: rows[name]}), flush=True)
     first = next(iter(rows.values()))["kid"]
     for row in rows.values():
         row["kid_over_first"] = row["kid"] / first
-    print(json.dumps({"budget_seconds": args.budget, "n_generated": args.n, "n_train": len(train), "variants": rows}, indent=2))
+    print(json.dumps({"steps": None if args.budget else args.steps, "budget_seconds": args.budget or None, "n_generated": args.n,
+                      "seeds": seeds, "n_train": len(train), "variants": rows}, indent=2))
 
 
 if __name__ == "__main__":

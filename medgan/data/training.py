@@ -30,12 +30,15 @@ class DataConfig:
         options: how to read it (size, window, slicing axis, ...).
         holdout: fraction of patients/volumes kept out of training for evaluation.
         split_seed: seed of the patient-level train/hold-out split.
+        balance_classes: draw every class equally often in training (labelled data; see
+            :class:`medgan.data.sampling.BalancedSampler`) instead of every image equally often.
     """
 
     source: str = option("brain-mri", "training data: folder, file, brain-mri, phantom or a MedMNIST name", flag="--data")
     options: SourceOptions = field(default_factory=lambda: SourceOptions(size=64))
     holdout: float = option(0.1, "fraction of patients/volumes held out for evaluation")
     split_seed: int = 0
+    balance_classes: bool = option(False, "draw every class equally often in training batches (labelled data with unequal classes)")
 
 
 def load_training_data(config: DataConfig) -> tuple[MedicalImageDataset, ImageSet | None]:

@@ -35,8 +35,11 @@ class DCGANConfig:
         d_norm: ``"batch"`` (the seed's D) or ``"none"`` (usual with spectral norm / WGAN-GP).
         spectral_norm: spectral normalisation on every layer of D.
         leaky_slope: negative slope of D's LeakyReLU.
-        num_classes: > 0 makes the pair class-conditional (G: label embedding joined to z;
-            D: projection discriminator, Miyato & Koyama 2018).
+        num_classes: > 0 makes the pair class-conditional: G with conditional batch norm
+            (a per-class gain and bias on every normalisation layer, starting at zero, so a
+            new conditional G is the unconditional one), D a projection discriminator
+            (Miyato & Koyama 2018). Both scale their class terms by a ``strength`` buffer in
+            [0, 1] that the training task can fade in (transitional conditioning).
     """
 
     z_dim: int = 100
@@ -72,6 +75,38 @@ class DCGANConfig:
         return min(self.width * 2 ** (self.steps - 1 - level), self.width * 8)
 
 
+class ConditionalBatchNorm2d(nn.Module):
+    """Batch norm whose affine part depends on the class: ``BN(x) * (1 + s·γ_y) + s·β_y``.
+
+    ``BN`` keeps its own class-independent affine parameters; ``γ_y`` and ``β_y`` start at
+    zero, and ``s`` is the ``strength`` buffer (1: fully conditional, 0: unconditional).
+    """
+
+    def __init__(self, channels: int, num_classes: int):
+        super().__init__()
+        self.bn = nn.BatchNorm2d(channels)
+        self.gain = nn.Embedding(num_classes, channels)
+        self.bias = nn.Embedding(num_classes, channels)
+        nn.init.zeros_(self.gain.weight)
+        nn.init.zeros_(self.bias.weight)
+        self.register_buffer("strength", torch.ones(()))
+
+    def forward(self, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        gain = 1.0 + self.strength * self.gain(labels)[:, :, None, None]  # (B, C, 1, 1)
+        return self.bn(x) * gain + self.strength * self.bias(labels)[:, :, None, None]
+
+
+def _norm(channels: int, num_classes: int) -> nn.Module:
+    return ConditionalBatchNorm2d(channels, num_classes) if num_classes else nn.BatchNorm2d(channels)
+
+
+def set_condition_strength(net: nn.Module, strength: float) -> None:
+    """Set the ``strength`` of every class term of ``net`` (0: unconditional .. 1: conditional)."""
+    for module in net.modules():
+        if isinstance(module, (ConditionalBatchNorm2d, DCGANDiscriminator)):
+            module.strength.fill_(strength)
+
+
 def _up(cin: int, cout: int, mode: str) -> nn.Module:
     if mode == "deconv":
         return nn.ConvTranspose2d(cin, cout, 4, stride=2, padding=1, bias=False)
@@ -85,24 +120,26 @@ class DCGANGenerator(nn.Module):
         super().__init__()
         self.config = c = config
         c0 = c.channels_at(0)
-        self.embed = nn.Embedding(c.num_classes, c.z_dim) if c.num_classes else None
-        self.fc = nn.Linear(c.z_dim * (2 if c.num_classes else 1), c0 * c.base * c.base, bias=False)
-        self.fc_norm = nn.BatchNorm2d(c0)
+        self.fc = nn.Linear(c.z_dim, c0 * c.base * c.base, bias=False)
+        self.fc_norm = _norm(c0, c.num_classes)
         blocks = []
         for level in range(c.steps - 1):
             cin, cout = c.channels_at(level), c.channels_at(level + 1)
-            blocks += [_up(cin, cout, c.upsample), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
-        self.blocks = nn.Sequential(*blocks)
+            blocks += [_up(cin, cout, c.upsample), _norm(cout, c.num_classes), nn.ReLU(inplace=True)]
+        self.blocks = nn.Sequential(*blocks)  # (up, norm, ReLU) per level
         self.to_image = _up(c.channels_at(c.steps - 1), c.channels, c.upsample)
         self.apply(init_dcgan_weights)
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         c = self.config
-        if self.embed is not None:
-            z = torch.cat([z, self.embed(labels)], dim=1)
+        if c.num_classes and labels is None:
+            raise ValueError("a class-conditional generator needs labels")
+        norm = (lambda layer, x: layer(x, labels)) if c.num_classes else (lambda layer, x: layer(x))
         x = self.fc(z).view(-1, c.channels_at(0), c.base, c.base)  # (B, C0, s0, s0)
-        x = torch.relu(self.fc_norm(x))
-        x = self.blocks(x)  # (B, width, S/2, S/2)
+        x = torch.relu(norm(self.fc_norm, x))
+        for i in range(0, len(self.blocks), 3):
+            up, layer, act = self.blocks[i : i + 3]
+            x = act(norm(layer, up(x)))  # (B, C_l, s0·2^l, s0·2^l)
         return torch.tanh(self.to_image(x))  # (B, C, S, S)
 
 
@@ -126,6 +163,8 @@ class DCGANDiscriminator(nn.Module):
         features = cin * c.base * c.base
         self.fc = maybe_spectral_norm(nn.Linear(features, 1), sn)
         self.embed = maybe_spectral_norm(nn.Embedding(c.num_classes, features), sn) if c.num_classes else None
+        if c.num_classes:
+            self.register_buffer("strength", torch.ones(()))  # of the projection term (see set_condition_strength)
         self.apply(init_dcgan_weights)
         if self.embed is not None:  # small, like every other D weight: the projection starts near 0
             weight = self.embed.parametrizations.weight.original if sn else self.embed.weight
@@ -134,6 +173,6 @@ class DCGANDiscriminator(nn.Module):
     def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         h = self.features(x).flatten(1)  # (B, C0 * s0 * s0)
         logit = self.fc(h).squeeze(1)  # (B,)
-        if self.embed is not None:  # projection: + <embed(y), h>
-            logit = logit + (self.embed(labels) * h).sum(dim=1)
+        if self.embed is not None:  # projection: + s·<embed(y), h>
+            logit = logit + self.strength * (self.embed(labels) * h).sum(dim=1)
         return logit

@@ -86,7 +86,8 @@ class TaskRegistry(Mapping):
 
 
 TASKS = TaskRegistry({
-    "synth": {"recipe": "medgan.tasks.synth.recipe:SynthesisTask", "commands": "medgan.tasks.synth.command:add_commands"},
+    "synth": {"recipe": "medgan.tasks.synth.recipe:SynthesisTask", "options": "medgan.tasks.synth.config:SynthConfig",
+              "commands": "medgan.tasks.synth.command:add_commands"},
     "enhance": {"recipe": "medgan.tasks.enhance.recipe:EnhanceTask", "options": "medgan.tasks.enhance.config:EnhanceConfig",
                 "commands": "medgan.tasks.enhance.command:add_commands"},
 })

@@ -33,6 +33,7 @@ import numpy as np
 import torch
 from torch.utils.data import DistributedSampler
 
+from medgan.data.sampling import BalancedSampler
 from medgan.data.training import load_training_data
 from medgan.errors import MedganError
 from medgan.io.output import atomic_path
@@ -81,8 +82,15 @@ class Trainer:
         # ---- data: whole batches of in-memory tensors, drawn by a distributed sampler
         self.dataset, self.holdout = load_training_data(config.data)
         self.local_batch = loop.batch_size // self.dist.world_size
-        self.sampler = DistributedSampler(self.dataset, num_replicas=self.dist.world_size, rank=self.dist.rank,
-                                          shuffle=True, seed=loop.seed, drop_last=True)
+        if config.data.balance_classes:
+            labels = self.dataset.data.labels
+            if labels is None or self.dataset.data.class_names is None:
+                raise MedganError("--balance-classes needs labelled data (subfolders per class, --labels-csv or an npz with labels)",
+                                  path=config.data.source)
+            self.sampler = BalancedSampler(labels, num_replicas=self.dist.world_size, rank=self.dist.rank, seed=loop.seed)
+        else:
+            self.sampler = DistributedSampler(self.dataset, num_replicas=self.dist.world_size, rank=self.dist.rank,
+                                              shuffle=True, seed=loop.seed, drop_last=True)
         self.batches_per_epoch = len(self.sampler) // self.local_batch
         if self.batches_per_epoch == 0:
             raise MedganError(f"{len(self.dataset)} training images are fewer than one batch of {loop.batch_size}", hint="lower --batch-size")
@@ -228,6 +236,7 @@ class Trainer:
         trained = {n for u in phase.updates for n in self.specs[u.optimizer].networks}
         for name, net in self.nets.items():
             net.train(name in trained)
+        self.task.before_step(self.nets, self.step)
         factor = cfg.optim.lr_factor(local, phase.steps)  # a function of the step: resume stays exact
         for name in {u.optimizer for u in phase.updates}:
             for group in self.optimizers[name].param_groups:

@@ -142,6 +142,11 @@ class Task(ABC):
     def phases(self) -> list[Phase]:
         """The phases of a run, in order; their steps add up to the run's length."""
 
+    def before_step(self, nets: Networks, step: int) -> None:
+        """Called by the engine before each training step with the plain networks and the
+        run's step: the place for schedules that live in the networks (e.g. the class
+        strength of transitional conditioning). A function of ``step`` only, so resume is exact."""
+
     # ---- sample grids
 
     @abstractmethod

@@ -12,6 +12,7 @@ from medgan import losses
 from medgan.data.intensity import IntensityMap
 from medgan.errors import MedganError
 from medgan.nets import build_pair, config_from_dict
+from medgan.nets.dcgan import set_condition_strength
 from medgan.train.augment import diff_augment, parse_policy
 from medgan.train.distributed import unwrap
 from medgan.train.task import GANTask, Networks
@@ -67,6 +68,14 @@ class SynthesisTask(GANTask):
         self.d_loss, self.g_loss = losses.ADVERSARIAL[config.loss.name]
         self.policy = parse_policy(config.loop.augment)
         self.conditional = getattr(self.net_config, "num_classes", 0) > 0
+        if self.conditional:  # sample grids: one row per class
+            self.grid_columns = max(1, min(16, config.loop.n_samples // self.net_config.num_classes))
+
+    def before_step(self, nets: Networks, step: int) -> None:
+        if self.conditional and self.config.model.name == "dcgan":  # transitional conditioning
+            strength = self.config.task_config.strength(step)
+            for name in ("generator", "discriminator"):
+                set_condition_strength(nets[name], strength)
 
     def build_pair(self) -> tuple[nn.Module, nn.Module]:
         return build_pair(self.config.model.name, self.net_config)
@@ -114,9 +123,11 @@ class SynthesisTask(GANTask):
 
     def fixed_inputs(self, n: int, device: torch.device) -> dict[str, torch.Tensor]:
         gen = torch.Generator().manual_seed(self.config.loop.seed + 7919)
-        fixed = {"z": torch.randn(n, self.net_config.z_dim, generator=gen).to(device)}
-        if self.conditional:
-            fixed["labels"] = (torch.arange(n) % self.net_config.num_classes).to(device)
+        k = self.net_config.num_classes if self.conditional else 0
+        count = k * self.grid_columns if k else n  # conditional: row k of the grid is class k
+        fixed = {"z": torch.randn(count, self.net_config.z_dim, generator=gen).to(device)}
+        if k:
+            fixed["labels"] = torch.arange(k).repeat_interleave(self.grid_columns).to(device)
         return fixed
 
     @torch.no_grad()
@@ -132,9 +143,9 @@ class SynthesisTask(GANTask):
 
     @classmethod
     def report_parts(cls, run_dir):
-        from medgan.tasks.synth.report import audit_section
+        from medgan.tasks.synth.report import audit_section, class_section
 
-        return audit_section(run_dir)
+        return class_section(run_dir) + audit_section(run_dir)
 
     @classmethod
     def evaluate_run(cls, run_dir, *, n, seed, inception_weights, require_inception, metrics=None):

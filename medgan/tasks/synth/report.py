@@ -1,4 +1,5 @@
-"""The synthesis task's part of the run report: the memorisation audit."""
+"""The synthesis task's part of the run report: per-class realism (conditional runs) and the
+memorisation audit."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ from pathlib import Path
 
 from medgan.report.html import img_tag, table
 
-__all__ = ["audit_section", "floor_summary"]
+__all__ = ["audit_section", "class_rows", "class_section", "floor_summary"]
+
+CLASS_HEADER = ("class", "training images", "generated", "KID", "MS-SSIM real", "MS-SSIM generated", "diversity")
 
 #: The realism figures where lower is better, whose distance from the real floor is stated.
 LOWER_IS_BETTER = ("kid_mean", "fid", "swd")
@@ -23,6 +26,34 @@ def floor_summary(record: dict) -> str | None:
     name = {"kid_mean": "KID", "fid": "FID", "swd": "SWD"}[key]
     return (f"{name} {figures[key]:.4g} is {figures[key] / floor[key]:.1f}x the real floor {floor[key]:.4g} "
             f"({record.get('n_floor')} held-out patients' images vs training, scored the same way)")
+
+
+def class_rows(record: dict) -> list[tuple]:
+    """Rows of the per-class table of an evaluation record (``[]`` for unconditional runs):
+    class, training images, generated, KID, MS-SSIM of real and generated pairs, verdict."""
+    rows = []
+    for c in record.get("classes") or []:
+        verdict = "" if c["collapsed"] is None else ("COLLAPSED" if c["collapsed"] else "ok")
+        rows.append((c["class"], c["n_real"], c["n_generated"], c["kid_mean"] if c["kid_mean"] is not None else "",
+                     c["ms_ssim_real"] if c["ms_ssim_real"] is not None else "",
+                     c["ms_ssim_generated"] if c["ms_ssim_generated"] is not None else "", verdict))
+    return rows
+
+
+def class_section(run: Path) -> list[str]:
+    """Per-class realism and diversity of the latest evaluation of a conditional run."""
+    from medgan.report.curves import read_jsonl
+
+    records = [r for r in read_jsonl(run / "metrics.jsonl") if r.get("kind") == "evaluate" and r.get("classes")]
+    if not records:
+        return []
+    rows = class_rows(records[-1])
+    parts = ["<h2>Per class</h2>", table([tuple(f'<span class="flag">{v}</span>' if v == "COLLAPSED" else v for v in row) for row in rows],
+                                         header=CLASS_HEADER)]
+    parts.append('<p class="note">KID of each class\'s generated images against its training images; MS-SSIM: mean over 200 random pairs '
+                 'inside the class (higher: the images look more alike). COLLAPSED: the generated images\' diversity (1 - MS-SSIM) is '
+                 'below half of the real images\'. Training images per class show any imbalance (see --balance-classes).</p>')
+    return parts
 
 
 def audit_section(run: Path) -> list[str]:
