@@ -15,6 +15,7 @@ relative to the first variant.
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import tempfile
 import time
@@ -41,13 +42,16 @@ VARIANTS: dict[str, dict] = {
     "width48": {"model": {"net": {"width": 48}}},
     "r1": {"loss": {"r1_gamma": 1.0}},
     "lsgan": {"loss": {"name": "lsgan"}},
+    "combined": {"loss": {"name": "hinge"}, "model": {"net": {"width": 32, "spectral_norm": True, "d_norm": "none"}},
+                 "optim": {"lr_g": 4e-4, "lr_d": 4e-4}, "loop": {"augment": "translation"}},
 }
 
 
 def merged(base: dict, changes: dict) -> dict:
-    out = dict(base)
+    """``base`` with ``changes`` applied (nested dicts merged, ``net`` replaced whole); copies."""
+    out = copy.deepcopy(base)
     for key, value in changes.items():
-        out[key] = merged(base.get(key, {}), value) if isinstance(value, dict) and key != "net" else value
+        out[key] = merged(base.get(key, {}), value) if isinstance(value, dict) and key != "net" else copy.deepcopy(value)
     return out
 
 

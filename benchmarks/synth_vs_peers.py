@@ -66,7 +66,8 @@ def train_medgan(budget: float, n: int, seed: int, work: Path) -> tuple[np.ndarr
     started = time.perf_counter()
     trainer.fit()
     seconds = time.perf_counter() - started
-    return generated_images(work / "medgan", n, seed), {"steps": trainer.step, "batch": config.loop.batch_size, "train_seconds": seconds}
+    return generated_images(work / "medgan", n, seed), {"steps": trainer.step, "batch": config.loop.batch_size, "train_seconds": seconds,
+                                                        "config": trainer.config.to_dict()}
 
 
 def _loop(step_fn, budget: float) -> tuple[int, float]:

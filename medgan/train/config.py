@@ -46,8 +46,9 @@ NET_FLAGS: dict[str, dict[str, Any]] = {
     "--z-dim": {"type": int, "help": "latent size (default 100)"},
     "--hidden": {"type": int, "help": "MLP hidden units (default 256)"},
     "--upsample": {"choices": ["deconv", "resize"], "help": "DCGAN upsampling: transposed conv (default) or resize-conv"},
-    "--d-norm": {"choices": ["batch", "none"], "help": "normalisation in D (default batch)"},
-    "--spectral-norm": {"action": "store_true", "help": "spectral normalisation in D"},
+    "--d-norm": {"choices": ["batch", "none"], "help": "DCGAN: normalisation in D (default by --recipe: none for medgan, batch for seed)"},
+    "--spectral-norm": {"action": argparse.BooleanOptionalAction,
+                        "help": "spectral normalisation in D (default by --recipe: on for medgan's DCGAN, off for seed)"},
     "--conditional": {"action": "store_const", "const": -1, "dest": "num_classes",
                       "help": "class-conditional G and D, as many classes as the data's labels"},
 }
@@ -58,12 +59,15 @@ class LossConfig:
     """Adversarial objective (see :mod:`medgan.losses`) and penalties.
 
     Attributes:
-        name: ``bce`` (the seed's, non-saturating G), ``minimax``, ``hinge``, ``lsgan``, ``wgan-gp``.
+        name: ``bce`` (the seed's, non-saturating G), ``minimax``, ``hinge``, ``lsgan``,
+            ``wgan-gp``, or ``auto``: the task's (synthesis: by its recipe, hinge for medgan's
+            DCGAN; enhancement: bce).
         r1_gamma: weight γ of the R1 penalty γ/2·E||∇D(x)||² (0: off).
         gp_weight: weight λ of the WGAN-GP gradient penalty (used with ``wgan-gp``).
     """
 
-    name: str = option("bce", "adversarial loss: bce (the seed's), minimax, hinge, lsgan or wgan-gp", flag="--loss")
+    name: str = option("auto", "adversarial loss: bce (the seed's), minimax, hinge, lsgan or wgan-gp (auto: by task and recipe)",
+                       flag="--loss")
     r1_gamma: float = option(0.0, "R1 penalty weight gamma (0: off)", flag="--r1")
     gp_weight: float = option(10.0, "WGAN-GP penalty weight")
 
@@ -76,6 +80,8 @@ class OptimConfig:
     """Adam for G and D, with separate learning rates (TTUR, Heusel et al. 2017).
 
     Attributes:
+        lr_g, lr_d: learning rates; ``None``: the task's (synthesis: by its recipe, 4e-4 for
+            medgan's DCGAN, 2e-4 for the seed's; enhancement: 2e-4).
         decay: learning-rate schedule over each phase of the run, the same for every
             optimiser: ``"none"``, ``"linear"`` (pix2pix: constant for the first half, then
             linearly to 0), ``"cosine"`` (half a cosine from the base rate to 0) or
@@ -83,8 +89,8 @@ class OptimConfig:
             otherwise ends on a loss spike as often as not, ``none`` for synthesis).
     """
 
-    lr_g: float = option(2e-4, "generator learning rate")
-    lr_d: float = option(2e-4, "discriminator learning rate")
+    lr_g: float | None = option(None, "generator learning rate (default: by task and recipe)", parse=float, metavar="LR")
+    lr_d: float | None = option(None, "discriminator learning rate (default: by task and recipe)", parse=float, metavar="LR")
     beta1: float = option(0.5, "Adam beta1")
     beta2: float = option(0.999, "Adam beta2")
     n_critic: int = option(1, "D steps per G step")
@@ -136,7 +142,9 @@ class LoopConfig:
         ema: decay of the exponential moving average of the task's averaged networks (the
             generator) (0: no EMA).
         augment: DiffAugment policy, comma-separated from ``translation``, ``cutout``,
-            ``color`` (brightness/contrast); empty: off.
+            ``color`` (brightness/contrast); empty: off; ``auto``: the task's (synthesis:
+            by its recipe, ``translation`` for medgan's; none where the task has no D to
+            augment for).
         log_every / sample_every / checkpoint_every: intervals in steps.
         n_samples: images in each sample grid (from a fixed set of inputs).
         time_budget: wall-clock seconds after which the run stops as if at its last step
@@ -150,7 +158,7 @@ class LoopConfig:
     device: str = option("auto", "auto, cpu, cuda, cuda:N")
     amp: bool = option(False, "mixed precision (fp16 on CUDA, bf16 on CPU)")
     ema: float = option(0.999, "EMA decay of G for sampling (0: off)")
-    augment: str = option("translation,cutout", "DiffAugment policy: comma-separated translation,cutout,color ('' = off)")
+    augment: str = option("auto", "DiffAugment policy: comma-separated translation,cutout,color ('' = off; auto: by task and recipe)")
     log_every: int = option(25, "steps between log lines")
     sample_every: int = option(500, "steps between sample grids")
     checkpoint_every: int = option(500, "steps between checkpoints")
@@ -207,6 +215,14 @@ class TrainConfig:
         if not 8 <= options.size <= 4096:
             raise MedganError(f"--size {options.size} is out of range", hint="give a size between 8 and 4096 pixels")
         task.resolve(self)
+        # What a task leaves on auto: the seed's loss and DCGAN's learning rates, no augmentation.
+        if self.loss.name == "auto":
+            self.loss.name = "bce"
+        for name in ("lr_g", "lr_d"):
+            if getattr(self.optim, name) is None:
+                setattr(self.optim, name, 2e-4)
+        if self.loop.augment == "auto":
+            self.loop.augment = ""
         if self.model.name not in MODELS:
             raise MedganError(f"unknown model {self.model.name!r}", hint=f"use one of {', '.join(MODELS)}")
         if self.loss.name not in ADVERSARIAL:

@@ -1,5 +1,6 @@
 """The synthesis task's own options (the ``synth`` section of a run's config; each field is a
-``medgan train synth`` flag). They matter for class-conditional runs only."""
+``medgan train synth`` flag): the training recipe, and how a class-conditional GAN receives
+its classes."""
 
 from __future__ import annotations
 
@@ -8,12 +9,24 @@ from dataclasses import dataclass
 from medgan.errors import MedganError
 from medgan.options import option
 
-__all__ = ["SynthConfig"]
+__all__ = ["RECIPES", "SynthConfig"]
+
+#: What ``--recipe`` fills in for the fields left on auto (a flag given is never overridden).
+#: ``medgan``: what measured best per CPU-minute on the embedded brain slices
+#: (``benchmarks/synth_ablation.py``: hinge loss with a spectral-normalised D without batch
+#: norm, learning rates 4e-4, translation-only DiffAugment; cutout's holes leaked into G).
+#: ``seed``: the design document's GAN as written (§3-§4: BCE with the non-saturating G
+#: loss, batch norm in D, DCGAN's 2e-4, no augmentation). The MLP GAN of §4.4 always gets
+#: the seed's recipe: the tuned one was measured for the DCGAN only.
+RECIPES: dict[str, dict] = {
+    "medgan": {"loss": "hinge", "lr": 4e-4, "augment": "translation", "net": {"spectral_norm": True, "d_norm": "none"}},
+    "seed": {"loss": "bce", "lr": 2e-4, "augment": "", "net": {"spectral_norm": False, "d_norm": "batch"}},
+}
 
 
 @dataclass
 class SynthConfig:
-    """How a class-conditional GAN receives its classes.
+    """The recipe of a synthesis run, and how a class-conditional GAN receives its classes.
 
     Transitional conditioning (Shahbazi et al. 2022): on small data a conditional GAN often
     collapses inside a class, because D learns the classes before G has learnt images at
@@ -21,16 +34,22 @@ class SynthConfig:
     and D (projection) are faded in linearly.
 
     Attributes:
+        recipe: ``medgan`` or ``seed`` (see :data:`RECIPES`): the loss, learning rates,
+            augmentation and D normalisation of fields left on auto.
         condition_start: steps trained unconditionally (class strength 0).
         condition_ramp: steps over which the class strength then rises from 0 to 1
             (0: a switch at ``condition_start``; ``--condition-start 0 --condition-ramp 0``
             is a conditional GAN from the first step).
     """
 
+    recipe: str = option("medgan", "defaults of loss, learning rates, augmentation and D normalisation: medgan (tuned) or seed "
+                         "(the design document's GAN as written)", choices=tuple(RECIPES))
     condition_start: int = option(500, "conditional runs: train unconditionally for this many steps, then fade the classes in")
     condition_ramp: int = option(1000, "conditional runs: steps over which the class terms fade from 0 to full strength")
 
     def __post_init__(self) -> None:
+        if self.recipe not in RECIPES:
+            raise MedganError(f"unknown recipe {self.recipe!r}", hint=f"use one of {', '.join(RECIPES)}")
         if self.condition_start < 0 or self.condition_ramp < 0:
             raise MedganError(f"--condition-start {self.condition_start} and --condition-ramp {self.condition_ramp} must not be negative")
 

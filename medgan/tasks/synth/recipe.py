@@ -50,7 +50,19 @@ class SynthesisTask(GANTask):
     @classmethod
     def resolve(cls, config) -> None:
         from medgan.nets.dcgan import SIZES
+        from medgan.tasks.synth.config import RECIPES
 
+        recipe = RECIPES["seed" if config.model.name == "mlp" else config.task_config.recipe]
+        if config.loss.name == "auto":
+            config.loss.name = recipe["loss"]
+        for name in ("lr_g", "lr_d"):
+            if getattr(config.optim, name) is None:
+                setattr(config.optim, name, recipe["lr"])
+        if config.loop.augment == "auto":
+            config.loop.augment = recipe["augment"]
+        if config.model.name == "dcgan":
+            for key, value in recipe["net"].items():
+                config.model.net.setdefault(key, value)
         size = config.data.options.size
         if config.model.name == "dcgan" and size not in SIZES:
             raise MedganError(f"DCGAN cannot make {size}x{size} images", hint=f"use --size one of {', '.join(map(str, SIZES))}")

@@ -1,0 +1,46 @@
+"""The synthesis recipes: what the fields left on auto become, and that a flag given wins."""
+
+import json
+
+import pytest
+
+from medgan.cli import main
+from medgan.tasks.synth.config import RECIPES, SynthConfig
+from medgan.train import TrainConfig
+
+
+def resolved(argv, capsys) -> dict:
+    assert main(["train", *argv, "--dry-run"]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_default_is_medgans_recipe_and_the_seed_is_one_flag_away(capsys):
+    default = resolved([], capsys)
+    assert default["synth"]["recipe"] == "medgan"
+    assert default["loss"]["name"] == "hinge" and default["optim"]["lr_g"] == default["optim"]["lr_d"] == 4e-4
+    assert default["loop"]["augment"] == "translation"  # cutout's holes leaked into G
+    assert default["model"]["net"]["spectral_norm"] is True and default["model"]["net"]["d_norm"] == "none"
+    seed = resolved(["--recipe", "seed"], capsys)
+    assert seed["loss"]["name"] == "bce" and seed["optim"]["lr_g"] == 2e-4 and seed["loop"]["augment"] == ""
+    assert seed["model"]["net"]["spectral_norm"] is False and seed["model"]["net"]["d_norm"] == "batch"
+    assert TrainConfig().resolve().to_dict() == default  # Python and the command line resolve alike
+
+
+def test_a_flag_given_is_never_overridden_by_the_recipe(capsys):
+    mixed = resolved(["--loss", "bce", "--lr-d", "1e-4", "--augment", "translation,color", "--no-spectral-norm", "--d-norm", "batch"], capsys)
+    assert mixed["loss"]["name"] == "bce" and mixed["optim"]["lr_d"] == 1e-4 and mixed["optim"]["lr_g"] == 4e-4
+    assert mixed["loop"]["augment"] == "translation,color"
+    assert mixed["model"]["net"]["spectral_norm"] is False and mixed["model"]["net"]["d_norm"] == "batch"
+
+
+@pytest.mark.parametrize("argv", [["--model", "mlp"], ["enhance"]])
+def test_the_mlp_gan_and_enhancement_keep_the_seeds_loss_and_rates(argv, capsys):
+    config = resolved(argv, capsys)
+    assert config["loss"]["name"] == "bce" and config["optim"]["lr_g"] == config["optim"]["lr_d"] == 2e-4
+    assert config["loop"]["augment"] == ""
+
+
+def test_an_unknown_recipe_is_refused():
+    assert set(RECIPES) == {"medgan", "seed"}
+    with pytest.raises(Exception, match="unknown recipe"):
+        SynthConfig(recipe="fast")
