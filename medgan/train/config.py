@@ -291,6 +291,8 @@ def _build(cls, values: dict[str, Any], where: str):
         current = getattr(defaults, name)
         if is_dataclass(current) and isinstance(value, dict):
             kwargs[name] = _build(type(current), {**asdict(current), **value}, f"{where}.{name}")
+        elif isinstance(current, dict) and isinstance(value, dict):  # e.g. model.net: a flag adds to the default's keys
+            kwargs[name] = _checked({**current, **value}, hints[name], f"{where}.{name}")
         else:
             kwargs[name] = _checked(value, hints[name], f"{where}.{name}")
     return cls(**kwargs)
