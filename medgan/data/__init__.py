@@ -4,7 +4,7 @@ The names below are imported on first use (PEP 562): the command line reads
 :class:`SourceOptions` and :class:`DataConfig` without importing torch.
 """
 
-import importlib
+from medgan.lazy import lazy_exports
 
 _LOCATIONS = {
     "MedicalImageDataset": "medgan.data.dataset",
@@ -20,12 +20,4 @@ _LOCATIONS = {
 }
 __all__ = sorted(_LOCATIONS)
 
-
-def __getattr__(name: str):
-    if name not in _LOCATIONS:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(_LOCATIONS[name]), name)
-
-
-def __dir__() -> list[str]:
-    return __all__
+__getattr__, __dir__ = lazy_exports(__name__, _LOCATIONS)

@@ -32,6 +32,7 @@ from medgan.data.geometry import fit_square, orient_for_display, volume_to_slice
 from medgan.data.imageset import ImageSet
 from medgan.data.intensity import apply_window, normalize_percentile, parse_window, window_bounds
 from medgan.errors import MedganError
+from medgan.lazy import load
 from medgan.data.source_options import SourceOptions
 
 
@@ -61,8 +62,7 @@ _MEDMNIST = "medgan.datasets.medmnist"
 
 def embedded_loader(name: str):
     """The loader function of an embedded source."""
-    module, _, attr = EMBEDDED_SOURCES[name].partition(":")
-    return getattr(importlib.import_module(module), attr)
+    return load(EMBEDDED_SOURCES[name])
 
 
 def load_source(spec: str | Path | list, options: SourceOptions | None = None) -> ImageSet:

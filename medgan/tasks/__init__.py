@@ -14,18 +14,14 @@ the command line starts without importing torch.
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Iterator, Mapping
 
 from pathlib import Path
 from typing import Any
 
+from medgan.lazy import load
+
 __all__ = ["TASKS", "TaskRegistry", "load_model"]
-
-
-def _load(location: str) -> Any:
-    module, _, attr = location.partition(":")
-    return getattr(importlib.import_module(module), attr)
 
 
 class TaskRegistry(Mapping):
@@ -44,14 +40,14 @@ class TaskRegistry(Mapping):
 
     def __getitem__(self, name: str) -> type:
         if name not in self._loaded:
-            self._loaded[name] = _load(self._entries[name]["recipe"])  # KeyError for an unknown task
+            self._loaded[name] = load(self._entries[name]["recipe"])  # KeyError for an unknown task
         return self._loaded[name]
 
     def options(self, name: str) -> type | None:
         """The task's options dataclass (its fields are ``medgan train <task>`` flags and the
         ``<task>`` section of a run's config), or ``None``."""
         location = self._entries[name]["options"]
-        return None if location is None else _load(location)
+        return None if location is None else load(location)
 
     def add_commands(self, name: str, commands) -> None:
         """Add the task's own commands (its inference: ``medgan generate``, ``medgan enhance`` ...)
@@ -59,7 +55,7 @@ class TaskRegistry(Mapping):
         arguments that only parses and calls the API."""
         location = self._entries[name]["commands"]
         if location is not None:
-            _load(location)(commands)
+            load(location)(commands)
 
     def register(self, name: str, recipe: str, options: str | None = None, commands: str | None = None) -> None:
         """Add a task: each location is ``"package.module:name"``, imported on first use.

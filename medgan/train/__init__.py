@@ -5,7 +5,7 @@ config dataclasses of :mod:`medgan.train.config` without importing the engine (t
 matplotlib).
 """
 
-import importlib
+from medgan.lazy import lazy_exports
 
 _LOCATIONS = {
     "DataConfig": "medgan.data.training", "LoopConfig": "medgan.train.config", "LossConfig": "medgan.train.config",
@@ -14,12 +14,4 @@ _LOCATIONS = {
 }
 __all__ = list(_LOCATIONS)
 
-
-def __getattr__(name: str):
-    if name not in _LOCATIONS:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(_LOCATIONS[name]), name)
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_exports(__name__, _LOCATIONS)

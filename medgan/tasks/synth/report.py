@@ -34,9 +34,8 @@ def class_rows(record: dict) -> list[tuple]:
     rows = []
     for c in record.get("classes") or []:
         verdict = "" if c["collapsed"] is None else ("COLLAPSED" if c["collapsed"] else "ok")
-        rows.append((c["class"], c["n_real"], c["n_generated"], c["kid_mean"] if c["kid_mean"] is not None else "",
-                     c["ms_ssim_real"] if c["ms_ssim_real"] is not None else "",
-                     c["ms_ssim_generated"] if c["ms_ssim_generated"] is not None else "", verdict))
+        figures = ("" if c[k] is None else c[k] for k in ("kid_mean", "ms_ssim_real", "ms_ssim_generated"))
+        rows.append((c["class"], c["n_real"], c["n_generated"], *figures, verdict))
     return rows
 
 
