@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -24,17 +23,9 @@ from medgan.metrics.features_cache import cached_features
 from medgan.metrics.registry import RealismInputs, compute_realism
 from medgan.report.grid import image_grid
 from medgan.io.output import atomic_path
+from medgan.io.records import append_jsonl, utc_now
 from medgan.tasks import TASKS
 from medgan.train.config import TrainConfig
-
-
-def append_jsonl(path: Path, record: dict) -> None:
-    with open(path, "a") as handle:
-        handle.write(json.dumps(record) + "\n")
-
-
-def utc_now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
 # ----------------------------------------------------------------------------- inputs

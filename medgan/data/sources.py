@@ -110,6 +110,7 @@ def _load_embedded(name: str, opts: SourceOptions) -> ImageSet:
 def _load_npz(path: Path, opts: SourceOptions) -> ImageSet:
     with np.load(path, allow_pickle=False) as archive:
         keys = set(archive.files)
+        names = [str(x) for x in archive["class_names"]] if "class_names" in keys and archive["class_names"].dtype.kind == "U" else None
     if f"{opts.split}_images" in keys or "images" in keys:
         images, labels = mio.read_npz_collection(path, split=opts.split)
         # 8-bit pixels (the MedMNIST layout) are 0..255; any other dtype's range comes from
@@ -121,6 +122,8 @@ def _load_npz(path: Path, opts: SourceOptions) -> ImageSet:
         if labels is not None and labels.ndim > 1:  # multi-label sets: keep the first label
             labels = labels[:, 0]
         classes = None if labels is None else [f"class {i}" for i in range(int(labels.max()) + 1)]
+        if classes is not None and names is not None and len(names) >= len(classes):  # e.g. medgan generate's npz
+            classes = names
         return ImageSet(images=images, labels=labels, class_names=classes, name=path.name, value_range=value_range,
                         sources=[f"{path.name}:{opts.split}[{i}]" for i in range(len(images))])
     image = mio.read_image(path)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import matplotlib
@@ -11,19 +10,7 @@ matplotlib.use("Agg")  # files only; never needs a display
 import matplotlib.pyplot as plt  # noqa: E402
 
 from medgan.io.output import atomic_path  # noqa: E402
-
-
-def read_jsonl(path: Path) -> list[dict]:
-    """Records of a JSONL file (a torn last line from an interrupted write is skipped)."""
-    if not path.is_file():
-        return []
-    rows = []
-    for line in path.read_text().splitlines():
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue
-    return rows
+from medgan.io.records import read_jsonl  # noqa: E402
 
 
 _BOOKKEEPING = {"step", "sec_per_step", "img_per_sec", "elapsed", "phase", "world_size", "replicas_in_sync"}

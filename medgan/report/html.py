@@ -14,7 +14,7 @@ from pathlib import Path
 from medgan import __version__
 from medgan.errors import MedganError
 from medgan.io.output import atomic_path
-from medgan.report.curves import read_jsonl
+from medgan.io.records import read_jsonl
 from medgan.tasks import TASKS
 
 STYLE = """

@@ -86,14 +86,14 @@ def test_train_generate_and_resume_from_the_command_line(tmp_path, capsys):
         out = tmp_path / f"gen-{fmt}"
         assert main(["generate", str(run), "--n", "5", "--out", str(out), "--format", fmt, "--seed", "3"]) == 0
         assert len(list(out.glob(pattern))) == (1 if fmt == "npz" else 5)
-    images = np.load(tmp_path / "gen-npz" / "images.npz")["images"]
+    images = np.load(tmp_path / "gen-npz" / "images.npz")["train_images"]
     assert images.shape == (5, 32, 32) and images.min() >= -1000 - 1e-3  # back in HU
     ds = pydicom.dcmread(next((tmp_path / "gen-dcm").glob("*.dcm")))
     assert "DERIVED" in ds.ImageType and "synthetic" in str(ds.ImageComments).lower()
     assert ds.PatientIdentityRemoved == "YES"
     # same seed, same images
     main(["generate", str(run), "--n", "5", "--out", str(tmp_path / "again"), "--format", "npz", "--seed", "3"])
-    np.testing.assert_array_equal(np.load(tmp_path / "again" / "images.npz")["images"], images)
+    np.testing.assert_array_equal(np.load(tmp_path / "again" / "images.npz")["train_images"], images)
     # refuses to overwrite
     capsys.readouterr()
     assert main(["generate", str(run), "--n", "2", "--out", str(tmp_path / "gen-png")]) == 2

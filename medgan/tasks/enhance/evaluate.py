@@ -12,7 +12,8 @@ import numpy as np
 from medgan.data.intensity import IntensityMap
 from medgan.data.training import load_training_data
 from medgan.errors import MedganError
-from medgan.evaluate import append_jsonl, run_config, utc_now
+from medgan.evaluate import run_config
+from medgan.io.records import append_jsonl, utc_now
 
 __all__ = ["enhancement_model", "enhancement_scores", "enhancement_test_set", "evaluate_enhancement_run"]
 

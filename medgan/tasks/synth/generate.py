@@ -8,6 +8,9 @@ new UIDs, no patient identifiers, marked as synthetic.
 
 from __future__ import annotations
 
+import hashlib
+import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -18,20 +21,75 @@ from medgan.data.intensity import IntensityMap
 from medgan.errors import MedganError
 from medgan.io import write_dicom, write_nifti, write_npz, write_png
 from medgan.io.output import atomic_dir
+from medgan.io.records import read_jsonl, utc_now
 
 FORMATS = ("png", "npz", "dcm", "nii")
 
 
+def plan_labels(spec: str | None, n: int | None, class_names: list[str], run: str | Path | None = None) -> tuple[int, np.ndarray | None]:
+    """How many images of which class ``--labels`` asks for.
+
+    Args:
+        spec: ``None`` (a conditional run: all classes in turn), one class (``lesion`` or
+            ``1``: all images of it), classes with counts (``0:2500,1:2500``,
+            ``normal:100,lesion:300``) or classes without counts (split evenly).
+        n: the number of images asked for (``None``: the counts' sum, else 64).
+        class_names: the run's classes, in index order (empty: unconditional).
+        run: named in errors.
+
+    Returns:
+        ``(n, labels)``: labels ``(n,)`` int64 grouped by class in the order given, or
+        ``None`` for an unconditional run.
+
+    Raises:
+        MedganError: labels for an unconditional run, an unknown class, a class named
+            twice, counts that do not add up to ``n``.
+    """
+    known = ", ".join(f"{i} {name}" for i, name in enumerate(class_names))
+    if not class_names:
+        if spec:
+            raise MedganError("this generator is not class-conditional, so --labels has no meaning", path=run,
+                              hint="train with --conditional on labelled data to generate chosen classes")
+        return (64 if n is None else n), None
+    if not spec:
+        n = 64 if n is None else n
+        return n, np.arange(n, dtype=np.int64) % len(class_names)
+    parts = [part.strip() for part in spec.split(",") if part.strip()]
+    counted = [":" in part for part in parts]
+    if any(counted) and not all(counted):
+        raise MedganError(f"--labels {spec!r} gives counts for some classes only", hint="write CLASS:COUNT for every class, or no counts")
+    indices, counts = [], []
+    for part in parts:
+        name, _, count = part.rpartition(":") if ":" in part else (part, "", "")
+        index = class_names.index(name) if name in class_names else int(name) if name.isdigit() and int(name) < len(class_names) else None
+        if index is None:
+            raise MedganError(f"--labels names class {name!r}, which this run does not have", path=run, hint=f"its classes: {known}")
+        if index in indices:
+            raise MedganError(f"--labels names class {class_names[index]!r} twice", hint=f"give each class once; its classes: {known}")
+        if count and not (count.isdigit() and int(count) > 0):
+            raise MedganError(f"--labels count {count!r} for class {name!r} is not a positive whole number")
+        indices.append(index)
+        counts.append(int(count) if count else None)
+    if counts[0] is None:  # no counts: split n evenly, the first classes taking the remainder
+        n = 64 if n is None else n
+        counts = [n // len(indices) + (i < n % len(indices)) for i in range(len(indices))]
+    total = sum(counts)
+    if n is not None and total != n:
+        raise MedganError(f"--labels counts add up to {total}, not --n {n}", hint="make them add up, or leave out --n")
+    return total, np.repeat(np.asarray(indices, np.int64), counts)
+
+
 @torch.no_grad()
-def sample(run: str | Path, n: int, seed: int = 0, label: int | str | None = None, batch_size: int = 256,
+def sample(run: str | Path, n: int | None = None, seed: int = 0, labels: str | np.ndarray | None = None, batch_size: int = 256,
            device: str = "cpu") -> tuple[np.ndarray, np.ndarray | None, dict]:
-    """Draw ``n`` images from a run's exported generator (its EMA weights when trained with EMA).
+    """Draw images from a run's exported generator (its EMA weights when trained with EMA).
 
     Args:
         run: run folder (or its ``generator/`` folder).
-        n: number of images.
+        n: number of images (``None``: the sum of the counts in ``labels``, else 64).
         seed: the same seed gives the same images.
-        label: class index or name for a class-conditional generator (default: cycle through classes).
+        labels: for a class-conditional generator, a ``--labels`` spec (see
+            :func:`plan_labels`) or an array of class indices; default all classes in turn.
         batch_size: images per forward pass.
         device: where to run G.
 
@@ -39,21 +97,15 @@ def sample(run: str | Path, n: int, seed: int = 0, label: int | str | None = Non
         ``(images, labels, info)``: ``(N, H, W)`` (or ``(N, C, H, W)``) float32 in the data's
         units, ``(N,)`` labels or ``None``, and the generator's ``config.json``.
     """
-    if n < 1:
+    if n is not None and n < 1:
         raise MedganError(f"--n {n} must be at least 1")
     model = synthesis_model(run, device)
-    classes = model.class_names
-    labels = None
-    if model.num_classes > 0:
-        if label is None:
-            labels = np.arange(n) % model.num_classes
-        else:
-            index = classes.index(label) if isinstance(label, str) and label in classes else int(label) if str(label).isdigit() else None
-            if index is None or not 0 <= index < model.num_classes:
-                raise MedganError(f"unknown class {label!r}", hint=f"use one of {', '.join(classes) or range(model.num_classes)}")
-            labels = np.full(n, index)
-    elif label is not None:
-        raise MedganError("this generator is not class-conditional, so --label has no meaning", path=run)
+    if isinstance(labels, np.ndarray):
+        if model.num_classes == 0 or labels.min(initial=0) < 0 or labels.max(initial=0) >= model.num_classes:
+            raise MedganError(f"labels must index the run's {model.num_classes} classes", path=run)
+        n = len(labels)
+    else:
+        n, labels = plan_labels(labels, n, model.class_names or [str(k) for k in range(model.num_classes)], run)
     images = draw(model.generator, model.z_dim, n, seed, labels, batch_size, device)  # (N, C, H, W) in [-1, 1]
     images = model.intensity.inverse(images)
     return (images[:, 0] if images.shape[1] == 1 else images), labels, model.info
@@ -72,53 +124,119 @@ def synthesis_model(run: str | Path, device: str | torch.device = "cpu"):
     return model
 
 
+def latents(seed: int, indices, z_dim: int) -> torch.Tensor:
+    """``(len(indices), z_dim)`` latents; row ``i`` is a function of ``(seed, i)`` only, so an
+    image does not depend on the batch or the process it is drawn in."""
+    return torch.stack([torch.randn(z_dim, generator=torch.Generator().manual_seed(seed * 1_000_003 + int(i))) for i in indices])
+
+
 @torch.no_grad()
 def draw(G: torch.nn.Module, z_dim: int, n: int, seed: int = 0, labels: np.ndarray | None = None,
          batch_size: int = 256, device: str | torch.device = "cpu") -> np.ndarray:
-    """``n`` images of ``G`` in [-1, 1], ``(N, C, H, W)``, from latents seeded by ``seed``."""
-    gen = torch.Generator().manual_seed(seed)
+    """``n`` images of ``G`` in [-1, 1], ``(N, C, H, W)``, from the latents :func:`latents`
+    gives ``seed`` (image ``i`` is :class:`~medgan.tasks.synth.dataset.SyntheticDataset`'s item ``i``)."""
     out = []
     for start in range(0, n, batch_size):
         m = min(batch_size, n - start)
-        z = torch.randn(m, z_dim, generator=gen).to(device)
+        z = latents(seed, range(start, start + m), z_dim).to(device)
         kwargs = {} if labels is None else {"labels": torch.from_numpy(np.asarray(labels[start : start + m])).to(device)}
         out.append(G(z, **kwargs).float().cpu().numpy())
     return np.concatenate(out)
 
 
+def class_folder(name: str) -> str:
+    """A class name as a folder name (path separators and odd characters become ``_``)."""
+    cleaned = re.sub(r"[^A-Za-z0-9._ -]+", "_", name).strip(" .")
+    return cleaned or "class"
+
+
 def write_images(images: np.ndarray, out: str | Path, fmt: str, info: dict, labels: np.ndarray | None = None,
-                 overwrite: bool = False) -> Path:
+                 overwrite: bool = False, manifest: dict | None = None) -> Path:
     """Write generated images to a new folder ``out`` (atomically: all or nothing).
 
     ``png``: one 8-bit file per image over the data's nominal range; ``npz``: one
-    ``images.npz`` with ``images`` (data units) and ``labels``; ``dcm``: one synthetic
-    Secondary Capture per image, all in one new series; ``nii``: one 2D NIfTI per image.
+    ``images.npz`` in the MedMNIST layout (``train_images`` in the data's units,
+    ``train_labels`` ``(N, 1)``, ``class_names``); ``dcm``: one synthetic Secondary
+    Capture per image, one new series per class; ``nii``: one 2D NIfTI per image. With
+    labels, the png/dcm/nii files go to one subfolder per class (named after it), which
+    medgan and torchvision's ``ImageFolder`` read back as labels. ``manifest`` is written
+    beside them as ``manifest.json``.
     """
     if fmt not in FORMATS:
         raise MedganError(f"unknown format {fmt!r}", hint=f"use one of {', '.join(FORMATS)}")
     intensity = IntensityMap(**info["intensity"])
     value_range = (intensity.low, intensity.high)
     width = max(5, len(str(len(images) - 1)))
+    names = class_names(info)
     with atomic_dir(out, overwrite) as tmp:
+        if manifest is not None:
+            (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+        folder = (lambda i: tmp) if labels is None else (lambda i: tmp / class_folder(names[labels[i]]))
+        if labels is not None:
+            for k in np.unique(labels):
+                (tmp / class_folder(names[k])).mkdir()
         if fmt == "npz":
-            arrays = {"images": images.astype(np.float32)}
+            arrays = {"train_images": images.astype(np.float32)}
             if labels is not None:
-                arrays["labels"] = labels.astype(np.int64)
+                arrays.update(train_labels=labels.astype(np.int64)[:, None], class_names=np.asarray(names, dtype=str))
             write_npz(tmp / "images.npz", **arrays)
         elif fmt == "dcm":
             import pydicom.uid
 
-            series, study = pydicom.uid.generate_uid(), pydicom.uid.generate_uid()
+            study = pydicom.uid.generate_uid()
+            series = {k: pydicom.uid.generate_uid() for k in ([None] if labels is None else np.unique(labels))}
             modality = "CT" if intensity.units == "HU" else "OT"
             for i, image in enumerate(images):
-                write_dicom(tmp / f"synthetic-{i:0{width}d}.dcm", image, series_uid=series, study_uid=study, instance_number=i + 1,
-                            modality=modality, description=f"medgan synthetic ({info.get('source', '')})",
+                k = None if labels is None else labels[i]
+                what = info.get("source", "") if k is None else f"{info.get('source', '')}, class {names[k]}"
+                write_dicom(folder(i) / f"synthetic-{i:0{width}d}.dcm", image, series_uid=series[k], study_uid=study,
+                            instance_number=i + 1, modality=modality, description=f"medgan synthetic ({what})",
                             derived_from_model=f"medgan {__version__} {info.get('model', '')} generator", rescale_to=value_range)
         else:
             for i, image in enumerate(images):
-                name = tmp / f"synthetic-{i:0{width}d}"
+                name = folder(i) / f"synthetic-{i:0{width}d}"
                 if fmt == "png":
                     write_png(name.with_suffix(".png"), image if image.ndim == 2 else np.moveaxis(image, 0, -1), value_range=value_range)
                 else:
                     write_nifti(name.with_suffix(".nii.gz"), image)
     return Path(out)
+
+
+def class_names(info: dict) -> list[str]:
+    """The class names of an exported generator's ``config.json`` (``[]``: unconditional)."""
+    k = int((info.get("net") or {}).get("num_classes", 0) or 0)
+    return (list(info.get("class_names") or []) + [str(i) for i in range(k)])[:k] if k else []
+
+
+def manifest(run: str | Path, info: dict, *, seed: int, fmt: str, labels: np.ndarray | None) -> dict:
+    """What a folder of generated images came from: the run, its generator (step and weight
+    hash), the run's config hash, the seed, per-class counts, and the run's latest realism
+    figures and memorisation-audit verdict (``None`` where not evaluated / audited yet)."""
+    run = Path(run)
+    run = run.parent if run.name == "generator" else run
+    names = class_names(info)
+    digest = lambda path: hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None  # noqa: E731
+    records = read_jsonl(run / "metrics.jsonl")
+    latest = {kind: next((r for r in reversed(records) if r.get("kind") == kind and r.get("task", "synth") == "synth"), None)
+              for kind in ("evaluate", "audit")}
+    evaluation = latest["evaluate"]
+    audit = latest["audit"]
+    return {
+        "medgan_version": __version__,
+        "created": utc_now(),
+        "synthetic": True,
+        "run": str(run.resolve()),
+        "generator": {"step": info.get("step"), "weights": "EMA" if info.get("ema") else "raw",
+                      "sha256": digest(run / "generator" / "model.safetensors")},
+        "config_sha256": digest(run / "config.json"),
+        "seed": seed,
+        "format": fmt,
+        "classes": None if labels is None else {names[k]: int((labels == k).sum()) for k in range(len(names)) if (labels == k).any()},
+        "class_index": {name: k for k, name in enumerate(names)} or None,
+        "metrics": None if evaluation is None else {"step": evaluation.get("step"), "time": evaluation.get("time"),
+                                                    "figures": evaluation.get("metrics"), "real_floor": evaluation.get("floor")},
+        "audit": None if audit is None else {"time": audit.get("time"), "fraction_flagged": audit.get("fraction_flagged"),
+                                             "quantile": audit.get("quantile"),
+                                             "verdict": "near-copies above the held-out rate" if audit["fraction_flagged"] > audit["quantile"]
+                                             else "no more near-copies than real images of other patients"},
+    }

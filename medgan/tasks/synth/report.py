@@ -41,7 +41,7 @@ def class_rows(record: dict) -> list[tuple]:
 
 def class_section(run: Path) -> list[str]:
     """Per-class realism and diversity of the latest evaluation of a conditional run."""
-    from medgan.report.curves import read_jsonl
+    from medgan.io.records import read_jsonl
 
     records = [r for r in read_jsonl(run / "metrics.jsonl") if r.get("kind") == "evaluate" and r.get("classes")]
     if not records:
