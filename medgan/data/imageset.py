@@ -57,6 +57,25 @@ class ImageSet:
     def __len__(self) -> int:
         return len(self.images)
 
+    def save_npz(self, path, overwrite: bool = False):
+        """Write the images in the MedMNIST layout, read back identically by medgan (``train_images``
+        in the data's units, ``train_labels``, and ``class_names``, ``groups``, ``value_range`` and
+        ``units`` where known; masks and sources are not kept)."""
+        from medgan.io import write_npz
+
+        arrays = {"train_images": self.images.astype(np.float32)}
+        if self.labels is not None:
+            arrays["train_labels"] = np.asarray(self.labels, np.int64)[:, None]
+        if self.class_names is not None:
+            arrays["class_names"] = np.asarray(self.class_names, dtype=str)
+        if self.groups is not None:
+            arrays["groups"] = np.asarray(self.groups, np.int64)
+        if self.value_range is not None:
+            arrays["value_range"] = np.asarray(self.value_range, np.float64)
+        if self.units is not None:
+            arrays["units"] = np.asarray(self.units, dtype=str)
+        return write_npz(path, overwrite=overwrite, **arrays)
+
     @property
     def shape(self) -> tuple[int, ...]:
         """Shape of one image, ``(H, W)`` or ``(C, H, W)``."""

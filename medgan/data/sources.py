@@ -110,12 +110,19 @@ def _load_embedded(name: str, opts: SourceOptions) -> ImageSet:
 def _load_npz(path: Path, opts: SourceOptions) -> ImageSet:
     with np.load(path, allow_pickle=False) as archive:
         keys = set(archive.files)
-        names = [str(x) for x in archive["class_names"]] if "class_names" in keys and archive["class_names"].dtype.kind == "U" else None
+        # what ImageSet.save_npz (and medgan generate) keep besides images and labels
+        text = lambda key: archive[key] if key in keys and archive[key].dtype.kind == "U" else None  # noqa: E731
+        names = None if text("class_names") is None else [str(x) for x in text("class_names")]
+        units = None if text("units") is None else str(text("units"))
+        stored_range = archive["value_range"] if "value_range" in keys and archive["value_range"].shape == (2,) else None
+        stored_groups = archive["groups"] if "groups" in keys and archive["groups"].dtype.kind in "iu" else None
     if f"{opts.split}_images" in keys or "images" in keys:
         images, labels = mio.read_npz_collection(path, split=opts.split)
         # 8-bit pixels (the MedMNIST layout) are 0..255; any other dtype's range comes from
         # the values, as for every other source (float images in [0, 1] stay 0..1).
         value_range = (0.0, 255.0) if images.dtype == np.uint8 else None
+        if stored_range is not None and np.all(np.isfinite(stored_range)) and stored_range[1] > stored_range[0]:
+            value_range = (float(stored_range[0]), float(stored_range[1]))
         images = images.astype(np.float32)
         if images.ndim == 4:  # (N, H, W, 3) colour
             images = mio.rgb_to_grey(images) if opts.grey else np.moveaxis(images, -1, 1)
@@ -124,8 +131,9 @@ def _load_npz(path: Path, opts: SourceOptions) -> ImageSet:
         classes = None if labels is None else [f"class {i}" for i in range(int(labels.max()) + 1)]
         if classes is not None and names is not None and len(names) >= len(classes):  # e.g. medgan generate's npz
             classes = names
-        return ImageSet(images=images, labels=labels, class_names=classes, name=path.name, value_range=value_range,
-                        sources=[f"{path.name}:{opts.split}[{i}]" for i in range(len(images))])
+        groups = stored_groups.astype(np.int64) if stored_groups is not None and len(stored_groups) == len(images) else None
+        return ImageSet(images=images, labels=labels, class_names=classes, name=path.name, value_range=value_range, units=units,
+                        groups=groups, sources=[f"{path.name}:{opts.split}[{i}]" for i in range(len(images))])
     image = mio.read_image(path)
     items = _image_to_items(image, opts, group=0, source=path.name)
     return _finish(items, opts, name=path.name, finish=False)

@@ -86,6 +86,8 @@ TASKS = TaskRegistry({
               "commands": "medgan.tasks.synth.command:add_commands"},
     "enhance": {"recipe": "medgan.tasks.enhance.recipe:EnhanceTask", "options": "medgan.tasks.enhance.config:EnhanceConfig",
                 "commands": "medgan.tasks.enhance.command:add_commands"},
+    "classify": {"recipe": "medgan.tasks.classify.recipe:ClassifyTask", "options": "medgan.tasks.classify.config:ClassifyConfig",
+                 "commands": "medgan.tasks.classify.command:add_commands"},
 })
 
 

@@ -223,8 +223,9 @@ class TrainConfig:
                 setattr(self.optim, name, 2e-4)
         if self.loop.augment == "auto":
             self.loop.augment = ""
-        if self.model.name not in MODELS:
-            raise MedganError(f"unknown model {self.model.name!r}", hint=f"use one of {', '.join(MODELS)}")
+        models = task.models or MODELS
+        if self.model.name not in models:
+            raise MedganError(f"unknown model {self.model.name!r}", hint=f"use one of {', '.join(models)}")
         if self.loss.name not in ADVERSARIAL:
             raise MedganError(f"unknown loss {self.loss.name!r}", hint=f"use one of {', '.join(ADVERSARIAL)}")
         parse_policy(self.loop.augment)

@@ -116,6 +116,8 @@ class Task(ABC):
     grid_columns: int | None = None
     #: learning-rate schedule when the run's is ``auto`` (see :class:`OptimConfig`).
     lr_decay: str = "none"
+    #: model names the task accepts in ``model.name`` (``None``: the GAN registry :data:`medgan.nets.MODELS`).
+    models: tuple[str, ...] | None = None
 
     def __init__(self, config, dataset: MedicalImageDataset):
         self.config = config

@@ -176,7 +176,9 @@ def write_images(images: np.ndarray, out: str | Path, fmt: str, info: dict, labe
             for k in np.unique(labels):
                 (tmp / class_folder(names[k])).mkdir()
         if fmt == "npz":
-            arrays = {"train_images": images.astype(np.float32)}
+            arrays = {"train_images": images.astype(np.float32), "value_range": np.asarray(value_range, np.float64)}
+            if intensity.units is not None:
+                arrays["units"] = np.asarray(intensity.units, dtype=str)
             if labels is not None:
                 arrays.update(train_labels=labels.astype(np.int64)[:, None], class_names=np.asarray(names, dtype=str))
             write_npz(tmp / "images.npz", **arrays)

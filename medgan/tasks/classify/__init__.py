@@ -1,0 +1,1 @@
+"""Classification: the downstream model that tells whether synthetic images help (``medgan augment-eval``)."""

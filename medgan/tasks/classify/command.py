@@ -1,0 +1,68 @@
+"""The classification task's command: ``medgan augment-eval --data SOURCE --out FOLDER``."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+CONDITION_NAMES = "real, classical, synthetic, classical+synthetic, synthetic-only"
+
+
+def _numbers(kind):
+    def parse(text: str):
+        try:
+            return tuple(kind(x) for x in text.split(",") if x.strip())
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected comma-separated {kind.__name__}s, got {text!r}") from None
+
+    return parse
+
+
+def add_commands(commands: argparse._SubParsersAction) -> None:
+    from medgan.cli import add_source_options
+
+    ae = commands.add_parser("augment-eval", help="does synthetic data help a classifier? real vs classical vs synthetic augmentation at few labels")
+    ae.add_argument("--data", default="phantom", help="labelled real images: folder with a subfolder per class, CSV labels, npz, "
+                                                      "brain-mri, or phantom with --lesion-fraction (default phantom)")
+    ae.add_argument("--out", required=True, help="new folder for the data, the runs, results.json/.md/.png")
+    ae.add_argument("--test-data", help="labelled real images to test on (default: held-out patients of --data)")
+    ae.add_argument("--test-fraction", type=float, default=0.25, help="share of patients held out for testing (default 0.25)")
+    ae.add_argument("--fractions", type=_numbers(float), default=(0.1, 0.25, 1.0), help="shares of the training labels (default 0.1,0.25,1)")
+    ae.add_argument("--seeds", type=_numbers(int), default=(0, 1, 2), help="classifier seeds (default 0,1,2)")
+    ae.add_argument("--conditions", type=lambda t: tuple(x.strip() for x in t.split(",") if x.strip()), default=None,
+                    help=f"which of {CONDITION_NAMES} (default all)")
+    ae.add_argument("--gan-steps", type=int, default=2000, help="steps of each setting's conditional GAN (default 2000)")
+    ae.add_argument("--classifier-steps", type=int, default=500, help="steps of each classifier (default 500)")
+    ae.add_argument("--batch-size", type=int, default=32)
+    ae.add_argument("--synthetic-ratio", type=float, default=1.0, help="synthetic images per real training image (default 1)")
+    ae.add_argument("--classifier-width", type=int, default=16, help="ResNet-18 first-stage channels (default 16)")
+    ae.add_argument("--gan-width", type=int, default=32, help="DCGAN width (default 32)")
+    ae.add_argument("--device", default="auto")
+    ae.add_argument("--split-seed", type=int, default=0, help="seed of the test split and the label subsets")
+    ae.add_argument("--overwrite", action="store_true", help="replace what an earlier run left in --out")
+    ae.add_argument("--no-progress", action="store_true")
+    ae.add_argument("--json", action="store_true", help="also print results.json's table as one JSON line")
+    add_source_options(ae)
+    ae.set_defaults(func=cmd_augment_eval)
+
+
+def cmd_augment_eval(args: argparse.Namespace) -> int:
+    import json
+
+    from medgan.cli import source_options
+    from medgan.tasks.classify.augment_eval import CONDITIONS, AugmentEvalConfig, markdown_table, run_augment_eval
+
+    options = source_options(args)
+    if options.size is None:
+        options.size = 64
+    config = AugmentEvalConfig(source=args.data, options=options, test_source=args.test_data, test_fraction=args.test_fraction,
+                               fractions=args.fractions, seeds=args.seeds, conditions=args.conditions or tuple(CONDITIONS),
+                               gan_steps=args.gan_steps, classifier_steps=args.classifier_steps, batch_size=args.batch_size,
+                               synthetic_ratio=args.synthetic_ratio, classifier_width=args.classifier_width, gan_width=args.gan_width,
+                               device=args.device, split_seed=args.split_seed)
+    results = run_augment_eval(config, Path(args.out), progress=not args.no_progress, overwrite=args.overwrite)
+    print(markdown_table(results))
+    print(f"results: {Path(args.out) / 'results.json'}, {Path(args.out) / 'results.md'}, {Path(args.out) / 'results.png'}")
+    if args.json:
+        print(json.dumps({"table": results["table"]}))
+    return 0

@@ -1,0 +1,55 @@
+"""Scoring a classifier on real images: accuracy, balanced accuracy, AUROC and calibration (ECE)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from medgan.data.imageset import ImageSet
+from medgan.data.training import load_training_data
+from medgan.errors import MedganError
+from medgan.evaluate import run_config
+from medgan.io.records import append_jsonl, utc_now
+from medgan.metrics.classification import classification_metrics
+
+__all__ = ["classifier_model", "classifier_scores", "evaluate_classifier_run"]
+
+
+def classifier_model(run: str | Path, device: str = "cpu"):
+    """The :class:`~medgan.tasks.classify.recipe.ClassifierModel` of a run (one clear error
+    for a run of another task)."""
+    from medgan.tasks import load_model
+    from medgan.tasks.classify.recipe import ClassifierModel
+
+    model = load_model(run, device)
+    if not isinstance(model, ClassifierModel):
+        raise MedganError("not a classifier", path=run, hint="give a run folder made by medgan train classify")
+    return model
+
+
+def classifier_scores(model, test: ImageSet) -> dict[str, float]:
+    """The model's metrics on a labelled set of real images (their class names must match)."""
+    if test.labels is None:
+        raise MedganError("the test images have no labels", hint="give a labelled source")
+    if test.class_names is not None and list(test.class_names) != list(model.class_names):
+        raise MedganError(f"the test classes {test.class_names} differ from the classifier's {model.class_names}",
+                          hint="test on data labelled with the same classes, in the same order")
+    return classification_metrics(test.labels, model.predict_proba(test.images))
+
+
+def evaluate_classifier_run(run_dir: str | Path) -> dict:
+    """Score a classification run on its held-out patients; appended to ``metrics.jsonl``."""
+    run_dir = Path(run_dir)
+    config = run_config(run_dir)
+    _, holdout = load_training_data(config.data)
+    if holdout is None or not len(holdout):
+        raise MedganError("the run has no held-out patients to test on", path=run_dir, hint="train with --holdout > 0")
+    model = classifier_model(run_dir)
+    figures = classifier_scores(model, holdout)
+    counts = np.bincount(holdout.labels, minlength=len(model.class_names))
+    record = {"kind": "evaluate", "task": "classify", "time": utc_now(), "step": model.info.get("step"), "n_test": len(holdout),
+              "test_classes": {name: int(c) for name, c in zip(model.class_names, counts)}, "metrics": figures,
+              "settings": {"ece_bins": 15, "auroc": "binary" if len(model.class_names) == 2 else "one-vs-rest, macro"}}
+    append_jsonl(run_dir / "metrics.jsonl", record)
+    return record

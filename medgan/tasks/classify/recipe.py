@@ -1,0 +1,143 @@
+"""Classification through the engine with no adversary: one network, one update per step.
+
+The downstream half of the data-augmentation application: the same ResNet-18 is trained on
+real images, on real images with classical augmentation, with synthetic images added, or on
+synthetic images alone, and scored on real held-out patients
+(:mod:`medgan.tasks.classify.augment_eval`). Cross-entropy on labelled batches; classical
+augmentation applied to each batch on the device.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from medgan.data.intensity import IntensityMap
+from medgan.errors import MedganError
+from medgan.nets.classifier import ClassifierConfig, ResNetClassifier
+from medgan.train.augment import classical_augment
+from medgan.train.task import Networks, Optimizer, Phase, Task, Update
+
+MODEL = "resnet18"
+
+
+@dataclass
+class ClassifierModel:
+    """A trained classifier (see :func:`medgan.tasks.load_model`).
+
+    Attributes:
+        classifier: the network in eval mode: ``(B, C, H, W)`` in [-1, 1] -> logits.
+        intensity: the training data's units that [-1, 1] stands for.
+        class_names: name of each output.
+        info: the export's ``config.json``.
+    """
+
+    classifier: nn.Module
+    intensity: IntensityMap
+    class_names: list[str]
+    info: dict[str, Any]
+
+    @torch.no_grad()
+    def predict_proba(self, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
+        """Class probabilities ``(N, K)`` of images in the data's units, ``(N, H, W)`` or
+        ``(N, C, H, W)``; each image is scored alone (eval mode), whatever the batch."""
+        x = self.intensity.forward(np.asarray(images, np.float32))
+        x = x[:, None] if x.ndim == 3 else x
+        device = next(self.classifier.parameters()).device
+        out = [torch.softmax(self.classifier(torch.from_numpy(x[i : i + batch_size]).to(device)).float(), 1).cpu().numpy()
+               for i in range(0, len(x), batch_size)]
+        return np.concatenate(out)
+
+
+class ClassifyTask(Task):
+    """``classifier``: image -> class logits, trained on cross-entropy (classical augmentation optional)."""
+
+    name = "classify"
+    models = (MODEL,)
+    exported = ("classifier",)
+    lr_decay = "cosine"
+
+    @classmethod
+    def resolve(cls, config) -> None:
+        if config.model.name == "dcgan":  # the engine's default model: this task has one network
+            config.model.name = MODEL
+        if config.model.name != MODEL:
+            raise MedganError(f"the classify task trains a {MODEL}, not {config.model.name!r}", hint="leave out --model")
+
+    def __init__(self, config, dataset):
+        super().__init__(config, dataset)
+        data = dataset.data
+        if data.labels is None or not data.class_names:
+            raise MedganError("classification needs labelled data (subfolders per class, --labels-csv or an npz with labels)",
+                              path=config.data.source)
+        if len(data.class_names) < 2:
+            raise MedganError(f"classification needs at least two classes, the data has {len(data.class_names)}", path=config.data.source)
+        self.net_config = ClassifierConfig(channels=dataset.channels, num_classes=len(data.class_names),
+                                           image_size=dataset.image_size[0], width=int(config.model.net.get("width", 32)))
+        config.model.net = asdict(self.net_config)
+        self.augment = config.task_config.augmentation == "classical"
+
+    def networks(self) -> dict[str, nn.Module]:
+        return {"classifier": ResNetClassifier(self.net_config)}
+
+    def optimizers(self) -> dict[str, Optimizer]:
+        return {"classifier": Optimizer(("classifier",), self.config.task_config.lr, (0.9, 0.999))}
+
+    def phases(self) -> list[Phase]:
+        return [Phase("train", self.config.loop.steps, (Update("c", "classifier", self.objective),))]
+
+    def objective(self, nets: Networks, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        x = batch["image"]  # (B, C, H, W) in [-1, 1]
+        if self.augment:
+            x = classical_augment(x)
+        logits = nets.classifier(x)  # (B, K)
+        loss = F.cross_entropy(logits, batch["label"])
+        return {"loss": loss, "train_acc": (logits.detach().argmax(1) == batch["label"]).float().mean()}
+
+    # ---- sample grids: what the classifier is shown (augmented when augmentation is on)
+
+    def fixed_inputs(self, n: int, device: torch.device) -> dict[str, torch.Tensor]:
+        pick = torch.linspace(0, len(self.dataset) - 1, min(n, len(self.dataset))).long()
+        return {"image": self.dataset.batch(pick)["image"].to(device)}
+
+    @torch.no_grad()
+    def render(self, nets, fixed):
+        with torch.random.fork_rng(devices=[]):  # the same augmented views at every step, the run's RNG untouched
+            torch.manual_seed(self.config.loop.seed)
+            return classical_augment(fixed["image"]) if self.augment else fixed["image"]
+
+    # ---- export, loading, evaluation
+
+    def export_info(self, name: str) -> dict[str, Any]:
+        return {"model": MODEL, "net": asdict(self.net_config), "intensity": self.dataset.intensity.to_dict(),
+                "class_names": list(self.dataset.data.class_names), "source": self.config.data.source,
+                "augmentation": self.config.task_config.augmentation}
+
+    @classmethod
+    def build_network(cls, name: str, info: dict[str, Any]) -> nn.Module:
+        if name != "classifier":
+            return super().build_network(name, info)
+        return ResNetClassifier(ClassifierConfig(**info["net"]))
+
+    @classmethod
+    def from_pretrained(cls, exported) -> ClassifierModel:
+        if "classifier" not in exported:
+            raise MedganError("the run exported no classifier", hint="give the run folder of medgan train classify")
+        net, info = exported["classifier"]
+        return ClassifierModel(net, IntensityMap(**info["intensity"]), list(info["class_names"]), info)
+
+    @classmethod
+    def evaluate_run(cls, run_dir, *, n, seed, inception_weights, require_inception, metrics=None):
+        """Accuracy, balanced accuracy, AUROC and calibration on the run's held-out patients."""
+        from medgan.tasks.classify.evaluate import evaluate_classifier_run
+
+        return evaluate_classifier_run(run_dir)
+
+    @classmethod
+    def describe_evaluation(cls, record):
+        return f"{record['n_test']} held-out images ({', '.join(f'{k}: {v}' for k, v in record['test_classes'].items())})"
