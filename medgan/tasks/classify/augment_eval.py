@@ -40,6 +40,7 @@ from medgan.data.imageset import ImageSet
 from medgan.data.source_options import SourceOptions
 from medgan.errors import MedganError
 from medgan.io.output import atomic_path
+from medgan.io.records import append_jsonl, utc_now
 
 __all__ = ["CONDITIONS", "AugmentEvalConfig", "run_augment_eval"]
 
@@ -234,6 +235,8 @@ def run_augment_eval(config: AugmentEvalConfig, out: str | Path, progress: bool 
     (out / "runs").mkdir(exist_ok=True)
     test.save_npz(out / "data" / "test.npz")
     k = len(pool.class_names)
+    test_classes = {name: int((test.labels == i).sum()) for i, name in enumerate(pool.class_names)}
+    test_name = config.test_source or f"held-out patients ({config.test_fraction:.0%})"
     per_setting = (config.gan_steps if config.uses_synthetic else 0) + len(config.conditions) * len(config.seeds) * config.classifier_steps
     rows: list[dict[str, Any]] = []
     gans: dict[str, Any] = {}
@@ -272,6 +275,9 @@ def run_augment_eval(config: AugmentEvalConfig, out: str | Path, progress: bool 
                     tick = time.perf_counter()
                     run = train_classifier(config, data_file, len(train), classical, seed, out / "runs" / name)
                     figures = classifier_scores(classifier_model(run), test)
+                    append_jsonl(run / "metrics.jsonl", {"kind": "evaluate", "task": "classify", "time": utc_now(), "step": config.classifier_steps,
+                                                         "n_test": len(test), "test_classes": test_classes, "metrics": figures,
+                                                         "settings": {"test": test_name}})
                     rows.append({"fraction": fraction, "condition": condition, "seed": seed, "n_real": n_real if use_real else 0,
                                  "n_synthetic": n_synthetic if use_synthetic else 0, "metrics": figures,
                                  "seconds": time.perf_counter() - tick, "run": str(run.relative_to(out))})
@@ -285,8 +291,7 @@ def run_augment_eval(config: AugmentEvalConfig, out: str | Path, progress: bool 
     values = asdict(config)
     values["options"] = asdict(config.options)
     results = {"config": values, "classes": list(pool.class_names), "n_pool": len(pool), "n_test": len(test),
-               "test_classes": {name: int((test.labels == i).sum()) for i, name in enumerate(pool.class_names)},
-               "test": config.test_source or f"held-out patients ({config.test_fraction:.0%})",
+               "test_classes": test_classes, "test": test_name,
                "gans": gans, "table": table, "runs": rows, "seconds": time.perf_counter() - started}
     with atomic_path(out / "results.json", overwrite=True) as tmp:
         tmp.write_text(json.dumps(results, indent=2) + "\n")
