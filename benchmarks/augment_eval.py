@@ -40,8 +40,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", default=",".join(CASES), help=f"comma-separated from {', '.join(CASES)}")
     parser.add_argument("--seeds", default="0,1,2")
-    parser.add_argument("--gan-steps", type=int, default=1500)
-    parser.add_argument("--classifier-steps", type=int, default=400)
+    parser.add_argument("--gan-steps", type=int, default=1000)
+    parser.add_argument("--classifier-steps", type=int, default=250)
     parser.add_argument("--out", default="bench-augment", help="folder for every case's runs, tables and plots")
     args = parser.parse_args()
 
