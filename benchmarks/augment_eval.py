@@ -4,6 +4,8 @@
   hypo- or hyper-dense blobs in the brain, shown over the whole -1000..1000 HU range, so a
   lesion is 1-3% of the grey scale); each phantom is its own patient; 25% of the patients
   are the test set.
+- ``phantom-lesion-window``: the same phantoms through a brain window (40 / 160 HU), where
+  the lesions are low-contrast but visible (12-37% of the grey scale).
 - ``brain-orientation``: the embedded T1 MRI slices labelled axial / coronal / sagittal;
   trained on one head (MNI152), tested on the other (Colin27), so it measures transfer to
   a new subject; few labels (5%, 10%, 100%).
@@ -31,6 +33,10 @@ from medgan.tasks.classify.augment_eval import AugmentEvalConfig, markdown_table
 CASES = {
     "phantom-lesion": dict(source="phantom", options=SourceOptions(size=64, n=600, lesion_fraction=0.5), test_fraction=0.25,
                            fractions=(0.1, 0.25, 1.0)),
+    # the same phantoms seen through a brain window (centre 40, width 160 HU): a lesion is
+    # 12-37% of the grey scale instead of 1-3%
+    "phantom-lesion-window": dict(source="phantom", options=SourceOptions(size=64, n=600, lesion_fraction=0.5, window="40,160"),
+                                  test_fraction=0.25, fractions=(0.1, 0.25, 1.0)),
     # two heads: the split puts one in training and the other in the test set
     "brain-orientation": dict(source="brain-mri", options=SourceOptions(size=64), test_fraction=0.5, fractions=(0.05, 0.1, 1.0)),
 }
