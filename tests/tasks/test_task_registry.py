@@ -8,16 +8,17 @@ import pytest
 from medgan.errors import MedganError
 from medgan.tasks import TASKS
 from medgan.train import TrainConfig
-from medgan.train.task import GANTask
+from medgan.train.task import GANTask, Task
 
 
 def test_every_registered_task_is_a_task_with_its_own_evaluation_and_report():
-    assert list(TASKS) == ["synth", "enhance"]
+    assert list(TASKS) == ["synth", "enhance", "classify"]
     for name in TASKS:
         task = TASKS[name]
-        assert issubclass(task, GANTask) and task.name == name
-        assert task.evaluate_run.__func__ is not GANTask.evaluate_run.__func__  # each evaluates its own runs
-        assert task.report_parts.__func__ is not GANTask.report_parts.__func__
+        assert issubclass(task, Task) and task.name == name
+        assert task.evaluate_run.__func__ is not Task.evaluate_run.__func__  # each evaluates its own runs
+        if issubclass(task, GANTask):  # the GAN tasks add report sections (the classifier's report is the generic one)
+            assert task.report_parts.__func__ is not Task.report_parts.__func__
 
 
 def test_an_unknown_task_is_one_clear_error():
