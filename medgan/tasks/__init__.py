@@ -91,6 +91,18 @@ TASKS = TaskRegistry({
 })
 
 
+def load_model_of(kind: type, path: str | Path, device: str = "cpu", train_command: str = "medgan train") -> Any:
+    """:func:`load_model`, checked to be a ``kind`` record (one clear error for a run of
+    another task, naming ``train_command`` as the way to make the right one)."""
+    from medgan.errors import MedganError
+
+    model = load_model(path, device)
+    if not isinstance(model, kind):
+        raise MedganError(f"not a {kind.__name__} (task {model.info.get('task')!r})", path=path,
+                          hint=f"give a run folder made by {train_command}")
+    return model
+
+
 def load_model(path: str | Path, device: str = "cpu") -> Any:
     """The model of a trained run, as its task's typed record (``from_pretrained`` style).
 

@@ -19,13 +19,10 @@ __all__ = ["classifier_model", "classifier_scores", "evaluate_classifier_run"]
 def classifier_model(run: str | Path, device: str = "cpu"):
     """The :class:`~medgan.tasks.classify.recipe.ClassifierModel` of a run (one clear error
     for a run of another task)."""
-    from medgan.tasks import load_model
+    from medgan.tasks import load_model_of
     from medgan.tasks.classify.recipe import ClassifierModel
 
-    model = load_model(run, device)
-    if not isinstance(model, ClassifierModel):
-        raise MedganError("not a classifier", path=run, hint="give a run folder made by medgan train classify")
-    return model
+    return load_model_of(ClassifierModel, run, device, "medgan train classify")
 
 
 def classifier_scores(model, test: ImageSet) -> dict[str, float]:

@@ -38,13 +38,10 @@ def enhancement_test_set(run_dir: Path, seed: int = 1) -> tuple[np.ndarray, np.n
 def enhancement_model(run: str | Path, device: str = "cpu"):
     """The :class:`~medgan.tasks.enhance.recipe.EnhancementModel` of a run (one clear error
     for a run of another task)."""
-    from medgan.tasks import load_model
+    from medgan.tasks import load_model_of
     from medgan.tasks.enhance.recipe import EnhancementModel
 
-    model = load_model(run, device)
-    if not isinstance(model, EnhancementModel):
-        raise MedganError("not an enhancement model", path=run, hint="give a run folder made by medgan train enhance")
-    return model
+    return load_model_of(EnhancementModel, run, device, "medgan train enhance")
 
 
 def enhancement_scores(clean: np.ndarray, output: np.ndarray, data_range: float, metrics: list[str] | None = None) -> dict:

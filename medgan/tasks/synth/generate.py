@@ -114,14 +114,10 @@ def sample(run: str | Path, n: int | None = None, seed: int = 0, labels: str | n
 def synthesis_model(run: str | Path, device: str | torch.device = "cpu"):
     """The :class:`~medgan.tasks.synth.recipe.SynthesisModel` of a run (one clear error for
     a run of another task)."""
-    from medgan.tasks import load_model
+    from medgan.tasks import load_model_of
     from medgan.tasks.synth.recipe import SynthesisModel
 
-    model = load_model(run, device)
-    if not isinstance(model, SynthesisModel):
-        raise MedganError(f"not a synthesis model (task {model.info.get('task')!r})", path=run,
-                          hint="give a run folder made by medgan train synth")
-    return model
+    return load_model_of(SynthesisModel, run, device, "medgan train synth")
 
 
 def latents(seed: int, indices, z_dim: int) -> torch.Tensor:
