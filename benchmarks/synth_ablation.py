@@ -43,8 +43,7 @@ VARIANTS: dict[str, dict] = {
     "r1": {"loss": {"r1_gamma": 1.0}},
     "lsgan": {"loss": {"name": "lsgan"}},
     "lr8e-4": {"optim": {"lr_g": 8e-4, "lr_d": 8e-4}},
-    "beta0": {"optim": {"beta1": 0.0, "beta2": 0.99}},
-    "lr8e-4+beta0": {"optim": {"lr_g": 8e-4, "lr_d": 8e-4, "beta1": 0.0, "beta2": 0.99}},
+    "adam0.5": {"optim": {"beta1": 0.5, "beta2": 0.999}},  # DCGAN's betas (the default before 0 / 0.99)
     "d-lr2x": {"optim": {"lr_g": 4e-4, "lr_d": 8e-4}},
     "batch64": {"loop": {"batch_size": 64}},
     "combined": {"loss": {"name": "hinge"}, "model": {"net": {"width": 32, "spectral_norm": True, "d_norm": "none"}},

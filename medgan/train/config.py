@@ -82,6 +82,9 @@ class OptimConfig:
     Attributes:
         lr_g, lr_d: learning rates; ``None``: the task's (synthesis: by its recipe, 4e-4 for
             medgan's DCGAN, 2e-4 for the seed's; enhancement: 2e-4).
+        beta1, beta2: Adam's moment decays for G and D; ``None``: the task's (synthesis: by
+            its recipe, 0 / 0.99 for medgan's DCGAN, DCGAN's 0.5 / 0.999 for the seed's and
+            for enhancement).
         decay: learning-rate schedule over each phase of the run, the same for every
             optimiser: ``"none"``, ``"linear"`` (pix2pix: constant for the first half, then
             linearly to 0), ``"cosine"`` (half a cosine from the base rate to 0) or
@@ -91,8 +94,8 @@ class OptimConfig:
 
     lr_g: float | None = option(None, "generator learning rate (default: by task and recipe)", parse=float, metavar="LR")
     lr_d: float | None = option(None, "discriminator learning rate (default: by task and recipe)", parse=float, metavar="LR")
-    beta1: float = option(0.5, "Adam beta1")
-    beta2: float = option(0.999, "Adam beta2")
+    beta1: float | None = option(None, "Adam beta1 (default: by task and recipe)", parse=float, metavar="B1")
+    beta2: float | None = option(None, "Adam beta2 (default: by task and recipe)", parse=float, metavar="B2")
     n_critic: int = option(1, "D steps per G step")
     decay: str = option("auto", "learning-rate schedule: auto (by task), none, linear (pix2pix: 2nd half to 0) or cosine",
                         flag="--lr-decay", choices=LR_DECAYS)
@@ -218,9 +221,11 @@ class TrainConfig:
         # What a task leaves on auto: the seed's loss and DCGAN's learning rates, no augmentation.
         if self.loss.name == "auto":
             self.loss.name = "bce"
-        for name in ("lr_g", "lr_d"):
+        for name, value in (("lr_g", 2e-4), ("lr_d", 2e-4), ("beta1", 0.5), ("beta2", 0.999)):
             if getattr(self.optim, name) is None:
-                setattr(self.optim, name, 2e-4)
+                setattr(self.optim, name, value)
+        if not (0 <= self.optim.beta1 < 1 and 0 <= self.optim.beta2 < 1):
+            raise MedganError(f"--beta1 {self.optim.beta1} / --beta2 {self.optim.beta2}: Adam's betas must be in [0, 1)")
         if self.loop.augment == "auto":
             self.loop.augment = ""
         models = task.models or MODELS

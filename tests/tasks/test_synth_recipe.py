@@ -19,15 +19,19 @@ def test_default_is_medgans_recipe_and_the_seed_is_one_flag_away(capsys):
     assert default["synth"]["recipe"] == "medgan"
     assert default["loss"]["name"] == "hinge" and default["optim"]["lr_g"] == default["optim"]["lr_d"] == 4e-4
     assert default["loop"]["augment"] == "translation"  # cutout's holes leaked into G
+    assert (default["optim"]["beta1"], default["optim"]["beta2"]) == (0.0, 0.99)
     assert default["model"]["net"]["spectral_norm"] is True and default["model"]["net"]["d_norm"] == "none"
     seed = resolved(["--recipe", "seed"], capsys)
     assert seed["loss"]["name"] == "bce" and seed["optim"]["lr_g"] == 2e-4 and seed["loop"]["augment"] == ""
     assert seed["model"]["net"]["spectral_norm"] is False and seed["model"]["net"]["d_norm"] == "batch"
+    assert (seed["optim"]["beta1"], seed["optim"]["beta2"]) == (0.5, 0.999)
     assert TrainConfig().resolve().to_dict() == default  # Python and the command line resolve alike
 
 
 def test_a_flag_given_is_never_overridden_by_the_recipe(capsys):
-    mixed = resolved(["--loss", "bce", "--lr-d", "1e-4", "--augment", "translation,color", "--no-spectral-norm", "--d-norm", "batch"], capsys)
+    mixed = resolved(["--loss", "bce", "--lr-d", "1e-4", "--augment", "translation,color", "--no-spectral-norm", "--d-norm", "batch",
+                      "--beta1", "0.5"], capsys)
+    assert (mixed["optim"]["beta1"], mixed["optim"]["beta2"]) == (0.5, 0.99)
     assert mixed["loss"]["name"] == "bce" and mixed["optim"]["lr_d"] == 1e-4 and mixed["optim"]["lr_g"] == 4e-4
     assert mixed["loop"]["augment"] == "translation,color"
     assert mixed["model"]["net"]["spectral_norm"] is False and mixed["model"]["net"]["d_norm"] == "batch"
@@ -37,7 +41,12 @@ def test_a_flag_given_is_never_overridden_by_the_recipe(capsys):
 def test_the_mlp_gan_and_enhancement_keep_the_seeds_loss_and_rates(argv, capsys):
     config = resolved(argv, capsys)
     assert config["loss"]["name"] == "bce" and config["optim"]["lr_g"] == config["optim"]["lr_d"] == 2e-4
-    assert config["loop"]["augment"] == ""
+    assert config["loop"]["augment"] == "" and (config["optim"]["beta1"], config["optim"]["beta2"]) == (0.5, 0.999)
+
+
+def test_adam_betas_out_of_range_are_refused(capsys):
+    assert main(["train", "--beta2", "1.0", "--dry-run"]) != 0
+    assert "--beta2 1.0" in capsys.readouterr().err
 
 
 def test_an_unknown_recipe_is_refused():

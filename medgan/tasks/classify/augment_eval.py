@@ -192,10 +192,6 @@ def train_gan(config: AugmentEvalConfig, data_file: Path, n_images: int, run_dir
     values = {"task": "synth", "data": {"source": str(data_file), "options": {"size": config.options.size}, "holdout": 0.0,
                                         "balance_classes": True},
               "model": {"name": "dcgan", "net": {"width": config.gan_width, "num_classes": -1}},
-              # Adam β1 = 0, β2 = 0.99 (as BigGAN / StyleGAN2 with hinge + SN): on 1000-step
-              # conditional phantom runs KID 0.128 against 0.212 with the default 0.5 / 0.999,
-              # and -16% on the brain slices (two seeds; benchmarks/synth_ablation.py beta0)
-              "optim": {"beta1": 0.0, "beta2": 0.99},
               "loop": _loop(steps, min(config.batch_size, n_images), 0, config.device),
               # transitional conditioning, shortened for short runs
               "synth": {"condition_start": min(500, steps // 4), "condition_ramp": min(1000, steps // 2)}}

@@ -58,6 +58,9 @@ class SynthesisTask(GANTask):
         for name in ("lr_g", "lr_d"):
             if getattr(config.optim, name) is None:
                 setattr(config.optim, name, recipe["lr"])
+        for name, value in zip(("beta1", "beta2"), recipe["betas"]):
+            if getattr(config.optim, name) is None:
+                setattr(config.optim, name, value)
         if config.loop.augment == "auto":
             config.loop.augment = recipe["augment"]
         if config.model.name == "dcgan":
