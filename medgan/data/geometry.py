@@ -71,6 +71,44 @@ def orient_for_display(volume: np.ndarray, orientation: tuple[str, ...] | None, 
     return np.ascontiguousarray(ornt.apply_orientation(volume, transform))
 
 
+def display_spacing(spacing: tuple[float, ...], orientation: tuple[str, ...] | None, plane: str) -> tuple[float, float, float]:
+    """The voxel size, per axis, of the volume :func:`orient_for_display` returns (its axes
+    permuted the same way; flips leave sizes alone)."""
+    import nibabel.orientations as ornt
+
+    transform = ornt.ornt_transform(ornt.axcodes2ornt(orientation), ornt.axcodes2ornt(DISPLAY[plane]))
+    out = [0.0, 0.0, 0.0]
+    for source_axis, (target_axis, _flip) in enumerate(transform):
+        out[int(target_axis)] = float(spacing[source_axis])
+    return tuple(out)
+
+
+def fitted_shape(shape: tuple[int, int], size: int, mode: str) -> tuple[int, int]:
+    """The ``(rows, columns)`` :func:`fit_square` resizes an image of ``shape`` to, before it
+    pads (``pad``) or crops (``crop``) to ``size`` x ``size``."""
+    h, w = int(shape[0]), int(shape[1])
+    if mode == "stretch":
+        return size, size
+    scale = size / max(h, w) if mode == "pad" else size / min(h, w)
+    return max(1, round(h * scale)), max(1, round(w * scale))
+
+
+def resized_spacing(spacing: tuple[float, float], shape: tuple[int, int], size: int, mode: str) -> tuple[float, float]:
+    """Pixel size (rows, columns) after :func:`fit_square` turned an image of ``shape`` into
+    ``size`` x ``size`` (the same scale on both axes unless ``mode`` is ``stretch``)."""
+    nh, nw = fitted_shape(shape, size, mode)
+    return (spacing[0] * shape[0] / nh, spacing[1] * shape[1] / nw)
+
+
+def resize_image(image: np.ndarray, shape: tuple[int, int], labels: bool = False) -> np.ndarray:
+    """A 2D ``(H, W)`` or ``(C, H, W)`` float image resized to ``shape`` the way
+    :func:`fit_square` resizes (antialiased bilinear; nearest for ``labels``), float32."""
+    x = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32))
+    x = x[None, None] if image.ndim == 2 else x[None]  # (1, C, H, W)
+    out = x if tuple(x.shape[-2:]) == tuple(shape) else _resize(x, tuple(int(v) for v in shape), labels)
+    return (out[0, 0] if image.ndim == 2 else out[0]).numpy()
+
+
 def volume_to_slices(
     volume: np.ndarray, axis: int = 0, min_foreground: float = 0.05, threshold: float | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -130,8 +168,7 @@ def fit_square(
     if mode == "stretch":
         out = _resize(x, (size, size), labels)
     else:
-        scale = size / max(h, w) if mode == "pad" else size / min(h, w)
-        nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
+        nh, nw = fitted_shape((h, w), size, mode)
         if (nh, nw) != (h, w):
             x = _resize(x, (nh, nw), labels)
         if mode == "pad":

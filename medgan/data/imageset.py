@@ -28,6 +28,9 @@ class ImageSet:
         groups: ``(N,)`` int64 id of the volume / patient each image comes from; splits
             never put one group on both sides. ``None`` means every image is its own group.
         sources: ``N`` strings saying where each image came from (file, slice index).
+        spacing: ``(N, 2)`` float64 pixel size in mm (rows, columns) of each image as stored
+            here (after slicing and resizing), or ``None`` when the files do not say (PNG,
+            the embedded sets); segmentation distances are in pixels then.
         value_range: the nominal ``(low, high)`` of the data's units, used to map to
             [-1, 1] and back (e.g. ``(0, 255)`` for 8-bit PNG, a window for CT).
         units: physical units of the values, e.g. ``"HU"``, or ``None``.
@@ -42,6 +45,7 @@ class ImageSet:
     mask_names: list[str] | None = None
     groups: np.ndarray | None = None
     sources: list[str] | None = None
+    spacing: np.ndarray | None = None
     value_range: tuple[float, float] | None = None
     units: str | None = None
     name: str = ""
@@ -49,7 +53,7 @@ class ImageSet:
 
     def __post_init__(self) -> None:
         n = len(self.images)
-        for attr in ("labels", "masks", "groups", "sources"):
+        for attr in ("labels", "masks", "groups", "sources", "spacing"):
             value = getattr(self, attr)
             if value is not None and len(value) != n:
                 raise ValueError(f"ImageSet.{attr} has {len(value)} entries for {n} images")
@@ -93,6 +97,7 @@ class ImageSet:
             mask_names=self.mask_names,
             groups=pick(self.groups),
             sources=None if self.sources is None else [self.sources[i] for i in index],
+            spacing=pick(self.spacing),
             value_range=self.value_range,
             units=self.units,
             name=self.name,

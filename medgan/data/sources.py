@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from medgan import io as mio
-from medgan.data.geometry import fit_square, orient_for_display, volume_to_slices
+from medgan.data.geometry import display_spacing, fit_square, orient_for_display, resized_spacing, volume_to_slices
 from medgan.data.imageset import ImageSet
 from medgan.data.intensity import apply_window, normalize_percentile, parse_window, window_bounds
 from medgan.errors import MedganError
@@ -47,6 +47,7 @@ class _Item:
     mask: np.ndarray | None = None
     units: str | None = None
     series: str | None = None  # the DICOM series it comes from, as listed in messages
+    spacing: tuple[float, float] | None = None  # (rows, columns) mm of this 2D image
 
 
 #: Sources named without a path: name -> ``"module:loader"`` of :mod:`medgan.datasets`
@@ -279,32 +280,47 @@ def _image_to_items(
     mask = mio.read_image(mask_path, volume=opts.volume, grey=True).array if mask_path else None
     if mask is not None and mask.shape != array.shape[: mask.ndim]:
         raise MedganError(f"mask shape {mask.shape} differs from image shape {array.shape}", path=mask_path, hint="masks must match their images pixel for pixel")
+    spacing = tuple(float(v) for v in meta.spacing) if meta.spacing is not None and len(meta.spacing) >= 2 else None
     if image.is_colour:  # (H, W, 3) colour kept
-        return [_Item(np.moveaxis(array, -1, 0), source, group, label, mask, meta.units)]
+        return [_Item(np.moveaxis(array, -1, 0), source, group, label, mask, meta.units, spacing=_in_plane(spacing, colour=True))]
     if array.ndim == 3 and array.shape[0] == 1:
         array = array[0]
         mask = None if mask is None else mask.reshape(array.shape)
+        spacing = None if spacing is None else spacing[-2:]
     if array.ndim == 2:
-        return [_Item(_intensity(array, meta, opts), source, group, label, mask, meta.units)]
-    volume = _intensity(array, meta, opts)
+        return [_Item(source_intensity(array, meta, opts), source, group, label, mask, meta.units, spacing=_in_plane(spacing))]
+    volume = source_intensity(array, meta, opts)
+    spacing = spacing if spacing is not None and len(spacing) == 3 else None
     axis = opts.axis
     if axis == "auto":  # axial when the orientation is known, else the first array axis
         axis = "axial" if meta.orientation else 0
     if isinstance(axis, str):  # a named plane: slices shown the radiological way
         volume = orient_for_display(volume, meta.orientation, axis)
         mask = None if mask is None else orient_for_display(mask, meta.orientation, axis)
+        spacing = None if spacing is None else display_spacing(spacing, meta.orientation, axis)
         axis = 0
     else:  # a raw array axis: slices in storage order
         axis = int(axis)
     slices, kept = volume_to_slices(volume, axis=axis, min_foreground=opts.min_foreground)
     mask_slices = None if mask is None else np.moveaxis(mask, axis, 0)[kept]
+    plane = None if spacing is None else tuple(v for a, v in enumerate(spacing) if a != axis)
     return [
-        _Item(s, f"{source} slice {k}", group, label, None if mask_slices is None else mask_slices[i], meta.units)
+        _Item(s, f"{source} slice {k}", group, label, None if mask_slices is None else mask_slices[i], meta.units, spacing=plane)
         for i, (s, k) in enumerate(zip(slices, kept))
     ]
 
 
-def _intensity(array: np.ndarray, meta: mio.ImageMeta, opts: SourceOptions) -> np.ndarray:
+def _in_plane(spacing: tuple[float, ...] | None, colour: bool = False) -> tuple[float, float] | None:
+    """(rows, columns) mm of a 2D image: the last two of a grey image's spacing (a DICOM
+    slice may carry its thickness first), the first two of an ``(H, W, 3)`` colour image's."""
+    if spacing is None:
+        return None
+    return tuple(spacing[:2]) if colour else tuple(spacing[-2:])
+
+
+def source_intensity(array: np.ndarray, meta: mio.ImageMeta, opts: SourceOptions) -> np.ndarray:
+    """An image or volume in the units training data is read in: windowed (``--window``),
+    percentile-normalised (MR volumes, or ``--normalize percentile``) or as stored."""
     if opts.window:
         return apply_window(array, *parse_window(opts.window))
     mr = (meta.modality or "").upper() == "MR"
@@ -338,7 +354,9 @@ def _finish(items: list[_Item], opts: SourceOptions, name: str, finish: bool = T
     masks = [item.mask for item in items]
     if any(m is not None for m in masks) and any(m is None for m in masks):
         raise MedganError("some images have masks and others do not", path=name, hint="give a mask for every image")
+    spacing = [item.spacing for item in items]
     if opts.size is not None:
+        spacing = [None if sp is None else resized_spacing(sp, im.shape[-2:], opts.size, opts.resize_mode) for sp, im in zip(spacing, images)]
         images = [fit_square(im, opts.size, opts.resize_mode) for im in images]
         masks = [None if m is None else fit_square(m, opts.size, opts.resize_mode, labels=True) for m in masks]
     label_names = [item.label for item in items]
@@ -354,6 +372,7 @@ def _finish(items: list[_Item], opts: SourceOptions, name: str, finish: bool = T
         masks=np.stack(masks).astype(np.uint8) if has_masks else None,
         groups=np.array([item.group for item in items], dtype=np.int64),
         sources=[item.source for item in items],
+        spacing=np.array(spacing, np.float64) if all(sp is not None for sp in spacing) else None,
         units=items[0].units if len({item.units for item in items}) == 1 else None,
         name=name,
     )
@@ -367,6 +386,8 @@ def _fmt(shape: tuple) -> str:
 def _finish_set(data: ImageSet, opts: SourceOptions) -> ImageSet:
     """Resize an already assembled set if asked, and settle its nominal value range."""
     if opts.size is not None and data.images.shape[-1] != opts.size or opts.size is not None and data.images.shape[-2] != opts.size:
+        if data.spacing is not None:
+            data.spacing = np.array([resized_spacing(sp, data.images.shape[-2:], opts.size, opts.resize_mode) for sp in data.spacing])
         data.images = np.stack([fit_square(im, opts.size, opts.resize_mode) for im in data.images])
         if data.masks is not None:
             data.masks = np.stack([fit_square(m, opts.size, opts.resize_mode, labels=True) for m in data.masks])

@@ -375,6 +375,36 @@ def _series_files(folder: Path) -> list[Path]:
     )
 
 
+def series_order(members: list[tuple[Path, Dataset]], folder: Path) -> tuple[np.ndarray, float | None, np.ndarray | None, bool, list[float] | None]:
+    """How :func:`read_dicom_series` stacks the single-frame files of one series.
+
+    Args:
+        members: ``(file, dataset)`` of each file (headers suffice).
+        folder: named in messages.
+
+    Returns:
+        ``(order, slice_spacing, affine, irregular, positions_mm)``: the files' indices from
+        the first slice to the last (by position along the slice normal; InstanceNumber,
+        then file name, without geometry), the slice spacing in mm (or ``None``), the
+        ``(d, h, w)`` -> RAS+ affine (``None`` without complete geometry), whether the
+        spacing is uneven, and the sorted positions.
+
+    Raises:
+        MedganError: mixed slice orientations, or several images at one position.
+    """
+    ref = members[0][1]
+    iops = [_floats(ds.get("ImageOrientationPatient") or [], 6) for _, ds in members]
+    iop = iops[0]
+    if iop is not None and any(o is None or not np.allclose(o, iop, atol=1e-3) for o in iops):
+        raise MedganError("series mixes slice orientations (a localizer among the slices?)", path=folder, hint="move the odd files out of the folder")
+    positions = [_floats(ds.get("ImagePositionPatient") or [], 3) for _, ds in members]
+    order, dz, affine, irregular, positions_mm = _stack_geometry(positions, iop, _pixel_spacing(ref), folder)
+    if order is None:  # no geometry: trust InstanceNumber, then the file name
+        order = np.array(sorted(range(len(members)), key=lambda i: (int(members[i][1].get("InstanceNumber", 0) or 0), members[i][0].name)))
+        dz = _first_float(ref.get("SpacingBetweenSlices")) or _first_float(ref.get("SliceThickness"))
+    return order, dz, affine, irregular, positions_mm
+
+
 def read_dicom_series(folder: str | os.PathLike, series_uid: str | None = None, *, grey: bool = False) -> Image:
     """Read the DICOM files of one folder as a ``(D, H, W)`` volume.
 
@@ -424,16 +454,8 @@ def read_dicom_series(folder: str | os.PathLike, series_uid: str | None = None, 
         raise MedganError(f"series mixes image sizes {sorted(sizes)} (rows, columns)", path=folder, hint="move the odd files out or pass another series_uid")
 
     ref = members[0][1]
-    iops = [_floats(ds.get("ImageOrientationPatient") or [], 6) for _, ds in members]
-    iop = iops[0]
-    if iop is not None and any(o is None or not np.allclose(o, iop, atol=1e-3) for o in iops):
-        raise MedganError("series mixes slice orientations (a localizer among the slices?)", path=folder, hint="move the odd files out of the folder")
-    positions = [_floats(ds.get("ImagePositionPatient") or [], 3) for _, ds in members]
     pixel_spacing = _pixel_spacing(ref)
-    order, dz, affine, irregular, positions_mm = _stack_geometry(positions, iop, pixel_spacing, folder)
-    if order is None:  # no geometry: trust InstanceNumber, then the file name
-        order = np.array(sorted(range(len(members)), key=lambda i: (int(members[i][1].get("InstanceNumber", 0) or 0), members[i][0].name)))
-        dz = _first_float(ref.get("SpacingBetweenSlices")) or _first_float(ref.get("SliceThickness"))
+    order, dz, affine, irregular, positions_mm = series_order(members, folder)
 
     slices, raw_dtype = [], None
     for i in order:

@@ -17,6 +17,7 @@ import gzip
 import os
 import zlib
 from pathlib import Path
+from typing import Any
 
 import nibabel as nib
 import numpy as np
@@ -182,8 +183,10 @@ def write_nifti(
     affine: np.ndarray | None = None,
     meta: ImageMeta | None = None,
     overwrite: bool = False,
+    dtype: Any = np.float32,
 ) -> Path:
-    """Write a ``(D, H, W)`` volume or ``(H, W)`` image as float32 NIfTI, atomically.
+    """Write a ``(D, H, W)`` volume or ``(H, W)`` image as NIfTI (float32 unless ``dtype``
+    says otherwise, e.g. ``np.uint8`` for a label map), atomically.
 
     The inverse of :func:`read_nifti`: the array is transposed back to ``(i, j, k)`` and the
     affine's columns permuted back, so a read -> write -> read round trip is bit-identical.
@@ -221,7 +224,7 @@ def write_nifti(
     if affine.shape != (4, 4) or not np.all(np.isfinite(affine)):
         raise MedganError(f"affine of shape {affine.shape} is not a finite 4x4 matrix", path=path, hint="pass a 4x4 affine")
 
-    data = np.asarray(array, dtype=np.float32).T  # (D, H, W) -> (i, j, k); (H, W) -> (i, j)
+    data = np.asarray(array, dtype=dtype).T  # (D, H, W) -> (i, j, k); (H, W) -> (i, j)
     img = nib.Nifti1Image(data, ijk_to_dhw_affine(affine, array.ndim))
     img.header.set_xyzt_units("mm")
     with atomic_path(path, overwrite) as tmp:
