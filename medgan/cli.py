@@ -215,7 +215,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         if trainer.stopped_by_budget:
             console.print(f"stopped by the time budget at step {trainer.step} of {config.loop.steps} "
                           f"(exported; --resume {run_dir} continues)")
-        console.print(f"run folder: [bold]{run_dir}[/bold]  (samples/, curves.png, generator/)")
+        exported = ", ".join(f"{name}/" for name in trainer.task.exported)
+        console.print(f"run folder: [bold]{run_dir}[/bold]  (samples/, curves.png, {exported})")
     return 0
 
 

@@ -132,14 +132,16 @@ def _private_feature_cache(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("MEDGAN_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "feature-cache"))
 
 
-def write_ct_slice(path: Path, hu: np.ndarray, z: float, series_uid: str, instance: int, study_uid: str | None = None) -> Path:
+def write_ct_slice(path: Path, hu: np.ndarray, z: float, series_uid: str, instance: int, study_uid: str | None = None,
+                   frame_of_reference: str | None = None) -> Path:
     """One CT slice at height ``z`` mm: int16 stored values with intercept -1024."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    extra = {} if frame_of_reference is None else {"FrameOfReferenceUID": frame_of_reference}
     return make_dicom(
         path, (hu + 1024).astype(np.int16), SeriesInstanceUID=series_uid, StudyInstanceUID=study_uid or generate_uid(),
         InstanceNumber=instance,
         ImagePositionPatient=[-100.0, -120.0, float(z)], ImageOrientationPatient=[1, 0, 0, 0, 1, 0],
-        PixelSpacing=[0.8, 0.7], SliceThickness=2.0, RescaleSlope=1, RescaleIntercept=-1024, **PATIENT,
+        PixelSpacing=[0.8, 0.7], SliceThickness=2.0, RescaleSlope=1, RescaleIntercept=-1024, **PATIENT, **extra,
     )
 
 
@@ -148,11 +150,12 @@ def ct_folder(tmp_path: Path) -> Path:
     """A folder of 6 CT slices (32x40) named in shuffled order; slice k holds HU = 10*k
     inside a square, -1000 (air) outside."""
     folder = tmp_path / "ct"
-    uid, study = generate_uid(), generate_uid()
+    uid, study, frame = generate_uid(), generate_uid(), generate_uid()
     for order, k in enumerate([3, 0, 5, 1, 4, 2]):
         hu = np.full((32, 40), -1000.0)
         hu[8:24, 10:30] = 10.0 * k
-        write_ct_slice(folder / f"img{order:02d}.dcm", hu, z=2.0 * k, series_uid=uid, instance=k + 1, study_uid=study)
+        write_ct_slice(folder / f"img{order:02d}.dcm", hu, z=2.0 * k, series_uid=uid, instance=k + 1, study_uid=study,
+                       frame_of_reference=frame)
     return folder
 
 

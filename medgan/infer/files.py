@@ -28,7 +28,7 @@ import numpy as np
 from medgan.errors import MedganError
 from medgan.io.output import atomic_dir, check_output_file
 
-__all__ = ["FileJob", "IMAGE_FORMATS", "apply_to_files", "input_format", "per_slice", "progress_bar", "same_format_name"]
+__all__ = ["FileJob", "IMAGE_FORMATS", "apply_to_files", "check_units", "input_format", "per_slice", "progress_bar", "same_format_name"]
 
 #: Formats of :func:`medgan.io.formats.detect_format` that inference reads.
 IMAGE_FORMATS = ("dicom", "nifti", "png", "jpeg", "tiff")
@@ -78,6 +78,13 @@ def per_slice(fn: Callable[[np.ndarray], np.ndarray], volume: np.ndarray, bar: A
         return np.stack(out)
     finally:
         bar.remove_task(task)
+
+
+def check_units(model_units: str | None, meta: Any, path: Path) -> None:
+    """One clear error when an image's units (``meta.units``, e.g. HU) are not the model's."""
+    if model_units and meta.units and str(model_units) != str(meta.units):
+        raise MedganError(f"the model works in {model_units} but the image is in {meta.units}", path=path,
+                          hint="use a model trained on this kind of image")
 
 
 def input_format(path: Path, verb: str, formats: tuple[str, ...] = IMAGE_FORMATS) -> str:

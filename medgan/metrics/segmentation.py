@@ -277,6 +277,54 @@ def average_surface_distance(
     return _per_label(lambda a, b: _asd(a, b, sp, symmetric, connectivity, nan_for_empty), p, t, labels)
 
 
+def slice_stack_metrics(
+    pred: Any,
+    target: Any,
+    labels: Sequence[int],
+    spacing: np.ndarray | Sequence[float] | None = None,
+) -> dict[int, dict[str, float]]:
+    """Per-label scores of one volume given as a stack of 2-D slices ``(N, H, W)`` that need
+    not be contiguous (slices of a scan with empty ones left out, or a few sampled planes).
+
+    Rules, for each label:
+
+    * **Dice / IoU** are pooled over every pixel of the stack (3-D overlap of the volume).
+      The label absent from both prediction and truth: ``nan`` (not scored, as MONAI's
+      ``ignore_empty``); present in one only: 0.
+    * **HD95 / ASD** are 2-D, in each slice's plane (``spacing`` ``(N, 2)`` or ``(2,)`` mm,
+      rows/columns; pixels if ``None``): the surface distances of every slice where both
+      prediction and truth hold the label are pooled, then HD95 is their 95th percentile
+      and ASD their mean. Slices where only one of them holds the label give no distance
+      and are counted in ``missed_slices`` (truth only) and ``extra_slices`` (prediction
+      only); with no slice holding both: ``nan``.
+
+    Returns:
+        ``{label: {"dice", "iou", "hd95", "asd", "missed_slices", "extra_slices"}}``.
+    """
+    p, t = _pair(pred, target)
+    if p.ndim != 3:
+        raise MedganError(f"expected a stack of slices (N, H, W), got shape {p.shape}")
+    sp = np.ones((len(p), 2)) if spacing is None else np.broadcast_to(np.asarray(spacing, np.float64), (len(p), 2))
+    out: dict[int, dict[str, float]] = {}
+    for label in labels:
+        a, b = p == label, t == label
+        scores = {"dice": _dice(a, b, True), "iou": _iou(a, b, True)}
+        distances, missed, extra = [], 0, 0
+        for i in range(len(p)):
+            has_a, has_b = bool(a[i].any()), bool(b[i].any())
+            if has_a and has_b:
+                d_ab, d_ba = _surface_distances(a[i], b[i], _check_spacing(tuple(sp[i]), a[i].shape), connectivity=1)
+                distances += [d_ab, d_ba]
+            missed += has_b and not has_a
+            extra += has_a and not has_b
+        pooled = np.concatenate(distances) if distances else np.zeros(0)
+        scores["hd95"] = float(np.percentile(pooled, 95)) if len(pooled) else float("nan")
+        scores["asd"] = float(pooled.mean()) if len(pooled) else float("nan")
+        scores["missed_slices"], scores["extra_slices"] = float(missed), float(extra)
+        out[int(label)] = scores
+    return out
+
+
 def segmentation_metrics(
     pred: Any,
     target: Any,

@@ -205,3 +205,14 @@ class PatchGANDiscriminator(nn.Module):
             )
         x = torch.cat([condition, image], dim=1)  # (B, C_cond + C_img, H, W)
         return self.layers(x)  # (B, 1, H', W')
+
+    def features(self, condition: torch.Tensor, image: torch.Tensor) -> list[torch.Tensor]:
+        """The activations after each LeakyReLU, coarser and coarser (for feature matching,
+        e.g. SegAN's multi-scale L1 loss)."""
+        x = torch.cat([self._match_condition(condition, image), image], dim=1)
+        out = []
+        for layer in self.layers:
+            x = layer(x)
+            if isinstance(layer, nn.LeakyReLU):
+                out.append(x)
+        return out

@@ -4,6 +4,9 @@ inference, evaluation, report sections and task-specific data code.
 - :mod:`medgan.tasks.synth`: unconditional and class-conditional synthesis, and sampling.
 - :mod:`medgan.tasks.enhance`: paired denoising and super-resolution, their degradations,
   and inference on DICOM/NIfTI/PNG/TIFF keeping geometry.
+- :mod:`medgan.tasks.classify`: the downstream classifier of the data-augmentation tests.
+- :mod:`medgan.tasks.segment`: a U-Net alone or with a critic, semi-supervised with
+  unlabelled images; label maps, overlays, volumes and DICOM SEG at inference.
 
 :data:`TASKS` is the one place a task registers (one entry: its name, where its recipe
 class, options and commands live); ``medgan train <task>``, ``medgan evaluate`` and the
@@ -88,6 +91,8 @@ TASKS = TaskRegistry({
                 "commands": "medgan.tasks.enhance.command:add_commands"},
     "classify": {"recipe": "medgan.tasks.classify.recipe:ClassifyTask", "options": "medgan.tasks.classify.config:ClassifyConfig",
                  "commands": "medgan.tasks.classify.command:add_commands"},
+    "segment": {"recipe": "medgan.tasks.segment.recipe:SegmentTask", "options": "medgan.tasks.segment.config:SegmentConfig",
+                "commands": "medgan.tasks.segment.command:add_commands"},
 })
 
 

@@ -44,6 +44,8 @@ class ModelConfig:
 NET_FLAGS: dict[str, dict[str, Any]] = {
     "--width": {"type": int, "help": "channel width (DCGAN default 32 here, U-Net 64)"},
     "--z-dim": {"type": int, "help": "latent size (default 100)"},
+    "--depth": {"type": int, "help": "U-Net stride-2 levels (segment: 4, inputs multiples of 16)"},
+    "--d-width": {"type": int, "help": "PatchGAN discriminator / segmentation critic first-layer channels (default 64)"},
     "--hidden": {"type": int, "help": "MLP hidden units (default 256)"},
     "--upsample": {"choices": ["deconv", "resize"], "help": "DCGAN upsampling: transposed conv (default) or resize-conv"},
     "--d-norm": {"choices": ["batch", "none"], "help": "DCGAN: normalisation in D (default by --recipe: none for medgan, batch for seed)"},

@@ -79,8 +79,11 @@ class Trainer:
         torch.manual_seed(loop.seed + self.dist.rank)  # weights are then broadcast by DDP
         np.random.seed(loop.seed + self.dist.rank)
 
-        # ---- data: whole batches of in-memory tensors, drawn by a distributed sampler
-        self.dataset, self.holdout = load_training_data(config.data)
+        # ---- data and task. The task may keep part of the data for itself (a segmentation
+        # run's unlabelled images): the engine's batches come from ``task.dataset``.
+        dataset, self.holdout = load_training_data(config.data)
+        self.task = TASKS[config.task](config, dataset)
+        self.dataset = self.task.dataset
         self.local_batch = loop.batch_size // self.dist.world_size
         if config.data.balance_classes:
             labels = self.dataset.data.labels
@@ -96,8 +99,7 @@ class Trainer:
             raise MedganError(f"{len(self.dataset)} training images are fewer than one batch of {loop.batch_size}", hint="lower --batch-size")
         self._epoch, self._order = -1, []
 
-        # ---- the task: networks, optimisers, phases
-        self.task = TASKS[config.task](config, self.dataset)
+        # ---- networks, optimisers, phases
         # Channels-last activations let oneDNN (CPU) and cuDNN (CUDA) pick their fastest
         # convolution kernels (~15% faster DCGAN steps here); the model computes the same thing.
         self.nets = Networks({name: net.to(self.device, memory_format=torch.channels_last)

@@ -12,18 +12,18 @@ from medgan.train.task import GANTask, Task
 
 
 def test_every_registered_task_is_a_task_with_its_own_evaluation_and_report():
-    assert list(TASKS) == ["synth", "enhance", "classify"]
+    assert list(TASKS) == ["synth", "enhance", "classify", "segment"]
     for name in TASKS:
         task = TASKS[name]
         assert issubclass(task, Task) and task.name == name
         assert task.evaluate_run.__func__ is not Task.evaluate_run.__func__  # each evaluates its own runs
-        if issubclass(task, GANTask):  # the GAN tasks add report sections (the classifier's report is the generic one)
+        if issubclass(task, GANTask) or name == "segment":  # report sections of their own (the classifier's is the generic one)
             assert task.report_parts.__func__ is not Task.report_parts.__func__
 
 
 def test_an_unknown_task_is_one_clear_error():
-    with pytest.raises(MedganError, match="unknown task 'segment'.*synth, enhance"):
-        TrainConfig(task="segment").resolve()
+    with pytest.raises(MedganError, match="unknown task 'anomaly'.*synth, enhance"):
+        TrainConfig(task="anomaly").resolve()
 
 
 def test_importing_the_registry_imports_no_recipe():

@@ -44,8 +44,8 @@ import numpy as np
 import torch
 
 from medgan.errors import MedganError
-from medgan.infer import apply_to_files, per_slice, progress_bar, same_format_name, tiled_apply
-from medgan.io.base import Image, ImageMeta
+from medgan.infer import apply_to_files, check_units, per_slice, progress_bar, same_format_name, tiled_apply
+from medgan.io.base import Image
 from medgan.tasks.enhance.degrade import upsample_bicubic
 from medgan.tasks.enhance.recipe import EnhancementModel
 
@@ -146,12 +146,6 @@ def upsampled_affine(affine: np.ndarray, scale: int, axes: tuple[int, int]) -> n
     return out
 
 
-def _check_units(model: EnhancementModel, meta: ImageMeta, path: Path) -> None:
-    want = model.intensity.units
-    if want and meta.units and str(want) != str(meta.units):
-        raise MedganError(f"the model works in {want} but the image is in {meta.units}", path=path, hint="use a model trained on this kind of image")
-
-
 def _grey_2d_or_volume(image: Image, path: Path) -> None:
     if image.is_colour:
         raise MedganError("colour image; enhancement models work on grey images", path=path, hint="convert it to grey first")
@@ -189,7 +183,7 @@ class _EnhanceJob:
         # LUT); the header to derive from, or to take series and instance from, read again.
         image = read_dicom(src)
         _grey_2d_or_volume(image, src)
-        _check_units(self.model, image.meta, src)
+        check_units(self.model.intensity.units, image.meta, src)
         ds = pydicom.dcmread(src, force=True, stop_before_pixels=True)
         uid = self.series.setdefault(str(ds.get("SeriesInstanceUID", "") or src.parent), derived_series_uid())
         if not self.anonymize:
@@ -212,7 +206,7 @@ class _EnhanceJob:
         from medgan.io.nifti import read_nifti, write_nifti
 
         image = read_nifti(src)
-        _check_units(self.model, image.meta, src)
+        check_units(self.model.intensity.units, image.meta, src)
         out = self.enhance(image.array, bar)
         affine = image.meta.affine if image.meta.affine is not None else np.eye(4)
         axes = (1, 2) if image.array.ndim == 3 else (0, 1)  # (d, h, w) or (h, w)

@@ -1,0 +1,195 @@
+"""Does the adversary help segmentation? medgan's segmentors against the same U-Net alone and
+against what a user writes with MONAI alone, at few labels and at all.
+
+Methods, one after another on the same data:
+
+- ``monai``: MONAI's 2D ``UNet`` (its tutorials' channels 16-32-64-128-256, residual units,
+  batch norm), ``DiceCELoss``, Adam 1e-3, batches of the same size, left-right flips, for
+  the wall-clock seconds ``unet`` took (a plain PyTorch loop, no medgan code);
+- ``unet``: ``medgan train segment --adversarial off`` (the baseline, same steps as the others);
+- ``critic``: the same U-Net against a critic, labelled images only;
+- ``semi``: the critic and the remaining training slices as unlabelled images (Hung et al. 2018).
+
+Cases: ``brain`` (the embedded brain slices' background / grey / white masks; train on one
+head, test on the other), ``phantom`` (CT head phantoms with lesions, 25% of the phantoms
+held out) and ``volume`` (one partly labelled scan: every few axial slices of the MNI head
+labelled, the model segments the rest of that scan; scored on the unlabelled slices).
+Each case at ``--labels`` labelled training slices (0 = all), ``--seeds`` seeds.
+Per run: Dice per class (overlap per held-out volume, mean over volumes), HD95 (pixels),
+seconds. Prints one JSON object with every run and mean ± std per cell.
+
+    python benchmarks/segment_vs_unet.py [--cases brain,phantom,volume] [--labels 8,32,0] [--seeds 0,1,2] [--steps 600]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from medgan.data.imageset import ImageSet
+from medgan.data.training import DataConfig, load_training_data
+from medgan.tasks.segment.evaluate import segmentation_scores
+from medgan.tasks.segment.recipe import SegmentationModel, evenly_chosen, to_indices
+from medgan.train import TrainConfig, Trainer
+
+CASES = {
+    "brain": {"source": "brain-mri", "options": {"size": 64}, "holdout": 0.5},
+    "phantom": {"source": "phantom", "options": {"size": 64, "n": 256, "lesion_fraction": 1.0}, "holdout": 0.25},
+    # one scan's axial slices as PNG images + masks (written by `scan_folder`), no hold-out
+    "volume": {"source": None, "options": {"size": 64}, "holdout": 0.0, "one_scan": True},
+}
+METHODS = ("monai", "unet", "critic", "semi")
+
+
+def scan_folder(root: Path) -> str:
+    """The axial slices of the embedded MNI head, in slice order, as 8-bit PNG images and
+    masks (``images/``, ``masks/``): one partly labelled scan, read like a user's folder."""
+    from PIL import Image as PILImage
+
+    from medgan.datasets.brain_mri import load_brain_mri
+
+    data = load_brain_mri("axial")
+    head = np.flatnonzero(data.groups == 0)
+    (root / "images").mkdir(parents=True, exist_ok=True)
+    (root / "masks").mkdir(exist_ok=True)
+    for n, i in enumerate(head):
+        PILImage.fromarray(data.images[i].astype(np.uint8)).save(root / "images" / f"slice{n:03d}.png")
+        PILImage.fromarray(data.masks[i]).save(root / "masks" / f"slice{n:03d}.png")
+    return str(root / "images")
+
+
+def case_data(case: dict) -> tuple[ImageSet, ImageSet]:
+    """(training set, test set) of a case, read as medgan reads it."""
+    config = DataConfig(source=case["source"], holdout=case["holdout"])
+    for key, value in case["options"].items():
+        setattr(config.options, key, value)
+    dataset, holdout = load_training_data(config)
+    train = dataset.data
+    if case.get("one_scan"):  # scored on its own unlabelled slices, pooled as one volume
+        return train, train
+    return train, holdout
+
+
+def medgan_run(case: dict, method: str, labelled: int, seed: int, steps: int, batch: int, run_dir: Path) -> tuple[Path, float]:
+    values = {"task": "segment", "data": {"source": case["source"], "options": dict(case["options"]), "holdout": case["holdout"]},
+              "model": {"name": "unet", "net": {"width": 32}},
+              "loop": {"steps": steps, "batch_size": batch, "seed": seed, "log_every": max(1, steps // 10), "sample_every": steps,
+                       "checkpoint_every": steps, "n_samples": 12, "ema": 0.0},
+              "segment": {"adversarial": "off" if method == "unet" else "on", "labelled": labelled}}
+    if method == "critic":
+        values["segment"].update({"semi_adv_weight": 0.0, "semi_weight": 0.0})
+    start = time.perf_counter()
+    Trainer(TrainConfig.from_dict(values), run_dir, progress=False).fit()
+    seconds = time.perf_counter() - start
+    shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
+    return run_dir, seconds
+
+
+def monai_run(train: ImageSet, labelled: np.ndarray, class_values: list[int], seconds: float, batch: int, seed: int,
+              low: float, high: float) -> torch.nn.Module:
+    """What a user writes with MONAI alone: UNet + DiceCELoss + Adam, for ``seconds``."""
+    from monai.losses import DiceCELoss
+    from monai.networks.layers import Norm
+    from monai.networks.nets import UNet
+
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    x = torch.from_numpy(np.clip((train.images[labelled] - low) / (high - low), 0, 1) * 2 - 1).float()[:, None]
+    y = torch.from_numpy(to_indices(train.masks[labelled], class_values, "train").astype(np.int64))[:, None]
+    net = UNet(spatial_dims=2, in_channels=1, out_channels=len(class_values), channels=(16, 32, 64, 128, 256),
+               strides=(2, 2, 2, 2), num_res_units=2, norm=Norm.BATCH)
+    loss_fn, opt = DiceCELoss(to_onehot_y=True, softmax=True), torch.optim.Adam(net.parameters(), 1e-3)
+    net.train()
+    start, steps = time.perf_counter(), 0
+    while time.perf_counter() - start < seconds:
+        pick = rng.choice(len(x), min(batch, len(x)), replace=len(x) < batch)
+        xb, yb = x[pick], y[pick]
+        flip = torch.from_numpy(rng.random(len(pick)) < 0.5)[:, None, None, None]
+        xb, yb = torch.where(flip, xb.flip(-1), xb), torch.where(flip, yb.flip(-1), yb)
+        opt.zero_grad()
+        loss_fn(net(xb), yb).backward()
+        opt.step()
+        steps += 1
+    net.eval()
+    net.steps = steps
+    return net
+
+
+def score(model: SegmentationModel, test: ImageSet) -> dict[str, float]:
+    figures = segmentation_scores(model, test)["metrics"]
+    return {k: (None if not np.isfinite(v) else round(float(v), 4)) for k, v in figures.items() if k.startswith(("dice", "hd95"))}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cases", default=",".join(CASES))
+    parser.add_argument("--labels", default="8,32,0", help="labelled training slices per run (0: all)")
+    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--methods", default=",".join(METHODS))
+    parser.add_argument("--steps", type=int, default=600)
+    parser.add_argument("--batch-size", type=int, default=16)
+    args = parser.parse_args()
+    from medgan.tasks import load_model
+
+    torch.set_num_threads(torch.get_num_threads())
+    runs, root = [], Path(tempfile.mkdtemp(prefix="segment-bench-"))
+    methods = [m for m in args.methods.split(",") if m]
+    try:
+        for case_name in args.cases.split(","):
+            case = dict(CASES[case_name])
+            if case.get("one_scan"):
+                case["source"] = scan_folder(root / "scan")
+                case["options"] = {**case["options"], "masks": str(root / "scan" / "masks")}
+            train, test = case_data(case)
+            for labelled in [int(v) for v in args.labels.split(",")]:
+                chosen = evenly_chosen(len(train), labelled)
+                if case.get("one_scan") and len(chosen) == len(train):
+                    continue  # every slice labelled: nothing left to segment
+                eval_set = test
+                if case.get("one_scan"):  # the slices nobody labelled, as one volume
+                    eval_set = train.subset(np.setdiff1d(np.arange(len(train)), chosen))
+                    eval_set.groups = np.zeros(len(eval_set), np.int64)
+                for seed in [int(v) for v in args.seeds.split(",")]:
+                    unet_seconds, model_info = None, None
+                    for method in [m for m in ("unet", "critic", "semi") if m in methods or (m == "unet" and "monai" in methods)]:
+                        if method == "semi" and len(chosen) == len(train):
+                            continue  # all labelled: nothing left to be unlabelled
+                        run, seconds = medgan_run(case, method, labelled, seed, args.steps, args.batch_size, root / f"{case_name}-{labelled}-{seed}-{method}")
+                        model = load_model(run)
+                        if method == "unet":
+                            unet_seconds, model_info = seconds, model
+                        if method in methods:
+                            runs.append({"case": case_name, "labelled": len(chosen), "seed": seed, "method": method, "seconds": round(seconds, 1),
+                                         "steps": args.steps, **score(model, eval_set)})
+                            print(json.dumps(runs[-1]), flush=True)
+                    if "monai" in methods:
+                        m = model_info
+                        net = monai_run(train, chosen, m.label_values, unet_seconds, args.batch_size, seed, m.intensity.low, m.intensity.high)
+                        plain = SegmentationModel(net, m.intensity, m.class_names, m.label_values, 16, {"model": "monai-unet"})
+                        runs.append({"case": case_name, "labelled": len(chosen), "seed": seed, "method": "monai", "seconds": round(unet_seconds, 1),
+                                     "steps": net.steps, **score(plain, eval_set)})
+                        print(json.dumps(runs[-1]), flush=True)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+    table: dict[str, dict] = {}
+    for r in runs:
+        cell = table.setdefault(f"{r['case']} / {r['labelled']} labelled / {r['method']}", {"n": 0, "values": {}})
+        cell["n"] += 1
+        for k, v in r.items():
+            if k.startswith(("dice", "hd95")) and v is not None:
+                cell["values"].setdefault(k, []).append(v)
+    summary = {key: {"seeds": c["n"], **{k: f"{np.mean(v):.3f} ± {np.std(v):.3f}" for k, v in c["values"].items()}} for key, c in table.items()}
+    print(json.dumps({"benchmark": "segment_vs_unet", "steps": args.steps, "batch_size": args.batch_size,
+                      "torch_threads": torch.get_num_threads(), "runs": runs, "summary": summary}, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Adversarial and semi-supervised segmentation (the design document's third application)."""

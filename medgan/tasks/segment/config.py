@@ -1,0 +1,72 @@
+"""The segmentation task's own options (the ``segment`` section of a run's config; each
+field with an option is a ``medgan train segment`` flag)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from medgan.errors import MedganError
+from medgan.options import option
+
+__all__ = ["SegmentConfig"]
+
+
+@dataclass
+class SegmentConfig:
+    """A U-Net segmentor, alone or with a critic, on labelled and unlabelled images.
+
+    The weights and thresholds default to Hung et al. 2018 ("Adversarial learning for
+    semi-supervised semantic segmentation"): adversarial weight 0.01 on labelled and 0.001
+    on unlabelled predictions, self-training weight 0.1 on the unlabelled pixels the
+    critic believes with confidence above 0.2, self-training from a quarter of the run on.
+
+    Attributes:
+        adversarial: ``"on"``: a critic judges (image, class-probability map) pairs, real
+            one-hot label maps against predicted ones (Luc et al. 2016); ``"off"``: the
+            identical U-Net on Dice + cross-entropy alone (the baseline).
+        unlabelled: a source of images without masks (any source ``medgan data show`` reads,
+            read with the same options); they train the segmentor through the critic.
+        labelled: labelled training slices to keep (0: all). Chosen evenly along each
+            volume, as a user labels every few slices of a scan; the masks of the other
+            training slices are dropped and the slices join the unlabelled images.
+        class_names: JSON file naming the label values, ``{"0": "background", "1": "tumour"}``
+            or a list; default: the data's own names (embedded sets) or ``label0, label1 ...``.
+        adv_weight: weight of the adversarial term on labelled predictions.
+        semi_adv_weight: weight of the adversarial term on unlabelled predictions.
+        semi_weight: weight of the self-training cross-entropy on confident unlabelled pixels.
+        semi_threshold: critic confidence (sigmoid) above which an unlabelled pixel's
+            predicted class becomes its target.
+        semi_start: fraction of the run before self-training starts (the critic must first
+            learn what a real label map looks like).
+        feature_weight: weight of SegAN's multi-scale L1 loss between the critic's features of
+            (image, prediction) and (image, label map) (Xue et al. 2018; 0: off).
+        flip: mirror each labelled pair left-right with probability 1/2.
+    """
+
+    adversarial: str = option("on", "on: a critic judges (image, label map) pairs; off: the same U-Net on Dice+CE alone (the baseline)",
+                              choices=("on", "off"))
+    unlabelled: str = option("", "images without masks (any source) that train the segmentor through the critic")
+    labelled: int = option(0, "labelled training slices to keep, evenly along each volume (0: all); the rest become unlabelled")
+    class_names: str = option("", "JSON naming the label values, {\"0\": \"background\", \"1\": \"lesion\"} (default: the data's)")
+    adv_weight: float = option(0.01, "weight of the adversarial term on labelled images")
+    semi_adv_weight: float = option(0.001, "weight of the adversarial term on unlabelled images")
+    semi_weight: float = option(0.1, "weight of self-training on confident unlabelled pixels")
+    semi_threshold: float = option(0.2, "critic confidence above which an unlabelled pixel is self-trained")
+    semi_start: float = option(0.25, "fraction of the run before self-training starts")
+    feature_weight: float = option(0.0, "weight of SegAN's multi-scale L1 critic-feature loss (0: off)")
+    flip: bool = option(True, "do not mirror labelled and unlabelled training images left-right", flag="--no-mirror")
+
+    def __post_init__(self) -> None:
+        if self.adversarial not in ("on", "off"):
+            raise MedganError(f"--adversarial {self.adversarial!r}", hint="use on or off")
+        if self.labelled < 0:
+            raise MedganError(f"--labelled {self.labelled} must not be negative", hint="0 keeps every label")
+        for name in ("adv_weight", "semi_adv_weight", "semi_weight", "feature_weight"):
+            if getattr(self, name) < 0:
+                raise MedganError(f"--{name.replace('_', '-')} {getattr(self, name)} must not be negative")
+        if not 0 <= self.semi_threshold < 1 or not 0 <= self.semi_start <= 1:
+            raise MedganError(f"--semi-threshold {self.semi_threshold} must be in [0, 1) and --semi-start {self.semi_start} in [0, 1]")
+
+    @property
+    def uses_critic(self) -> bool:
+        return self.adversarial == "on"

@@ -1,0 +1,134 @@
+"""Evaluation of a segmentation run on its held-out volumes.
+
+Each held-out group (a patient's volume, or one embedded head) is segmented slice by slice
+and scored with :func:`medgan.metrics.segmentation.slice_stack_metrics` per foreground
+class: Dice and IoU over the whole volume, HD95 and ASD in the slices' planes (mm where
+the files give pixel spacing, pixels otherwise). The run's figure for a class is the mean
+over volumes (nan ignored: a volume where the class is absent from truth and prediction
+does not count). The best and worst held-out slices (by their mean foreground Dice) are
+drawn to ``segmentation-best-worst.png`` for the report.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from medgan.data.imageset import ImageSet
+from medgan.data.training import load_training_data
+from medgan.errors import MedganError
+from medgan.evaluate import run_config
+from medgan.io.records import append_jsonl, utc_now
+from medgan.metrics.segmentation import slice_stack_metrics
+
+__all__ = ["evaluate_segmentation_run", "segmentation_model", "segmentation_scores"]
+
+PICTURE = "segmentation-best-worst.png"
+SCORES = ("dice", "iou", "hd95", "asd")
+
+
+def segmentation_model(run: str | Path, device: str = "cpu"):
+    """The :class:`~medgan.tasks.segment.recipe.SegmentationModel` of a run (one clear
+    error for a run of another task)."""
+    from medgan.tasks import load_model_of
+    from medgan.tasks.segment.recipe import SegmentationModel
+
+    return load_model_of(SegmentationModel, run, device, "medgan train segment")
+
+
+def segmentation_scores(model, test: ImageSet, predicted: np.ndarray | None = None) -> dict:
+    """The model's per-class and mean scores on labelled real images, per volume and overall.
+
+    Args:
+        model: a :class:`~medgan.tasks.segment.recipe.SegmentationModel`.
+        test: images with masks (label values as the model's) and groups (volumes).
+        predicted: the model's label maps of ``test`` if already computed.
+
+    Returns:
+        ``{"metrics": {"dice": mean over classes, "dice_<class>": ..., "hd95_<class>": ...},
+        "volumes": [{"group", "slices", "<score>_<class>" ...}], "slice_dice": (N,) mean
+        foreground Dice of each slice, "predicted": (N, H, W) label values}``.
+    """
+    from medgan.tasks.segment.inference import segment_images
+    from medgan.tasks.segment.recipe import to_indices
+
+    if test.masks is None:
+        raise MedganError("the test images have no masks", hint="give a source with masks")
+    truth = to_indices(test.masks, model.label_values, "the test masks")
+    if predicted is None:
+        predicted = segment_images(model, test.images)
+    pred = to_indices(predicted, model.label_values, "the predictions")
+    labels = list(range(1, len(model.class_names)))
+    groups = test.groups if test.groups is not None else np.arange(len(test))
+    volumes = []
+    for group in np.unique(groups):
+        index = np.flatnonzero(groups == group)
+        spacing = None if test.spacing is None else test.spacing[index]
+        scores = slice_stack_metrics(pred[index], truth[index], labels, spacing)
+        row = {"group": int(group), "slices": int(len(index))}
+        for k, s in scores.items():
+            row.update({f"{name}_{model.class_names[k]}": value for name, value in s.items()})
+        volumes.append(row)
+    figures: dict[str, float] = {}
+    for name in SCORES:
+        per_class = []
+        for k in labels:
+            values = np.array([v[f"{name}_{model.class_names[k]}"] for v in volumes], np.float64)
+            mean = float(np.nanmean(values)) if np.isfinite(values).any() else float("nan")
+            figures[f"{name}_{model.class_names[k]}"] = mean
+            per_class.append(mean)
+        kept = [v for v in per_class if np.isfinite(v)]
+        figures[name] = float(np.mean(kept)) if kept else float("nan")
+    slice_dice = np.array([np.nanmean([_dice_or_nan(pred[i] == k, truth[i] == k) for k in labels] or [np.nan]) for i in range(len(pred))])
+    return {"metrics": figures, "volumes": volumes, "slice_dice": slice_dice, "predicted": predicted}
+
+
+def _dice_or_nan(a: np.ndarray, b: np.ndarray) -> float:
+    total = int(a.sum()) + int(b.sum())
+    return float("nan") if total == 0 else 2.0 * int((a & b).sum()) / total
+
+
+def evaluate_segmentation_run(run_dir: str | Path) -> dict:
+    """Score a segmentation run on its held-out volumes; appended to ``metrics.jsonl``."""
+    from medgan.report.grid import save_grid
+
+    run_dir = Path(run_dir)
+    config = run_config(run_dir)
+    _, holdout = load_training_data(config.data)
+    if holdout is None or not len(holdout):
+        raise MedganError("the run has no held-out volumes to test on", path=run_dir, hint="train with --holdout > 0 on data with several volumes")
+    model = segmentation_model(run_dir)
+    result = segmentation_scores(model, holdout)
+    _draw_best_worst(run_dir / PICTURE, model, holdout, result["predicted"], result["slice_dice"], save_grid)
+    record = {"kind": "evaluate", "task": "segment", "time": utc_now(), "step": model.info.get("step"), "n_test": len(holdout),
+              "n_volumes": len(result["volumes"]), "class_names": model.class_names[1:],
+              "distance_units": "mm" if holdout.spacing is not None else "pixels",
+              "metrics": result["metrics"], "volumes": result["volumes"],
+              "settings": {"overlap": "per volume (all its slices pooled); a class absent from truth and prediction is not scored",
+                           "distances": "2D per slice, pooled per volume; HD95 = 95th percentile of both directions",
+                           "adversarial": bool(model.info.get("adversarial")), "labelled": model.info.get("labelled"),
+                           "unlabelled": model.info.get("unlabelled")}}
+    append_jsonl(run_dir / "metrics.jsonl", record)
+    return record
+
+
+def _draw_best_worst(path: Path, model, test: ImageSet, predicted: np.ndarray, slice_dice: np.ndarray, save_grid, k: int = 4) -> None:
+    """Rows of (image | prediction | truth) for the ``k`` best and ``k`` worst held-out slices."""
+    from medgan.tasks.segment.recipe import to_indices
+
+    scored = np.flatnonzero(np.isfinite(slice_dice))
+    if not len(scored):
+        return
+    order = scored[np.argsort(slice_dice[scored])]
+    rows = list(order[::-1][:k]) + [i for i in order[:k] if i not in order[::-1][:k]]
+    images, masks, captions = [], [], []
+    truth = to_indices(test.masks, model.label_values, "the test masks")
+    pred = to_indices(predicted, model.label_values, "the predictions")
+    for rank, i in enumerate(rows):
+        image = test.images[i] if test.images.ndim == 3 else test.images[i, 0]
+        images += [image] * 3
+        masks += [np.zeros_like(truth[i]), pred[i], truth[i]]
+        captions += [f"{'best' if rank < k else 'worst'} {slice_dice[i]:.2f}", "prediction", "truth"]
+    low, high = model.intensity.low, model.intensity.high
+    save_grid(path, np.stack(images), value_range=(low, high), ncol=3, masks=np.stack(masks), captions=captions, scale=4, overwrite=True)

@@ -1,0 +1,364 @@
+"""Applying a trained segmentor to images, volumes, files and folders.
+
+A :class:`~medgan.tasks.segment.recipe.SegmentationModel` maps an image in [-1, 1] to class
+logits. What it saw in training fixes how a new image is prepared:
+
+- **intensity**: the training source's preparation (CT window, MR percentile normalisation
+  of whole volumes; :func:`medgan.data.sources.source_intensity`), then the training range
+  to [-1, 1];
+- **scale**: training images were resized to ``--size`` (:func:`medgan.data.geometry.fit_square`);
+  a new image is resized by the same factor (its long side to ``size`` for ``pad``, its short
+  side for ``crop``), but neither padded nor cropped: the network runs over the whole image
+  in tiles (:func:`medgan.infer.tiled_apply`), and its class probabilities are resized back
+  to the image's own pixels before the argmax. An image of the training size is segmented
+  exactly as in training.
+
+:func:`segment_path` writes, into an output folder mirroring the input's relative paths:
+
+- NIfTI in: a label map of the same name (uint8/uint16, the input's affine), slice by slice
+  along the stored third axis;
+- PNG / TIFF / JPEG in: a label-map PNG of the same stem (the model's label values);
+- DICOM in (a file, a series, a study): per series a **DICOM SEG** (highdicom; one segment
+  per foreground class named after it, frames referencing the source instances, algorithm
+  identification naming the model) ``series-<number>.seg.dcm``, and its label map as NIfTI
+  ``series-<number>.nii.gz`` with the series' affine;
+- for each input an overlay PNG (``<name>.overlay.png``; a mosaic of up to 16 slices for
+  volumes), and for all of them ``volumes.csv`` and ``summary.json``: per input and class
+  the pixel count, the area (mm², 2D) or volume (mL, 3D) where the files give spacing.
+
+The folder is written into a temporary one that replaces ``out`` only when every input succeeded.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from medgan.data.geometry import fitted_shape, resize_image
+from medgan.errors import MedganError
+from medgan.infer import check_units, input_format, progress_bar, tiled_apply
+from medgan.tasks.segment.recipe import SegmentationModel
+
+__all__ = ["segment_image", "segment_images", "segment_path", "segment_volume"]
+
+
+class _Probabilities(torch.nn.Module):
+    """Softmax over the classes of a segmentor's logits (what the tiles blend)."""
+
+    def __init__(self, net: torch.nn.Module):
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.softmax(self.net(x).float(), 1)
+
+
+def _label_map(model: SegmentationModel, probabilities: np.ndarray) -> np.ndarray:
+    values = np.asarray(model.label_values)
+    dtype = np.uint8 if values.max() <= 255 else np.uint16
+    return values[probabilities.argmax(0)].astype(dtype)
+
+
+@torch.no_grad()
+def segment_image(model: SegmentationModel, image: np.ndarray, *, resize: bool = True, tile: int = 256,
+                  device: str | torch.device = "cpu", batch_size: int = 4) -> np.ndarray:
+    """The label map ``(H, W)`` (the model's label values) of one grey image ``(H, W)`` in the
+    training units (prepared as the module docstring says; :func:`segment_path` does that).
+
+    Args:
+        resize: resize by the training scale (``False``: the image is already at it, e.g. a
+            held-out image read with the run's options).
+        tile: largest tile side fed to the network.
+    """
+    image = np.asarray(image, np.float32)
+    if image.ndim != 2 or image.size == 0:
+        raise MedganError(f"expected a 2D (H, W) image, got shape {image.shape}", hint="segment volumes with segment_volume")
+    if not np.all(np.isfinite(image)):
+        raise MedganError("image holds NaN or infinite values", hint="fix or mask the input first")
+    resized = image
+    fit = model.info.get("resize") or {}
+    if resize and fit.get("size"):
+        resized = resize_image(image, fitted_shape(image.shape, int(fit["size"]), str(fit.get("mode", "pad"))))
+    x = model.intensity.forward(resized)
+    net = model.segmentor
+    was_training = net.training
+    net.to(device).eval()
+    try:
+        p = tiled_apply(_Probabilities(net), x, multiple=model.multiple, tile=tile, overlap=min(32, tile // 4),
+                        batch_size=batch_size, device=device)  # (K, h, w)
+    finally:
+        net.train(was_training)
+    if p.ndim == 2:
+        p = p[None]
+    if p.shape[1:] != image.shape:
+        p = resize_image(p, image.shape)
+    return _label_map(model, p)
+
+
+def segment_images(model: SegmentationModel, images: np.ndarray, **kw: Any) -> np.ndarray:
+    """Label maps ``(N, H, W)`` of images already at the training scale and units (a run's
+    held-out set): each image on its own, in eval mode, so the batch never changes a result."""
+    images = np.asarray(images)
+    images = images if images.ndim == 3 else images[:, 0]
+    return np.stack([segment_image(model, im, resize=False, **kw) for im in images])
+
+
+def segment_volume(model: SegmentationModel, volume: np.ndarray, bar: Any = None, **kw: Any) -> np.ndarray:
+    """Label maps of the ``(D, H, W)`` slices of a volume (along axis 0), with a progress line."""
+    if bar is None:
+        with progress_bar(False) as silent:
+            return segment_volume(model, volume, silent, **kw)
+    task = bar.add_task("slices", total=len(volume))
+    try:
+        out = []
+        for sl in volume:
+            out.append(segment_image(model, sl, **kw))
+            bar.advance(task)
+        return np.stack(out)
+    finally:
+        bar.remove_task(task)
+
+
+# --------------------------------------------------------------------------- files
+
+
+def _prepare(model: SegmentationModel, image, path: Path) -> np.ndarray:
+    """An image or volume as read -> the training units (window / normalisation)."""
+    from medgan.data.source_options import SourceOptions
+    from medgan.data.sources import source_intensity
+
+    if image.is_colour:
+        raise MedganError("colour image; the segmentor works on grey images", path=path, hint="convert it to grey first")
+    check_units(model.intensity.units, image.meta, path)
+    prep = model.info.get("preprocess") or {}
+    opts = SourceOptions(window=prep.get("window"), normalize=prep.get("normalize", "auto"))
+    return source_intensity(image.array, image.meta, opts)
+
+
+def _measure(model: SegmentationModel, labels: np.ndarray, spacing: tuple[float, ...] | None) -> dict[str, dict[str, float]]:
+    """Per foreground class: pixels, and mm² (2D) or mL (3D) where the spacing is known."""
+    out = {}
+    for value, name in zip(model.label_values[1:], model.class_names[1:]):
+        n = int((labels == value).sum())
+        row: dict[str, float] = {"label": int(value), "pixels": n}
+        if spacing is not None and labels.ndim == 3 and len(spacing) == 3:
+            row["volume_ml"] = round(n * float(np.prod(spacing)) / 1000.0, 4)
+        elif spacing is not None and labels.ndim == 2:
+            row["area_mm2"] = round(n * float(np.prod(spacing[-2:])), 3)
+        out[name] = row
+    return out
+
+
+def _overlay(path: Path, model: SegmentationModel, array: np.ndarray, labels: np.ndarray) -> None:
+    """An overlay PNG: the image with its classes in colour (a mosaic of <= 16 slices of a volume)."""
+    from medgan.report.grid import save_grid
+    from medgan.tasks.segment.recipe import to_indices
+
+    if array.ndim == 2:
+        array, labels = array[None], labels[None]
+    index = np.arange(len(array))
+    if len(index) > 16:
+        hit = np.flatnonzero((labels != model.label_values[0]).reshape(len(labels), -1).any(1))
+        pool = hit if len(hit) >= 16 else index
+        index = pool[np.round(np.linspace(0, len(pool) - 1, 16)).astype(int)]
+    low, high = model.intensity.low, model.intensity.high
+    captions = [f"slice {i}" for i in index] if len(array) > 1 else None
+    save_grid(path, array[index], value_range=(low, high), masks=to_indices(labels[index], model.label_values, str(path)),
+              captions=captions, overwrite=True)
+
+
+class _SegmentJob:
+    """One :func:`segment_path` call: the model, options and what was measured so far."""
+
+    def __init__(self, model: SegmentationModel, tile: int, device: str | torch.device, bar: Any):
+        self.model, self.kw, self.bar = model, {"tile": tile, "device": device}, bar
+        self.summary: dict[str, Any] = {}
+
+    def _record(self, name: str, kind: str, labels: np.ndarray, spacing, outputs: list[Path], root: Path) -> None:
+        self.summary[name] = {"kind": kind, "shape": list(labels.shape), "spacing_mm": None if spacing is None else [float(v) for v in spacing],
+                              "outputs": [str(p.relative_to(root)) for p in outputs], "classes": _measure(self.model, labels, spacing)}
+
+    def _segment(self, array: np.ndarray) -> np.ndarray:
+        if array.ndim == 3:
+            return segment_volume(self.model, array, self.bar, **self.kw)
+        return segment_image(self.model, array, **self.kw)
+
+    def nifti(self, src: Path, rel: Path, root: Path) -> None:
+        from medgan.io.nifti import read_nifti, write_nifti
+
+        image = read_nifti(src)
+        array = _prepare(self.model, image, src)
+        labels = self._segment(array)
+        name = rel.name[: -len(".nii.gz")] if rel.name.lower().endswith(".nii.gz") else rel.stem
+        out, overlay = root / rel.parent / f"{name}.nii.gz", root / rel.parent / f"{name}.overlay.png"
+        write_nifti(out, labels, affine=image.meta.affine, dtype=labels.dtype)
+        _overlay(overlay, self.model, array, labels)
+        self._record(str(rel), "nifti", labels, image.meta.spacing, [out, overlay], root)
+
+    def raster(self, src: Path, rel: Path, root: Path) -> None:
+        from PIL import Image as PILImage
+
+        from medgan.io.output import atomic_path
+        from medgan.io.raster import read_raster
+
+        image = read_raster(src)
+        array = _prepare(self.model, image, src)
+        labels = self._segment(array)
+        out, overlay = root / rel.parent / f"{rel.stem}.png", root / rel.parent / f"{rel.stem}.overlay.png"
+        with atomic_path(out, False) as tmp:
+            PILImage.fromarray(labels).save(tmp, format="PNG")  # uint8 -> L, uint16 -> I;16
+        _overlay(overlay, self.model, array, labels)
+        self._record(str(rel), "image", labels, image.meta.spacing, [out, overlay], root)
+
+    def dicom_series(self, files: list[Path], rel_folder: Path, root: Path, input_root: Path) -> None:
+        import pydicom
+
+        from medgan.io.dicom import read_dicom, series_order
+        from medgan.io.nifti import write_nifti
+
+        members = [(f, pydicom.dcmread(f, stop_before_pixels=True, force=True)) for f in files]
+        ref = members[0][1]
+        number = ref.get("SeriesNumber")
+        stem = f"series-{int(number)}" if number not in (None, "") else f"series-{str(ref.get('SeriesInstanceUID', 'x'))[-8:]}"
+        if len(members) == 1:  # one file: a 2D image or one multi-frame object
+            image = read_dicom(files[0])
+            order, affine = np.array([0]), image.meta.affine
+        else:
+            if any(int(ds.get("NumberOfFrames", 1) or 1) > 1 for _, ds in members):
+                raise MedganError("series mixes several multi-frame files", path=files[0].parent, hint="segment the multi-frame files one by one")
+            from medgan.io.dicom import read_dicom_series
+
+            order, _, affine, _, _ = series_order(members, files[0].parent)
+            image = read_dicom_series(files[0].parent, str(ref.get("SeriesInstanceUID", "") or "") or None)
+        array = _prepare(self.model, image, files[0])
+        labels = self._segment(array)
+        volume = labels if labels.ndim == 3 else labels[None]  # (F, H, W), frames in `order`
+        sources = [pydicom.dcmread(members[i][0]) for i in order]
+        outputs = [root / rel_folder / f"{stem}.seg.dcm"]
+        write_dicom_seg(outputs[0], volume, sources, self.model)
+        if volume.shape[0] > 1 or affine is not None:
+            outputs.append(root / rel_folder / f"{stem}.nii.gz")
+            write_nifti(outputs[-1], labels, affine=affine, dtype=labels.dtype)
+        outputs.append(root / rel_folder / f"{stem}.overlay.png")
+        _overlay(outputs[-1], self.model, array, labels)
+        self._record(str(files[0].relative_to(input_root).parent / stem), "dicom", labels, image.meta.spacing, outputs, root)
+
+
+def write_dicom_seg(path: Path, labels: np.ndarray, sources: list, model: SegmentationModel) -> None:
+    """A DICOM Segmentation (binary, one segment per foreground class) of ``labels``
+    ``(F, H, W)``, whose frames are the ``sources`` datasets (one per frame, in order; or one
+    multi-frame source), through highdicom.
+
+    It belongs to the source's patient and study (a new series; SEG objects sit beside the
+    images they annotate), says in SeriesDescription and ContentDescription that medgan's
+    model made it, and names the model in each segment's algorithm identification.
+    """
+    import highdicom as hd
+    from pydicom.sr.codedict import codes
+
+    from medgan import __version__
+    from medgan.io.output import atomic_path
+    from medgan.tasks.segment.recipe import to_indices
+
+    index = to_indices(labels, model.label_values, str(path))  # (F, H, W) 0..K-1
+    algorithm = hd.AlgorithmIdentificationSequence(name=f"medgan {model.info.get('model', 'unet')}", version=str(__version__),
+                                                   family=codes.cid7162.ArtificialIntelligence,
+                                                   parameters={"step": str(model.info.get("step")), "source": str(model.info.get("source"))[:64]})
+    tissue = hd.sr.CodedConcept(value="85756007", scheme_designator="SCT", meaning="Tissue")
+    descriptions = [hd.seg.SegmentDescription(segment_number=k, segment_label=name[:64], segmented_property_category=tissue,
+                                              segmented_property_type=tissue, algorithm_type=hd.seg.SegmentAlgorithmTypeValues.AUTOMATIC,
+                                              algorithm_identification=algorithm)
+                    for k, name in enumerate(model.class_names[1:], start=1)]
+    ref = sources[0]
+    try:
+        seg = hd.seg.Segmentation(
+            source_images=sources, pixel_array=index, segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
+            segment_descriptions=descriptions, series_instance_uid=hd.UID(), series_number=int(ref.get("SeriesNumber", 0) or 0) + 2000,
+            sop_instance_uid=hd.UID(), instance_number=1, manufacturer="medgan", manufacturer_model_name=model.label[:64],
+            software_versions=str(__version__), device_serial_number="none", content_description="Automatic segmentation by medgan",
+            content_label="MEDGAN", omit_empty_frames=False)
+    except (ValueError, TypeError, AttributeError) as exc:  # highdicom's checks of the source headers
+        raise MedganError(f"cannot write a DICOM SEG for this series: {exc}", path=getattr(ref, "filename", None) or path,
+                          hint="the source images must be valid for their IOD (e.g. CT with a FrameOfReferenceUID)") from None
+    seg.SeriesDescription = f"medgan segmentation ({', '.join(model.class_names[1:])})"[:64]
+    buffer = io.BytesIO()
+    seg.save_as(buffer)
+    with atomic_path(path, False) as tmp:
+        Path(tmp).write_bytes(buffer.getvalue())
+
+
+def segment_path(model: SegmentationModel, input_path: str | os.PathLike, out_path: str | os.PathLike, *, overwrite: bool = False,
+                 tile: int = 256, device: str | torch.device = "cpu", progress: bool = True) -> Path:
+    """Segment an image file, a volume or a folder tree of them into the folder ``out_path``
+    (the outputs are listed in the module docstring).
+
+    Returns:
+        ``out_path``.
+
+    Raises:
+        MedganError: missing input, unsupported or colour images, units that are not the
+            model's, output equal to or inside the input, an existing output without
+            ``overwrite``, and everything the readers raise (``out_path`` is left as it was).
+    """
+    from medgan.io.formats import find_image_files
+    from medgan.io.output import atomic_dir
+
+    src, out = Path(input_path), Path(out_path)
+    if not src.exists():
+        raise MedganError("does not exist", path=src, hint="check the path")
+    if out.resolve() == src.resolve() or out.resolve().is_relative_to(src.resolve()):
+        raise MedganError("output would overwrite or sit inside the input", path=out, hint="choose an output folder outside the input")
+    root = src.parent if src.is_file() else src
+    files = [src] if src.is_file() else find_image_files(src)
+    if not files:
+        raise MedganError("folder holds no images", path=src, hint="give DICOM, NIfTI, PNG or TIFF files")
+    units: list[tuple[str, Any]] = []
+    series: dict[tuple[Path, str], list[Path]] = defaultdict(list)
+    for f in files:
+        fmt = input_format(f, "segment")
+        if fmt == "dicom":
+            import pydicom
+
+            ds = pydicom.dcmread(f, stop_before_pixels=True, force=True)
+            if "Rows" not in ds:  # reports, presentation states, other SEGs
+                continue
+            key = (f.parent, str(ds.get("SeriesInstanceUID", "") or f.name))
+            if key not in series:
+                units.append(("dicom", key))
+            series[key].append(f)
+        else:
+            units.append((fmt, f))
+    with progress_bar(progress) as bar, atomic_dir(out, overwrite) as tmp:
+        job = _SegmentJob(model, tile, device, bar)
+        task = bar.add_task("inputs", total=len(units))
+        for fmt, what in units:
+            if fmt == "dicom":
+                folder = what[0]
+                (tmp / folder.relative_to(root)).mkdir(parents=True, exist_ok=True)
+                job.dicom_series(sorted(series[what]), folder.relative_to(root), tmp, root)
+            else:
+                rel = what.relative_to(root)
+                (tmp / rel.parent).mkdir(parents=True, exist_ok=True)
+                (job.nifti if fmt == "nifti" else job.raster)(what, rel, tmp)
+            bar.advance(task)
+        _write_summary(tmp, model, job.summary)
+    return out
+
+
+def _write_summary(folder: Path, model: SegmentationModel, summary: dict[str, Any]) -> None:
+    with open(folder / "summary.json", "w") as f:
+        json.dump({"model": model.label, "classes": model.class_names, "label_values": model.label_values, "inputs": summary}, f, indent=1)
+    with open(folder / "volumes.csv", "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["input", "class", "label", "pixels", "area_mm2", "volume_ml"])
+        for name, entry in summary.items():
+            for cls, row in entry["classes"].items():
+                writer.writerow([name, cls, row["label"], row["pixels"], row.get("area_mm2", ""), row.get("volume_ml", "")])

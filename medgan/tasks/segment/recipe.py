@@ -1,0 +1,401 @@
+"""Segmentation: a U-Net, alone or against a critic, with unlabelled images (semi-supervised).
+
+Networks: ``segmentor`` (MONAI's residual U-Net, :mod:`medgan.nets.segmentor`) maps an image
+to class logits; ``critic`` (a conditional PatchGAN without normalisation) sees an image
+beside a class-probability map and says, per patch, whether the map is a real label map
+(one-hot) or a prediction (Luc et al. 2016). Per step:
+
+- **critic** (BCE): real = (x, one-hot y), fake = (x, softmax S(x)) for the labelled batch and
+  (x_u, softmax S(x_u)) for an unlabelled batch of the same size;
+- **segmentor**: Dice + cross-entropy on the labelled batch (MONAI's ``DiceCELoss``, what a
+  MONAI user writes), plus ``adv_weight`` x the non-saturating adversarial loss of its
+  labelled predictions, plus on the unlabelled batch (Hung et al. 2018) ``semi_adv_weight``
+  x the adversarial loss and, from ``semi_start`` of the run on, ``semi_weight`` x the
+  cross-entropy towards its own predicted classes on the pixels where the critic's
+  confidence (its logits upsampled to the image, through a sigmoid) exceeds ``semi_threshold``.
+  Optionally SegAN's multi-scale L1 between the critic's features of (x, prediction) and
+  (x, truth) (Xue et al. 2018), here a feature-matching term for the segmentor with the
+  critic trained by BCE (SegAN's critic maximising the L1 itself needs weight clipping).
+
+With ``--adversarial off`` only the segmentor is built and trained, on Dice + CE: the same
+network, data and steps, half the forward passes of the semi-supervised run (no unlabelled
+batch) and no critic (about a third of the adversarial step's cost).
+
+Label values: masks may use any integers (0/255 PNG masks, atlas label numbers); the run's
+classes are the values named in ``--class-names`` or, without it, those found in the
+training masks, and the network predicts their index (``label_values[k]`` is class ``k``'s
+value, written back into label maps at inference). 0 is the background.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from medgan import losses
+from medgan.data.dataset import MedicalImageDataset
+from medgan.data.imageset import ImageSet
+from medgan.data.intensity import IntensityMap
+from medgan.errors import MedganError
+from medgan.nets.patchgan import PatchGANConfig, PatchGANDiscriminator
+from medgan.nets.segmentor import SegmentorConfig, UNetSegmentor
+from medgan.report.grid import MASK_COLOURS
+from medgan.train.task import Networks, Optimizer, Phase, Task, Update
+
+MODEL = "unet"
+
+
+@dataclass
+class SegmentationModel:
+    """A trained segmentor (see :func:`medgan.tasks.load_model` and :mod:`medgan.tasks.segment.inference`).
+
+    Attributes:
+        segmentor: the U-Net in eval mode: ``(B, C, H, W)`` in [-1, 1] -> logits ``(B, K, H, W)``.
+        intensity: the training data's units that [-1, 1] stands for.
+        class_names: name of each class (index 0: background).
+        label_values: the label-map value of each class.
+        multiple: input sides must be multiples of this (padded otherwise).
+        info: the export's ``config.json``.
+    """
+
+    segmentor: nn.Module
+    intensity: IntensityMap
+    class_names: list[str]
+    label_values: list[int]
+    multiple: int
+    info: dict[str, Any]
+
+    @property
+    def label(self) -> str:
+        """``"<model> step <n>"`` for output headers."""
+        return f"medgan {MODEL} step {self.info.get('step')}"
+
+
+def parse_class_names(path: str) -> dict[int, str]:
+    """Label value -> class name from a JSON file: ``{"0": "background", "1": "lesion"}`` or
+    a list (values 0, 1, ...). One clear error for anything else."""
+    file = Path(path)
+    try:
+        data = json.loads(file.read_text())
+    except (OSError, UnicodeDecodeError) as exc:
+        raise MedganError(f"cannot read the class names ({exc.__class__.__name__})", path=file, hint="give a JSON file") from None
+    except json.JSONDecodeError as exc:
+        raise MedganError(f"not valid JSON: {exc.msg} at line {exc.lineno}", path=file,
+                          hint='write e.g. {"0": "background", "1": "lesion"}') from None
+    if isinstance(data, list):
+        data = dict(enumerate(data))
+    if not isinstance(data, dict) or not data:
+        raise MedganError("class names must be a JSON object of label value -> name, or a list", path=file,
+                          hint='write e.g. {"0": "background", "1": "lesion"}')
+    out: dict[int, str] = {}
+    for key, name in data.items():
+        try:
+            value = int(key)
+        except (TypeError, ValueError):
+            raise MedganError(f"label value {key!r} is not an integer", path=file, hint='keys are label values, e.g. "0", "1", "255"') from None
+        if not 0 <= value <= 65535 or not isinstance(name, str) or not name:
+            raise MedganError(f"label {key!r}: {name!r} is not a value in 0..65535 with a name", path=file,
+                              hint='write e.g. {"0": "background", "1": "lesion"}')
+        out[value] = name
+    if 0 not in out:
+        raise MedganError("the class names do not name label 0 (the background)", path=file, hint='add "0": "background"')
+    return dict(sorted(out.items()))
+
+
+def label_classes(masks: np.ndarray, names: dict[int, str] | None, data_names: list[str] | None,
+                  where: str) -> tuple[list[int], list[str]]:
+    """The run's ``(label_values, class_names)``: those of ``names`` (then every mask value
+    must be one of them), else the values in ``masks`` (with 0), named by the data."""
+    present = sorted(set(np.unique(masks).tolist()) | {0})
+    if names is not None:
+        unknown = [v for v in present if v not in names]
+        if unknown:
+            raise MedganError(f"the masks hold label value {unknown[0]}, which the class names do not name", path=where,
+                              hint=f"add it to the --class-names JSON (named now: {', '.join(map(str, names))})")
+        return list(names), list(names.values())
+    if len(present) < 2:
+        raise MedganError("every training mask is empty (only label 0)", path=where, hint="give masks with at least one foreground label")
+    if data_names and present[-1] < len(data_names):
+        values = list(range(len(data_names)))
+        return values, list(data_names)
+    return present, ["background" if v == 0 else f"label{v}" for v in present]
+
+
+def to_indices(masks: np.ndarray, label_values: list[int], where: str) -> np.ndarray:
+    """Label maps -> class indices (``uint8``); a value the run does not know is an error."""
+    lut = np.full(max(int(masks.max()), max(label_values)) + 1, 255, np.uint8)
+    lut[label_values] = np.arange(len(label_values), dtype=np.uint8)
+    out = lut[masks.astype(np.int64)]
+    if (out == 255).any():
+        value = int(masks.astype(np.int64)[out == 255][0])
+        raise MedganError(f"a mask holds label value {value}, not one of the run's labels {label_values}", path=where,
+                          hint="name it with --class-names, or fix the mask")
+    return out
+
+
+def evenly_chosen(n: int, k: int) -> np.ndarray:
+    """``k`` of ``n`` indices spread evenly (every ``n/k``-th; all when ``k`` is 0 or >= n)."""
+    if k <= 0 or k >= n:
+        return np.arange(n)
+    return np.unique(np.round(np.linspace(0, n - 1, k)).astype(np.int64))
+
+
+def one_hot(labels: torch.Tensor, k: int) -> torch.Tensor:
+    """``(B, H, W)`` class indices -> ``(B, K, H, W)`` float one-hot maps."""
+    return F.one_hot(labels, k).permute(0, 3, 1, 2).to(torch.float32)
+
+
+def tint(images: torch.Tensor, labels: torch.Tensor, alpha: float = 0.45) -> torch.Tensor:
+    """Grey ``(B, 1, H, W)`` in [-1, 1] with class indices ``(B, H, W)`` drawn in colour ->
+    ``(B, 3, H, W)`` in [-1, 1] (the colours of :func:`medgan.report.grid.image_grid`)."""
+    colours = torch.as_tensor(MASK_COLOURS / 127.5 - 1.0, dtype=images.dtype, device=images.device)
+    grey = images[:, :1].expand(-1, 3, -1, -1)
+    colour = colours[(labels - 1).clamp(min=0) % len(colours)].permute(0, 3, 1, 2)  # (B, 3, H, W)
+    a = (labels > 0).to(images.dtype)[:, None] * alpha
+    return grey * (1 - a) + colour * a
+
+
+class SegmentTask(Task):
+    """``segmentor``: image -> class logits; ``critic``: (image, class map) -> patch logits."""
+
+    name = "segment"
+    models = (MODEL,)
+    exported = ("segmentor",)
+    lr_decay = "cosine"
+    grid_columns = 6  # two (image | prediction | truth) triplets per row
+
+    @classmethod
+    def resolve(cls, config) -> None:
+        if config.model.name == "dcgan":  # the engine's default model: this task has its own
+            config.model.name = MODEL
+        if config.model.name != MODEL:
+            raise MedganError(f"the segment task trains a {MODEL}, not {config.model.name!r}", hint="leave out --model")
+        # Adam as in MONAI's tutorials for the segmentor (1e-3 here: short CPU runs), Hung et
+        # al.'s 1e-4 for the critic; betas 0.9 / 0.999 for both, BCE for the critic.
+        for name, value in (("lr_g", 1e-3), ("lr_d", 1e-4), ("beta1", 0.9), ("beta2", 0.999)):
+            if getattr(config.optim, name) is None:
+                setattr(config.optim, name, value)
+        if config.loss.name == "auto":
+            config.loss.name = "bce"
+        if config.loop.augment == "auto":
+            config.loop.augment = ""
+        if config.loop.augment:
+            raise MedganError("--augment (DiffAugment) is for GANs that make images", hint="leave it out for segmentation")
+
+    def __init__(self, config, dataset):
+        super().__init__(config, dataset)
+        s = config.task_config
+        data, where = dataset.data, config.data.source
+        if data.masks is None:
+            raise MedganError("segmentation needs masks", path=where,
+                              hint="give --masks FOLDER (one mask per image, same name), or brain-mri / phantom")
+        names = parse_class_names(s.class_names) if s.class_names else None
+        self.label_values, self.class_names = label_classes(data.masks, names, data.mask_names, where)
+        k = len(self.class_names)
+        masks = to_indices(data.masks, self.label_values, where)
+
+        # Labelled slices: all, or `labelled` spread evenly; the others lose their masks.
+        chosen = evenly_chosen(len(data), s.labelled)
+        rest = np.setdiff1d(np.arange(len(data)), chosen)
+        labelled = replace(data.subset(chosen), masks=masks[chosen], mask_names=self.class_names)
+        self.dataset = MedicalImageDataset(labelled, intensity=dataset.intensity)
+        self.n_labelled = len(chosen)
+
+        unlabelled = [data.images[rest]] if len(rest) else []
+        if s.unlabelled:
+            unlabelled.append(self._read_unlabelled(s.unlabelled, config, data))
+        self.uses_critic = s.uses_critic
+        self.semi = self.uses_critic and bool(unlabelled) and (s.semi_adv_weight > 0 or s.semi_weight > 0)
+        images = np.concatenate(unlabelled) if self.semi else data.images[:0]
+        x = dataset.intensity.forward(images.astype(np.float32))
+        self.unlabelled = torch.from_numpy(x[:, None] if x.ndim == 3 else x)  # (M, C, H, W) in [-1, 1]
+        self.n_unlabelled = len(self.unlabelled)
+
+        self.net_config = SegmentorConfig(channels=dataset.channels, num_classes=k, **{
+            key: config.model.net[key] for key in ("width", "depth", "res_units", "dropout") if key in config.model.net})
+        size = dataset.image_size
+        if size[0] % self.net_config.multiple or size[1] % self.net_config.multiple:
+            raise MedganError(f"a depth-{self.net_config.depth} U-Net needs sides that are multiples of {self.net_config.multiple}, "
+                              f"the images are {size[0]}x{size[1]}", hint=f"use --size {max(16, size[0] // 16 * 16)}")
+        self.critic_config = PatchGANConfig(cond_channels=dataset.channels, image_channels=k, width=int(config.model.net.get("d_width", 64)),
+                                            n_layers=int(config.model.net.get("d_layers", 3)), norm="none")
+        config.model.net = {**asdict(self.net_config), "d_width": self.critic_config.width, "d_layers": self.critic_config.n_layers}
+        self.d_loss, self.g_loss = losses.ADVERSARIAL[config.loss.name]
+        from monai.losses import DiceCELoss
+
+        self.dice_ce = DiceCELoss(to_onehot_y=True, softmax=True)
+        self._step = 0
+
+    @staticmethod
+    def _read_unlabelled(source: str, config, data: ImageSet) -> np.ndarray:
+        from medgan.data.sources import load_source
+
+        options = replace(config.data.options, masks=None)
+        extra = load_source(source, options)
+        if extra.images.shape[1:] != data.images.shape[1:]:
+            raise MedganError(f"the unlabelled images are {'x'.join(map(str, extra.images.shape[1:]))}, the labelled ones "
+                              f"{'x'.join(map(str, data.images.shape[1:]))}", path=source, hint="read both with the same --size")
+        if extra.units != data.units:
+            raise MedganError(f"the unlabelled images are in {extra.units or 'no units'}, the labelled ones in {data.units or 'no units'}",
+                              path=source, hint="give images of the same kind (and the same --window)")
+        return extra.images
+
+    # ---- networks
+
+    def networks(self) -> dict[str, nn.Module]:
+        nets: dict[str, nn.Module] = {"segmentor": UNetSegmentor(self.net_config)}
+        if self.uses_critic:
+            nets["critic"] = PatchGANDiscriminator(self.critic_config)
+        return nets
+
+    def optimizers(self) -> dict[str, Optimizer]:
+        o = self.config.optim
+        out = {"segmentor": Optimizer(("segmentor",), o.lr_g, (o.beta1, o.beta2))}
+        if self.uses_critic:
+            out["critic"] = Optimizer(("critic",), o.lr_d, (o.beta1, o.beta2))
+        return out
+
+    def phases(self) -> list[Phase]:
+        updates = (Update("s", "segmentor", self.segmentor_objective),)
+        if self.uses_critic:
+            updates = (Update("d", "critic", self.critic_objective), *updates)
+        return [Phase("train", self.config.loop.steps, updates)]
+
+    def before_step(self, nets: Networks, step: int) -> None:
+        self._step = step
+
+    # ---- batches
+
+    def _generator(self, batch: dict[str, torch.Tensor]) -> torch.Generator:
+        """Drawn from the batch number: the critic and segmentor updates of a step see the
+        same flips and unlabelled images, and a resumed run the same ones."""
+        return torch.Generator().manual_seed(self.config.loop.seed * 1_000_003 + int(batch["number"]))
+
+    def _flip(self, g: torch.Generator, *tensors: torch.Tensor) -> list[torch.Tensor]:
+        if not self.config.task_config.flip:
+            return list(tensors)
+        mirror = torch.rand(len(tensors[0]), generator=g) < 0.5
+        return [torch.where(mirror.to(t.device).view(-1, *([1] * (t.ndim - 1))), t.flip(-1), t) for t in tensors]
+
+    def _batches(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """(labelled images (B, C, H, W), their class indices (B, H, W), unlabelled images or None)."""
+        g = self._generator(batch)
+        x, y = self._flip(g, batch["image"], batch["mask"])
+        xu = None
+        if self.semi:
+            pick = torch.randint(self.n_unlabelled, (len(x),), generator=g)
+            (xu,) = self._flip(g, self.unlabelled[pick].to(x.device))
+        return x, y, xu
+
+    # ---- objectives
+
+    def critic_objective(self, nets: Networks, batch):
+        S, D = nets.segmentor, nets.critic
+        x, y, xu = self._batches(batch)
+        k = len(self.class_names)
+        with torch.no_grad():
+            inputs = x if xu is None else torch.cat([x, xu])
+            fake = torch.softmax(S(inputs).float(), 1)  # (B or 2B, K, H, W)
+        real_logits, fake_logits = D(x, one_hot(y, k)), D(inputs, fake)
+        return {"loss": self.d_loss(real_logits, fake_logits), "d_real": torch.sigmoid(real_logits.detach()).mean(),
+                "d_fake": torch.sigmoid(fake_logits.detach()).mean()}
+
+    def segmentor_objective(self, nets: Networks, batch):
+        s = self.config.task_config
+        S, D = nets.segmentor, nets.get("critic")
+        x, y, xu = self._batches(batch)
+        logits = S(x)  # (B, K, H, W)
+        supervised = self.dice_ce(logits, y[:, None])
+        loss, out = supervised, {"dice_ce": supervised.detach()}
+        if D is not None:
+            p = torch.softmax(logits, 1)
+            adv = self.g_loss(D(x, p))
+            loss = loss + s.adv_weight * adv
+            out["s_adv"] = adv.detach()
+            if s.feature_weight > 0:
+                real = D.features(x, one_hot(y, len(self.class_names)))
+                fm = sum((a - b.detach()).abs().mean() for a, b in zip(D.features(x, p), real)) / len(real)
+                loss = loss + s.feature_weight * fm
+                out["feature_l1"] = fm.detach()
+        if xu is not None:
+            lu = S(xu)
+            pu = torch.softmax(lu, 1)
+            du = D(xu, pu)  # (B, 1, h, w)
+            loss = loss + s.semi_adv_weight * self.g_loss(du)
+            if self._step >= s.semi_start * self.config.loop.steps and s.semi_weight > 0:
+                confidence = torch.sigmoid(F.interpolate(du.detach(), size=xu.shape[-2:], mode="bilinear", align_corners=False))[:, 0]
+                chosen = confidence > s.semi_threshold  # (B, H, W)
+                ce = F.cross_entropy(lu, pu.detach().argmax(1), reduction="none")
+                semi = (ce * chosen).sum() / chosen.sum().clamp(min=1)
+                loss = loss + s.semi_weight * semi
+                out["semi_ce"], out["semi_pixels"] = semi.detach(), chosen.float().mean()
+        out["loss"] = loss
+        return out
+
+    # ---- sample grids: image | prediction | truth
+
+    def fixed_inputs(self, n: int, device: torch.device) -> dict[str, torch.Tensor]:
+        k = max(2, n // 6 * 2)
+        pick = torch.as_tensor(evenly_chosen(len(self.dataset), k))
+        batch = self.dataset.batch(pick)
+        return {"image": batch["image"].to(device), "mask": batch["mask"].to(device)}
+
+    @torch.no_grad()
+    def render(self, nets, fixed):
+        x, y = fixed["image"], fixed["mask"]
+        pred = nets.segmentor(x).argmax(1)
+        return torch.stack([x[:, :1].expand(-1, 3, -1, -1), tint(x, pred), tint(x, y)], dim=1).flatten(0, 1).clamp(-1, 1)
+
+    # ---- export, loading, evaluation
+
+    def export_info(self, name: str) -> dict[str, Any]:
+        data, opts = self.dataset.data, self.config.data.options
+        return {"model": MODEL, "net": asdict(self.net_config), "intensity": self.dataset.intensity.to_dict(),
+                "class_names": list(self.class_names), "label_values": [int(v) for v in self.label_values],
+                "multiple": self.net_config.multiple, "source": self.config.data.source, "units": data.units,
+                "adversarial": self.uses_critic, "labelled": self.n_labelled, "unlabelled": self.n_unlabelled,
+                # how training images were prepared, so that inference prepares new ones alike
+                "resize": {"size": opts.size, "mode": opts.resize_mode},
+                "preprocess": {"window": opts.window, "normalize": opts.normalize}}
+
+    @classmethod
+    def build_network(cls, name: str, info: dict[str, Any]) -> nn.Module:
+        if name != "segmentor":
+            return super().build_network(name, info)
+        return UNetSegmentor(SegmentorConfig(**info["net"]))
+
+    @classmethod
+    def from_pretrained(cls, exported) -> SegmentationModel:
+        if "segmentor" not in exported:
+            raise MedganError("the run exported no segmentor", hint="give the run folder of medgan train segment")
+        net, info = exported["segmentor"]
+        names, values = info.get("class_names"), info.get("label_values")
+        if not isinstance(names, list) or not isinstance(values, list) or len(names) != len(values):
+            raise MedganError("the model's config.json lacks matching class_names and label_values", hint="re-export it with a current medgan")
+        return SegmentationModel(net, IntensityMap(**info["intensity"]), list(names), [int(v) for v in values],
+                                 int(info.get("multiple", 16)), info)
+
+    @classmethod
+    def evaluate_run(cls, run_dir, *, n, seed, inception_weights, require_inception, metrics=None):
+        """Dice, IoU, HD95 and ASD per class on the run's held-out volumes."""
+        from medgan.tasks.segment.evaluate import evaluate_segmentation_run
+
+        return evaluate_segmentation_run(run_dir)
+
+    @classmethod
+    def describe_evaluation(cls, record):
+        return (f"{record['n_volumes']} held-out volumes ({record['n_test']} slices); overlap per volume, "
+                f"surface distances in {record['distance_units']} (2D, per slice, pooled per volume)")
+
+    @classmethod
+    def report_parts(cls, run_dir):
+        from medgan.tasks.segment.report import segmentation_section
+
+        return segmentation_section(run_dir)

@@ -1,0 +1,190 @@
+"""The segmentation task: metrics on hand-made cases, label values, pixel spacing from the
+files, a segmentor that learns, the critic and semi-supervised runs end to end, and
+``medgan segment`` on NIfTI, PNG and DICOM (SEG read back and checked against the label map)."""
+
+import json
+
+import nibabel as nib
+import numpy as np
+import pytest
+from PIL import Image as PILImage
+
+from medgan.cli import main
+from medgan.data.source_options import SourceOptions
+from medgan.data.sources import load_source
+from medgan.errors import MedganError
+from medgan.metrics.segmentation import hausdorff95, slice_stack_metrics
+from medgan.tasks.segment.recipe import evenly_chosen, label_classes, parse_class_names, to_indices
+
+
+def square(size, y0, x0, side, value=1):
+    m = np.zeros((size, size), np.uint8)
+    m[y0 : y0 + side, x0 : x0 + side] = value
+    return m
+
+
+def test_slice_stack_metrics_follow_their_written_rules():
+    truth = np.stack([square(16, 4, 4, 6), square(16, 4, 4, 6), np.zeros((16, 16), np.uint8), np.zeros((16, 16), np.uint8)])
+    pred = np.stack([square(16, 4, 4, 6), square(16, 4, 6, 6), square(16, 2, 2, 3), np.zeros((16, 16), np.uint8)])
+    s = slice_stack_metrics(pred, truth, [1])[1]
+    inter, total = 36 + 24, (36 + 36) + (36 + 36 + 9)  # truth + prediction pixels
+    assert s["dice"] == pytest.approx(2 * inter / total)  # pooled over the stack, not a mean of slices
+    assert s["iou"] == pytest.approx(inter / (total - inter))
+    assert s["missed_slices"] == 0 and s["extra_slices"] == 1  # slice 2: prediction only, no distance
+    # HD95 pools the surface distances of the slices holding both: slice 0 adds zeros, slice 1 a 2-px shift
+    alone = hausdorff95(pred[1], truth[1])
+    assert 0 < s["hd95"] <= alone
+    doubled = slice_stack_metrics(pred, truth, [1], spacing=np.full((4, 2), 2.0))[1]
+    assert doubled["hd95"] == pytest.approx(2 * s["hd95"]) and doubled["asd"] == pytest.approx(2 * s["asd"])
+    empty = slice_stack_metrics(np.zeros((2, 8, 8), np.uint8), np.zeros((2, 8, 8), np.uint8), [1])[1]
+    assert np.isnan(empty["dice"]) and np.isnan(empty["hd95"])  # absent from both: not scored
+    missed = slice_stack_metrics(np.zeros((1, 16, 16), np.uint8), square(16, 2, 2, 4)[None], [1])[1]
+    assert missed["dice"] == 0.0 and np.isnan(missed["hd95"]) and missed["missed_slices"] == 1
+
+
+def test_label_values_come_from_the_data_or_a_json_and_unknown_values_are_refused(tmp_path):
+    masks = np.stack([square(8, 1, 1, 3, 255), np.zeros((8, 8), np.uint8)])
+    values, names = label_classes(masks, None, None, "masks/")
+    assert values == [0, 255] and names == ["background", "label255"]
+    assert to_indices(masks, values, "m").max() == 1
+    values, names = label_classes(np.array([[0, 1, 2]]), None, ["background", "grey", "white"], "brain")
+    assert values == [0, 1, 2] and names == ["background", "grey", "white"]
+    spec = tmp_path / "classes.json"
+    spec.write_text(json.dumps({"0": "background", "255": "lesion"}))
+    assert parse_class_names(str(spec)) == {0: "background", 255: "lesion"}
+    with pytest.raises(MedganError, match="label value 7"):
+        label_classes(np.array([[0, 7]]), {0: "background", 255: "lesion"}, None, "masks/")
+    with pytest.raises(MedganError, match="not one of the run's labels"):
+        to_indices(np.array([[0, 3]]), [0, 1], "held-out")
+    spec.write_text(json.dumps({"1": "lesion"}))
+    with pytest.raises(MedganError, match="label 0"):
+        parse_class_names(str(spec))
+    assert list(evenly_chosen(10, 3)) == [0, 4, 9] and len(evenly_chosen(10, 0)) == 10
+
+
+def test_pixel_spacing_follows_slicing_and_resizing(nifti_volume, ct_folder):
+    native = load_source(str(nifti_volume), SourceOptions(axis="axial"))
+    assert native.spacing is not None and np.allclose(native.spacing, 1.5)
+    resized = load_source(str(nifti_volume), SourceOptions(axis="axial", size=32))
+    assert native.images.shape[1:] == (24, 20)  # axial: A-P rows, R-L columns
+    assert np.allclose(resized.spacing, [1.5 * 24 / 32, 1.5 * 20 / 27])  # scaled 4/3, 20 columns -> 27 (then padded)
+    ct = load_source(str(ct_folder), SourceOptions())
+    assert np.allclose(ct.spacing, [0.8, 0.7])  # PixelSpacing: rows, columns
+    path = nifti_volume.parent / "aniso.nii.gz"
+    nib.save(nib.Nifti1Image(np.ones((4, 6, 8), np.float32), np.diag([1.0, 2.0, 3.0, 1.0])), path)
+    sagittal = load_source(str(path), SourceOptions(axis="sagittal", min_foreground=0.0))
+    assert np.allclose(sagittal.spacing, [3.0, 2.0])  # rows along S (3 mm), columns along A (2 mm)
+
+
+@pytest.fixture
+def squares(tmp_path):
+    """16 PNG images (32x32) of bright squares on noise, masks 0/255 in a folder of their own."""
+    rng = np.random.default_rng(0)
+    images, masks = tmp_path / "images", tmp_path / "masks"
+    images.mkdir()
+    masks.mkdir()
+    for i in range(16):
+        side, y, x = rng.integers(6, 14), rng.integers(0, 16), rng.integers(0, 16)
+        m = square(32, y, x, side, 255)
+        pixels = np.clip(rng.normal(60, 15, (32, 32)) + (m > 0) * 120, 0, 255).astype(np.uint8)
+        PILImage.fromarray(pixels).save(images / f"case{i:02d}.png")
+        PILImage.fromarray(m).save(masks / f"case{i:02d}.png")
+    return images, masks
+
+
+def test_the_plain_unet_learns_and_segments_png_with_the_datas_label_values(squares, tmp_path, capsys):
+    images, masks = squares
+    run = tmp_path / "run"
+    assert main(["train", "segment", "--data", str(images), "--masks", str(masks), "--size", "32", "--adversarial", "off",
+                 "--steps", "80", "--batch-size", "8", "--width", "8", "--depth", "2", "--holdout", "0", "--run-dir", str(run),
+                 "--no-progress"]) == 0
+    info = json.loads((run / "segmentor" / "config.json").read_text())
+    assert info["label_values"] == [0, 255] and info["adversarial"] is False
+    assert not (run / "critic").exists()
+    out = tmp_path / "seg"
+    assert main(["segment", str(run), str(images), "--out", str(out), "--no-progress"]) == 0
+    dice = []
+    for i in range(16):
+        pred = np.asarray(PILImage.open(out / f"case{i:02d}.png"))
+        truth = np.asarray(PILImage.open(masks / f"case{i:02d}.png"))
+        assert set(np.unique(pred)) <= {0, 255}
+        dice.append(2 * ((pred > 0) & (truth > 0)).sum() / ((pred > 0).sum() + (truth > 0).sum()))
+    assert np.mean(dice) > 0.8, dice  # bright squares are learnt in 80 steps
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["classes"] == ["background", "label255"] and len(summary["inputs"]) == 16
+    assert (out / "case00.overlay.png").is_file() and "label255" in (out / "volumes.csv").read_text()
+
+
+def test_adversarial_semi_supervised_run_evaluates_reports_and_writes_dicom_seg(tmp_path, ct_folder, capsys, require):
+    hd = require("highdicom")
+    run = tmp_path / "run"
+    argv = ["train", "segment", "--data", "phantom", "--n-images", "24", "--lesion-fraction", "1", "--size", "32",
+            "--labelled", "6", "--steps", "12", "--batch-size", "4", "--width", "8", "--depth", "2", "--d-width", "8",
+            "--semi-start", "0.5", "--holdout", "0.25", "--log-every", "1", "--run-dir", str(run), "--no-progress"]
+    assert main(argv) == 0
+    info = json.loads((run / "segmentor" / "config.json").read_text())
+    assert info["adversarial"] is True and info["labelled"] == 6 and info["unlabelled"] == 18 - 6
+    assert info["class_names"] == ["background", "lesion"]
+    stats = [json.loads(line) for line in (run / "stats.jsonl").read_text().splitlines()]
+    assert any("semi_ce" in row for row in stats) and all("loss_d" in row for row in stats if "loss_s" in row)
+
+    assert main(["evaluate", str(run)]) == 0
+    record = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()][-1]
+    assert record["task"] == "segment" and record["n_volumes"] == 6 and record["distance_units"] == "pixels"
+    assert 0 <= record["metrics"]["dice_lesion"] <= 1 and (run / "segmentation-best-worst.png").is_file()
+    assert main(["report", str(run)]) == 0
+    assert "Segmentation per class" in (run / "report.html").read_text()
+
+    out = tmp_path / "seg"
+    assert main(["segment", str(run), str(ct_folder), "--out", str(out), "--no-progress"]) == 0
+    import pydicom
+
+    (seg_file,) = list(out.glob("*.seg.dcm"))
+    seg = hd.seg.segread(seg_file)
+    assert seg.Modality == "SEG" and seg.SeriesDescription.startswith("medgan segmentation")
+    assert [s.SegmentLabel for s in seg.SegmentSequence] == ["lesion"]
+    z = {pydicom.dcmread(f).SOPInstanceUID: float(pydicom.dcmread(f).ImagePositionPatient[2]) for f in ct_folder.iterdir()}
+    labels = np.asarray(nib.load(next(out.glob("*.nii.gz"))).dataobj).T  # (D, H, W), slices by rising z
+    frames = seg.pixel_array if seg.pixel_array.ndim == 3 else seg.pixel_array[None]
+    assert len(frames) == len(z) == len(labels)
+    for frame, pixels in zip(seg.PerFrameFunctionalGroupsSequence, frames):  # each frame names its source, and holds its mask
+        uid = frame.DerivationImageSequence[0].SourceImageSequence[0].ReferencedSOPInstanceUID
+        k = sorted(z.values()).index(z[uid])
+        assert float(frame.PlanePositionSequence[0].ImagePositionPatient[2]) == z[uid]
+        assert np.array_equal(pixels > 0, labels[k] > 0)
+    assert "volume_ml" in (out / "volumes.csv").read_text().splitlines()[0]
+
+    # A SEG of known masks (slice k: a square at row 2k) read back frame by frame.
+    from medgan.tasks.segment.evaluate import segmentation_model
+    from medgan.tasks.segment.inference import write_dicom_seg
+
+    ordered = sorted((pydicom.dcmread(f) for f in ct_folder.iterdir()), key=lambda ds: float(ds.ImagePositionPatient[2]))
+    known = np.zeros((len(ordered), 32, 40), np.uint8)
+    for k in range(len(ordered)):
+        known[k, 2 * k : 2 * k + 5, 3 : 3 + k + 2] = 1
+    write_dicom_seg(tmp_path / "known.seg.dcm", known, ordered, segmentation_model(run))
+    back = hd.seg.segread(tmp_path / "known.seg.dcm")
+    frames = back.pixel_array if back.pixel_array.ndim == 3 else back.pixel_array[None]
+    by_uid = {ds.SOPInstanceUID: k for k, ds in enumerate(ordered)}
+    for frame, pixels in zip(back.PerFrameFunctionalGroupsSequence, frames):
+        k = by_uid[frame.DerivationImageSequence[0].SourceImageSequence[0].ReferencedSOPInstanceUID]
+        assert np.array_equal(pixels > 0, known[k] > 0)
+    assert back.PatientID == ordered[0].PatientID and back.ContentDescription.startswith("Automatic segmentation by medgan")
+    algorithm = back.SegmentSequence[0].SegmentationAlgorithmIdentificationSequence[0]
+    assert algorithm.AlgorithmName.startswith("medgan")
+
+
+def test_bad_segmentation_input_gets_one_line_errors(squares, tmp_path, capsys):
+    images, masks = squares
+    assert main(["train", "segment", "--data", str(images), "--size", "32", "--steps", "1", "--run-dir", str(tmp_path / "a")]) != 0
+    assert "needs masks" in capsys.readouterr().err
+    spec = tmp_path / "classes.json"
+    spec.write_text(json.dumps({"0": "background", "1": "lesion"}))
+    assert main(["train", "segment", "--data", str(images), "--masks", str(masks), "--class-names", str(spec), "--size", "32",
+                 "--steps", "1", "--run-dir", str(tmp_path / "b")]) != 0
+    err = capsys.readouterr().err
+    assert "label value 255" in err and "Traceback" not in err
+    PILImage.fromarray(np.zeros((20, 20), np.uint8)).save(masks / "case00.png")
+    assert main(["train", "segment", "--data", str(images), "--masks", str(masks), "--steps", "1", "--run-dir", str(tmp_path / "c")]) != 0
+    assert "mask shape" in capsys.readouterr().err
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b" / "segmentor").exists()
