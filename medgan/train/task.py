@@ -121,6 +121,9 @@ class Task(ABC):
 
     def __init__(self, config, dataset: MedicalImageDataset):
         self.config = config
+        #: the images the engine draws its batches from; a task may replace it in its
+        #: ``__init__`` with a part of the data (a segmentation run keeps its labelled
+        #: slices here and the unlabelled ones for itself).
         self.dataset = dataset
 
     # ---- set-up (before the data is read)

@@ -26,8 +26,9 @@ class SegmentConfig:
             identical U-Net on Dice + cross-entropy alone (the baseline).
         unlabelled: a source of images without masks (any source ``medgan data show`` reads,
             read with the same options); they train the segmentor through the critic.
-        labelled: labelled training slices to keep (0: all). Chosen evenly along each
-            volume, as a user labels every few slices of a scan; the masks of the other
+        labelled: labelled training slices to keep (0: all), spread evenly over the training
+            slices in their order (volume by volume, slice by slice): each volume gets its
+            share, every few slices, as a user labels a scan; the masks of the other
             training slices are dropped and the slices join the unlabelled images.
         class_names: JSON file naming the label values, ``{"0": "background", "1": "tumour"}``
             or a list; default: the data's own names (embedded sets) or ``label0, label1 ...``.
@@ -46,7 +47,7 @@ class SegmentConfig:
     adversarial: str = option("on", "on: a critic judges (image, label map) pairs; off: the same U-Net on Dice+CE alone (the baseline)",
                               choices=("on", "off"))
     unlabelled: str = option("", "images without masks (any source) that train the segmentor through the critic")
-    labelled: int = option(0, "labelled training slices to keep, evenly along each volume (0: all); the rest become unlabelled")
+    labelled: int = option(0, "labelled training slices to keep, every few slices of each volume (0: all); the rest become unlabelled")
     class_names: str = option("", "JSON naming the label values, {\"0\": \"background\", \"1\": \"lesion\"} (default: the data's)")
     adv_weight: float = option(0.01, "weight of the adversarial term on labelled images")
     semi_adv_weight: float = option(0.001, "weight of the adversarial term on unlabelled images")

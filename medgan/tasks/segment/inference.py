@@ -328,7 +328,7 @@ def segment_path(model: SegmentationModel, input_path: str | os.PathLike, out_pa
             import pydicom
 
             ds = pydicom.dcmread(f, stop_before_pixels=True, force=True)
-            if "Rows" not in ds:  # reports, presentation states, other SEGs
+            if "Rows" not in ds or str(ds.get("Modality", "")).upper() in ("SEG", "RTSTRUCT"):  # reports, states, segmentations
                 continue
             key = (f.parent, str(ds.get("SeriesInstanceUID", "") or f.name))
             if key not in series:
