@@ -171,8 +171,9 @@ def _overlay(path: Path, model: SegmentationModel, array: np.ndarray, labels: np
         index = pool[np.round(np.linspace(0, len(pool) - 1, 16)).astype(int)]
     low, high = model.intensity.low, model.intensity.high
     captions = [f"slice {i}" for i in index] if len(array) > 1 else None
+    scale = max(1, -(-192 // max(array.shape[-2:])))  # small images drawn at least 192 px wide
     save_grid(path, array[index], value_range=(low, high), masks=to_indices(labels[index], model.label_values, str(path)),
-              captions=captions, overwrite=True)
+              captions=captions, scale=scale, overwrite=True)
 
 
 class _SegmentJob:
