@@ -114,6 +114,8 @@ class Task(ABC):
     exported: tuple[str, ...] = ()
     #: tiles per row of the sample grids (``None``: about square).
     grid_columns: int | None = None
+    #: what the report says the sample grids show.
+    samples_title: str = "Samples from one fixed set of z"
     #: learning-rate schedule when the run's is ``auto`` (see :class:`OptimConfig`).
     lr_decay: str = "none"
     #: model names the task accepts in ``model.name`` (``None``: the GAN registry :data:`medgan.nets.MODELS`).

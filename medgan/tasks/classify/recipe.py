@@ -61,6 +61,7 @@ class ClassifyTask(Task):
     models = (MODEL,)
     exported = ("classifier",)
     lr_decay = "cosine"
+    samples_title = "The same training images at every step, as the classifier sees them (augmented when augmentation is on)"
 
     @classmethod
     def resolve(cls, config) -> None:

@@ -71,6 +71,7 @@ class EnhanceTask(GANTask):
     name = "enhance"
     lr_decay = "linear"
     grid_columns = 6  # two (degraded | output | clean) triplets per row
+    samples_title = "The same training images at every step: degraded | output | clean"
 
     @classmethod
     def resolve(cls, config) -> None:

@@ -170,6 +170,7 @@ class SegmentTask(Task):
     exported = ("segmentor",)
     lr_decay = "cosine"
     grid_columns = 6  # two (image | prediction | truth) triplets per row
+    samples_title = "The same training slices at every step: image | prediction | truth"
 
     @classmethod
     def resolve(cls, config) -> None:
