@@ -38,6 +38,17 @@ def run_config(run_dir: Path) -> TrainConfig:
     return TrainConfig.from_dict(json.loads(path.read_text()))
 
 
+def run_holdout(run_dir: Path, what: str = "patients"):
+    """``(config, training dataset, held-out ImageSet)`` of a run: the images it never
+    trained on, or one clear error when it kept none."""
+    config = run_config(run_dir)
+    dataset, holdout = load_training_data(config.data)
+    if holdout is None or not len(holdout):
+        raise MedganError(f"the run has no held-out {what} to test on", path=run_dir,
+                          hint="train with --holdout > 0 on data with several patients or volumes")
+    return config, dataset, holdout
+
+
 def real_images(run_dir: Path, with_labels: bool = False):
     """The run's training images and held-out images, in [-1, 1] as ``(N, C, H, W)``, and
     the intensity map; with ``with_labels`` also the training images' class labels

@@ -7,9 +7,8 @@ from pathlib import Path
 import numpy as np
 
 from medgan.data.imageset import ImageSet
-from medgan.data.training import load_training_data
 from medgan.errors import MedganError
-from medgan.evaluate import run_config
+from medgan.evaluate import run_holdout
 from medgan.io.records import append_jsonl, utc_now
 from medgan.metrics.classification import classification_metrics
 
@@ -38,10 +37,7 @@ def classifier_scores(model, test: ImageSet) -> dict[str, float]:
 def evaluate_classifier_run(run_dir: str | Path) -> dict:
     """Score a classification run on its held-out patients; appended to ``metrics.jsonl``."""
     run_dir = Path(run_dir)
-    config = run_config(run_dir)
-    _, holdout = load_training_data(config.data)
-    if holdout is None or not len(holdout):
-        raise MedganError("the run has no held-out patients to test on", path=run_dir, hint="train with --holdout > 0")
+    _, _, holdout = run_holdout(run_dir)
     model = classifier_model(run_dir)
     figures = classifier_scores(model, holdout)
     counts = np.bincount(holdout.labels, minlength=len(model.class_names))

@@ -10,9 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from medgan.data.intensity import IntensityMap
-from medgan.data.training import load_training_data
-from medgan.errors import MedganError
-from medgan.evaluate import run_config
+from medgan.evaluate import run_holdout
 from medgan.io.records import append_jsonl, utc_now
 
 __all__ = ["enhancement_model", "enhancement_scores", "enhancement_test_set", "evaluate_enhancement_run"]
@@ -25,10 +23,7 @@ def enhancement_test_set(run_dir: Path, seed: int = 1) -> tuple[np.ndarray, np.n
     """
     from medgan.tasks.enhance.degrade import Degradation
 
-    config = run_config(run_dir)
-    dataset, holdout = load_training_data(config.data)
-    if holdout is None or not len(holdout):
-        raise MedganError("the run has no held-out patients to test on", path=run_dir, hint="train with --holdout > 0")
+    _, dataset, holdout = run_holdout(run_dir)
     info = json.loads((Path(run_dir) / "generator" / "config.json").read_text())
     clean = holdout.images if holdout.images.ndim == 3 else holdout.images[:, 0]
     degraded = Degradation.from_dict(info["degradation"]).apply(clean, seed=seed)

@@ -16,11 +16,10 @@ from pathlib import Path
 import numpy as np
 
 from medgan.data.imageset import ImageSet
-from medgan.data.training import load_training_data
 from medgan.errors import MedganError
-from medgan.evaluate import run_config
+from medgan.evaluate import run_holdout
 from medgan.io.records import append_jsonl, utc_now
-from medgan.metrics.segmentation import slice_stack_metrics
+from medgan.metrics.segmentation import dice, slice_stack_metrics
 
 __all__ = ["evaluate_segmentation_run", "segmentation_model", "segmentation_scores"]
 
@@ -80,13 +79,8 @@ def segmentation_scores(model, test: ImageSet, predicted: np.ndarray | None = No
             per_class.append(mean)
         kept = [v for v in per_class if np.isfinite(v)]
         figures[name] = float(np.mean(kept)) if kept else float("nan")
-    slice_dice = np.array([np.nanmean([_dice_or_nan(pred[i] == k, truth[i] == k) for k in labels] or [np.nan]) for i in range(len(pred))])
+    slice_dice = np.array([np.nanmean([dice(pred[i] == k, truth[i] == k, nan_for_empty=True) for k in labels] or [np.nan]) for i in range(len(pred))])
     return {"metrics": figures, "volumes": volumes, "slice_dice": slice_dice, "predicted": predicted}
-
-
-def _dice_or_nan(a: np.ndarray, b: np.ndarray) -> float:
-    total = int(a.sum()) + int(b.sum())
-    return float("nan") if total == 0 else 2.0 * int((a & b).sum()) / total
 
 
 def evaluate_segmentation_run(run_dir: str | Path) -> dict:
@@ -94,10 +88,7 @@ def evaluate_segmentation_run(run_dir: str | Path) -> dict:
     from medgan.report.grid import save_grid
 
     run_dir = Path(run_dir)
-    config = run_config(run_dir)
-    _, holdout = load_training_data(config.data)
-    if holdout is None or not len(holdout):
-        raise MedganError("the run has no held-out volumes to test on", path=run_dir, hint="train with --holdout > 0 on data with several volumes")
+    _, _, holdout = run_holdout(run_dir, "volumes")
     model = segmentation_model(run_dir)
     result = segmentation_scores(model, holdout)
     _draw_best_worst(run_dir / PICTURE, model, holdout, result["predicted"], result["slice_dice"], save_grid)

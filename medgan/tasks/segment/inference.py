@@ -44,7 +44,7 @@ import torch
 
 from medgan.data.geometry import fitted_shape, resize_image
 from medgan.errors import MedganError
-from medgan.infer import check_units, input_format, progress_bar, tiled_apply
+from medgan.infer import check_units, input_format, per_slice, progress_bar, tiled_apply
 from medgan.tasks.segment.recipe import SegmentationModel
 
 __all__ = ["segment_image", "segment_images", "segment_path", "segment_volume"]
@@ -112,19 +112,11 @@ def segment_images(model: SegmentationModel, images: np.ndarray, **kw: Any) -> n
 
 
 def segment_volume(model: SegmentationModel, volume: np.ndarray, bar: Any = None, **kw: Any) -> np.ndarray:
-    """Label maps of the ``(D, H, W)`` slices of a volume (along axis 0), with a progress line."""
+    """Label maps of the ``(D, H, W)`` slices of a volume (along axis 0), with a progress line on ``bar``."""
     if bar is None:
         with progress_bar(False) as silent:
-            return segment_volume(model, volume, silent, **kw)
-    task = bar.add_task("slices", total=len(volume))
-    try:
-        out = []
-        for sl in volume:
-            out.append(segment_image(model, sl, **kw))
-            bar.advance(task)
-        return np.stack(out)
-    finally:
-        bar.remove_task(task)
+            return per_slice(lambda sl: segment_image(model, sl, **kw), volume, silent)
+    return per_slice(lambda sl: segment_image(model, sl, **kw), volume, bar)
 
 
 # --------------------------------------------------------------------------- files
