@@ -19,7 +19,7 @@ Each case at ``--labels`` labelled training slices (0 = all), ``--seeds`` seeds.
 Per run: Dice per class (overlap per held-out volume, mean over volumes), HD95 (pixels),
 seconds. Prints one JSON object with every run and mean ± std per cell.
 
-    python benchmarks/segment_vs_unet.py [--cases brain,phantom,volume] [--labels 8,32,0] [--seeds 0,1,2] [--steps 600]
+    python benchmarks/segment_vs_unet.py [--cases brain,phantom,volume] [--labels 8,32,0] [--seeds 0,1,2] [--steps 300]
 """
 
 from __future__ import annotations
@@ -79,12 +79,15 @@ def case_data(case: dict) -> tuple[ImageSet, ImageSet]:
     return train, holdout
 
 
-def medgan_run(case: dict, method: str, labelled: int, seed: int, steps: int, batch: int, run_dir: Path) -> tuple[Path, float]:
+def medgan_run(case: dict, method: str, labelled: int, seed: int, steps: int, batch: int, run_dir: Path,
+               overrides: dict | None = None) -> tuple[Path, float]:
     values = {"task": "segment", "data": {"source": case["source"], "options": dict(case["options"]), "holdout": case["holdout"]},
               "model": {"name": "unet", "net": {"width": 32}},
               "loop": {"steps": steps, "batch_size": batch, "seed": seed, "log_every": max(1, steps // 10), "sample_every": steps,
                        "checkpoint_every": steps, "n_samples": 12, "ema": 0.0},
               "segment": {"adversarial": "off" if method == "unet" else "on", "labelled": labelled}}
+    if method != "unet":
+        values["segment"].update(overrides or {})
     if method == "critic":
         values["segment"].update({"semi_adv_weight": 0.0, "semi_weight": 0.0})
     start = time.perf_counter()
@@ -135,12 +138,17 @@ def main() -> None:
     parser.add_argument("--labels", default="8,32,0", help="labelled training slices per run (0: all)")
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--methods", default=",".join(METHODS))
-    parser.add_argument("--steps", type=int, default=600)
+    parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default); 1 lets two runs share 2 cores")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=JSON",
+                        help="a segment option for the critic and semi-supervised runs, e.g. critic_maps='\"soft\"'")
     args = parser.parse_args()
+    overrides = {key: json.loads(value) for key, value in (item.split("=", 1) for item in args.set)}
     from medgan.tasks import load_model
 
-    torch.set_num_threads(torch.get_num_threads())
+    if args.threads:
+        torch.set_num_threads(args.threads)
     runs, root = [], Path(tempfile.mkdtemp(prefix="segment-bench-"))
     methods = [m for m in args.methods.split(",") if m]
     try:
@@ -164,7 +172,8 @@ def main() -> None:
                     for method in [m for m in ("unet", "critic", "semi") if m in methods or (m == "unet" and "monai" in methods)]:
                         if method == "semi" and len(chosen) == len(train):
                             continue  # all labelled: nothing left to be unlabelled
-                        run, seconds = medgan_run(case, method, labelled, seed, args.steps, batch, root / f"{case_name}-{labelled}-{seed}-{method}")
+                        run, seconds = medgan_run(case, method, labelled, seed, args.steps, batch, root / f"{case_name}-{labelled}-{seed}-{method}",
+                                                  overrides)
                         model = load_model(run)
                         if method == "unet":
                             unet_seconds, model_info = seconds, model
@@ -187,10 +196,10 @@ def main() -> None:
         cell = table.setdefault(f"{r['case']} / {r['labelled']} labelled / {r['method']}", {"n": 0, "values": {}})
         cell["n"] += 1
         for k, v in r.items():
-            if k.startswith(("dice", "hd95")) and v is not None:
+            if k.startswith(("dice", "hd95", "seconds", "steps")) and v is not None:
                 cell["values"].setdefault(k, []).append(v)
     summary = {key: {"seeds": c["n"], **{k: f"{np.mean(v):.3f} ± {np.std(v):.3f}" for k, v in c["values"].items()}} for key, c in table.items()}
-    print(json.dumps({"benchmark": "segment_vs_unet", "steps": args.steps, "batch_size": args.batch_size,
+    print(json.dumps({"benchmark": "segment_vs_unet", "steps": args.steps, "batch_size": args.batch_size, "overrides": overrides,
                       "torch_threads": torch.get_num_threads(), "runs": runs, "summary": summary}, indent=1))
 
 

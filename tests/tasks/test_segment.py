@@ -14,7 +14,9 @@ from medgan.data.source_options import SourceOptions
 from medgan.data.sources import load_source
 from medgan.errors import MedganError
 from medgan.metrics.segmentation import hausdorff95, slice_stack_metrics
-from medgan.tasks.segment.recipe import evenly_chosen, label_classes, parse_class_names, to_indices
+import torch
+
+from medgan.tasks.segment.recipe import critic_map, evenly_chosen, label_classes, parse_class_names, to_indices
 
 
 def square(size, y0, x0, side, value=1):
@@ -40,6 +42,18 @@ def test_slice_stack_metrics_follow_their_written_rules():
     assert np.isnan(empty["dice"]) and np.isnan(empty["hd95"])  # absent from both: not scored
     missed = slice_stack_metrics(np.zeros((1, 16, 16), np.uint8), square(16, 2, 2, 4)[None], [1])[1]
     assert missed["dice"] == 0.0 and np.isnan(missed["hd95"]) and missed["missed_slices"] == 1
+
+
+def test_hard_critic_maps_are_one_hot_with_the_softmax_gradient():
+    logits = torch.randn(2, 3, 4, 4, generator=torch.Generator().manual_seed(0), requires_grad=True)
+    weights = torch.randn(2, 3, 4, 4, generator=torch.Generator().manual_seed(1))
+    hard = critic_map(logits, hard=True)
+    one_hot = torch.nn.functional.one_hot(logits.detach().argmax(1), 3).permute(0, 3, 1, 2).float()
+    assert torch.allclose(hard.detach(), one_hot, atol=1e-6)
+    (grad_hard,) = torch.autograd.grad((hard * weights).sum(), logits)
+    (grad_soft,) = torch.autograd.grad((critic_map(logits, hard=False) * weights).sum(), logits)
+    assert grad_hard.abs().sum() > 0 and torch.allclose(grad_hard, grad_soft)  # straight-through
+    assert torch.allclose(critic_map(logits, hard=False), torch.softmax(logits, 1))
 
 
 def test_label_values_come_from_the_data_or_a_json_and_unknown_values_are_refused(tmp_path):

@@ -39,6 +39,10 @@ class SegmentConfig:
             predicted class becomes its target.
         semi_start: fraction of the run before self-training starts (the critic must first
             learn what a real label map looks like).
+        critic_maps: ``"soft"``: the critic sees the softmax of a prediction (Luc et al.,
+            Hung et al.), which a critic tells from one-hot truth by its softness alone;
+            ``"hard"``: the one-hot argmax, with the softmax's gradient (straight-through),
+            so that the critic can only judge the shapes.
         feature_weight: weight of SegAN's multi-scale L1 loss between the critic's features of
             (image, prediction) and (image, label map) (Xue et al. 2018; 0: off).
         flip: mirror each labelled pair left-right with probability 1/2.
@@ -54,6 +58,8 @@ class SegmentConfig:
     semi_weight: float = option(0.1, "weight of self-training on confident unlabelled pixels")
     semi_threshold: float = option(0.2, "critic confidence above which an unlabelled pixel is self-trained")
     semi_start: float = option(0.25, "fraction of the run before self-training starts")
+    critic_maps: str = option("hard", "what the critic sees of a prediction: soft (softmax) or hard (one-hot argmax, straight-through gradient)",
+                              choices=("soft", "hard"))
     feature_weight: float = option(0.0, "weight of SegAN's multi-scale L1 critic-feature loss (0: off)")
     flip: bool = option(True, "do not mirror labelled and unlabelled training images left-right", flag="--no-mirror")
 
@@ -65,6 +71,8 @@ class SegmentConfig:
         for name in ("adv_weight", "semi_adv_weight", "semi_weight", "feature_weight"):
             if getattr(self, name) < 0:
                 raise MedganError(f"--{name.replace('_', '-')} {getattr(self, name)} must not be negative")
+        if self.critic_maps not in ("soft", "hard"):
+            raise MedganError(f"--critic-maps {self.critic_maps!r}", hint="use soft or hard")
         if not 0 <= self.semi_threshold < 1 or not 0 <= self.semi_start <= 1:
             raise MedganError(f"--semi-threshold {self.semi_threshold} must be in [0, 1) and --semi-start {self.semi_start} in [0, 1]")
 

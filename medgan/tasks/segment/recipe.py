@@ -152,6 +152,15 @@ def one_hot(labels: torch.Tensor, k: int) -> torch.Tensor:
     return F.one_hot(labels, k).permute(0, 3, 1, 2).to(torch.float32)
 
 
+def critic_map(logits: torch.Tensor, hard: bool) -> torch.Tensor:
+    """``(B, K, H, W)`` logits -> what the critic sees: the softmax, or (``hard``) the one-hot
+    argmax carrying the softmax's gradient (straight-through)."""
+    p = torch.softmax(logits.float(), 1)
+    if not hard:
+        return p
+    return one_hot(p.argmax(1), p.shape[1]) + p - p.detach()
+
+
 def tint(images: torch.Tensor, labels: torch.Tensor, alpha: float = 0.45) -> torch.Tensor:
     """Grey ``(B, 1, H, W)`` in [-1, 1] with class indices ``(B, H, W)`` drawn in colour ->
     ``(B, 3, H, W)`` in [-1, 1] (the colours of :func:`medgan.report.grid.image_grid`)."""
@@ -213,6 +222,7 @@ class SegmentTask(Task):
         if s.unlabelled:
             unlabelled.append(self._read_unlabelled(s.unlabelled, config, data))
         self.uses_critic = s.uses_critic
+        self.hard = s.critic_maps == "hard"
         self.semi = self.uses_critic and bool(unlabelled) and (s.semi_adv_weight > 0 or s.semi_weight > 0)
         images = np.concatenate(unlabelled) if self.semi else data.images[:0]
         x = dataset.intensity.forward(images.astype(np.float32))
@@ -303,7 +313,7 @@ class SegmentTask(Task):
         k = len(self.class_names)
         with torch.no_grad():
             inputs = x if xu is None else torch.cat([x, xu])
-            fake = torch.softmax(S(inputs).float(), 1)  # (B or 2B, K, H, W)
+            fake = critic_map(S(inputs), self.hard)  # (B or 2B, K, H, W)
         real_logits, fake_logits = D(x, one_hot(y, k)), D(inputs, fake)
         return {"loss": self.d_loss(real_logits, fake_logits), "d_real": torch.sigmoid(real_logits.detach()).mean(),
                 "d_fake": torch.sigmoid(fake_logits.detach()).mean()}
@@ -316,7 +326,7 @@ class SegmentTask(Task):
         supervised = self.dice_ce(logits, y[:, None])
         loss, out = supervised, {"dice_ce": supervised.detach()}
         if D is not None:
-            p = torch.softmax(logits, 1)
+            p = critic_map(logits, self.hard)
             adv = self.g_loss(D(x, p))
             loss = loss + s.adv_weight * adv
             out["s_adv"] = adv.detach()
@@ -327,7 +337,7 @@ class SegmentTask(Task):
                 out["feature_l1"] = fm.detach()
         if xu is not None:
             lu = S(xu)
-            pu = torch.softmax(lu, 1)
+            pu = critic_map(lu, self.hard)
             du = D(xu, pu)  # (B, 1, h, w)
             loss = loss + s.semi_adv_weight * self.g_loss(du)
             if self._step >= s.semi_start * self.config.loop.steps and s.semi_weight > 0:
