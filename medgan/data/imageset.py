@@ -23,7 +23,7 @@ class ImageSet:
             the data's own units (HU for CT, raw intensity for MRI, 0..255 for 8-bit PNG).
         labels: ``(N,)`` int64 class indices, or ``None``.
         class_names: name of each class index (``labels`` values index this list).
-        masks: ``(N, H, W)`` uint8 label maps paired with the images, or ``None``.
+        masks: ``(N, H, W)`` label maps (``uint8``, ``uint16`` past 255) paired with the images, or ``None``.
         mask_names: name of each mask value, e.g. ``["background", "grey", "white"]``.
         groups: ``(N,)`` int64 id of the volume / patient each image comes from; splits
             never put one group on both sides. ``None`` means every image is its own group.

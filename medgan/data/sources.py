@@ -272,6 +272,16 @@ def _find_mask(file: Path, opts: SourceOptions, root: Path | None) -> Path | Non
     raise MedganError(f"no mask for {rel}", path=mask_root, hint=f"add a mask named {stem}.png (or .nii.gz, .dcm) for every image")
 
 
+def _label_map(mask: np.ndarray, path: Path) -> np.ndarray:
+    """A mask as integer label values (``uint8``, or ``uint16`` past 255); fractional,
+    negative or too large values are an error rather than a silent cast."""
+    if mask.size and (not np.isfinite(mask).all() or (mask != np.round(mask)).any() or mask.min() < 0 or mask.max() > 65535):
+        bad = mask[~np.isfinite(mask) | (mask != np.round(mask)) | (mask < 0) | (mask > 65535)].flat[0]
+        raise MedganError(f"the mask holds the value {bad}, not an integer label in 0..65535", path=path,
+                          hint="give label maps of whole numbers (0 = background), not probabilities or an image")
+    return mask.astype(np.uint16 if mask.size and mask.max() > 255 else np.uint8)
+
+
 def _image_to_items(
     image: mio.Image, opts: SourceOptions, group: int, source: str, label: str | None = None, mask_path: Path | None = None
 ) -> list[_Item]:
@@ -280,6 +290,8 @@ def _image_to_items(
     mask = mio.read_image(mask_path, volume=opts.volume, grey=True).array if mask_path else None
     if mask is not None and mask.shape != array.shape[: mask.ndim]:
         raise MedganError(f"mask shape {mask.shape} differs from image shape {array.shape}", path=mask_path, hint="masks must match their images pixel for pixel")
+    if mask is not None:
+        mask = _label_map(mask, mask_path)
     spacing = tuple(float(v) for v in meta.spacing) if meta.spacing is not None and len(meta.spacing) >= 2 else None
     if image.is_colour:  # (H, W, 3) colour kept
         return [_Item(np.moveaxis(array, -1, 0), source, group, label, mask, meta.units, spacing=_in_plane(spacing, colour=True))]
@@ -369,7 +381,7 @@ def _finish(items: list[_Item], opts: SourceOptions, name: str, finish: bool = T
         images=np.stack(images).astype(np.float32),
         labels=labels,
         class_names=class_names,
-        masks=np.stack(masks).astype(np.uint8) if has_masks else None,
+        masks=np.stack(masks).astype(np.uint16 if max(int(m.max(initial=0)) for m in masks) > 255 else np.uint8) if has_masks else None,
         groups=np.array([item.group for item in items], dtype=np.int64),
         sources=[item.source for item in items],
         spacing=np.array(spacing, np.float64) if all(sp is not None for sp in spacing) else None,

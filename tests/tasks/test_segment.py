@@ -90,6 +90,25 @@ def test_pixel_spacing_follows_slicing_and_resizing(nifti_volume, ct_folder):
     assert np.allclose(sagittal.spacing, [3.0, 2.0])  # rows along S (3 mm), columns along A (2 mm)
 
 
+def test_nifti_label_volumes_keep_atlas_values_and_fractional_masks_are_refused(tmp_path):
+    images, masks = tmp_path / "images", tmp_path / "masks"
+    images.mkdir()
+    masks.mkdir()
+    volume = np.random.default_rng(0).normal(100, 10, (8, 8, 3)).astype(np.float32)
+    labels = np.zeros((8, 8, 3), np.int16)
+    labels[2:5, 2:5, :] = 300  # an atlas label number past 255
+    labels[6, 6, 1] = 2
+    nib.save(nib.Nifti1Image(volume, np.eye(4)), images / "head.nii.gz")
+    nib.save(nib.Nifti1Image(labels, np.eye(4)), masks / "head.nii.gz")
+    data = load_source(str(images), SourceOptions(masks=str(masks), axis="axial", min_foreground=0.0))
+    assert data.masks.shape == (3, 8, 8) and set(np.unique(data.masks).tolist()) == {0, 2, 300}
+    assert to_indices(data.masks, [0, 2, 300], "m").max() == 2
+    nib.save(nib.Nifti1Image(labels * 0.3, np.eye(4)), masks / "head.nii.gz")  # a probability map, not labels
+    with pytest.raises(MedganError, match="not an integer label") as err:
+        load_source(str(images), SourceOptions(masks=str(masks), axis="axial", min_foreground=0.0))
+    assert "head.nii.gz" in str(err.value)
+
+
 @pytest.fixture
 def squares(tmp_path):
     """16 PNG images (32x32) of bright squares on noise, masks 0/255 in a folder of their own."""
