@@ -1,4 +1,5 @@
-"""Segmentation overlap and surface-distance metrics: Dice, IoU, HD95 and ASD.
+"""Segmentation overlap and surface-distance metrics: Dice, IoU, HD95, ASD and (for slice
+stacks) normalised surface Dice.
 
 Inputs are label maps of one image or volume: ``(H, W)`` or ``(D, H, W)`` arrays (numpy
 or torch) of integer labels, 0 being background. Without ``labels`` the maps must be
@@ -166,12 +167,16 @@ def _surface_distances(
     # surfaces and the nearest-surface distances are unchanged, and the EDT gets cheaper.
     box = ndimage.find_objects((p | t).astype(np.uint8))[0]
     p, t = p[box], t[box]
-    structure = ndimage.generate_binary_structure(p.ndim, connectivity)
-    surface_p = p & ~ndimage.binary_erosion(p, structure=structure, border_value=0)
-    surface_t = t & ~ndimage.binary_erosion(t, structure=structure, border_value=0)
+    surface_p, surface_t = _surface(p, connectivity), _surface(t, connectivity)
     to_t = ndimage.distance_transform_edt(~surface_t, sampling=spacing)  # distance to T's surface
     to_p = ndimage.distance_transform_edt(~surface_p, sampling=spacing)
     return to_t[surface_p], to_p[surface_t]
+
+
+def _surface(mask: np.ndarray, connectivity: int = 1) -> np.ndarray:
+    """The boundary pixels of a binary mask (the image border counts as background)."""
+    structure = ndimage.generate_binary_structure(mask.ndim, connectivity)
+    return mask & ~ndimage.binary_erosion(mask, structure=structure, border_value=0)
 
 
 def _empty_distance(p: np.ndarray, t: np.ndarray, nan_for_empty: bool) -> float | None:
@@ -282,6 +287,7 @@ def slice_stack_metrics(
     target: Any,
     labels: Sequence[int],
     spacing: np.ndarray | Sequence[float] | None = None,
+    tolerance: float = 2.0,
 ) -> dict[int, dict[str, float]]:
     """Per-label scores of one volume given as a stack of 2-D slices ``(N, H, W)`` that need
     not be contiguous (slices of a scan with empty ones left out, or a few sampled planes).
@@ -297,9 +303,13 @@ def slice_stack_metrics(
       and ASD their mean. Slices where only one of them holds the label give no distance
       and are counted in ``missed_slices`` (truth only) and ``extra_slices`` (prediction
       only); with no slice holding both: ``nan``.
+    * **NSD** (normalised surface Dice, Nikolov et al. 2021, MONAI's ``compute_surface_dice``)
+      at ``tolerance`` (units of ``spacing``): the share of both surfaces' pixels lying within
+      the tolerance of the other surface, pooled over the stack; the surface of a slice
+      where only one side holds the label counts as outside. Absent from both: ``nan``.
 
     Returns:
-        ``{label: {"dice", "iou", "hd95", "asd", "missed_slices", "extra_slices"}}``.
+        ``{label: {"dice", "iou", "hd95", "asd", "nsd", "missed_slices", "extra_slices"}}``.
     """
     p, t = _pair(pred, target)
     if p.ndim != 3:
@@ -309,17 +319,21 @@ def slice_stack_metrics(
     for label in labels:
         a, b = p == label, t == label
         scores = {"dice": _dice(a, b, True), "iou": _iou(a, b, True)}
-        distances, missed, extra = [], 0, 0
+        distances, missed, extra, lone_surface = [], 0, 0, 0
         for i in range(len(p)):
             has_a, has_b = bool(a[i].any()), bool(b[i].any())
             if has_a and has_b:
                 d_ab, d_ba = _surface_distances(a[i], b[i], _check_spacing(tuple(sp[i]), a[i].shape), connectivity=1)
                 distances += [d_ab, d_ba]
+            elif has_a or has_b:
+                lone_surface += int(_surface(a[i] if has_a else b[i]).sum())
             missed += has_b and not has_a
             extra += has_a and not has_b
         pooled = np.concatenate(distances) if distances else np.zeros(0)
         scores["hd95"] = float(np.percentile(pooled, 95)) if len(pooled) else float("nan")
         scores["asd"] = float(pooled.mean()) if len(pooled) else float("nan")
+        surface = len(pooled) + lone_surface
+        scores["nsd"] = float((pooled <= tolerance).sum() / surface) if surface else float("nan")
         scores["missed_slices"], scores["extra_slices"] = float(missed), float(extra)
         out[int(label)] = scores
     return out

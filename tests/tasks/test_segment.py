@@ -38,6 +38,11 @@ def test_slice_stack_metrics_follow_their_written_rules():
     assert 0 < s["hd95"] <= alone
     doubled = slice_stack_metrics(pred, truth, [1], spacing=np.full((4, 2), 2.0))[1]
     assert doubled["hd95"] == pytest.approx(2 * s["hd95"]) and doubled["asd"] == pytest.approx(2 * s["asd"])
+    # NSD: slice 0 all within tolerance, slice 1 shifted by 2 px (within 2, not within 1), slice 2's lone surface outside
+    lone = 8  # the boundary of a 3x3 square
+    assert s["nsd"] == pytest.approx((40 + 40) / (40 + 40 + lone))  # 6x6 squares: 20 surface pixels each, x2 per slice
+    strict = slice_stack_metrics(pred, truth, [1], tolerance=1.0)[1]
+    assert strict["nsd"] < s["nsd"]
     empty = slice_stack_metrics(np.zeros((2, 8, 8), np.uint8), np.zeros((2, 8, 8), np.uint8), [1])[1]
     assert np.isnan(empty["dice"]) and np.isnan(empty["hd95"])  # absent from both: not scored
     missed = slice_stack_metrics(np.zeros((1, 16, 16), np.uint8), square(16, 2, 2, 4)[None], [1])[1]

@@ -2,8 +2,8 @@
 
 Each held-out group (a patient's volume, or one embedded head) is segmented slice by slice
 and scored with :func:`medgan.metrics.segmentation.slice_stack_metrics` per foreground
-class: Dice and IoU over the whole volume, HD95 and ASD in the slices' planes (mm where
-the files give pixel spacing, pixels otherwise). The run's figure for a class is the mean
+class: Dice and IoU over the whole volume, HD95, ASD and normalised surface Dice (at 2) in
+the slices' planes (mm where the files give pixel spacing, pixels otherwise). The run's figure for a class is the mean
 over volumes (nan ignored: a volume where the class is absent from truth and prediction
 does not count). The best and worst held-out slices (by their mean foreground Dice) are
 drawn to ``segmentation-best-worst.png`` for the report.
@@ -24,7 +24,8 @@ from medgan.metrics.segmentation import dice, slice_stack_metrics
 __all__ = ["evaluate_segmentation_run", "segmentation_model", "segmentation_scores"]
 
 PICTURE = "segmentation-best-worst.png"
-SCORES = ("dice", "iou", "hd95", "asd")
+SCORES = ("dice", "iou", "hd95", "asd", "nsd")
+NSD_TOLERANCE = 2.0  # mm where the files give pixel spacing, else pixels
 
 
 def segmentation_model(run: str | Path, device: str = "cpu"):
@@ -64,7 +65,7 @@ def segmentation_scores(model, test: ImageSet, predicted: np.ndarray | None = No
     for group in np.unique(groups):
         index = np.flatnonzero(groups == group)
         spacing = None if test.spacing is None else test.spacing[index]
-        scores = slice_stack_metrics(pred[index], truth[index], labels, spacing)
+        scores = slice_stack_metrics(pred[index], truth[index], labels, spacing, tolerance=NSD_TOLERANCE)
         row = {"group": int(group), "slices": int(len(index))}
         for k, s in scores.items():
             row.update({f"{name}_{model.class_names[k]}": value for name, value in s.items()})
@@ -98,6 +99,7 @@ def evaluate_segmentation_run(run_dir: str | Path) -> dict:
               "metrics": result["metrics"], "volumes": result["volumes"],
               "settings": {"overlap": "per volume (all its slices pooled); a class absent from truth and prediction is not scored",
                            "distances": "2D per slice, pooled per volume; HD95 = 95th percentile of both directions",
+                           "nsd_tolerance": NSD_TOLERANCE,
                            "adversarial": bool(model.info.get("adversarial")), "labelled": model.info.get("labelled"),
                            "unlabelled": model.info.get("unlabelled")}}
     append_jsonl(run_dir / "metrics.jsonl", record)

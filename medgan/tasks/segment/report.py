@@ -28,7 +28,7 @@ def segmentation_section(run: Path) -> list[str]:
         rows = "".join(f"<tr><td>{html.escape(c)}</td>" + "".join(f"<td>{_cell(r['metrics'].get(f'{s}_{c}'))}</td>" for s in SCORES) + "</tr>"
                        for c in r.get("class_names", []))
         parts.append(f"<h2>Segmentation per class</h2><table><tr><th>class</th><th>Dice</th><th>IoU</th><th>HD95 ({units})</th>"
-                     f"<th>ASD ({units})</th></tr>{rows}</table><p>{r['n_volumes']} held-out volumes, {r['n_test']} slices; "
+                     f"<th>ASD ({units})</th><th>NSD at {r.get('settings', {}).get('nsd_tolerance', 2):g} {units}</th></tr>{rows}</table><p>{r['n_volumes']} held-out volumes, {r['n_test']} slices; "
                      "Dice / IoU per volume, distances 2D per slice pooled per volume; means over volumes.</p>")
     if (run / PICTURE).is_file():
         parts.append("<h2>Best and worst held-out slices</h2>" + f"<figure>{img_tag(run / PICTURE, 'best and worst slices')}"
