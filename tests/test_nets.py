@@ -2,6 +2,7 @@ import pytest
 import torch
 
 from medgan.nets import DCGANConfig, MLPConfig, build_pair
+from medgan.nets.dcgan import DCGANDiscriminator, DCGANGenerator
 
 
 def test_mlp_gan_is_the_seeds_formula():
@@ -65,3 +66,19 @@ def test_conditional_pair_starts_unconditional_uses_the_label_and_fades_with_str
     assert logits.shape == (3,) and torch.allclose(logits, logits[:1].expand(3))
     with pytest.raises(ValueError, match="needs labels"):
         G(z)
+
+
+def test_encoder_inverts_the_generators_shape_and_a_layer_norm_critic_scores_each_sample_alone():
+    from medgan.nets.encoder import ImageEncoder
+
+    c = DCGANConfig(image_size=32, width=8, z_dim=12, d_norm="layer")
+    encoder, generator, critic = ImageEncoder(c), DCGANGenerator(c), DCGANDiscriminator(c)
+    x = torch.randn(4, 1, 32, 32)
+    z = encoder(x)
+    assert z.shape == (4, 12) and generator(z).shape == x.shape
+    assert ImageEncoder(c, bounded=True)(x * 100).abs().max() <= 1
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in critic.modules())
+    critic.train()  # the WGAN-GP penalty is per sample: no statistics across the batch, even in training mode
+    assert torch.allclose(critic(x)[:1], critic(x[:1]), atol=1e-5)
+    batch_norm = DCGANDiscriminator(DCGANConfig(image_size=32, width=8)).train()
+    assert not torch.allclose(batch_norm(x)[:1], batch_norm(x[:1]), atol=1e-5)

@@ -32,7 +32,9 @@ class DCGANConfig:
         width: channels of the widest-resolution layer (G's last hidden, D's first).
         upsample: ``"deconv"`` (transposed convolution 4x4 stride 2) or ``"resize"``
             (nearest x2 then 3x3 convolution, which avoids checkerboard artefacts).
-        d_norm: ``"batch"`` (the seed's D) or ``"none"`` (usual with spectral norm / WGAN-GP).
+        d_norm: ``"batch"`` (the seed's D), ``"layer"`` (layer norm over each sample's (C, H, W):
+            a WGAN-GP critic, whose penalty is per sample, must not mix samples) or ``"none"``
+            (usual with spectral norm).
         spectral_norm: spectral normalisation on every layer of D.
         leaky_slope: negative slope of D's LeakyReLU.
         num_classes: > 0 makes the pair class-conditional: G with conditional batch norm
@@ -57,8 +59,8 @@ class DCGANConfig:
             raise ValueError(f"DCGAN image_size must be one of {SIZES}, got {self.image_size}")
         if self.upsample not in ("deconv", "resize"):
             raise ValueError(f"upsample must be 'deconv' or 'resize', got {self.upsample!r}")
-        if self.d_norm not in ("batch", "none"):
-            raise ValueError(f"d_norm must be 'batch' or 'none', got {self.d_norm!r}")
+        if self.d_norm not in ("batch", "layer", "none"):
+            raise ValueError(f"d_norm must be 'batch', 'layer' or 'none', got {self.d_norm!r}")
 
     @property
     def base(self) -> int:
@@ -143,6 +145,21 @@ class DCGANGenerator(nn.Module):
         return torch.tanh(self.to_image(x))  # (B, C, S, S)
 
 
+def down_layers(c: DCGANConfig) -> list[nn.Module]:
+    """D's convolutions: ``(B, C, S, S)`` -> ``(B, channels_at(0), base, base)``, 4x4 stride 2,
+    then ``d_norm`` (none on the input layer, as DCGAN) and LeakyReLU at each level."""
+    layers: list[nn.Module] = []
+    cin = c.channels
+    for level in reversed(range(c.steps)):  # finest resolution first
+        cout = c.channels_at(level)
+        layers.append(maybe_spectral_norm(nn.Conv2d(cin, cout, 4, stride=2, padding=1, bias=c.d_norm != "batch"), c.spectral_norm))
+        if c.d_norm != "none" and level != c.steps - 1:
+            layers.append(nn.BatchNorm2d(cout) if c.d_norm == "batch" else nn.GroupNorm(1, cout))  # layer norm over (C, H, W)
+        layers.append(nn.LeakyReLU(c.leaky_slope, inplace=True))
+        cin = cout
+    return layers
+
+
 class DCGANDiscriminator(nn.Module):
     """Images ``(B, C, S, S)`` [+ labels] -> logits ``(B,)``."""
 
@@ -150,17 +167,8 @@ class DCGANDiscriminator(nn.Module):
         super().__init__()
         self.config = c = config
         sn = c.spectral_norm
-        layers: list[nn.Module] = []
-        cin = c.channels
-        for level in reversed(range(c.steps)):  # finest resolution first
-            cout = c.channels_at(level)
-            layers.append(maybe_spectral_norm(nn.Conv2d(cin, cout, 4, stride=2, padding=1, bias=c.d_norm == "none"), sn))
-            if c.d_norm == "batch" and level != c.steps - 1:  # no BN on the input layer (DCGAN)
-                layers.append(nn.BatchNorm2d(cout))
-            layers.append(nn.LeakyReLU(c.leaky_slope, inplace=True))
-            cin = cout
-        self.features = nn.Sequential(*layers)
-        features = cin * c.base * c.base
+        self.features = nn.Sequential(*down_layers(c))
+        features = c.channels_at(0) * c.base * c.base
         self.fc = maybe_spectral_norm(nn.Linear(features, 1), sn)
         self.embed = maybe_spectral_norm(nn.Embedding(c.num_classes, features), sn) if c.num_classes else None
         if c.num_classes:
