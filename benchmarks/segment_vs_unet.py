@@ -14,7 +14,8 @@ Cases: ``brain`` (the embedded brain slices' background / grey / white masks; tr
 head, test on the other), ``phantom`` (CT head phantoms with lesions through a brain window,
 25% of the phantoms held out; over the full HU range nothing learns the lesions at these
 budgets) and ``volume`` (one partly labelled scan: every few axial slices of the MNI head
-labelled, the model segments the rest of that scan; scored on the unlabelled slices).
+labelled, given to medgan as a masks folder holding those slices only (``--partial-masks``),
+the model segments the rest of that scan; scored on the unlabelled slices).
 Each case at ``--labels`` labelled training slices (0 = all), ``--seeds`` seeds.
 Per run: Dice per class (overlap per held-out volume, mean over volumes), HD95 (pixels),
 seconds. Prints one JSON object with every run and mean ± std per cell.
@@ -52,7 +53,7 @@ METHODS = ("monai", "unet", "critic", "semi")
 
 def scan_folder(root: Path) -> str:
     """The axial slices of the embedded MNI head, in slice order, as 8-bit PNG images and
-    masks (``images/``, ``masks/``): one partly labelled scan, read like a user's folder."""
+    their full masks (``images/``, ``masks/``: the truth the benchmark scores against)."""
     from PIL import Image as PILImage
 
     from medgan.datasets.brain_mri import load_brain_mri
@@ -65,6 +66,17 @@ def scan_folder(root: Path) -> str:
         PILImage.fromarray(data.images[i].astype(np.uint8)).save(root / "images" / f"slice{n:03d}.png")
         PILImage.fromarray(data.masks[i]).save(root / "masks" / f"slice{n:03d}.png")
     return str(root / "images")
+
+
+def label_every_few(root: Path, chosen: np.ndarray) -> str:
+    """``masks-<n>/``: the masks of the ``chosen`` slices only, as a user who labelled every
+    few slices of the scan has them (read with ``partial_masks``: the others are unlabelled)."""
+    folder = root / f"masks-{len(chosen)}"
+    folder.mkdir(exist_ok=True)
+    names = sorted((root / "masks").iterdir())
+    for i in chosen:
+        shutil.copy(names[i], folder / names[i].name)
+    return str(folder)
 
 
 def case_data(case: dict) -> tuple[ImageSet, ImageSet]:
@@ -162,17 +174,19 @@ def main() -> None:
                 chosen = evenly_chosen(len(train), labelled)
                 if case.get("one_scan") and len(chosen) == len(train):
                     continue  # every slice labelled: nothing left to segment
-                eval_set = test
-                if case.get("one_scan"):  # the slices nobody labelled, as one volume
+                eval_set, run_case, run_labelled = test, case, labelled
+                if case.get("one_scan"):  # trained from a masks folder holding the labelled slices only; scored on the rest
                     eval_set = train.subset(np.setdiff1d(np.arange(len(train)), chosen))
                     eval_set.groups = np.zeros(len(eval_set), np.int64)
+                    options = {**case["options"], "masks": label_every_few(root / "scan", chosen), "partial_masks": True}
+                    run_case, run_labelled = {**case, "options": options}, 0
                 batch = min(args.batch_size, len(chosen))  # a batch cannot hold more labelled slices than there are
                 for seed in [int(v) for v in args.seeds.split(",")]:
                     unet_seconds, model_info = None, None
                     for method in [m for m in ("unet", "critic", "semi") if m in methods or (m == "unet" and "monai" in methods)]:
                         if method == "semi" and len(chosen) == len(train):
                             continue  # all labelled: nothing left to be unlabelled
-                        run, seconds = medgan_run(case, method, labelled, seed, args.steps, batch, root / f"{case_name}-{labelled}-{seed}-{method}",
+                        run, seconds = medgan_run(run_case, method, run_labelled, seed, args.steps, batch, root / f"{case_name}-{labelled}-{seed}-{method}",
                                                   overrides)
                         model = load_model(run)
                         if method == "unet":

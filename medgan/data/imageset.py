@@ -25,6 +25,9 @@ class ImageSet:
         class_names: name of each class index (``labels`` values index this list).
         masks: ``(N, H, W)`` label maps (``uint8``, ``uint16`` past 255) paired with the images, or ``None``.
         mask_names: name of each mask value, e.g. ``["background", "grey", "white"]``.
+        annotated: ``(N,)`` bool, which images' masks are annotations (a partly labelled
+            scan read with ``partial_masks``: the others hold all-zero masks that mean "not
+            labelled", not "background"); ``None``: every mask is one.
         groups: ``(N,)`` int64 id of the volume / patient each image comes from; splits
             never put one group on both sides. ``None`` means every image is its own group.
         sources: ``N`` strings saying where each image came from (file, slice index).
@@ -43,6 +46,7 @@ class ImageSet:
     class_names: list[str] | None = None
     masks: np.ndarray | None = None
     mask_names: list[str] | None = None
+    annotated: np.ndarray | None = None
     groups: np.ndarray | None = None
     sources: list[str] | None = None
     spacing: np.ndarray | None = None
@@ -53,7 +57,7 @@ class ImageSet:
 
     def __post_init__(self) -> None:
         n = len(self.images)
-        for attr in ("labels", "masks", "groups", "sources", "spacing"):
+        for attr in ("labels", "masks", "annotated", "groups", "sources", "spacing"):
             value = getattr(self, attr)
             if value is not None and len(value) != n:
                 raise ValueError(f"ImageSet.{attr} has {len(value)} entries for {n} images")
@@ -85,6 +89,12 @@ class ImageSet:
         """Shape of one image, ``(H, W)`` or ``(C, H, W)``."""
         return tuple(self.images.shape[1:])
 
+    def labelled_index(self) -> np.ndarray:
+        """Indices of the images whose masks are annotations (all, unless ``annotated`` says)."""
+        if self.masks is None:
+            return np.zeros(0, np.int64)
+        return np.arange(len(self)) if self.annotated is None else np.flatnonzero(self.annotated)
+
     def subset(self, index: np.ndarray | list[int]) -> "ImageSet":
         """A new set holding the images at ``index`` (annotations follow)."""
         index = np.asarray(index, dtype=np.int64)
@@ -95,6 +105,7 @@ class ImageSet:
             class_names=self.class_names,
             masks=pick(self.masks),
             mask_names=self.mask_names,
+            annotated=pick(self.annotated),
             groups=pick(self.groups),
             sources=None if self.sources is None else [self.sources[i] for i in index],
             spacing=pick(self.spacing),

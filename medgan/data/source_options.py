@@ -31,6 +31,9 @@ class SourceOptions:
         min_foreground: slices with a smaller fraction of non-background pixels are skipped.
         labels_csv: CSV with ``file,label`` columns giving each file's class.
         masks: folder of masks paired with the images by file name.
+        partial_masks: with ``masks``, an image without a mask file, or a volume slice whose
+            mask is empty, is unlabelled rather than an error (a partly labelled scan: the
+            images keep an all-zero mask and ``ImageSet.annotated`` says which are labelled).
         series: read only the DICOM series with this SeriesNumber, SeriesDescription (any
             case) or SeriesInstanceUID (in every study of the folder); other files are read.
         split: which split of a MedMNIST npz to read (``train``, ``val``, ``test``).
@@ -51,6 +54,8 @@ class SourceOptions:
     min_foreground: float = 0.05
     labels_csv: str | None = option(None, "CSV with columns file,label")
     masks: str | None = option(None, "folder of masks paired with the images by file name")
+    partial_masks: bool = option(False, "images without a mask file, and slices with an empty mask, are unlabelled "
+                                 "(a partly labelled scan, for semi-supervised segmentation)")
     series: str | None = option(None, "read only the DICOM series with this number, description or UID (a study folder holds several)")
     split: str = option("train", "split of a MedMNIST npz", choices=("train", "val", "test"))
     n: int = option(256, "number of phantoms to draw (phantom source)", flag="--n-images")

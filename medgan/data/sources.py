@@ -269,7 +269,10 @@ def _find_mask(file: Path, opts: SourceOptions, root: Path | None) -> Path | Non
     for candidate in sorted((mask_root / rel.parent).glob(f"{stem}.*")) + sorted(mask_root.glob(f"{stem}.*")):
         if mio.detect_format(candidate):
             return candidate
-    raise MedganError(f"no mask for {rel}", path=mask_root, hint=f"add a mask named {stem}.png (or .nii.gz, .dcm) for every image")
+    if opts.partial_masks:
+        return None  # an unlabelled image
+    raise MedganError(f"no mask for {rel}", path=mask_root,
+                      hint=f"add a mask named {stem}.png (or .nii.gz, .dcm) for every image, or pass --partial-masks")
 
 
 def _label_map(mask: np.ndarray, path: Path) -> np.ndarray:
@@ -364,6 +367,12 @@ def _finish(items: list[_Item], opts: SourceOptions, name: str, finish: bool = T
             raise MedganError(message, path=name, hint=hint)
     images = [item.image for item in items]
     masks = [item.mask for item in items]
+    annotated = None
+    if opts.masks and opts.partial_masks:  # unlabelled images keep an all-zero mask, marked as not annotated
+        annotated = np.array([m is not None and bool(m.any()) for m in masks])
+        if not annotated.any():
+            raise MedganError("no image has a non-empty mask", path=opts.masks, hint="label at least one slice")
+        masks = [np.zeros(im.shape[-2:], np.uint8) if m is None else m for m, im in zip(masks, images)]
     if any(m is not None for m in masks) and any(m is None for m in masks):
         raise MedganError("some images have masks and others do not", path=name, hint="give a mask for every image")
     spacing = [item.spacing for item in items]
@@ -382,6 +391,7 @@ def _finish(items: list[_Item], opts: SourceOptions, name: str, finish: bool = T
         labels=labels,
         class_names=class_names,
         masks=np.stack(masks).astype(np.uint16 if max(int(m.max(initial=0)) for m in masks) > 255 else np.uint8) if has_masks else None,
+        annotated=annotated,
         groups=np.array([item.group for item in items], dtype=np.int64),
         sources=[item.source for item in items],
         spacing=np.array(spacing, np.float64) if all(sp is not None for sp in spacing) else None,

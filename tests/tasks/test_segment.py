@@ -212,6 +212,24 @@ def test_adversarial_semi_supervised_run_evaluates_reports_and_writes_dicom_seg(
     assert algorithm.AlgorithmName.startswith("medgan")
 
 
+def test_a_partly_labelled_folder_trains_on_its_masks_and_learns_from_the_rest(squares, tmp_path, capsys):
+    images, masks = squares
+    for i in range(1, 16, 2):  # every other image unlabelled: no mask file
+        (masks / f"case{i:02d}.png").unlink()
+    common = ["train", "segment", "--data", str(images), "--masks", str(masks), "--size", "32", "--steps", "2", "--batch-size", "4",
+              "--width", "8", "--depth", "2", "--holdout", "0", "--no-progress"]
+    assert main([*common, "--run-dir", str(tmp_path / "strict")]) != 0
+    err = capsys.readouterr().err
+    assert "no mask for case01.png" in err and "--partial-masks" in err
+    run = tmp_path / "partial"
+    assert main([*common, "--partial-masks", "--run-dir", str(run)]) == 0
+    info = json.loads((run / "segmentor" / "config.json").read_text())
+    assert info["labelled"] == 8 and info["unlabelled"] == 8 and info["label_values"] == [0, 255]
+    data = load_source(str(images), SourceOptions(masks=str(masks), partial_masks=True))
+    assert data.annotated.tolist() == [i % 2 == 0 for i in range(16)]
+    assert data.subset(data.labelled_index()).masks.any(axis=(1, 2)).all()
+
+
 def test_bad_segmentation_input_gets_one_line_errors(squares, tmp_path, capsys):
     images, masks = squares
     assert main(["train", "segment", "--data", str(images), "--size", "32", "--steps", "1", "--run-dir", str(tmp_path / "a")]) != 0

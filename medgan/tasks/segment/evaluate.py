@@ -90,6 +90,10 @@ def evaluate_segmentation_run(run_dir: str | Path) -> dict:
 
     run_dir = Path(run_dir)
     _, _, holdout = run_holdout(run_dir, "volumes")
+    if holdout.masks is not None and holdout.annotated is not None:  # a partly labelled hold-out: score its labelled slices
+        if not holdout.annotated.any():
+            raise MedganError("no held-out slice has a mask", path=run_dir, hint="hold out labelled volumes, or label some of their slices")
+        holdout = holdout.subset(holdout.labelled_index())
     model = segmentation_model(run_dir)
     result = segmentation_scores(model, holdout)
     _draw_best_worst(run_dir / PICTURE, model, holdout, result["predicted"], result["slice_dice"], save_grid)

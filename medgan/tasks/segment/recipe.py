@@ -207,14 +207,16 @@ class SegmentTask(Task):
             raise MedganError("segmentation needs masks", path=where,
                               hint="give --masks FOLDER (one mask per image, same name), or brain-mri / phantom")
         names = parse_class_names(s.class_names) if s.class_names else None
-        self.label_values, self.class_names = label_classes(data.masks, names, data.mask_names, where)
+        annotated = data.labelled_index()  # all, or those a partly labelled scan has masks for
+        self.label_values, self.class_names = label_classes(data.masks[annotated], names, data.mask_names, where)
         k = len(self.class_names)
         masks = to_indices(data.masks, self.label_values, where)
 
-        # Labelled slices: all, or `labelled` spread evenly; the others lose their masks.
-        chosen = evenly_chosen(len(data), s.labelled)
+        # Labelled slices: the annotated ones, or `labelled` of them spread evenly; the others
+        # (not annotated, or whose masks are dropped) are unlabelled.
+        chosen = annotated[evenly_chosen(len(annotated), s.labelled)]
         rest = np.setdiff1d(np.arange(len(data)), chosen)
-        labelled = replace(data.subset(chosen), masks=masks[chosen], mask_names=self.class_names)
+        labelled = replace(data.subset(chosen), masks=masks[chosen], mask_names=self.class_names, annotated=None)
         self.dataset = MedicalImageDataset(labelled, intensity=dataset.intensity)
         self.n_labelled = len(chosen)
 
