@@ -133,7 +133,7 @@ def resolve_train_config(args: argparse.Namespace, base: dict | None = None):
     :meth:`TrainConfig.resolve` (derived fields and checks live with the config).
 
     Flags of another task's options (``--mode`` for ``synth``) are refused."""
-    from medgan.options import given_values
+    from medgan.options import flag_of, given_values
     from medgan.tasks import TASKS
     from medgan.train import TrainConfig
     from medgan.train.config import load_config_file, merge
@@ -145,7 +145,7 @@ def resolve_train_config(args: argparse.Namespace, base: dict | None = None):
     overrides = given_values(args)
     for other in TASKS:
         if other != task and other in overrides:
-            flags = ", ".join(f"--{k.replace('_', '-')}" for k in overrides[other])
+            flags = ", ".join(flag_of(TASKS.options(other), k) for k in overrides[other])
             raise MedganError(f"{flags}: option(s) of medgan train {other}, not of {task}", hint=f"drop them, or train the {other} task")
     overrides["task"] = task
     return TrainConfig.from_dict(merge(values, overrides)).resolve()

@@ -77,6 +77,17 @@ def _default(f: dataclasses.Field) -> Any:
     return None
 
 
+def flag_of(cls: type, name: str) -> str:
+    """The command-line flag of the option field ``name`` of the dataclass ``cls``."""
+    f = next(f for f in fields(cls) if f.name == name)
+    meta = f.metadata.get("option", {})
+    if meta.get("flag"):
+        return meta["flag"]
+    if _base_type(typing.get_type_hints(cls)[name]) is bool and _default(f):
+        return f"--no-{name.replace('_', '-')}"
+    return f"--{name.replace('_', '-')}"
+
+
 def add_flags(parser: argparse.ArgumentParser | argparse._ArgumentGroup, cls: type, prefix: str = "",
               title: str | None = None, nested: bool = True) -> list[str]:
     """Add a flag for every :func:`option` field of the dataclass ``cls`` (and of its

@@ -7,6 +7,8 @@ inference, evaluation, report sections and task-specific data code.
 - :mod:`medgan.tasks.classify`: the downstream classifier of the data-augmentation tests.
 - :mod:`medgan.tasks.segment`: a U-Net alone or with a critic, semi-supervised with
   unlabelled images; label maps, overlays, volumes and DICOM SEG at inference.
+- :mod:`medgan.tasks.anomaly`: f-AnoGAN, GANomaly and an autoencoder trained on normal
+  images, their scores calibrated on held-out normals (conformal p-values and thresholds).
 
 :data:`TASKS` is the one place a task registers (one entry: its name, where its recipe
 class, options and commands live); ``medgan train <task>``, ``medgan evaluate`` and the
@@ -93,6 +95,7 @@ TASKS = TaskRegistry({
                  "commands": "medgan.tasks.classify.command:add_commands"},
     "segment": {"recipe": "medgan.tasks.segment.recipe:SegmentTask", "options": "medgan.tasks.segment.config:SegmentConfig",
                 "commands": "medgan.tasks.segment.command:add_commands"},
+    "anomaly": {"recipe": "medgan.tasks.anomaly.recipe:AnomalyTask", "options": "medgan.tasks.anomaly.config:AnomalyConfig"},
 })
 
 

@@ -84,6 +84,7 @@ class OptimConfig:
     Attributes:
         lr_g, lr_d: learning rates; ``None``: the task's (synthesis: by its recipe, 4e-4 for
             medgan's DCGAN, 2e-4 for the seed's; enhancement: 2e-4).
+        n_critic: D updates per G update; ``None``: the task's (1; f-AnoGAN's WGAN-GP: 5).
         beta1, beta2: Adam's moment decays for G and D; ``None``: the task's (synthesis: by
             its recipe, 0 / 0.99 for medgan's DCGAN, DCGAN's 0.5 / 0.999 for the seed's and
             for enhancement).
@@ -98,7 +99,7 @@ class OptimConfig:
     lr_d: float | None = option(None, "discriminator learning rate (default: by task and recipe)", parse=float, metavar="LR")
     beta1: float | None = option(None, "Adam beta1 (default: by task and recipe)", parse=float, metavar="B1")
     beta2: float | None = option(None, "Adam beta2 (default: by task and recipe)", parse=float, metavar="B2")
-    n_critic: int = option(1, "D steps per G step")
+    n_critic: int | None = option(None, "D steps per G step (default: by task, 1; f-AnoGAN's WGAN-GP 5)", parse=int, metavar="N")
     decay: str = option("auto", "learning-rate schedule: auto (by task), none, linear (pix2pix: 2nd half to 0) or cosine",
                         flag="--lr-decay", choices=LR_DECAYS)
 
@@ -223,7 +224,7 @@ class TrainConfig:
         # What a task leaves on auto: the seed's loss and DCGAN's learning rates, no augmentation.
         if self.loss.name == "auto":
             self.loss.name = "bce"
-        for name, value in (("lr_g", 2e-4), ("lr_d", 2e-4), ("beta1", 0.5), ("beta2", 0.999)):
+        for name, value in (("lr_g", 2e-4), ("lr_d", 2e-4), ("beta1", 0.5), ("beta2", 0.999), ("n_critic", 1)):
             if getattr(self.optim, name) is None:
                 setattr(self.optim, name, value)
         if not (0 <= self.optim.beta1 < 1 and 0 <= self.optim.beta2 < 1):

@@ -315,6 +315,7 @@ class Trainer:
             bar.close()
         if main:
             self.export()
+            self.task.after_training(self.run_dir)
         checksum = float(sum(p.detach().double().sum() for net in self.nets.values() for p in net.parameters()))
         in_sync = dist.all_equal(checksum, self.dist)
         if main and self.dist.enabled:

@@ -187,6 +187,11 @@ class Task(ABC):
         see :func:`medgan.tasks.load_model`."""
         raise MedganError(f"the {cls.name!r} task has no inference model")
 
+    def after_training(self, run_dir: Path) -> None:
+        """Called once on the main process after the export, with the run folder: the place
+        for what needs the finished model (an anomaly detector calibrates its scores on
+        held-out normals here)."""
+
     # ---- evaluation and report
 
     @classmethod

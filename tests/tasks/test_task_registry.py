@@ -12,7 +12,7 @@ from medgan.train.task import GANTask, Task
 
 
 def test_every_registered_task_is_a_task_with_its_own_evaluation_and_report():
-    assert list(TASKS) == ["synth", "enhance", "classify", "segment"]
+    assert list(TASKS) == ["synth", "enhance", "classify", "segment", "anomaly"]
     for name in TASKS:
         task = TASKS[name]
         assert issubclass(task, Task) and task.name == name
@@ -22,8 +22,8 @@ def test_every_registered_task_is_a_task_with_its_own_evaluation_and_report():
 
 
 def test_an_unknown_task_is_one_clear_error():
-    with pytest.raises(MedganError, match="unknown task 'anomaly'.*synth, enhance"):
-        TrainConfig(task="anomaly").resolve()
+    with pytest.raises(MedganError, match="unknown task 'anomalies'.*synth, enhance"):
+        TrainConfig(task="anomalies").resolve()
 
 
 def test_importing_the_registry_imports_no_recipe():

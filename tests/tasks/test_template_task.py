@@ -42,7 +42,7 @@ def rows(run):
 def test_cli_trains_exports_evaluates_and_reports_a_new_task(template, tmp_path, capsys):
     run = tmp_path / "run"
     argv = ["train", "template", "--data", "phantom", "--n-images", "32", "--size", "16", "--holdout", "0.25", "--steps", "6",
-            "--encoder-steps", "40", "--lr-g", "1e-3", "--batch-size", "8", "--log-every", "10", "--sample-every", "100",
+            "--template-encoder-steps", "40", "--lr-g", "1e-3", "--batch-size", "8", "--log-every", "10", "--sample-every", "100",
             "--augment", "", "--run-dir", str(run), "--no-progress"]
     assert main(argv) == 0
     saved = json.loads((run / "config.json").read_text())
@@ -106,5 +106,5 @@ def test_resume_is_exact_across_phases(template, tmp_path, first):
 
 
 def test_an_option_of_another_task_is_refused(template, capsys):
-    assert main(["train", "synth", "--encoder-steps", "3", "--dry-run"]) == 2
-    assert "--encoder-steps: option(s) of medgan train template, not of synth" in capsys.readouterr().err
+    assert main(["train", "synth", "--template-encoder-steps", "3", "--dry-run"]) == 2
+    assert "--template-encoder-steps: option(s) of medgan train template, not of synth" in capsys.readouterr().err

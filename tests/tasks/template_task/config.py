@@ -17,7 +17,8 @@ class TemplateConfig:
         z_dim: latent size.
     """
 
-    encoder_steps: int = option(4, "steps of the encoder phase, after --steps of the GAN phase")
-    kappa: float = option(1.0, "weight of the critic-feature residual")
+    # flags are one namespace over all tasks: the anomaly task owns --encoder-steps and --kappa
+    encoder_steps: int = option(4, "steps of the encoder phase, after --steps of the GAN phase", flag="--template-encoder-steps")
+    kappa: float = option(1.0, "weight of the critic-feature residual", flag="--template-kappa")
     hidden: int = 32  # no option: set in a config file (a flag --hidden would clash with the networks' own)
     z_dim: int = 8

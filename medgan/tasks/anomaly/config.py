@@ -1,0 +1,57 @@
+"""The anomaly task's own options (the ``anomaly`` section of a run's config; each field with
+an option is a ``medgan train anomaly`` flag)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from medgan.errors import MedganError
+from medgan.options import option
+
+__all__ = ["METHODS", "AnomalyConfig"]
+
+METHODS = ("fanogan", "ganomaly", "ae")
+
+
+@dataclass
+class AnomalyConfig:
+    """A model of normal images and how its scores are calibrated.
+
+    Attributes:
+        method: ``"fanogan"`` (Schlegl et al. 2019: a WGAN-GP on normal images, then an
+            encoder trained with G and the critic frozen, izi_f), ``"ganomaly"`` (Akcay et al.
+            2018: encoder-decoder-encoder generator against a discriminator, latent distance
+            as the score) or ``"ae"`` (the same encoder and decoder as a plain autoencoder on
+            L1, the baseline).
+        encoder_steps: f-AnoGAN's second phase, after ``--steps`` of the WGAN-GP (0: as many
+            as the GAN phase).
+        kappa: f-AnoGAN's weight of the critic-feature residual, in the encoder's loss and the score.
+        w_adv, w_con, w_enc: GANomaly's weights of the feature-matching, L1 reconstruction
+            and latent terms (1, 50, 1 in the paper).
+        alpha: the false-positive rate of the saved thresholds.
+        calibration_fraction: share of the held-out normal volumes used to calibrate; the
+            rest check the false-positive rate reached.
+        map_sigma: Gaussian smoothing (pixels) of the pixel anomaly maps (0: none).
+    """
+
+    method: str = option("fanogan", "fanogan (WGAN-GP + encoder), ganomaly, or ae (a plain autoencoder, the baseline)", choices=METHODS)
+    encoder_steps: int = option(0, "f-AnoGAN encoder steps after the GAN's --steps (0: as many)")
+    kappa: float = option(1.0, "f-AnoGAN weight of the critic-feature residual in the score")
+    w_adv: float = option(1.0, "GANomaly weight of the adversarial feature-matching term")
+    w_con: float = option(50.0, "GANomaly weight of the L1 reconstruction term")
+    w_enc: float = option(1.0, "GANomaly weight of the latent term")
+    alpha: float = option(0.05, "false-positive rate of the calibrated thresholds")
+    calibration_fraction: float = option(0.5, "share of the held-out normal volumes that calibrate (the rest check)")
+    map_sigma: float = option(1.0, "Gaussian smoothing of the anomaly maps, in pixels (0: none)")
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise MedganError(f"--method {self.method!r}", hint=f"use one of {', '.join(METHODS)}")
+        if self.encoder_steps < 0:
+            raise MedganError(f"--encoder-steps {self.encoder_steps} must be >= 0")
+        if min(self.kappa, self.w_adv, self.w_con, self.w_enc, self.map_sigma) < 0:
+            raise MedganError("--kappa, --w-adv, --w-con, --w-enc and --map-sigma must not be negative")
+        if not 0 < self.alpha < 1:
+            raise MedganError(f"--alpha {self.alpha} must lie in (0, 1)", hint="e.g. 0.05 for a 5% false-positive rate")
+        if not 0 < self.calibration_fraction <= 1:
+            raise MedganError(f"--calibration-fraction {self.calibration_fraction} must lie in (0, 1]")

@@ -1,0 +1,170 @@
+"""Scoring image sets with a trained anomaly detector, and calibrating a run on its held-out
+normal volumes.
+
+After training (:meth:`AnomalyTask.after_training`) the run's held-out volumes, all normal
+(the training data must be normal images), are split at the volume (patient) level: a share
+``calibration_fraction`` calibrates the image-level threshold and p-values, and the rest
+checks the false-positive rate reached (with its exact 95% interval). Volume-level scores
+(the maximum over a volume's slices) are calibrated on the calibration volumes when there
+are enough of them; otherwise ``calibration.json`` says how many are needed. Everything is
+written to ``RUN/calibration.json``, which :func:`anomaly_model` loads with the networks.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from medgan.errors import MedganError
+from medgan.io.records import utc_now
+from medgan.tasks.anomaly.calibration import Calibration, calibrate, check_false_positive_rate
+
+__all__ = ["CALIBRATION", "anomaly_model", "calibrate_run", "score_set"]
+
+CALIBRATION = "calibration.json"
+
+
+def anomaly_model(run: str | Path, device: str = "cpu"):
+    """The :class:`~medgan.tasks.anomaly.recipe.AnomalyModel` of a run, with its calibration
+    (``model.calibration``: level -> :class:`Calibration`, empty when uncalibrated)."""
+    from medgan.tasks import load_model_of
+    from medgan.tasks.anomaly.recipe import AnomalyModel
+
+    model = load_model_of(AnomalyModel, run, device, "medgan train anomaly")
+    model.calibration = {}
+    file = Path(run) / CALIBRATION
+    if file.is_file():
+        record = json.loads(file.read_text())
+        model.calibration = {level: Calibration.from_dict(c) for level, c in record.get("levels", {}).items() if "scores" in c}
+    return model
+
+
+def score_set(model, images: np.ndarray, batch_size: int = 32, map_sigma: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """``(scores (N,), maps (N, S, S))`` of images in the data's units at the model's size.
+
+    Batches only bound memory: every network is in eval mode, so a score does not depend on
+    which other images share its batch."""
+    from medgan.tasks.anomaly.recipe import score_images
+
+    sigma = float(model.info["anomaly"].get("map_sigma", 0.0)) if map_sigma is None else map_sigma
+    x = model.intensity.forward(np.asarray(images, np.float32))
+    x = x[:, None] if x.ndim == 3 else x
+    scores, maps = [], []
+    for start in range(0, len(x), batch_size):
+        s, m, _ = score_images(model, torch.from_numpy(np.ascontiguousarray(x[start : start + batch_size])), sigma)
+        scores.append(s.numpy())
+        maps.append(m.numpy())
+    return np.concatenate(scores).astype(np.float64), np.concatenate(maps)
+
+
+def _split_volumes(groups: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(calibration, check) image indices, whole volumes on each side."""
+    volumes = np.unique(groups)
+    order = np.random.default_rng(seed).permutation(volumes)
+    n_cal = len(volumes) if fraction >= 1 else min(len(volumes) - 1, max(1, round(fraction * len(volumes))))
+    chosen = np.isin(groups, order[:n_cal])
+    return np.flatnonzero(chosen), np.flatnonzero(~chosen)
+
+
+def _volume_scores(scores: np.ndarray, groups: np.ndarray) -> np.ndarray:
+    return np.array([scores[groups == g].max() for g in np.unique(groups)])
+
+
+def calibrate_run(run_dir: str | Path) -> dict:
+    """Calibrate a finished anomaly run on its held-out normal volumes; writes and returns
+    ``calibration.json``'s record (levels that could not be calibrated say why)."""
+    from medgan.evaluate import run_holdout
+
+    run_dir = Path(run_dir)
+    config, _, holdout = run_holdout(run_dir, "normal volumes to calibrate on")
+    a = config.task_config
+    model = anomaly_model(run_dir)
+    groups = holdout.groups if holdout.groups is not None else np.arange(len(holdout))
+    cal, check = _split_volumes(groups, a.calibration_fraction, config.data.split_seed)
+    scores, _ = score_set(model, holdout.images)
+    levels, notes = {}, []
+    for level, cal_scores, check_scores in (
+        ("image", scores[cal], scores[check]),
+        ("volume", _volume_scores(scores[cal], groups[cal]), _volume_scores(scores[check], groups[check]) if len(check) else np.zeros(0)),
+    ):
+        try:
+            calibration = calibrate(cal_scores, a.alpha, level)
+        except MedganError as exc:
+            levels[level] = {"error": exc.message, "n": len(cal_scores)}
+            notes.append(f"{level} level: {exc.message}")
+            continue
+        levels[level] = calibration.to_dict()
+        if len(check_scores):
+            levels[level]["check"] = check_false_positive_rate(calibration, check_scores).to_dict()
+    record = {"time": utc_now(), "method": model.method, "step": model.info.get("step"), "alpha": a.alpha,
+              "n_calibration_images": int(len(cal)), "n_check_images": int(len(check)),
+              "n_calibration_volumes": int(len(np.unique(groups[cal]))), "n_check_volumes": int(len(np.unique(groups[check]))),
+              "levels": levels, "notes": notes}
+    tmp = run_dir / (CALIBRATION + ".tmp")
+    tmp.write_text(json.dumps(record, indent=1))
+    tmp.replace(run_dir / CALIBRATION)
+    return record
+
+
+def _anomalous_set(config, normals):
+    """Images with lesions and their masks to test on, for the embedded sources: fresh
+    phantoms with lesions, or the held-out brain slices with simulated lesions; ``None`` for
+    a user's data (which holds no known anomalies)."""
+    from dataclasses import replace as dc_replace
+
+    from medgan.data.sources import load_source
+
+    source, opts = config.data.source, config.data.options
+    if source == "phantom":
+        data = load_source("phantom", dc_replace(opts, lesion_fraction=1.0, seed=opts.seed + 1000, n=max(len(normals), 16)))
+        return data.images, data.masks
+    if source == "brain-mri" and normals.masks is not None:
+        from medgan.datasets.lesions import simulate_lesions
+
+        images, masks = simulate_lesions(normals.images, normals.masks > 0, seed=config.loop.seed + 1000)
+        keep = masks.any(axis=(1, 2))
+        return images[keep], masks[keep]
+    return None
+
+
+def evaluate_anomaly_run(run_dir: str | Path) -> dict:
+    """The false-positive rate on the run's check normals at the calibrated threshold and,
+    for the embedded sources, image and pixel AUROC / AUPRC, sensitivity at 95% specificity
+    and best Dice against lesions (appended to ``metrics.jsonl``)."""
+    from medgan.evaluate import run_holdout
+    from medgan.io.records import append_jsonl
+    from medgan.metrics.anomaly import anomaly_metrics
+
+    run_dir = Path(run_dir)
+    config, _, holdout = run_holdout(run_dir, "normal volumes")
+    model = anomaly_model(run_dir)
+    groups = holdout.groups if holdout.groups is not None else np.arange(len(holdout))
+    _, check = _split_volumes(groups, config.task_config.calibration_fraction, config.data.split_seed)
+    normals = holdout.subset(check) if len(check) else holdout
+    normal_scores, normal_maps = score_set(model, normals.images)
+    metrics: dict[str, float] = {}
+    if "image" in model.calibration:
+        fpr = check_false_positive_rate(model.calibration["image"], normal_scores)
+        metrics.update(fpr_at_alpha=fpr.rate, fpr_ci_low=fpr.low, fpr_ci_high=fpr.high)
+    anomalous = _anomalous_set(config, normals)
+    n_anomalous = 0
+    if anomalous is not None:
+        images, masks = anomalous
+        scores, maps = score_set(model, images)
+        n_anomalous = len(images)
+        labels = np.r_[np.zeros(len(normal_scores)), np.ones(len(scores))]
+        all_masks = np.concatenate([np.zeros(normal_maps.shape, np.uint8), (masks > 0).astype(np.uint8)])
+        metrics.update(anomaly_metrics(labels, np.r_[normal_scores, scores], all_masks, np.concatenate([normal_maps, maps]),
+                                       max_pixels=200_000, seed=0))
+        if "image" in model.calibration:
+            metrics["sensitivity_at_alpha"] = float(model.calibration["image"].flagged(scores).mean())
+    record = {"kind": "evaluate", "task": "anomaly", "time": utc_now(), "step": model.info.get("step"), "method": model.method,
+              "n_test": int(len(normals) + n_anomalous), "n_normal": int(len(normals)), "n_anomalous": n_anomalous,
+              "alpha": config.task_config.alpha, "metrics": {k: float(v) for k, v in metrics.items()},
+              "settings": {"normals": "held-out normal volumes not used for calibration",
+                           "anomalous": "none known" if anomalous is None else f"lesions of the {config.data.source} source"}}
+    append_jsonl(run_dir / "metrics.jsonl", record)
+    return record

@@ -1,0 +1,59 @@
+"""The anomaly task: f-AnoGAN's two phases, GANomaly and the autoencoder train end to end on
+tiny phantoms, score each image alone (batch-independent, eval mode), and calibrate on the
+held-out normal volumes."""
+
+import json
+
+import numpy as np
+import pytest
+from medgan.cli import main
+from medgan.tasks.anomaly.evaluate import anomaly_model, score_set
+
+
+def _train(tmp_path, method, *extra):
+    run = tmp_path / method
+    argv = ["train", "anomaly", "--method", method, "--data", "phantom", "--n-images", "48", "--size", "32", "--width", "8",
+            "--steps", "3", "--batch-size", "8", "--holdout", "0.5", "--log-every", "1", "--run-dir", str(run), "--no-progress", *extra]
+    assert main(argv) == 0
+    return run
+
+
+@pytest.mark.parametrize("method", ["fanogan", "ganomaly", "ae"])
+def test_each_method_trains_scores_each_image_alone_and_calibrates(tmp_path, method):
+    run = _train(tmp_path, method, "--alpha", "0.1")  # 12 calibration phantoms: enough for 10% (9 needed)
+    stats = [json.loads(line) for line in (run / "stats.jsonl").read_text().splitlines()]
+    if method == "fanogan":  # the WGAN-GP, then the encoder with G and the critic frozen
+        assert {r["phase"] for r in stats} == {"gan", "encoder"} and stats[-1]["step"] == 6
+        assert any("gp" in r for r in stats) and any("pixel_mse" in r for r in stats)
+        config = json.loads((run / "config.json").read_text())
+        assert config["optim"]["n_critic"] == 5 and config["loss"]["name"] == "wgan-gp" and config["optim"]["beta1"] == 0.0
+    model = anomaly_model(run)
+    from medgan.datasets.phantom import phantom_set
+
+    images = phantom_set(n=6, size=32, seed=9).images
+    scores, maps = score_set(model, images)
+    alone = np.array([score_set(model, images[i : i + 1])[0][0] for i in range(len(images))])
+    assert np.allclose(scores, alone, rtol=1e-5, atol=1e-7)  # one image's score never depends on its batch
+    assert maps.shape == (6, 32, 32) and (maps >= 0).all() and np.isfinite(scores).all()
+    assert all(not net.training for net in model.nets.values())
+    record = json.loads((run / "calibration.json").read_text())
+    assert record["n_calibration_volumes"] + record["n_check_volumes"] == 24  # phantoms are their own volumes
+    image = record["levels"]["image"]
+    assert image["n"] == record["n_calibration_images"] == 12 and image["threshold"] == sorted(image["scores"])[-1]
+    assert "check" in image and image["check"]["n"] == 12
+    assert model.calibration["image"].threshold == image["threshold"]
+    assert main(["evaluate", str(run)]) == 0
+    evaluated = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()][-1]
+    assert evaluated["n_normal"] == 12 and evaluated["n_anomalous"] == 16
+    assert 0 <= evaluated["metrics"]["auroc"] <= 1 and 0 <= evaluated["metrics"]["pixel_auroc"] <= 1
+    assert "fpr_at_alpha" in evaluated["metrics"] and "best_dice" in evaluated["metrics"]
+
+
+def test_too_few_calibration_normals_are_named_not_thresholded(tmp_path):
+    from medgan.errors import MedganWarning
+
+    with pytest.warns(MedganWarning, match="99 are needed"):
+        run = _train(tmp_path, "ae", "--alpha", "0.01")  # 12 calibration phantoms; 99 are needed at 1%
+    record = json.loads((run / "calibration.json").read_text())
+    assert "99 are needed" in record["levels"]["image"]["error"] and "scores" not in record["levels"]["image"]
+    assert anomaly_model(run).calibration == {}
