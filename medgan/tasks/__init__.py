@@ -95,7 +95,8 @@ TASKS = TaskRegistry({
                  "commands": "medgan.tasks.classify.command:add_commands"},
     "segment": {"recipe": "medgan.tasks.segment.recipe:SegmentTask", "options": "medgan.tasks.segment.config:SegmentConfig",
                 "commands": "medgan.tasks.segment.command:add_commands"},
-    "anomaly": {"recipe": "medgan.tasks.anomaly.recipe:AnomalyTask", "options": "medgan.tasks.anomaly.config:AnomalyConfig"},
+    "anomaly": {"recipe": "medgan.tasks.anomaly.recipe:AnomalyTask", "options": "medgan.tasks.anomaly.config:AnomalyConfig",
+                "commands": "medgan.tasks.anomaly.command:add_commands"},
 })
 
 

@@ -57,3 +57,18 @@ def test_too_few_calibration_normals_are_named_not_thresholded(tmp_path):
     record = json.loads((run / "calibration.json").read_text())
     assert "99 are needed" in record["levels"]["image"]["error"] and "scores" not in record["levels"]["image"]
     assert anomaly_model(run).calibration == {}
+
+
+def test_calibrate_recalibrates_on_a_new_sites_normals_and_keeps_the_old_calibration(tmp_path, capsys):
+    run = _train(tmp_path, "ae", "--alpha", "0.1")
+    first = json.loads((run / "calibration.json").read_text())
+    # the normals of a "new site" (here the phantom source again, read with the run's options)
+    assert main(["calibrate", str(run), "phantom", "--alpha", "0.2"]) == 0
+    out = capsys.readouterr().out
+    assert "image level: threshold" in out and "at alpha 0.2" in out and "other normals" in out
+    second = json.loads((run / "calibration.json").read_text())
+    assert second["alpha"] == 0.2 and second["normals"] == "phantom" and second["time"] >= first["time"]
+    assert len(list(run.glob("calibration-*.json"))) == 1  # the previous one kept
+    assert anomaly_model(run).calibration["image"].alpha == 0.2
+    assert main(["calibrate", str(run), "phantom", "--alpha", "2"]) != 0
+    assert "--alpha 2" in capsys.readouterr().err

@@ -22,7 +22,7 @@ from medgan.errors import MedganError
 from medgan.io.records import utc_now
 from medgan.tasks.anomaly.calibration import Calibration, calibrate, check_false_positive_rate
 
-__all__ = ["CALIBRATION", "anomaly_model", "calibrate_run", "score_set"]
+__all__ = ["CALIBRATION", "anomaly_model", "calibrate_run", "calibrate_source", "evaluate_anomaly_run", "score_set"]
 
 CALIBRATION = "calibration.json"
 
@@ -81,17 +81,42 @@ def calibrate_run(run_dir: str | Path) -> dict:
     run_dir = Path(run_dir)
     config, _, holdout = run_holdout(run_dir, "normal volumes to calibrate on")
     a = config.task_config
+    return _calibrate(run_dir, anomaly_model(run_dir), holdout, a.alpha, a.calibration_fraction, config.data.split_seed,
+                      "the run's held-out normal volumes")
+
+
+def calibrate_source(run_dir: str | Path, source: str, alpha: float | None = None, fraction: float | None = None) -> dict:
+    """Recalibrate a trained run on another site's normal images (any source medgan reads,
+    read with the run's options: size, window, normalisation), without retraining; the
+    previous ``calibration.json`` is kept beside it with its time in the name."""
+    from dataclasses import replace as dc_replace
+
+    from medgan.data.sources import load_source
+    from medgan.evaluate import run_config
+
+    run_dir = Path(run_dir)
+    config = run_config(run_dir)
     model = anomaly_model(run_dir)
-    groups = holdout.groups if holdout.groups is not None else np.arange(len(holdout))
-    cal, check = _split_volumes(groups, a.calibration_fraction, config.data.split_seed)
-    scores, _ = score_set(model, holdout.images)
+    a = config.task_config
+    data = load_source(source, dc_replace(config.data.options, masks=None, lesion_fraction=0.0))
+    old = run_dir / CALIBRATION
+    if old.is_file():
+        stamp = json.loads(old.read_text()).get("time", "old").replace(":", "").replace("-", "")
+        old.replace(run_dir / f"calibration-{stamp}.json")
+    return _calibrate(run_dir, model, data, alpha or a.alpha, fraction or a.calibration_fraction, config.data.split_seed, str(source))
+
+
+def _calibrate(run_dir: Path, model, normals, alpha: float, fraction: float, seed: int, what: str) -> dict:
+    groups = normals.groups if normals.groups is not None else np.arange(len(normals))
+    cal, check = _split_volumes(groups, fraction, seed)
+    scores, _ = score_set(model, normals.images)
     levels, notes = {}, []
     for level, cal_scores, check_scores in (
         ("image", scores[cal], scores[check]),
         ("volume", _volume_scores(scores[cal], groups[cal]), _volume_scores(scores[check], groups[check]) if len(check) else np.zeros(0)),
     ):
         try:
-            calibration = calibrate(cal_scores, a.alpha, level)
+            calibration = calibrate(cal_scores, alpha, level)
         except MedganError as exc:
             levels[level] = {"error": exc.message, "n": len(cal_scores)}
             notes.append(f"{level} level: {exc.message}")
@@ -99,7 +124,7 @@ def calibrate_run(run_dir: str | Path) -> dict:
         levels[level] = calibration.to_dict()
         if len(check_scores):
             levels[level]["check"] = check_false_positive_rate(calibration, check_scores).to_dict()
-    record = {"time": utc_now(), "method": model.method, "step": model.info.get("step"), "alpha": a.alpha,
+    record = {"time": utc_now(), "method": model.method, "step": model.info.get("step"), "alpha": alpha, "normals": what,
               "n_calibration_images": int(len(cal)), "n_check_images": int(len(check)),
               "n_calibration_volumes": int(len(np.unique(groups[cal]))), "n_check_volumes": int(len(np.unique(groups[check]))),
               "levels": levels, "notes": notes}
