@@ -183,3 +183,27 @@ def fit_square(
     if labels or np.issubdtype(image.dtype, np.integer):
         result = np.rint(result)
     return result.astype(image.dtype, copy=False)
+
+
+def unfit_square(image: np.ndarray, shape: tuple[int, int], mode: str = "pad", fill: float = 0.0) -> np.ndarray:
+    """The inverse of :func:`fit_square` for maps computed on the square: a ``(size, size)``
+    map back to the original image's ``shape`` ``(H, W)`` (bilinear).
+
+    ``pad``: the padding is cut off and the rest resized; ``crop``: the map is put back in
+    the middle of the resized image, ``fill`` where the crop cut the image off (nothing was
+    computed there); ``stretch``: resized.
+    """
+    if mode not in ("pad", "crop", "stretch"):
+        raise MedganError(f"unknown resize mode {mode!r}", hint="use pad, crop or stretch")
+    size = image.shape[-1]
+    if mode == "stretch":
+        return resize_image(image.astype(np.float32), shape)
+    nh, nw = fitted_shape(shape, size, mode)
+    if mode == "pad":
+        top, left = (size - nh) // 2, (size - nw) // 2
+        inner = image[top : top + nh, left : left + nw]
+    else:
+        inner = np.full((nh, nw), fill, np.float32)
+        top, left = (nh - size) // 2, (nw - size) // 2
+        inner[top : top + size, left : left + size] = image
+    return inner.astype(np.float32) if (nh, nw) == tuple(shape) else resize_image(inner.astype(np.float32), shape)

@@ -6,7 +6,9 @@ detection next), so tiling, padding, blending, walking inputs, atomic output and
 are written and tested once.
 """
 
-from medgan.infer.files import FileJob, apply_to_files, check_units, input_format, per_slice, progress_bar, same_format_name
+from medgan.infer.files import (FileJob, apply_to_files, check_units, input_format, input_units, per_slice, prepare_like_training,
+                                progress_bar, same_format_name)
 from medgan.infer.tiles import tiled_apply
 
-__all__ = ["FileJob", "apply_to_files", "check_units", "input_format", "per_slice", "progress_bar", "same_format_name", "tiled_apply"]
+__all__ = ["FileJob", "apply_to_files", "check_units", "input_format", "input_units", "per_slice", "prepare_like_training",
+           "progress_bar", "same_format_name", "tiled_apply"]

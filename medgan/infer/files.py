@@ -28,7 +28,8 @@ import numpy as np
 from medgan.errors import MedganError
 from medgan.io.output import atomic_dir, check_output_file
 
-__all__ = ["FileJob", "IMAGE_FORMATS", "apply_to_files", "check_units", "input_format", "per_slice", "progress_bar", "same_format_name"]
+__all__ = ["FileJob", "IMAGE_FORMATS", "apply_to_files", "check_units", "input_format", "input_units", "per_slice", "prepare_like_training", "progress_bar",
+           "same_format_name"]
 
 #: Formats of :func:`medgan.io.formats.detect_format` that inference reads.
 IMAGE_FORMATS = ("dicom", "nifti", "png", "jpeg", "tiff")
@@ -85,6 +86,23 @@ def check_units(model_units: str | None, meta: Any, path: Path) -> None:
     if model_units and meta.units and str(model_units) != str(meta.units):
         raise MedganError(f"the model works in {model_units} but the image is in {meta.units}", path=path,
                           hint="use a model trained on this kind of image")
+
+
+def prepare_like_training(image: Any, info: dict, units: str | None, path: Path, verb: str) -> np.ndarray:
+    """An image or volume as read -> the units a model was trained in: its training source's
+    window or normalisation (``info["preprocess"]`` of the export), after checking the units.
+
+    Raises:
+        MedganError: a colour image, or units (HU ...) that are not the model's.
+    """
+    from medgan.data.source_options import SourceOptions
+    from medgan.data.sources import source_intensity
+
+    if image.is_colour:
+        raise MedganError(f"colour image; the model {verb}s grey images", path=path, hint="convert it to grey first")
+    check_units(units, image.meta, path)
+    prep = info.get("preprocess") or {}
+    return source_intensity(image.array, image.meta, SourceOptions(window=prep.get("window"), normalize=prep.get("normalize", "auto")))
 
 
 def input_format(path: Path, verb: str, formats: tuple[str, ...] = IMAGE_FORMATS) -> str:
@@ -155,6 +173,49 @@ def apply_to_files(job: FileJob, input_path: str | os.PathLike, out_path: str | 
                 job.run(f, dest, fmt, bar)
                 bar.advance(task)
     return out
+
+
+def input_units(input_path: str | os.PathLike, out_path: str | os.PathLike, verb: str) -> tuple[Path, list[tuple[str, Any]]]:
+    """What a command that writes one output folder per input tree works on (``medgan
+    segment``, ``medgan detect``): ``(root, units)``, each unit ``("dicom", files of one
+    series, sorted)`` or ``(format, file)``; DICOM objects without pixels (reports, states)
+    and segmentations (SEG, RTSTRUCT) are left out. ``root`` is what output paths are
+    relative to.
+
+    Raises:
+        MedganError: a missing input, an output equal to or inside the input, a folder with
+            no images, or a file of a format ``verb`` does not read.
+    """
+    from collections import defaultdict
+
+    import pydicom
+
+    from medgan.io.formats import find_image_files
+
+    src, out = Path(input_path), Path(out_path)
+    if not src.exists():
+        raise MedganError("does not exist", path=src, hint="check the path")
+    if out.resolve() == src.resolve() or out.resolve().is_relative_to(src.resolve()):
+        raise MedganError("output would overwrite or sit inside the input", path=out, hint="choose an output folder outside the input")
+    root = src.parent if src.is_file() else src
+    files = [src] if src.is_file() else find_image_files(src)
+    if not files:
+        raise MedganError("folder holds no images", path=src, hint="give DICOM, NIfTI, PNG or TIFF files")
+    units: list[tuple[str, Any]] = []
+    series: dict[tuple[Path, str], list[Path]] = defaultdict(list)
+    for f in files:
+        fmt = input_format(f, verb)
+        if fmt != "dicom":
+            units.append((fmt, f))
+            continue
+        ds = pydicom.dcmread(f, stop_before_pixels=True, force=True)
+        if "Rows" not in ds or str(ds.get("Modality", "")).upper() in ("SEG", "RTSTRUCT"):
+            continue
+        key = (f.parent, str(ds.get("SeriesInstanceUID", "") or f.name))
+        if key not in series:
+            units.append(("dicom", key))
+        series[key].append(f)
+    return root, [(fmt, sorted(series[what]) if fmt == "dicom" else what) for fmt, what in units]
 
 
 def _kind(path: Path) -> str:

@@ -72,3 +72,43 @@ def test_calibrate_recalibrates_on_a_new_sites_normals_and_keeps_the_old_calibra
     assert anomaly_model(run).calibration["image"].alpha == 0.2
     assert main(["calibrate", str(run), "phantom", "--alpha", "2"]) != 0
     assert "--alpha 2" in capsys.readouterr().err
+
+
+def test_detect_screens_dicom_nifti_and_png_with_calibrated_p_values_and_maps(tmp_path, ct_folder, capsys):
+    import shutil
+
+    import nibabel as nib
+    from PIL import Image as PILImage
+
+    from medgan.datasets.phantom import phantom_set
+
+    run = _train(tmp_path, "ae", "--alpha", "0.1")
+    inputs = tmp_path / "inputs"
+    shutil.copytree(ct_folder, inputs / "ct")
+    volume = phantom_set(n=4, size=32, seed=5, lesion_fraction=1.0).images  # (4, 32, 32) HU
+    nib.save(nib.Nifti1Image(np.ascontiguousarray(volume.transpose(1, 2, 0)), np.diag([0.8, 0.8, 2.0, 1.0])), inputs / "ph.nii.gz")
+    PILImage.fromarray(np.clip(volume[0] + 100, 0, 255).astype(np.uint8)).save(inputs / "one.png")
+    out = tmp_path / "screened"
+    assert main(["detect", str(run), str(inputs), "--out", str(out), "--no-progress"]) == 0
+    rows = list(__import__("csv").DictReader(open(out / "scores.csv")))
+    levels = {(r["input"].split("/")[0], r["level"]) for r in rows}
+    assert ("one.png", "image") in levels and ("ph.nii.gz", "slice") in levels and ("ph.nii.gz", "volume") in levels
+    assert ("ct", "slice") in levels
+    # image / slice rows against the image-level calibration, volume rows (the slices' maximum) against the
+    # volume-level one (each calibration phantom is a volume of its own: 12 >= the 9 needed at 10%)
+    assert all(0 < float(r["p_value"]) <= 1 and r["flagged"] in ("True", "False") for r in rows)
+    ph = [r for r in rows if r["input"] == "ph.nii.gz"]
+    top = max(float(r["score"]) for r in ph if r["level"] == "slice")
+    assert [float(r["score"]) for r in ph if r["level"] == "volume"] == [pytest.approx(top)]
+    maps = nib.load(out / "ph.map.nii.gz")
+    assert maps.shape == (32, 32, 4) and np.allclose(maps.affine, np.diag([0.8, 0.8, 2.0, 1.0]))
+    assert (out / "one.map.tif").is_file() and (out / "one.heat.png").is_file() and (out / "ph.heat.png").is_file()
+    assert any(p.name.endswith(".map.nii.gz") for p in (out / "ct").iterdir())
+    # one file alone gets the score it got among the others
+    alone = tmp_path / "alone"
+    assert main(["detect", str(run), str(inputs / "one.png"), "--out", str(alone), "--no-progress"]) == 0
+    first = [r for r in rows if r["input"] == "one.png"][0]
+    again = list(__import__("csv").DictReader(open(alone / "scores.csv")))[0]
+    assert float(again["score"]) == pytest.approx(float(first["score"]), rel=1e-6)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["calibration"]["image"]["alpha"] == 0.1

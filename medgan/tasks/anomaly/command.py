@@ -1,4 +1,4 @@
-"""The anomaly task's commands: ``medgan calibrate MODEL NORMAL_SOURCE``."""
+"""The anomaly task's commands: ``medgan detect MODEL INPUT --out OUT`` and ``medgan calibrate MODEL NORMAL_SOURCE``."""
 
 from __future__ import annotations
 
@@ -6,6 +6,14 @@ import argparse
 
 
 def add_commands(commands: argparse._SubParsersAction) -> None:
+    det = commands.add_parser("detect", help="screen images with a calibrated anomaly model (scores, p-values, decisions, heat maps)")
+    det.add_argument("model", help="run folder made by medgan train anomaly")
+    det.add_argument("input", help="DICOM file or series folder, NIfTI volume, PNG/TIFF, or a folder tree of them")
+    det.add_argument("--out", required=True, help="new output folder: scores.csv, summary.json, anomaly maps, heat-map overlays")
+    det.add_argument("--device", default="cpu")
+    det.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
+    det.add_argument("--no-progress", action="store_true")
+    det.set_defaults(func=cmd_detect)
     cal = commands.add_parser("calibrate", help="recalibrate an anomaly model on a new site's normal images, without retraining")
     cal.add_argument("model", help="run folder made by medgan train anomaly")
     cal.add_argument("normals", help="normal images of the new site: any source medgan reads (read with the run's options)")
@@ -13,6 +21,16 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     cal.add_argument("--calibration-fraction", type=float, default=None,
                      help="share of the volumes that calibrate; the rest check the rate reached (default: the run's)")
     cal.set_defaults(func=cmd_calibrate)
+
+
+def cmd_detect(args: argparse.Namespace) -> int:
+    from medgan.tasks.anomaly.detect import detect_path
+    from medgan.tasks.anomaly.evaluate import anomaly_model
+
+    model = anomaly_model(args.model, args.device)
+    out = detect_path(model, args.input, args.out, overwrite=args.overwrite, progress=not args.no_progress)
+    print(f"screened: {out} (scores.csv, summary.json, maps, heat-map overlays)")
+    return 0
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:

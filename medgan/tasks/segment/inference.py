@@ -35,7 +35,6 @@ import csv
 import io
 import json
 import os
-from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +43,7 @@ import torch
 
 from medgan.data.geometry import fitted_shape, resize_image
 from medgan.errors import MedganError
-from medgan.infer import check_units, input_format, per_slice, progress_bar, tiled_apply
+from medgan.infer import input_units, per_slice, prepare_like_training, progress_bar, tiled_apply
 from medgan.tasks.segment.recipe import SegmentationModel
 
 __all__ = ["segment_image", "segment_images", "segment_path", "segment_volume"]
@@ -124,15 +123,7 @@ def segment_volume(model: SegmentationModel, volume: np.ndarray, bar: Any = None
 
 def _prepare(model: SegmentationModel, image, path: Path) -> np.ndarray:
     """An image or volume as read -> the training units (window / normalisation)."""
-    from medgan.data.source_options import SourceOptions
-    from medgan.data.sources import source_intensity
-
-    if image.is_colour:
-        raise MedganError("colour image; the segmentor works on grey images", path=path, hint="convert it to grey first")
-    check_units(model.intensity.units, image.meta, path)
-    prep = model.info.get("preprocess") or {}
-    opts = SourceOptions(window=prep.get("window"), normalize=prep.get("normalize", "auto"))
-    return source_intensity(image.array, image.meta, opts)
+    return prepare_like_training(image, model.info, model.intensity.units, path, "segment")
 
 
 def _measure(model: SegmentationModel, labels: np.ndarray, spacing: tuple[float, ...] | None) -> dict[str, dict[str, float]]:
@@ -301,42 +292,18 @@ def segment_path(model: SegmentationModel, input_path: str | os.PathLike, out_pa
             model's, output equal to or inside the input, an existing output without
             ``overwrite``, and everything the readers raise (``out_path`` is left as it was).
     """
-    from medgan.io.formats import find_image_files
     from medgan.io.output import atomic_dir
 
-    src, out = Path(input_path), Path(out_path)
-    if not src.exists():
-        raise MedganError("does not exist", path=src, hint="check the path")
-    if out.resolve() == src.resolve() or out.resolve().is_relative_to(src.resolve()):
-        raise MedganError("output would overwrite or sit inside the input", path=out, hint="choose an output folder outside the input")
-    root = src.parent if src.is_file() else src
-    files = [src] if src.is_file() else find_image_files(src)
-    if not files:
-        raise MedganError("folder holds no images", path=src, hint="give DICOM, NIfTI, PNG or TIFF files")
-    units: list[tuple[str, Any]] = []
-    series: dict[tuple[Path, str], list[Path]] = defaultdict(list)
-    for f in files:
-        fmt = input_format(f, "segment")
-        if fmt == "dicom":
-            import pydicom
-
-            ds = pydicom.dcmread(f, stop_before_pixels=True, force=True)
-            if "Rows" not in ds or str(ds.get("Modality", "")).upper() in ("SEG", "RTSTRUCT"):  # reports, states, segmentations
-                continue
-            key = (f.parent, str(ds.get("SeriesInstanceUID", "") or f.name))
-            if key not in series:
-                units.append(("dicom", key))
-            series[key].append(f)
-        else:
-            units.append((fmt, f))
+    root, units = input_units(input_path, out_path, "segment")
+    out = Path(out_path)
     with progress_bar(progress) as bar, atomic_dir(out, overwrite) as tmp:
         job = _SegmentJob(model, tile, device, bar)
         task = bar.add_task("inputs", total=len(units))
         for fmt, what in units:
             if fmt == "dicom":
-                folder = what[0]
+                folder = what[0].parent
                 (tmp / folder.relative_to(root)).mkdir(parents=True, exist_ok=True)
-                job.dicom_series(sorted(series[what]), folder.relative_to(root), tmp, root)
+                job.dicom_series(what, folder.relative_to(root), tmp, root)
             else:
                 rel = what.relative_to(root)
                 (tmp / rel.parent).mkdir(parents=True, exist_ok=True)
