@@ -61,8 +61,14 @@ def score_set(model, images: np.ndarray, batch_size: int = 32, map_sigma: float 
 
 
 def _split_volumes(groups: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """(calibration, check) image indices, whole volumes on each side."""
+    """(calibration, check) image indices, whole volumes on each side; a lone volume is split
+    into interleaved slices instead (every ``1/fraction``-th slice calibrates), which are
+    not independent patients, as the record then says."""
     volumes = np.unique(groups)
+    if len(volumes) == 1 and fraction < 1:
+        chosen = np.zeros(len(groups), bool)
+        chosen[np.unique(np.round(np.linspace(0, len(groups) - 1, max(1, round(fraction * len(groups))))).astype(int))] = True
+        return np.flatnonzero(chosen), np.flatnonzero(~chosen)
     order = np.random.default_rng(seed).permutation(volumes)
     n_cal = len(volumes) if fraction >= 1 else min(len(volumes) - 1, max(1, round(fraction * len(volumes))))
     chosen = np.isin(groups, order[:n_cal])
@@ -124,6 +130,9 @@ def _calibrate(run_dir: Path, model, normals, alpha: float, fraction: float, see
         levels[level] = calibration.to_dict()
         if len(check_scores):
             levels[level]["check"] = check_false_positive_rate(calibration, check_scores).to_dict()
+    if len(np.unique(groups)) == 1 and len(check):
+        notes.append("one normal volume: calibration and check are interleaved slices of it, not independent patients; "
+                     "calibrate on several patients' normals for a rate that holds on new patients")
     record = {"time": utc_now(), "method": model.method, "step": model.info.get("step"), "alpha": alpha, "normals": what,
               "n_calibration_images": int(len(cal)), "n_check_images": int(len(check)),
               "n_calibration_volumes": int(len(np.unique(groups[cal]))), "n_check_volumes": int(len(np.unique(groups[check]))),
