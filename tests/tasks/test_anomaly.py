@@ -112,3 +112,20 @@ def test_detect_screens_dicom_nifti_and_png_with_calibrated_p_values_and_maps(tm
     assert float(again["score"]) == pytest.approx(float(first["score"]), rel=1e-6)
     summary = json.loads((out / "summary.json").read_text())
     assert summary["calibration"]["image"]["alpha"] == 0.1
+
+
+def test_presumed_normals_from_another_scanner_are_named_a_domain_shift(tmp_path):
+    import nibabel as nib
+
+    from medgan.datasets.phantom import phantom_set
+    from medgan.errors import MedganWarning
+
+    run = _train(tmp_path, "ae", "--alpha", "0.1")
+    site = tmp_path / "site_b"
+    site.mkdir()
+    other = phantom_set(n=30, size=32, seed=77).images * 0.6 + 60  # another scanner's contrast and offset
+    nib.save(nib.Nifti1Image(np.ascontiguousarray(other.transpose(1, 2, 0)), np.eye(4)), site / "normals.nii.gz")
+    with pytest.warns(MedganWarning, match="recalibrate on this site|medgan calibrate"):
+        assert main(["detect", str(run), str(site), "--out", str(tmp_path / "b"), "--presumed-normal", "--no-progress"]) == 0
+    summary = json.loads((tmp_path / "b" / "summary.json").read_text())
+    assert summary["presumed_normal"] and "medgan calibrate" in summary["domain_shift"]

@@ -10,6 +10,8 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     det.add_argument("model", help="run folder made by medgan train anomaly")
     det.add_argument("input", help="DICOM file or series folder, NIfTI volume, PNG/TIFF, or a folder tree of them")
     det.add_argument("--out", required=True, help="new output folder: scores.csv, summary.json, anomaly maps, heat-map overlays")
+    det.add_argument("--presumed-normal", action="store_true",
+                     help="the inputs are believed normal (a new site): warn when their scores are not like the calibration normals'")
     det.add_argument("--device", default="cpu")
     det.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
     det.add_argument("--no-progress", action="store_true")
@@ -28,7 +30,8 @@ def cmd_detect(args: argparse.Namespace) -> int:
     from medgan.tasks.anomaly.evaluate import anomaly_model
 
     model = anomaly_model(args.model, args.device)
-    out = detect_path(model, args.input, args.out, overwrite=args.overwrite, progress=not args.no_progress)
+    out = detect_path(model, args.input, args.out, overwrite=args.overwrite, progress=not args.no_progress,
+                      presumed_normal=args.presumed_normal)
     print(f"screened: {out} (scores.csv, summary.json, maps, heat-map overlays)")
     return 0
 

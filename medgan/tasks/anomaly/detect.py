@@ -123,9 +123,14 @@ class _DetectJob:
 
 
 def detect_path(model, input_path: str | os.PathLike, out_path: str | os.PathLike, *, overwrite: bool = False,
-                progress: bool = True) -> Path:
+                progress: bool = True, presumed_normal: bool = False) -> Path:
     """Screen an image file, a volume or a folder tree of them into the folder ``out_path``
     (see the module doc for what is written).
+
+    Args:
+        presumed_normal: the inputs are believed normal (a new site's first scans): their
+            scores are tested against the calibration's (:func:`check_uniform_p_values`) and
+            a domain shift is warned about, naming the remedy; the test goes into ``summary.json``.
 
     Raises:
         MedganError: as :func:`medgan.infer.input_units`, units that are not the model's, colour
@@ -168,11 +173,19 @@ def detect_path(model, input_path: str | os.PathLike, out_path: str | os.PathLik
                 else:
                     job.image(str(rel), array, tmp / rel.parent / f"{rel.stem}.map.tif", tmp / rel.parent / f"{rel.stem}.heat.png")
             bar.advance(task)
-        _write_tables(tmp, model, job.rows)
+        shift = None
+        if presumed_normal and job.image_cal is not None:
+            from medgan.tasks.anomaly.calibration import check_uniform_p_values
+
+            scores = np.array([r["score"] for r in job.rows if r["level"] != "volume"])
+            shift = check_uniform_p_values(job.image_cal, scores, where=str(input_path))
+            if shift:
+                warn(shift)
+        _write_tables(tmp, model, job.rows, {"presumed_normal": presumed_normal, "domain_shift": shift})
     return out
 
 
-def _write_tables(folder: Path, model, rows: list[dict[str, Any]]) -> None:
+def _write_tables(folder: Path, model, rows: list[dict[str, Any]], checks: dict[str, Any]) -> None:
     with open(folder / "scores.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=["input", "level", "slice", "score", "p_value", "flagged"])
         writer.writeheader()
@@ -181,5 +194,5 @@ def _write_tables(folder: Path, model, rows: list[dict[str, Any]]) -> None:
     with open(folder / "summary.json", "w") as f:
         json.dump({"model": model.label, "calibration": calibration or None,
                    "note": "scores are compared with the model's calibration only, never rescaled over these inputs",
-                   "rows": rows}, f, indent=1)
+                   **checks, "rows": rows}, f, indent=1)
 
