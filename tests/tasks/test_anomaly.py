@@ -42,11 +42,13 @@ def test_each_method_trains_scores_each_image_alone_and_calibrates(tmp_path, met
     assert image["n"] == record["n_calibration_images"] == 12 and image["threshold"] == sorted(image["scores"])[-1]
     assert "check" in image and image["check"]["n"] == 12
     assert model.calibration["image"].threshold == image["threshold"]
+    pixel = record["levels"]["pixel"]  # over the calibration normals' body pixels, checked on the others
+    assert model.pixel_threshold == pixel["threshold"] > 0 and 0 <= pixel["check"]["rate"] <= 1
     assert main(["evaluate", str(run)]) == 0
     evaluated = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()][-1]
     assert evaluated["n_normal"] == 12 and evaluated["n_anomalous"] == 16
     assert 0 <= evaluated["metrics"]["auroc"] <= 1 and 0 <= evaluated["metrics"]["pixel_auroc"] <= 1
-    assert "fpr_at_alpha" in evaluated["metrics"] and "best_dice" in evaluated["metrics"]
+    assert {"fpr_at_alpha", "best_dice", "dice_at_threshold", "pixel_fpr_at_alpha"} <= set(evaluated["metrics"])
 
 
 def test_too_few_calibration_normals_are_named_not_thresholded(tmp_path):
@@ -96,7 +98,7 @@ def test_detect_screens_dicom_nifti_and_png_with_calibrated_p_values_and_maps(tm
     assert ("ct", "slice") in levels
     # image / slice rows against the image-level calibration, volume rows (the slices' maximum) against the
     # volume-level one (each calibration phantom is a volume of its own: 12 >= the 9 needed at 10%)
-    assert all(0 < float(r["p_value"]) <= 1 and r["flagged"] in ("True", "False") for r in rows)
+    assert all(0 < float(r["p_value"]) <= 1 and r["flagged"] in ("True", "False") and int(r["flagged_pixels"]) >= 0 for r in rows)
     ph = [r for r in rows if r["input"] == "ph.nii.gz"]
     top = max(float(r["score"]) for r in ph if r["level"] == "slice")
     assert [float(r["score"]) for r in ph if r["level"] == "volume"] == [pytest.approx(top)]

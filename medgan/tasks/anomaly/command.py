@@ -51,7 +51,9 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
             continue
         line = f"{level} level: threshold {entry['threshold']:.5g} at alpha {entry['alpha']:g} from {entry['n']} normal {level}s"
         check = entry.get("check")
-        if check:
+        if check and level == "pixel":
+            line += f"; {check['rate']:.1%} of the other normals' body pixels above it" if check["rate"] is not None else ""
+        elif check:
             line += (f"; on {check['n']} other normals {check['false_positives']} flagged ({check['rate']:.1%}, "
                      f"95% CI {check['ci95'][0]:.1%}-{check['ci95'][1]:.1%})")
         print(line)

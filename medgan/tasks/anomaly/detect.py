@@ -10,7 +10,7 @@ model only.
 Written into a new folder (mirroring the input's relative paths):
 
 - ``scores.csv``: per image or slice its score, conformal p-value and decision at the
-  calibrated false-positive rate; per volume (NIfTI, DICOM series) a row with the slices'
+  calibrated false-positive rate, and the body pixels above the calibrated pixel threshold; per volume (NIfTI, DICOM series) a row with the slices'
   maximum, its p-value and decision against the volume-level calibration where the model
   has one; ``summary.json``: the same, with the calibration used;
 - anomaly maps in the input's format: NIfTI for NIfTI volumes (the input's affine) and
@@ -94,13 +94,19 @@ class _DetectJob:
             self.bar.remove_task(task)
         scores, maps = np.concatenate(scores), np.concatenate(maps)
         p, flags = self._decide(self.image_cal, scores)
-        for i, (s, pv, fl) in enumerate(zip(scores, p, flags)):
+        pixels: list = [None] * len(scores)
+        if self.model.pixel_threshold is not None:
+            from medgan.tasks.anomaly.evaluate import body_mask
+
+            pixels = [int(v) for v in ((maps > self.model.pixel_threshold) & body_mask(self.model, slices)).sum(axis=(1, 2))]
+        for i, (s, pv, fl, px) in enumerate(zip(scores, p, flags, pixels)):
             self.rows.append({"input": name, "level": "slice" if volume else "image", "slice": i if volume else None,
-                              "score": float(s), "p_value": pv, "flagged": fl})
+                              "score": float(s), "p_value": pv, "flagged": fl, "flagged_pixels": px})
         if volume:
             top = float(scores.max())
             (pv,), (fl,) = self._decide(self.volume_cal, np.array([top]))
-            self.rows.append({"input": name, "level": "volume", "slice": int(scores.argmax()), "score": top, "p_value": pv, "flagged": fl})
+            self.rows.append({"input": name, "level": "volume", "slice": int(scores.argmax()), "score": top, "p_value": pv, "flagged": fl,
+                              "flagged_pixels": None if pixels[0] is None else int(sum(pixels))})
         return scores, maps
 
     def volume(self, name: str, array: np.ndarray, affine, out_map: Path, out_heat: Path) -> None:
@@ -187,10 +193,12 @@ def detect_path(model, input_path: str | os.PathLike, out_path: str | os.PathLik
 
 def _write_tables(folder: Path, model, rows: list[dict[str, Any]], checks: dict[str, Any]) -> None:
     with open(folder / "scores.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=["input", "level", "slice", "score", "p_value", "flagged"])
+        writer = csv.DictWriter(f, fieldnames=["input", "level", "slice", "score", "p_value", "flagged", "flagged_pixels"])
         writer.writeheader()
         writer.writerows({k: ("" if v is None else v) for k, v in row.items()} for row in rows)
     calibration = {level: {"alpha": c.alpha, "threshold": c.threshold, "n": c.n} for level, c in model.calibration.items()}
+    if model.pixel_threshold is not None:
+        calibration["pixel"] = {"threshold": model.pixel_threshold}
     with open(folder / "summary.json", "w") as f:
         json.dump({"model": model.label, "calibration": calibration or None,
                    "note": "scores are compared with the model's calibration only, never rescaled over these inputs",

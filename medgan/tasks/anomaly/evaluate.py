@@ -20,7 +20,7 @@ import torch
 
 from medgan.errors import MedganError
 from medgan.io.records import utc_now
-from medgan.tasks.anomaly.calibration import Calibration, calibrate, check_false_positive_rate
+from medgan.tasks.anomaly.calibration import Calibration, calibrate, check_false_positive_rate, needed_for
 
 __all__ = ["CALIBRATION", "anomaly_model", "calibrate_run", "calibrate_source", "evaluate_anomaly_run", "score_set"]
 
@@ -29,16 +29,17 @@ CALIBRATION = "calibration.json"
 
 def anomaly_model(run: str | Path, device: str = "cpu"):
     """The :class:`~medgan.tasks.anomaly.recipe.AnomalyModel` of a run, with its calibration
-    (``model.calibration``: level -> :class:`Calibration`, empty when uncalibrated)."""
+    from ``RUN/calibration.json`` (none when uncalibrated)."""
     from medgan.tasks import load_model_of
     from medgan.tasks.anomaly.recipe import AnomalyModel
 
     model = load_model_of(AnomalyModel, run, device, "medgan train anomaly")
-    model.calibration = {}
     file = Path(run) / CALIBRATION
     if file.is_file():
         record = json.loads(file.read_text())
         model.calibration = {level: Calibration.from_dict(c) for level, c in record.get("levels", {}).items() if "scores" in c}
+        pixel = record.get("levels", {}).get("pixel")
+        model.pixel_threshold = float(pixel["threshold"]) if pixel and "threshold" in pixel else None
     return model
 
 
@@ -115,7 +116,7 @@ def calibrate_source(run_dir: str | Path, source: str, alpha: float | None = Non
 def _calibrate(run_dir: Path, model, normals, alpha: float, fraction: float, seed: int, what: str) -> dict:
     groups = normals.groups if normals.groups is not None else np.arange(len(normals))
     cal, check = _split_volumes(groups, fraction, seed)
-    scores, _ = score_set(model, normals.images)
+    scores, maps = score_set(model, normals.images)
     levels, notes = {}, []
     for level, cal_scores, check_scores in (
         ("image", scores[cal], scores[check]),
@@ -130,6 +131,14 @@ def _calibrate(run_dir: Path, model, normals, alpha: float, fraction: float, see
         levels[level] = calibration.to_dict()
         if len(check_scores):
             levels[level]["check"] = check_false_positive_rate(calibration, check_scores).to_dict()
+    body = body_mask(model, normals.images)
+    cal_pixels = maps[cal][body[cal]]
+    if len(cal_pixels) >= needed_for(alpha):
+        threshold = pixel_threshold(cal_pixels, alpha)
+        levels["pixel"] = {"level": "pixel", "alpha": alpha, "threshold": threshold, "n": int(len(cal_pixels))}
+        if len(check):
+            flagged = maps[check][body[check]] > threshold
+            levels["pixel"]["check"] = {"n": int(flagged.size), "rate": float(flagged.mean()) if flagged.size else None}
     if len(np.unique(groups)) == 1 and len(check):
         notes.append("one normal volume: calibration and check are interleaved slices of it, not independent patients; "
                      "calibrate on several patients' normals for a rate that holds on new patients")
@@ -141,6 +150,23 @@ def _calibrate(run_dir: Path, model, normals, alpha: float, fraction: float, see
     tmp.write_text(json.dumps(record, indent=1))
     tmp.replace(run_dir / CALIBRATION)
     return record
+
+
+def body_mask(model, images: np.ndarray) -> np.ndarray:
+    """``(N, H, W)`` pixels inside the body (or brain): above the lowest 5% of the training
+    range (air, background), where pixel thresholds are calibrated and applied."""
+    x = model.intensity.forward(np.asarray(images, np.float32))
+    x = x if x.ndim == 3 else x[:, 0]
+    return x > -0.9
+
+
+def pixel_threshold(pixels: np.ndarray, alpha: float) -> float:
+    """The conformal rank ``ceil((n + 1)(1 - alpha))`` of normal body pixels' map values.
+    Pixels of one image are not exchangeable with each other: the rate it keeps is a mean
+    over normal images' pixels, not a per-pixel guarantee."""
+    n = len(pixels)
+    k = int(np.ceil((n + 1) * (1 - alpha) - 1e-9))
+    return float(np.partition(np.asarray(pixels, np.float64), k - 1)[k - 1])
 
 
 def _anomalous_set(config, normals):
@@ -195,6 +221,12 @@ def evaluate_anomaly_run(run_dir: str | Path) -> dict:
                                        max_pixels=200_000, seed=0))
         if "image" in model.calibration:
             metrics["sensitivity_at_alpha"] = float(model.calibration["image"].flagged(scores).mean())
+        if model.pixel_threshold is not None:
+            called = (maps > model.pixel_threshold) & body_mask(model, images)
+            truth = masks > 0
+            metrics["dice_at_threshold"] = float(2 * (called & truth).sum() / max(1, called.sum() + truth.sum()))
+    if model.pixel_threshold is not None:
+        metrics["pixel_fpr_at_alpha"] = float((normal_maps > model.pixel_threshold)[body_mask(model, normals.images)].mean())
     record = {"kind": "evaluate", "task": "anomaly", "time": utc_now(), "step": model.info.get("step"), "method": model.method,
               "n_test": int(len(normals) + n_anomalous), "n_normal": int(len(normals)), "n_anomalous": n_anomalous,
               "alpha": config.task_config.alpha, "metrics": {k: float(v) for k, v in metrics.items()},

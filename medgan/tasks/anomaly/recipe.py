@@ -24,7 +24,7 @@ images scored. Scores are calibrated after training on held-out normal volumes
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -83,6 +83,9 @@ class AnomalyModel:
         intensity: the training data's units that [-1, 1] stands for.
         kappa: f-AnoGAN's feature weight in the score.
         info: the export's ``config.json``.
+        calibration: level (``"image"``, ``"volume"``) -> its
+            :class:`~medgan.tasks.anomaly.calibration.Calibration` (empty: uncalibrated).
+        pixel_threshold: map value above which a body pixel is called anomalous (``None``: not calibrated).
     """
 
     method: str
@@ -90,6 +93,8 @@ class AnomalyModel:
     intensity: IntensityMap
     kappa: float
     info: dict[str, Any]
+    calibration: dict[str, Any] = field(default_factory=dict)
+    pixel_threshold: float | None = None
 
     @property
     def label(self) -> str:
