@@ -150,7 +150,7 @@ class AnomalyTask(Task):
 
     name = "anomaly"
     models = ("dcgan",)
-    samples_title = "The same training images at every step: image | reconstruction"
+    samples_title = "The same training images at every step: image | reconstruction (f-AnoGAN's GAN phase: image | a sample G(z))"
     grid_columns = 8
 
     @classmethod
@@ -185,6 +185,7 @@ class AnomalyTask(Task):
         a = config.task_config
         self.gan_steps = config.loop.steps
         self.encoder_steps = (a.encoder_steps or config.loop.steps) if self.method == "fanogan" else 0
+        self._step = 0  # of the run, for the sample grids of f-AnoGAN's two phases
 
     # ---- networks and phases
 
@@ -267,14 +268,20 @@ class AnomalyTask(Task):
 
     # ---- sample grids: image | reconstruction
 
+    def before_step(self, nets: Networks, step: int) -> None:
+        self._step = step
+
     def fixed_inputs(self, n: int, device: torch.device) -> dict[str, torch.Tensor]:
         k = max(1, min(n // 2, len(self.dataset)))
         index = torch.as_tensor(np.unique(np.linspace(0, len(self.dataset) - 1, k).round().astype(np.int64)))
-        return {"x": self.dataset.batch(index)["image"].to(device)}
+        z = torch.rand(len(index), self.net["z_dim"], generator=torch.Generator().manual_seed(self.config.loop.seed + 7919)) * 2 - 1
+        return {"x": self.dataset.batch(index)["image"].to(device), "z": z.to(device)}
 
     @torch.no_grad()
     def render(self, nets, fixed):
         x = fixed["x"]
+        if self.method == "fanogan" and self._step < self.gan_steps:  # the GAN phase: images | samples G(z)
+            return torch.stack([x, nets.generator(fixed["z"])], dim=1).flatten(0, 1)
         rec = nets.generator(nets.encoder(x))
         return torch.stack([x, rec], dim=1).flatten(0, 1)  # (2B, C, S, S): image, reconstruction pairs
 
