@@ -278,9 +278,9 @@ def _find_mask(file: Path, opts: SourceOptions, root: Path | None) -> Path | Non
 def _label_map(mask: np.ndarray, path: Path) -> np.ndarray:
     """A mask as integer label values (``uint8``, or ``uint16`` past 255); fractional,
     negative or too large values are an error rather than a silent cast."""
-    if mask.size and (not np.isfinite(mask).all() or (mask != np.round(mask)).any() or mask.min() < 0 or mask.max() > 65535):
-        bad = mask[~np.isfinite(mask) | (mask != np.round(mask)) | (mask < 0) | (mask > 65535)].flat[0]
-        raise MedganError(f"the mask holds the value {bad}, not an integer label in 0..65535", path=path,
+    bad = ~np.isfinite(mask) | (mask != np.round(mask)) | (mask < 0) | (mask > 65535)
+    if bad.any():
+        raise MedganError(f"the mask holds the value {mask[bad].flat[0]}, not an integer label in 0..65535", path=path,
                           hint="give label maps of whole numbers (0 = background), not probabilities or an image")
     return mask.astype(np.uint16 if mask.size and mask.max() > 255 else np.uint8)
 
