@@ -37,9 +37,10 @@ import torch
 import torch.nn.functional as F
 
 from medgan.data.training import DataConfig, load_training_data
-from medgan.metrics.anomaly import anomaly_metrics
+from medgan.metrics.anomaly import anomaly_metrics, auprc, auroc, sensitivity_at_specificity
 from medgan.tasks.anomaly.calibration import calibrate, check_false_positive_rate
-from medgan.tasks.anomaly.evaluate import _anomalous_set, _split_volumes, anomaly_model, score_set
+from medgan.tasks.anomaly.evaluate import _anomalous_set, _split_volumes, anomaly_model, pixel_threshold, score_set
+from medgan.tasks.anomaly.recipe import body, gaussian_blur, map_peak
 from medgan.train import TrainConfig, Trainer
 
 CASES = {
@@ -49,16 +50,16 @@ CASES = {
 METHODS = ("fanogan", "ganomaly", "ae", "knn", "mean")
 
 
-def medgan_scorer(case: dict, method: str, seed: int, steps: int, batch: int, run_dir: Path):
+def medgan_scorer(case: dict, method: str, seed: int, steps: int, batch: int, run_dir: Path, width: int):
     gan_steps = steps // 2 if method == "fanogan" else steps
     values = {"task": "anomaly", "data": {"source": case["source"], "options": dict(case["options"]), "holdout": case["holdout"]},
-              "model": {"name": "dcgan", "net": {"width": 32}},
+              "model": {"name": "dcgan", "net": {"width": width}},
               "loop": {"steps": gan_steps, "batch_size": batch, "seed": seed, "log_every": max(1, steps // 10), "sample_every": steps,
                        "checkpoint_every": steps, "n_samples": 16, "ema": 0.0},
               "anomaly": {"method": method, "encoder_steps": steps - gan_steps if method == "fanogan" else 0}}
     Trainer(TrainConfig.from_dict(values), run_dir, progress=False).fit()
     model = anomaly_model(run_dir)
-    return lambda images: score_set(model, images)
+    return lambda images: score_set(model, images, image_score="method")
 
 
 def _to_unit(images: np.ndarray, intensity) -> torch.Tensor:
@@ -100,7 +101,29 @@ def mean_scorer(train: np.ndarray, intensity):
     return score
 
 
-def run_case(name: str, methods: list[str], seed: int, steps: int, batch: int, alpha: float, root: Path) -> list[dict]:
+def smoothed(maps: np.ndarray) -> np.ndarray:
+    """The baselines' maps smoothed as medgan's are (``map_sigma`` 1), so every map is drawn alike."""
+    return gaussian_blur(torch.from_numpy(np.ascontiguousarray(maps, np.float32)), 1.0).numpy()
+
+
+def map_max(maps: np.ndarray, images: np.ndarray, intensity) -> np.ndarray:
+    """The image score every method shares: the peak of its smoothed map inside the body."""
+    return map_peak(torch.from_numpy(maps), body(_to_unit(images, intensity))).numpy().astype(np.float64)
+
+
+def image_figures(prefix: str, alpha: float, cal: np.ndarray, normal: np.ndarray, lesion: np.ndarray) -> dict:
+    """Calibrate one image score on ``cal``, check it on ``normal``, rank ``lesion`` against ``normal``."""
+    calibration = calibrate(cal, alpha)
+    fpr = check_false_positive_rate(calibration, normal)
+    labels = np.r_[np.zeros(len(normal)), np.ones(len(lesion))]
+    scores = np.r_[normal, lesion]
+    sens, _ = sensitivity_at_specificity(labels, scores, 0.95)
+    return {f"{prefix}auroc": auroc(labels, scores), f"{prefix}auprc": auprc(labels, scores), f"{prefix}sensitivity_at_95spec": sens,
+            f"{prefix}fpr_at_alpha": fpr.rate, f"{prefix}fpr_ci95": [round(fpr.low, 4), round(fpr.high, 4)],
+            f"{prefix}sensitivity_at_alpha": float(calibration.flagged(lesion).mean())}
+
+
+def run_case(name: str, methods: list[str], seed: int, steps: int, batch: int, alpha: float, root: Path, width: int) -> list[dict]:
     case = CASES[name]
     config = DataConfig(source=case["source"], holdout=case["holdout"])
     for key, value in case["options"].items():
@@ -118,26 +141,39 @@ def run_case(name: str, methods: list[str], seed: int, steps: int, batch: int, a
     for method in methods:
         start = time.perf_counter()
         if method in ("fanogan", "ganomaly", "ae"):
-            scorer = medgan_scorer(case, method, seed, steps, batch, root / f"{name}-{method}-{seed}")
+            scorer = medgan_scorer(case, method, seed, steps, batch, root / f"{name}-{method}-{seed}", width)
         elif method == "knn":
-            scorer = knn_scorer(dataset.data.images, dataset.intensity, seed=seed)
+            raw = knn_scorer(dataset.data.images, dataset.intensity, seed=seed)
+            scorer = lambda images, raw=raw: (lambda s, m: (s, smoothed(m)))(*raw(images))  # noqa: E731
         else:
-            scorer = mean_scorer(dataset.data.images, dataset.intensity)
+            raw = mean_scorer(dataset.data.images, dataset.intensity)
+            scorer = lambda images, raw=raw: (lambda s, m: (s, smoothed(m)))(*raw(images))  # noqa: E731
         trained = time.perf_counter() - start
-        cal_scores, _ = scorer(holdout.images[cal])
-        normal_scores, normal_maps = scorer(normals.images)
-        lesion_scores, lesion_maps = scorer(lesions)
-        calibration = calibrate(cal_scores, alpha)
-        fpr = check_false_positive_rate(calibration, normal_scores)
-        labels = np.r_[np.zeros(len(normal_scores)), np.ones(len(lesion_scores))]
-        figures = anomaly_metrics(labels, np.r_[normal_scores, lesion_scores],
-                                  np.concatenate([np.zeros(normal_maps.shape, np.uint8), (masks > 0).astype(np.uint8)]),
-                                  np.concatenate([normal_maps, lesion_maps]), max_pixels=200_000, seed=0)
-        row = {"case": name, "method": method, "seed": seed, "train_seconds": round(trained, 1),
-               "seconds": round(time.perf_counter() - start, 1), "n_calibration": int(len(cal)), "n_normal": int(len(normals)),
-               "n_lesion": int(len(lesions)), "fpr_at_alpha": round(fpr.rate, 4), "fpr_ci95": [round(fpr.low, 4), round(fpr.high, 4)],
-               "sensitivity_at_alpha": round(float(calibration.flagged(lesion_scores).mean()), 4),
-               **{k: round(float(v), 4) for k, v in figures.items() if not k.endswith("threshold")}}
+        scored = {}
+        for part, images in (("cal", holdout.images[cal]), ("normal", normals.images), ("lesion", lesions)):
+            scores, maps = scorer(images)
+            scored[part] = (scores, map_max(maps, images, dataset.intensity), maps)
+        row = {"case": name, "method": method, "seed": seed, "train_seconds": round(trained, 1), "n_calibration": int(len(cal)),
+               "n_normal": int(len(normals)), "n_lesion": int(len(lesions))}
+        for prefix, k in (("", 0), ("map_max_", 1)):
+            row.update(image_figures(prefix, alpha, scored["cal"][k], scored["normal"][k], scored["lesion"][k]))
+        normal_maps, lesion_maps = scored["normal"][2], scored["lesion"][2]
+        truth = np.concatenate([np.zeros(normal_maps.shape, np.uint8), (masks > 0).astype(np.uint8)])
+        all_maps = np.concatenate([normal_maps, lesion_maps])
+        labels = np.r_[np.zeros(len(normal_maps)), np.ones(len(lesion_maps))]
+        pixel = anomaly_metrics(labels, np.r_[scored["normal"][0], scored["lesion"][0]], truth, all_maps, max_pixels=200_000, seed=0)
+        row.update({k: pixel[k] for k in ("pixel_auroc", "pixel_auprc", "best_dice")})
+        # the pixel threshold calibrated as medgan calibrates it: over the calibration normals' body pixels
+        cal_maps = scored["cal"][2]
+        cal_body = body(_to_unit(holdout.images[cal], dataset.intensity)).numpy()
+        threshold = pixel_threshold(cal_maps[cal_body], alpha)
+        lesion_body = body(_to_unit(lesions, dataset.intensity)).numpy()
+        normal_body = body(_to_unit(normals.images, dataset.intensity)).numpy()
+        called = (lesion_maps > threshold) & lesion_body
+        row["dice_at_threshold"] = float(2 * (called & (masks > 0)).sum() / max(1, called.sum() + (masks > 0).sum()))
+        row["pixel_fpr_at_alpha"] = float((normal_maps > threshold)[normal_body].mean())
+        row["seconds"] = round(time.perf_counter() - start, 1)
+        row = {k: (round(float(v), 4) if isinstance(v, (float, np.floating)) else v) for k, v in row.items()}
         print(json.dumps(row), flush=True)
         out.append(row)
     return out
@@ -150,6 +186,7 @@ def main() -> None:
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--steps", type=int, default=1000)
     parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--width", type=int, default=32, help="the networks' base width")
     parser.add_argument("--alpha", type=float, default=0.05)
     parser.add_argument("--threads", type=int, default=0)
     args = parser.parse_args()
@@ -160,16 +197,18 @@ def main() -> None:
     try:
         for seed in [int(s) for s in args.seeds.split(",")]:
             for case in args.cases.split(","):
-                runs += run_case(case, args.methods.split(","), seed, args.steps, args.batch_size, args.alpha, root)
+                runs += run_case(case, args.methods.split(","), seed, args.steps, args.batch_size, args.alpha, root, args.width)
     finally:
         shutil.rmtree(root, ignore_errors=True)
     summary: dict[str, dict] = {}
     for r in runs:
         cell = summary.setdefault(f"{r['case']} / {r['method']}", {})
-        for k in ("auroc", "auprc", "pixel_auroc", "pixel_auprc", "best_dice", "sensitivity", "fpr_at_alpha", "sensitivity_at_alpha", "seconds"):
+        for k in ("auroc", "auprc", "sensitivity_at_95spec", "fpr_at_alpha", "sensitivity_at_alpha", "map_max_auroc", "map_max_auprc",
+                  "map_max_sensitivity_at_95spec", "map_max_fpr_at_alpha", "map_max_sensitivity_at_alpha", "pixel_auroc", "pixel_auprc",
+                  "best_dice", "dice_at_threshold", "pixel_fpr_at_alpha", "seconds"):
             cell.setdefault(k, []).append(r[k])
     summary = {key: {k: f"{np.mean(v):.3f} ± {np.std(v):.3f}" for k, v in cell.items()} for key, cell in summary.items()}
-    print(json.dumps({"benchmark": "anomaly_vs_baselines", "steps": args.steps, "batch_size": args.batch_size, "alpha": args.alpha,
+    print(json.dumps({"benchmark": "anomaly_vs_baselines", "steps": args.steps, "batch_size": args.batch_size, "width": args.width, "alpha": args.alpha,
                       "torch_threads": torch.get_num_threads(), "runs": runs, "summary": summary}, indent=1))
 
 

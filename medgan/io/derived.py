@@ -120,6 +120,28 @@ def _series_description(source: Dataset) -> str:
     return f"{text}{DERIVED_SUFFIX}".strip()
 
 
+def _encode_map(ds: Dataset, array: np.ndarray, rescale: tuple[float, float], window: tuple[float, float] | None) -> None:
+    """Set the pixel module of ``ds`` for values in units of their own (a parametric map):
+    unsigned 16-bit MONOCHROME2 with the given slope and intercept, RescaleType ``US``, and
+    the source's windows (which are in the source's units) replaced by ``window``."""
+    slope, intercept = map(float, rescale)
+    if slope <= 0:
+        raise MedganError(f"rescale slope {slope} must be positive")
+    stored = np.clip(np.rint((array.astype(np.float64) - intercept) / slope), 0, 65535).astype("<u2")
+    for keyword in ("WindowCenter", "WindowWidth", "WindowCenterWidthExplanation", "VOILUTFunction", "PresentationLUTShape"):
+        if keyword in ds:
+            delattr(ds, keyword)
+    if window is not None:
+        ds.WindowCenter, ds.WindowWidth = _ds(window[0]), _ds(window[1])
+    ds.SamplesPerPixel = 1
+    ds.PhotometricInterpretation = "MONOCHROME2"
+    ds.Rows, ds.Columns = array.shape
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit = 16, 16, 15
+    ds.PixelRepresentation = 0
+    ds.RescaleSlope, ds.RescaleIntercept, ds.RescaleType = _ds(slope), _ds(intercept), "US"
+    ds.add_new(0x7FE00010, "OW", stored.tobytes())
+
+
 def _encode_pixels(ds: Dataset, source: Dataset, array: np.ndarray) -> None:
     """Set the pixel module of ``ds``: 16-bit MONOCHROME2 with the source's rescale."""
     photometric = str(source.get("PhotometricInterpretation", "MONOCHROME2")).strip()
@@ -187,6 +209,8 @@ def write_derived_dicom(
     scale: int = 1,
     instance_number: int | None = None,
     overwrite: bool = False,
+    rescale: tuple[float, float] | None = None,
+    window: tuple[float, float] | None = None,
 ) -> Path:
     """Write ``array`` as a derived image of ``source``: new series, same patient and study.
 
@@ -206,6 +230,10 @@ def write_derived_dicom(
         scale: super-resolution factor (1 for same-size enhancement).
         instance_number: InstanceNumber (default: the source's).
         overwrite: replace an existing file instead of refusing.
+        rescale: ``(slope, intercept)`` for values that are NOT in the source's units (an
+            anomaly map): stored unsigned with this rescale and RescaleType ``US``, the
+            source's windows dropped. ``None``: the source's units and rescale (the default).
+        window: ``(centre, width)`` to display such values with.
 
     Returns:
         The path written.
@@ -267,7 +295,10 @@ def write_derived_dicom(
     if "SpecificCharacterSet" not in ds and not (statement + ds.SeriesDescription).isascii():
         ds.SpecificCharacterSet = "ISO_IR 192"  # the default repertoire is ASCII, a subset of UTF-8
 
-    _encode_pixels(ds, source, array)
+    if rescale is None:
+        _encode_pixels(ds, source, array)
+    else:
+        _encode_map(ds, array, rescale, window)
     if scale > 1:
         _rescale_geometry(ds, scale)
 

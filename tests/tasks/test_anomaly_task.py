@@ -49,6 +49,11 @@ def test_each_method_trains_scores_each_image_alone_and_calibrates(tmp_path, met
     assert evaluated["n_normal"] == 12 and evaluated["n_anomalous"] == 16
     assert 0 <= evaluated["metrics"]["auroc"] <= 1 and 0 <= evaluated["metrics"]["pixel_auroc"] <= 1
     assert {"fpr_at_alpha", "best_dice", "dice_at_threshold", "pixel_fpr_at_alpha"} <= set(evaluated["metrics"])
+    if method == "ae":  # the report shows the calibration, whether its rate held, the detection figures and the heat maps
+        assert main(["report", str(run)]) == 0
+        page = (run / "report.html").read_text()
+        assert "<h2>Calibration</h2>" in page and "holds" in page and "image AUROC" in page and "anomaly heat maps" in page
+        assert (run / "anomaly-heatmaps.png").is_file()
 
 
 def test_too_few_calibration_normals_are_named_not_thresholded(tmp_path):
@@ -106,6 +111,27 @@ def test_detect_screens_dicom_nifti_and_png_with_calibrated_p_values_and_maps(tm
     assert maps.shape == (32, 32, 4) and np.allclose(maps.affine, np.diag([0.8, 0.8, 2.0, 1.0]))
     assert (out / "one.map.tif").is_file() and (out / "one.heat.png").is_file() and (out / "ph.heat.png").is_file()
     assert any(p.name.endswith(".map.nii.gz") for p in (out / "ct").iterdir())
+    # DICOM in: the maps also as a derived DICOM series of the same patient, slice by slice
+    import pydicom
+
+    from medgan.tasks.anomaly.detect import MAP_SLOPE
+
+    (nifti_map,) = (out / "ct").glob("*.map.nii.gz")
+    (dicom_maps,) = [p for p in (out / "ct").iterdir() if p.is_dir() and p.name.endswith(".map")]
+    files = sorted(dicom_maps.iterdir())
+    assert len(files) == 6
+    sources = {str(pydicom.dcmread(f).SOPInstanceUID): pydicom.dcmread(f) for f in sorted(ct_folder.iterdir())}
+    volume_map = np.asarray(nib.load(nifti_map).dataobj)  # RAS+ (x, y, z) of the (d, h, w) slices
+    values = []
+    for f in files:
+        ds = pydicom.dcmread(f)
+        source = sources[str(ds.SourceImageSequence[0].ReferencedSOPInstanceUID)]
+        assert list(ds.ImageType)[:2] == ["DERIVED", "SECONDARY"] and ds.RescaleType == "US"
+        assert ds.PatientID == source.PatientID and ds.StudyInstanceUID == source.StudyInstanceUID
+        assert ds.SeriesInstanceUID != source.SeriesInstanceUID and "Anomaly map" in ds.DerivationDescription
+        assert ds.ImagePositionPatient == source.ImagePositionPatient
+        values.append(ds.pixel_array * float(ds.RescaleSlope))
+    assert np.isclose(np.sort(np.ravel(values)), np.sort(volume_map.ravel()), atol=MAP_SLOPE).all()
     # one file alone gets the score it got among the others
     alone = tmp_path / "alone"
     assert main(["detect", str(run), str(inputs / "one.png"), "--out", str(alone), "--no-progress"]) == 0
@@ -131,3 +157,49 @@ def test_presumed_normals_from_another_scanner_are_named_a_domain_shift(tmp_path
         assert main(["detect", str(run), str(site), "--out", str(tmp_path / "b"), "--presumed-normal", "--no-progress"]) == 0
     summary = json.loads((tmp_path / "b" / "summary.json").read_text())
     assert summary["presumed_normal"] and "medgan calibrate" in summary["domain_shift"]
+
+
+def test_the_heat_map_peaks_on_a_planted_lesion(tmp_path):
+    """An autoencoder of normal head phantoms cannot redraw a bright blob it never saw: the
+    map's peak (and the image score, with --image-score map-max) falls on the planted lesion."""
+    from medgan.datasets.phantom import make_phantom
+
+    run = tmp_path / "ae"
+    argv = ["train", "anomaly", "--method", "ae", "--data", "phantom", "--n-images", "96", "--size", "32", "--width", "16",
+            "--window", "40,160", "--steps", "300", "--batch-size", "16", "--holdout", "0", "--log-every", "50",
+            "--image-score", "map-max", "--run-dir", str(run), "--no-progress"]
+    with pytest.warns(Warning, match="not calibrated"):
+        assert main(argv) == 0
+    from scipy import ndimage
+
+    model = anomaly_model(run)
+    hits = 0
+    for seed in range(1000, 1008):
+        ph = make_phantom(size=32, seed=seed)
+        clean = ph.clean
+        inside = np.argwhere(ndimage.binary_erosion(ph.tissue == ph.tissue_names.index("brain"), iterations=3))
+        cy, cx = inside[np.random.default_rng(seed).integers(len(inside))]
+        yy, xx = np.mgrid[:32, :32]
+        lesion = ((yy - cy) ** 2 + (xx - cx) ** 2 <= 4) & (ph.tissue == ph.tissue_names.index("brain"))
+        planted = np.where(lesion, clean + 90.0, clean).astype(np.float32)  # +90 HU: bright in the brain window
+        scores, maps = score_set(model, np.stack([clean, planted]))
+        peak = np.unravel_index(np.argmax(maps[1]), maps[1].shape)
+        near = np.hypot(*(np.argwhere(lesion) - np.array(peak)).T).min() <= 1.5
+        hits += bool(near and scores[1] > scores[0])
+    assert hits >= 7  # the peak on (or touching) the lesion, and the planted copy scored above the clean one
+
+
+def test_map_max_is_the_peak_of_the_map_inside_the_body():
+    import torch
+
+    from medgan.tasks.anomaly.recipe import body, map_peak
+
+    x = torch.full((2, 1, 4, 4), -1.0)
+    x[:, :, 1:3, 1:3] = 0.2  # a 2x2 body in air
+    maps = torch.zeros(2, 4, 4)
+    maps[0, 0, 0] = 9.0  # in the air: not counted
+    maps[0, 1, 2] = 0.5
+    maps[1, 2, 1] = 0.25
+    assert body(x)[0].sum() == 4
+    assert map_peak(maps, body(x)).tolist() == [0.5, 0.25]
+    assert map_peak(maps, torch.zeros(2, 4, 4, dtype=torch.bool)).tolist() == [9.0, 0.25]  # no body: the whole map

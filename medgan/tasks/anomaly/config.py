@@ -8,9 +8,10 @@ from dataclasses import dataclass
 from medgan.errors import MedganError
 from medgan.options import option
 
-__all__ = ["METHODS", "AnomalyConfig"]
+__all__ = ["IMAGE_SCORES", "METHODS", "AnomalyConfig"]
 
 METHODS = ("fanogan", "ganomaly", "ae")
+IMAGE_SCORES = ("method", "map-max")
 
 
 @dataclass
@@ -32,6 +33,11 @@ class AnomalyConfig:
         calibration_fraction: share of the held-out normal volumes used to calibrate; the
             rest check the false-positive rate reached.
         map_sigma: Gaussian smoothing (pixels) of the pixel anomaly maps (0: none).
+        image_score: what an image's score is: ``"method"``, the method's own (f-AnoGAN's
+            pixel + kappa * feature residual, GANomaly's latent distance, the autoencoder's
+            mean squared residual), or ``"map-max"``, the largest value of the smoothed map
+            inside the body (as anomalib scores its patch models): a small lesion moves a
+            whole-image mean little but its map's peak a lot.
     """
 
     method: str = option("fanogan", "fanogan (WGAN-GP + encoder), ganomaly, or ae (a plain autoencoder, the baseline)", choices=METHODS)
@@ -43,10 +49,14 @@ class AnomalyConfig:
     alpha: float = option(0.05, "false-positive rate of the calibrated thresholds")
     calibration_fraction: float = option(0.5, "share of the held-out normal volumes that calibrate (the rest check)")
     map_sigma: float = option(1.0, "Gaussian smoothing of the anomaly maps, in pixels (0: none)")
+    image_score: str = option("method", "an image's score: method (the method's own) or map-max (the peak of the smoothed map "
+                                        "inside the body)", choices=IMAGE_SCORES)
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
             raise MedganError(f"--method {self.method!r}", hint=f"use one of {', '.join(METHODS)}")
+        if self.image_score not in IMAGE_SCORES:
+            raise MedganError(f"--image-score {self.image_score!r}", hint=f"use one of {', '.join(IMAGE_SCORES)}")
         if self.encoder_steps < 0:
             raise MedganError(f"--encoder-steps {self.encoder_steps} must be >= 0")
         if min(self.kappa, self.w_adv, self.w_con, self.w_enc, self.map_sigma) < 0:

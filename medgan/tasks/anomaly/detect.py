@@ -13,8 +13,11 @@ Written into a new folder (mirroring the input's relative paths):
   calibrated false-positive rate, and the body pixels above the calibrated pixel threshold; per volume (NIfTI, DICOM series) a row with the slices'
   maximum, its p-value and decision against the volume-level calibration where the model
   has one; ``summary.json``: the same, with the calibration used;
-- anomaly maps in the input's format: NIfTI for NIfTI volumes (the input's affine) and
-  DICOM series (the series' affine), a float32 TIFF for PNG/TIFF images;
+- anomaly maps in the input's format: NIfTI for NIfTI volumes (the input's affine); for a
+  DICOM series a derived DICOM series beside it (``series-N.map/``: same patient and study,
+  one file per slice referencing its source, ImageType DERIVED\\SECONDARY, RescaleType
+  ``US``: stored value times ``MAP_SLOPE`` is the map in [-1, 1] units) and the same as NIfTI
+  (the series' affine); a float32 TIFF for PNG/TIFF images;
 - a heat-map overlay PNG per input (a mosaic of the 16 highest-scoring slices of a volume):
   the map over the image, drawn on one fixed scale for every image (|x - x^| from 0 to
   ``HEAT_SCALE`` in [-1, 1] units), never stretched per image, so a normal image looks
@@ -34,9 +37,12 @@ import numpy as np
 from medgan.errors import warn
 from medgan.infer import input_units, prepare_like_training, progress_bar
 
-__all__ = ["HEAT_SCALE", "detect_path", "detect_slices"]
+__all__ = ["HEAT_SCALE", "detect_path", "detect_slices", "heat_overlay"]
 
 HEAT_SCALE = 0.5  # map values (|x - x^| in [-1, 1] units) drawn at full colour
+MAP_SLOPE = 1e-4  # DICOM maps: stored value * slope = |x - x^| in [-1, 1] units (0..2 -> 0..20000)
+MAP_SERIES_OFFSET = 2000  # SeriesNumber of a DICOM map series: the source's + this
+MAP_DESCRIPTION = "Anomaly map |image - reconstruction of a normal image| in the model's [-1, 1] units"
 
 
 def detect_slices(model, slices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -53,20 +59,27 @@ def detect_slices(model, slices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return scores, back
 
 
-def _heat(path: Path, model, slices: np.ndarray, maps: np.ndarray, scores: np.ndarray, captions: list[str]) -> None:
-    """The overlay PNG: grey image, map in colour on the fixed scale (top 16 slices by score)."""
+def heat_overlay(model, slices: np.ndarray, maps: np.ndarray) -> np.ndarray:
+    """``(n, 3, H, W)`` RGB in 0..255: the grey image (the training range) with the map in
+    colour over it, on the fixed scale ``0..HEAT_SCALE`` (never stretched per image)."""
     import matplotlib
 
+    low, high = model.intensity.low, model.intensity.high
+    grey = np.clip((slices - low) / (high - low), 0, 1)[..., None] * 255  # (n, H, W, 1)
+    level = np.clip(maps / HEAT_SCALE, 0, 1)
+    a = level[..., None]
+    colour = matplotlib.colormaps["inferno"](level)[..., :3] * 255
+    return np.moveaxis(grey * (1 - 0.6 * a) + colour * 0.6 * a, -1, 1)  # (n, 3, H, W)
+
+
+def _heat(path: Path, model, slices: np.ndarray, maps: np.ndarray, scores: np.ndarray, captions: list[str]) -> None:
+    """The overlay PNG of an input (its 16 highest-scoring slices)."""
     from medgan.report.grid import save_grid
 
     order = np.argsort(-scores)[:16] if len(slices) > 16 else np.arange(len(slices))
-    low, high = model.intensity.low, model.intensity.high
-    grey = np.clip((slices[order] - low) / (high - low), 0, 1)[..., None] * 255  # (n, H, W, 1)
-    a = np.clip(maps[order] / HEAT_SCALE, 0, 1)[..., None]
-    colour = matplotlib.colormaps["inferno"](np.clip(maps[order] / HEAT_SCALE, 0, 1))[..., :3] * 255
-    rgb = grey * (1 - 0.6 * a) + colour * 0.6 * a  # (n, H, W, 3)
     scale = max(1, -(-192 // max(slices.shape[-2:])))
-    save_grid(path, np.moveaxis(rgb, -1, 1), value_range=(0, 255), captions=[captions[i] for i in order], scale=scale, overwrite=True)
+    save_grid(path, heat_overlay(model, slices[order], maps[order]), value_range=(0, 255),
+              captions=[captions[i] for i in order], scale=scale, overwrite=True)
 
 
 class _DetectJob:
@@ -109,13 +122,40 @@ class _DetectJob:
                               "flagged_pixels": None if pixels[0] is None else int(sum(pixels))})
         return scores, maps
 
-    def volume(self, name: str, array: np.ndarray, affine, out_map: Path, out_heat: Path) -> None:
+    def volume(self, name: str, array: np.ndarray, affine, out_map: Path, out_heat: Path) -> np.ndarray:
         from medgan.io.nifti import write_nifti
 
         slices = array if array.ndim == 3 else array[None]
         scores, maps = self._score(name, slices, volume=True)
         write_nifti(out_map, maps.astype(np.float32), affine=affine)
         _heat(out_heat, self.model, slices, maps, scores, [f"slice {i} {s:.3g}" for i, s in enumerate(scores)])
+        return maps
+
+    def dicom_maps(self, files: list[Path], maps: np.ndarray, folder: Path) -> None:
+        """The maps as a derived DICOM series beside the source's (same patient and study, one
+        file per slice, referencing its source instance); multi-frame sources get NIfTI only."""
+        import pydicom
+
+        from medgan.io.derived import check_derivable, derived_series_uid, write_derived_dicom
+        from medgan.io.dicom import series_order
+        from medgan.errors import MedganError
+
+        members = [(f, pydicom.dcmread(f, stop_before_pixels=True, force=True)) for f in files]
+        try:
+            for _, ds in members:
+                check_derivable(ds, files[0])
+        except MedganError as exc:
+            warn(f"anomaly maps written as NIfTI only: {exc.message}", path=files[0].parent)
+            return
+        order = series_order(members, files[0].parent)[0] if len(members) > 1 else np.zeros(1, int)
+        uid = derived_series_uid()
+        folder.mkdir(parents=True, exist_ok=True)
+        for k, i in enumerate(order):
+            ds = members[i][1]
+            number = int(ds.get("SeriesNumber", 0) or 0) + MAP_SERIES_OFFSET
+            write_derived_dicom(folder / f"{k:04d}.dcm", maps[k], ds, series_uid=uid, series_number=number,
+                                description=MAP_DESCRIPTION, model_name=self.model.label, rescale=(MAP_SLOPE, 0.0),
+                                window=(HEAT_SCALE / 2, HEAT_SCALE))
 
     def image(self, name: str, array: np.ndarray, out_map: Path, out_heat: Path) -> None:
         from PIL import Image as PILImage
@@ -167,7 +207,8 @@ def detect_path(model, input_path: str | os.PathLike, out_path: str | os.PathLik
                 rel = folder.relative_to(root) / stem
                 (tmp / rel.parent).mkdir(parents=True, exist_ok=True)
                 array = prepare_like_training(image, model.info, model.intensity.units, what[0], "detect")
-                job.volume(str(rel), array, image.meta.affine, tmp / f"{rel}.map.nii.gz", tmp / f"{rel}.heat.png")
+                maps = job.volume(str(rel), array, image.meta.affine, tmp / f"{rel}.map.nii.gz", tmp / f"{rel}.heat.png")
+                job.dicom_maps(list(what), maps, tmp / f"{rel}.map")
             else:
                 rel = what.relative_to(root)
                 (tmp / rel.parent).mkdir(parents=True, exist_ok=True)

@@ -25,6 +25,7 @@ from medgan.tasks.anomaly.calibration import Calibration, calibrate, check_false
 __all__ = ["CALIBRATION", "anomaly_model", "calibrate_run", "calibrate_source", "evaluate_anomaly_run", "score_set"]
 
 CALIBRATION = "calibration.json"
+PICTURE = "anomaly-heatmaps.png"  # drawn by medgan evaluate for the embedded sources
 
 
 def anomaly_model(run: str | Path, device: str = "cpu"):
@@ -43,19 +44,22 @@ def anomaly_model(run: str | Path, device: str = "cpu"):
     return model
 
 
-def score_set(model, images: np.ndarray, batch_size: int = 32, map_sigma: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+def score_set(model, images: np.ndarray, batch_size: int = 32, map_sigma: float | None = None,
+              image_score: str | None = None) -> tuple[np.ndarray, np.ndarray]:
     """``(scores (N,), maps (N, S, S))`` of images in the data's units at the model's size.
 
-    Batches only bound memory: every network is in eval mode, so a score does not depend on
-    which other images share its batch."""
+    ``map_sigma`` and ``image_score`` default to the run's. Batches only bound memory: every
+    network is in eval mode, so a score does not depend on which other images share its batch."""
     from medgan.tasks.anomaly.recipe import score_images
 
-    sigma = float(model.info["anomaly"].get("map_sigma", 0.0)) if map_sigma is None else map_sigma
+    options = model.info["anomaly"]
+    sigma = float(options.get("map_sigma", 0.0)) if map_sigma is None else map_sigma
+    how = str(options.get("image_score", "method")) if image_score is None else image_score
     x = model.intensity.forward(np.asarray(images, np.float32))
     x = x[:, None] if x.ndim == 3 else x
     scores, maps = [], []
     for start in range(0, len(x), batch_size):
-        s, m, _ = score_images(model, torch.from_numpy(np.ascontiguousarray(x[start : start + batch_size])), sigma)
+        s, m, _ = score_images(model, torch.from_numpy(np.ascontiguousarray(x[start : start + batch_size])), sigma, how)
         scores.append(s.numpy())
         maps.append(m.numpy())
     return np.concatenate(scores).astype(np.float64), np.concatenate(maps)
@@ -155,9 +159,10 @@ def _calibrate(run_dir: Path, model, normals, alpha: float, fraction: float, see
 def body_mask(model, images: np.ndarray) -> np.ndarray:
     """``(N, H, W)`` pixels inside the body (or brain): above the lowest 5% of the training
     range (air, background), where pixel thresholds are calibrated and applied."""
+    from medgan.tasks.anomaly.recipe import body
+
     x = model.intensity.forward(np.asarray(images, np.float32))
-    x = x if x.ndim == 3 else x[:, 0]
-    return x > -0.9
+    return body(torch.from_numpy(x if x.ndim == 4 else x[:, None])).numpy()
 
 
 def pixel_threshold(pixels: np.ndarray, alpha: float) -> float:
@@ -188,6 +193,39 @@ def _anomalous_set(config, normals):
         keep = masks.any(axis=(1, 2))
         return images[keep], masks[keep]
     return None
+
+
+def draw_heatmaps(path: Path, model, normals: np.ndarray, normal_scores: np.ndarray, lesions: np.ndarray, masks: np.ndarray,
+                  lesion_scores: np.ndarray, k: int = 3) -> None:
+    """Rows of image | reconstruction | heat map (fixed scale) | truth: the ``k`` highest- and
+    ``k`` lowest-scoring images with lesions, then the 2 highest-scoring normals (the false
+    alarms, if any); the caption gives the score and, when calibrated, the p-value."""
+    from medgan.report.grid import save_grid
+    from medgan.tasks.anomaly.detect import heat_overlay
+    from medgan.tasks.anomaly.recipe import score_images
+
+    order = np.argsort(-lesion_scores)
+    picks = [("lesion", i) for i in order[:k]] + [("lesion", i) for i in order[::-1][:k] if i not in order[:k]]
+    picks += [("normal", i) for i in np.argsort(-normal_scores)[:2]]
+    calibration = model.calibration.get("image")
+    sigma = float(model.info["anomaly"].get("map_sigma", 0.0))
+    tiles, captions, outlines = [], [], []
+    for kind, i in picks:
+        image = (lesions if kind == "lesion" else normals)[i]
+        score = (lesion_scores if kind == "lesion" else normal_scores)[i]
+        x = torch.from_numpy(model.intensity.forward(image.astype(np.float32))[None, None])
+        _, m, rec = score_images(model, x, sigma)
+        back = model.intensity.inverse(rec[0, 0].numpy())
+        truth = masks[i] > 0 if kind == "lesion" else np.zeros(image.shape, bool)
+        grey = heat_overlay(model, np.stack([image, back, image, image]), np.stack([np.zeros_like(image), np.zeros_like(image), m[0].numpy(),
+                                                                                       np.zeros_like(image)]))
+        tiles.append(grey)
+        outlines += [np.zeros(image.shape, np.uint8)] * 3 + [truth.astype(np.uint8)]
+        p = f" p={calibration.p_values(score)[0]:.2f}" if calibration is not None else ""
+        captions += [f"{kind} {score:.3g}{p}", "reconstruction", "map", "truth"]
+    scale = max(1, -(-128 // max(lesions.shape[-2:])))
+    save_grid(path, np.concatenate(tiles), value_range=(0, 255), ncol=4, masks=np.stack(outlines), captions=captions, scale=scale,
+              overwrite=True)
 
 
 def evaluate_anomaly_run(run_dir: str | Path) -> dict:
@@ -225,6 +263,7 @@ def evaluate_anomaly_run(run_dir: str | Path) -> dict:
             called = (maps > model.pixel_threshold) & body_mask(model, images)
             truth = masks > 0
             metrics["dice_at_threshold"] = float(2 * (called & truth).sum() / max(1, called.sum() + truth.sum()))
+        draw_heatmaps(run_dir / PICTURE, model, normals.images, normal_scores, images, masks, scores)
     if model.pixel_threshold is not None:
         metrics["pixel_fpr_at_alpha"] = float((normal_maps > model.pixel_threshold)[body_mask(model, normals.images)].mean())
     record = {"kind": "evaluate", "task": "anomaly", "time": utc_now(), "step": model.info.get("step"), "method": model.method,

@@ -40,7 +40,7 @@ from medgan.nets.encoder import ImageEncoder
 from medgan.train.distributed import unwrap
 from medgan.train.task import Networks, Optimizer, Phase, Task, Update
 
-__all__ = ["AnomalyModel", "AnomalyTask", "score_images"]
+__all__ = ["AnomalyModel", "AnomalyTask", "body", "gaussian_blur", "map_peak", "score_images"]
 
 #: the networks each method trains, and those it exports for scoring.
 NETWORKS = {"fanogan": ("generator", "critic", "encoder"), "ganomaly": ("encoder", "generator", "encoder2", "discriminator"),
@@ -102,12 +102,15 @@ class AnomalyModel:
 
 
 @torch.no_grad()
-def score_images(model: AnomalyModel, x: torch.Tensor, map_sigma: float = 0.0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def score_images(model: AnomalyModel, x: torch.Tensor, map_sigma: float = 0.0,
+                 image_score: str = "method") -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Scores, pixel maps and reconstructions of images already in [-1, 1].
 
     Args:
         x: ``(B, C, S, S)`` images at the model's size, in [-1, 1].
         map_sigma: Gaussian smoothing of the maps, in pixels.
+        image_score: ``"method"`` (the method's own score, see the module doc) or
+            ``"map-max"`` (the largest value of the smoothed map inside the body).
 
     Returns:
         ``(scores (B,), maps (B, S, S), reconstructions (B, C, S, S))``; each image's values
@@ -130,11 +133,25 @@ def score_images(model: AnomalyModel, x: torch.Tensor, map_sigma: float = 0.0) -
             scores = ((x - rec) ** 2).flatten(1).mean(1)
     maps = (x - rec).abs().mean(1)  # (B, S, S)
     if map_sigma > 0:
-        maps = _gaussian_blur(maps, map_sigma)
+        maps = gaussian_blur(maps, map_sigma)
+    if image_score == "map-max":
+        scores = map_peak(maps, body(x))
     return scores, maps, rec
 
 
-def _gaussian_blur(maps: torch.Tensor, sigma: float) -> torch.Tensor:
+def body(x: torch.Tensor) -> torch.Tensor:
+    """``(B, S, S)`` pixels inside the body (or brain) of images in [-1, 1]: above the lowest
+    5% of the training range (air, background)."""
+    return x.mean(1) > -0.9
+
+
+def map_peak(maps: torch.Tensor, inside: torch.Tensor) -> torch.Tensor:
+    """``(B,)`` the largest map value inside ``inside`` (the whole map where it is empty)."""
+    inside = inside | ~inside.flatten(1).any(1)[:, None, None]
+    return maps.masked_fill(~inside, float("-inf")).flatten(1).max(1).values
+
+
+def gaussian_blur(maps: torch.Tensor, sigma: float) -> torch.Tensor:
     radius = max(1, int(round(3 * sigma)))
     t = torch.arange(-radius, radius + 1, dtype=maps.dtype, device=maps.device)
     k = torch.exp(-0.5 * (t / sigma) ** 2)
@@ -311,6 +328,12 @@ class AnomalyTask(Task):
     def describe_evaluation(cls, record):
         return (f"{record['n_normal']} held-out normal images (not used to calibrate) and {record['n_anomalous']} with lesions; "
                 f"threshold at alpha {record['alpha']:g}")
+
+    @classmethod
+    def report_parts(cls, run_dir):
+        from medgan.tasks.anomaly.report import anomaly_section
+
+        return anomaly_section(run_dir)
 
     # ---- export and loading
 

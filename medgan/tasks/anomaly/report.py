@@ -1,0 +1,73 @@
+"""The anomaly task's part of the run report: the calibration and whether its promise held,
+the latest evaluation against lesions, and the heat-map picture."""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+from pathlib import Path
+
+from medgan.io.records import read_jsonl
+from medgan.report.html import img_tag
+
+__all__ = ["anomaly_section"]
+
+#: evaluation figures shown, in order, with their labels.
+SHOWN = (("fpr_at_alpha", "false-positive rate on other normals"), ("auroc", "image AUROC"), ("auprc", "image AUPRC"),
+         ("sensitivity", "sensitivity at 95% specificity"), ("sensitivity_at_alpha", "sensitivity at the calibrated threshold"),
+         ("pixel_auroc", "pixel AUROC"), ("pixel_auprc", "pixel AUPRC"), ("best_dice", "best Dice"),
+         ("dice_at_threshold", "Dice at the calibrated pixel threshold"), ("pixel_fpr_at_alpha", "normal body pixels flagged"))
+
+
+def _fmt(value) -> str:
+    return "–" if value is None or (isinstance(value, float) and not math.isfinite(value)) else f"{value:.3f}"
+
+
+def _calibration_rows(record: dict) -> str:
+    rows = []
+    for level, entry in record.get("levels", {}).items():
+        if "error" in entry:
+            rows.append(f"<tr><td>{level}</td><td colspan=3>not calibrated: {html.escape(entry['error'])}</td></tr>")
+            continue
+        check = entry.get("check") or {}
+        if level == "pixel":
+            reached = "–" if check.get("rate") is None else f"{check['rate']:.1%} of {check['n']} body pixels"
+        elif check:
+            verdict = "holds" if check.get("holds") else "<b>does not hold</b>"
+            reached = (f"{check['false_positives']} of {check['n']} ({check['rate']:.1%}, 95% CI {check['ci95'][0]:.1%}–"
+                       f"{check['ci95'][1]:.1%}): {verdict}")
+        else:
+            reached = "no normals left to check on"
+        rows.append(f"<tr><td>{level}</td><td>{entry['threshold']:.4g} at alpha {entry['alpha']:g}</td><td>{entry['n']}</td>"
+                    f"<td>{reached}</td></tr>")
+    return "".join(rows)
+
+
+def anomaly_section(run: Path) -> list[str]:
+    """Calibration table, latest evaluation and heat maps (what exists of them)."""
+    from medgan.tasks.anomaly.evaluate import CALIBRATION, PICTURE
+
+    parts: list[str] = []
+    file = run / CALIBRATION
+    if file.is_file():
+        record = json.loads(file.read_text())
+        notes = "".join(f"<li>{html.escape(n)}</li>" for n in record.get("notes", []))
+        parts.append("<h2>Calibration</h2><table><tr><th>level</th><th>threshold</th><th>calibration normals</th>"
+                     f"<th>flagged among other held-out normals</th></tr>{_calibration_rows(record)}</table>"
+                     f"<p>Calibrated on {html.escape(str(record.get('normals')))} ({record['n_calibration_volumes']} volumes, "
+                     f"{record['n_calibration_images']} images); checked on {record['n_check_volumes']} other volumes "
+                     f"({record['n_check_images']} images). Conformal p-value (1 + #calibration &ge; s) / (n + 1); "
+                     "flagged when the score is above the threshold.</p>" + (f"<ul>{notes}</ul>" if notes else ""))
+    records = [r for r in read_jsonl(run / "metrics.jsonl") if r.get("kind") == "evaluate" and r.get("task") == "anomaly"]
+    if records:
+        r = records[-1]
+        rows = "".join(f"<tr><td>{label}</td><td>{_fmt(r['metrics'].get(key))}</td></tr>" for key, label in SHOWN if key in r["metrics"])
+        parts.append(f"<h2>Detection</h2><table><tr><th>figure</th><th>value</th></tr>{rows}</table>"
+                     f"<p>{r['n_normal']} held-out normal images not used to calibrate; {r['n_anomalous']} images with "
+                     f"{html.escape(r['settings']['anomalous'])}.</p>")
+    if (run / PICTURE).is_file():
+        parts.append("<h2>Heat maps</h2>" + f"<figure>{img_tag(run / PICTURE, 'anomaly heat maps')}"
+                     "<figcaption>image | reconstruction of a normal image | map (fixed scale) | truth; rows: the highest- and "
+                     "lowest-scoring images with lesions, then the highest-scoring normals</figcaption></figure>")
+    return parts
