@@ -211,8 +211,14 @@ def test_anonymized_dicom_holds_no_patient_identifiers(tmp_path, dicom_factory, 
                 assert value.encode() not in data, value
         assert not str(pydicom.dcmread(file).get("PatientSex", ""))
         np.testing.assert_allclose(read_dicom(file).array, volume[k], atol=0.1)
-    written = [pydicom.dcmread(f) for f in files]  # one synthetic series in one synthetic study
+    written = [pydicom.dcmread(f) for f in files]  # one new series in one new study
     assert len({str(d.SeriesInstanceUID) for d in written}) == 1 and len({str(d.StudyInstanceUID) for d in written}) == 1
+    # a patient's image, processed and de-identified: said so, never called synthetic
+    for d in written:
+        for text in (d.DerivationDescription, d.ImageComments):
+            assert "ynthetic" not in text and "not a patient image" not in text
+            assert text.startswith("Denoised") and "by medgan model" in text and "from a patient image; de-identified" in text
+        assert d.PatientName == "DEIDENTIFIED^MEDGAN" and d.ConversionType == "WSD" and d.PatientIdentityRemoved == "YES"
 
 
 def test_dicom_super_resolution_keeps_the_field_of_view(tmp_path, dicom_factory, patient_attrs):

@@ -199,7 +199,7 @@ class _EnhanceJob:
             meta = dataclasses.replace(meta, spacing=spacing)
         study = self.studies.setdefault(uid, derived_series_uid())  # a fresh study per synthetic series
         write_dicom(dest, self.enhance(image.array, bar), source_meta=meta, description=self.model.description[:64],
-                    derived_from_model=self.model.label, series_uid=uid, study_uid=study,
+                    processed=f"{self.model.description} by medgan model {self.model.label}", series_uid=uid, study_uid=study,
                     instance_number=int(ds.get("InstanceNumber", 1) or 1), overwrite=self.overwrite)
 
     def nifti(self, src: Path, dest: Path, bar: Any) -> None:

@@ -59,7 +59,7 @@ class EnhancementModel:
     @property
     def description(self) -> str:
         """What was done to an image, for a derived series' description."""
-        text = "Enhanced" if self.scale == 1 else f"Super-resolved x{self.scale}"
+        text = "Denoised" if self.scale == 1 else f"Super-resolved x{self.scale}"  # every scale-1 degradation is noise
         if self.degradation:
             text += " (trained to undo " + ", ".join(f"{k}={v}" for k, v in self.degradation.items()) + ")"
         return text
