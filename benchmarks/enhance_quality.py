@@ -2,8 +2,9 @@
 
 For each case, trains the same generator twice through the engine (L1 only, and L1 + PatchGAN
 adversary), then scores on held-out images (another seed of the degradation): the degraded
-input, the classical baseline (non-local means and BM3D when installed for denoising;
-bicubic for super-resolution), L1 only and the GAN: PSNR / SSIM / MAE on the data's own
+input, the classical baselines (for denoising non-local means and BM3D, given the noise
+level of the training pairs and their parameters tuned on them; bicubic for
+super-resolution), L1 only and the GAN: PSNR / SSIM / MAE on the data's own
 range, the high-frequency energy ratio (1 = as sharp as the truth) and the power-spectrum
 error over the upper half of the frequencies (dB, 0 = the truth's texture). Writes a
 side-by-side picture into the GAN run (shown by its report) and prints one JSON object.
@@ -20,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from medgan.tasks.enhance.classical import classical_baselines
 from medgan.tasks.enhance.degrade import upsample_bicubic
 from medgan.tasks.enhance.inference import enhance_image
 from medgan.tasks.enhance.evaluate import enhancement_model, enhancement_scores, enhancement_test_set, evaluate_enhancement_run
@@ -51,29 +53,30 @@ def train(case: dict, adversarial: bool, steps: int, batch: int, run_dir: Path, 
     return Trainer(config, run_dir, progress=False).fit()
 
 
-def classical(degraded: np.ndarray, scale: int, data_range: float) -> tuple[str, np.ndarray]:
-    """Non-local means (scikit-image, σ estimated per image) — or BM3D when installed — for
-    noise; bicubic upsampling for super-resolution."""
-    if scale > 1:
-        return "bicubic", np.stack([upsample_bicubic(d, scale) for d in degraded])
-    try:
-        import bm3d
-    except ImportError:
-        bm3d = None
-    from skimage.restoration import denoise_nl_means, estimate_sigma
+def validation_pairs(run: Path, n: int = 8) -> tuple[np.ndarray, np.ndarray]:
+    """``(degraded, clean)`` of ``n`` training images spread over the set, degraded with a
+    third seed: what the network saw, on which the classical baselines are tuned (never the
+    test images)."""
+    from medgan.evaluate import run_holdout
+    from medgan.tasks.enhance.degrade import Degradation
 
-    out_nlm, out_bm3d = [], []
-    for d in degraded:
-        x = (d - d.min()) / max(float(d.max() - d.min()), 1e-6)  # NLM/BM3D work on [0, 1]
-        sigma = float(estimate_sigma(x))
-        y = denoise_nl_means(x, h=0.8 * sigma, sigma=sigma, patch_size=5, patch_distance=6, fast_mode=True)
-        out_nlm.append(y * (d.max() - d.min()) + d.min())
-        if bm3d is not None:
-            out_bm3d.append(bm3d.bm3d(x, sigma) * (d.max() - d.min()) + d.min())
-    result = {"nlm": np.stack(out_nlm)}
-    if out_bm3d:
-        result["bm3d"] = np.stack(out_bm3d)
-    return "nlm+bm3d" if out_bm3d else "nlm", result
+    _, dataset, _ = run_holdout(run)
+    images = dataset.data.images if dataset.data.images.ndim == 3 else dataset.data.images[:, 0]
+    clean = images[np.linspace(0, len(images) - 1, min(n, len(images))).astype(int)].astype(np.float32)
+    info = json.loads((run / "generator" / "config.json").read_text())
+    return Degradation.from_dict(info["degradation"]).apply(clean, seed=2).astype(np.float32), clean
+
+
+def classical(degraded: np.ndarray, scale: int, run: Path, intensity) -> tuple[dict[str, np.ndarray], dict]:
+    """Bicubic upsampling for super-resolution; for noise, non-local means and BM3D (when
+    installed) given the noise level of the training pairs and tuned on them
+    (:mod:`medgan.tasks.enhance.classical`)."""
+    if scale > 1:
+        return {"bicubic": np.stack([upsample_bicubic(d, scale) for d in degraded])}, {}
+    val_degraded, val_clean = validation_pairs(run)
+    out = classical_baselines(val_degraded, val_clean, degraded, intensity.low, intensity.high)
+    tuning = {name: {"params": t.params, "sigma": round(t.sigma, 3), "validation_psnr": t.validation_psnr} for name, (_, t) in out.items()}
+    return {f"{name} (tuned)": images for name, (images, _) in out.items()}, tuning
 
 
 def main() -> None:
@@ -95,11 +98,9 @@ def main() -> None:
         clean, degraded, info, intensity = enhancement_test_set(runs["gan"])
         scale, data_range = int(info.get("scale", 1)), intensity.high - intensity.low
         rows = {"degraded input" if scale == 1 else "bicubic": degraded if scale == 1 else np.stack([upsample_bicubic(d, scale) for d in degraded])}
-        label, base = classical(degraded, scale, data_range)
-        if isinstance(base, dict):
+        base, tuning = classical(degraded, scale, runs["gan"], intensity)
+        if scale == 1:
             rows.update(base)
-        elif label != "bicubic":
-            rows[label] = base
         outputs = {}
         for key, run in runs.items():
             model = enhancement_model(run)
@@ -114,7 +115,7 @@ def main() -> None:
         pick = large[np.linspace(0, len(large) - 1, 4).astype(int)]
         # the low-resolution input itself (pixel-replicated) for SR, since bicubic is the baseline column
         shown_input = degraded if scale == 1 else degraded.repeat(scale, axis=-2).repeat(scale, axis=-1)
-        classical_key = next(k for k in rows if k not in ("degraded input", "L1 only", "GAN (L1 + adversarial)"))
+        classical_key = next(k for k in (*base, "bicubic") if k in rows)
         tiles = np.stack([x[i] for i in pick for x in (shown_input, rows[classical_key], outputs["l1"], outputs["gan"], clean)])
         window = case["display"] or (float(np.percentile(clean, 0.5)), float(np.percentile(clean, 99.5)))
         picture = image_grid(tiles, value_range=window, ncol=5, scale=3)
@@ -122,7 +123,7 @@ def main() -> None:
         picture.save(root / "comparison.png")
         build_report(runs["gan"])
         report["cases"][name] = {"degradation": info["degradation"], "n_test": int(len(clean)), "data_range": data_range,
-                                 "units": intensity.units, "train_seconds_both": train_seconds, "scores": scores,
+                                 "units": intensity.units, "train_seconds_both": train_seconds, "scores": scores, "classical_tuning": tuning,
                                  "comparison": str(root / "comparison.png")}
     print(json.dumps(report, indent=2))
 
