@@ -101,14 +101,15 @@ def mean_scorer(train: np.ndarray, intensity):
     return score
 
 
-def smoothed(maps: np.ndarray) -> np.ndarray:
-    """The baselines' maps smoothed as medgan's are (``map_sigma`` 1), so every map is drawn alike."""
-    return gaussian_blur(torch.from_numpy(np.ascontiguousarray(maps, np.float32)), 1.0).numpy()
+def with_smoothed_maps(score):
+    """A baseline scorer whose maps are smoothed as medgan's are (``map_sigma`` 1), so every
+    method's map is drawn and peaked alike."""
 
+    def scorer(images: np.ndarray):
+        scores, maps = score(images)
+        return scores, gaussian_blur(torch.from_numpy(np.ascontiguousarray(maps, np.float32)), 1.0).numpy()
 
-def map_max(maps: np.ndarray, images: np.ndarray, intensity) -> np.ndarray:
-    """The image score every method shares: the peak of its smoothed map inside the body."""
-    return map_peak(torch.from_numpy(maps), body(_to_unit(images, intensity))).numpy().astype(np.float64)
+    return scorer
 
 
 def image_figures(prefix: str, alpha: float, cal: np.ndarray, normal: np.ndarray, lesion: np.ndarray) -> dict:
@@ -143,16 +144,15 @@ def run_case(name: str, methods: list[str], seed: int, steps: int, batch: int, a
         if method in ("fanogan", "ganomaly", "ae"):
             scorer = medgan_scorer(case, method, seed, steps, batch, root / f"{name}-{method}-{seed}", width)
         elif method == "knn":
-            raw = knn_scorer(dataset.data.images, dataset.intensity, seed=seed)
-            scorer = lambda images, raw=raw: (lambda s, m: (s, smoothed(m)))(*raw(images))  # noqa: E731
+            scorer = with_smoothed_maps(knn_scorer(dataset.data.images, dataset.intensity, seed=seed))
         else:
-            raw = mean_scorer(dataset.data.images, dataset.intensity)
-            scorer = lambda images, raw=raw: (lambda s, m: (s, smoothed(m)))(*raw(images))  # noqa: E731
+            scorer = with_smoothed_maps(mean_scorer(dataset.data.images, dataset.intensity))
         trained = time.perf_counter() - start
-        scored = {}
+        scored, bodies = {}, {}
         for part, images in (("cal", holdout.images[cal]), ("normal", normals.images), ("lesion", lesions)):
             scores, maps = scorer(images)
-            scored[part] = (scores, map_max(maps, images, dataset.intensity), maps)
+            bodies[part] = body(_to_unit(images, dataset.intensity)).numpy()
+            scored[part] = (scores, map_peak(torch.from_numpy(maps), torch.from_numpy(bodies[part])).numpy().astype(np.float64), maps)
         row = {"case": name, "method": method, "seed": seed, "train_seconds": round(trained, 1), "n_calibration": int(len(cal)),
                "n_normal": int(len(normals)), "n_lesion": int(len(lesions))}
         for prefix, k in (("", 0), ("map_max_", 1)):
@@ -164,14 +164,10 @@ def run_case(name: str, methods: list[str], seed: int, steps: int, batch: int, a
         pixel = anomaly_metrics(labels, np.r_[scored["normal"][0], scored["lesion"][0]], truth, all_maps, max_pixels=200_000, seed=0)
         row.update({k: pixel[k] for k in ("pixel_auroc", "pixel_auprc", "best_dice")})
         # the pixel threshold calibrated as medgan calibrates it: over the calibration normals' body pixels
-        cal_maps = scored["cal"][2]
-        cal_body = body(_to_unit(holdout.images[cal], dataset.intensity)).numpy()
-        threshold = pixel_threshold(cal_maps[cal_body], alpha)
-        lesion_body = body(_to_unit(lesions, dataset.intensity)).numpy()
-        normal_body = body(_to_unit(normals.images, dataset.intensity)).numpy()
-        called = (lesion_maps > threshold) & lesion_body
+        threshold = pixel_threshold(scored["cal"][2][bodies["cal"]], alpha)
+        called = (lesion_maps > threshold) & bodies["lesion"]
         row["dice_at_threshold"] = float(2 * (called & (masks > 0)).sum() / max(1, called.sum() + (masks > 0).sum()))
-        row["pixel_fpr_at_alpha"] = float((normal_maps > threshold)[normal_body].mean())
+        row["pixel_fpr_at_alpha"] = float((normal_maps > threshold)[bodies["normal"]].mean())
         row["seconds"] = round(time.perf_counter() - start, 1)
         row = {k: (round(float(v), 4) if isinstance(v, (float, np.floating)) else v) for k, v in row.items()}
         print(json.dumps(row), flush=True)

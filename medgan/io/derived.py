@@ -120,6 +120,16 @@ def _series_description(source: Dataset) -> str:
     return f"{text}{DERIVED_SUFFIX}".strip()
 
 
+def _set_grey16(ds: Dataset, stored: np.ndarray, signed: bool) -> None:
+    """The image pixel module of 16-bit MONOCHROME2 ``stored`` values (``(Rows, Columns)``)."""
+    ds.SamplesPerPixel = 1
+    ds.PhotometricInterpretation = "MONOCHROME2"
+    ds.Rows, ds.Columns = stored.shape
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit = 16, 16, 15
+    ds.PixelRepresentation = 1 if signed else 0
+    ds.add_new(0x7FE00010, "OW", stored.tobytes())
+
+
 def _encode_map(ds: Dataset, array: np.ndarray, rescale: tuple[float, float], window: tuple[float, float] | None) -> None:
     """Set the pixel module of ``ds`` for values in units of their own (a parametric map):
     unsigned 16-bit MONOCHROME2 with the given slope and intercept, RescaleType ``US``, and
@@ -133,13 +143,8 @@ def _encode_map(ds: Dataset, array: np.ndarray, rescale: tuple[float, float], wi
             delattr(ds, keyword)
     if window is not None:
         ds.WindowCenter, ds.WindowWidth = _ds(window[0]), _ds(window[1])
-    ds.SamplesPerPixel = 1
-    ds.PhotometricInterpretation = "MONOCHROME2"
-    ds.Rows, ds.Columns = array.shape
-    ds.BitsAllocated, ds.BitsStored, ds.HighBit = 16, 16, 15
-    ds.PixelRepresentation = 0
+    _set_grey16(ds, stored, signed=False)
     ds.RescaleSlope, ds.RescaleIntercept, ds.RescaleType = _ds(slope), _ds(intercept), "US"
-    ds.add_new(0x7FE00010, "OW", stored.tobytes())
 
 
 def _encode_pixels(ds: Dataset, source: Dataset, array: np.ndarray) -> None:
@@ -167,16 +172,11 @@ def _encode_pixels(ds: Dataset, source: Dataset, array: np.ndarray) -> None:
     if "PresentationLUTShape" in ds:
         ds.PresentationLUTShape = "IDENTITY"
 
-    ds.SamplesPerPixel = 1
-    ds.PhotometricInterpretation = "MONOCHROME2"
-    ds.Rows, ds.Columns = array.shape
-    ds.BitsAllocated, ds.BitsStored, ds.HighBit = 16, 16, 15
-    ds.PixelRepresentation = 1 if signed else 0
+    _set_grey16(ds, stored, signed)
     if has_lut or "RescaleSlope" in source or "RescaleIntercept" in source:
         ds.RescaleSlope, ds.RescaleIntercept = _ds(slope), _ds(intercept)
         if has_lut and "RescaleType" not in ds:
             ds.RescaleType = "US"
-    ds.add_new(0x7FE00010, "OW", stored.tobytes())
 
 
 def _rescale_geometry(ds: Dataset, scale: int) -> None:

@@ -136,9 +136,9 @@ class _DetectJob:
         file per slice, referencing its source instance); multi-frame sources get NIfTI only."""
         import pydicom
 
+        from medgan.errors import MedganError
         from medgan.io.derived import check_derivable, derived_series_uid, write_derived_dicom
         from medgan.io.dicom import series_order
-        from medgan.errors import MedganError
 
         members = [(f, pydicom.dcmread(f, stop_before_pixels=True, force=True)) for f in files]
         try:

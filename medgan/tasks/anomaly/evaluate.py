@@ -217,9 +217,8 @@ def draw_heatmaps(path: Path, model, normals: np.ndarray, normal_scores: np.ndar
         _, m, rec = score_images(model, x, sigma)
         back = model.intensity.inverse(rec[0, 0].numpy())
         truth = masks[i] > 0 if kind == "lesion" else np.zeros(image.shape, bool)
-        grey = heat_overlay(model, np.stack([image, back, image, image]), np.stack([np.zeros_like(image), np.zeros_like(image), m[0].numpy(),
-                                                                                       np.zeros_like(image)]))
-        tiles.append(grey)
+        blank = np.zeros_like(image)
+        tiles.append(heat_overlay(model, np.stack([image, back, image, image]), np.stack([blank, blank, m[0].numpy(), blank])))
         outlines += [np.zeros(image.shape, np.uint8)] * 3 + [truth.astype(np.uint8)]
         p = f" p={calibration.p_values(score)[0]:.2f}" if calibration is not None else ""
         captions += [f"{kind} {score:.3g}{p}", "reconstruction", "map", "truth"]
