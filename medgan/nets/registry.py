@@ -11,6 +11,7 @@ from typing import Any
 from torch import nn
 
 from medgan.nets.dcgan import DCGANConfig, DCGANDiscriminator, DCGANGenerator
+from medgan.nets.dncnn import DnCNNConfig, DnCNNGenerator
 from medgan.nets.mlp import MLPConfig, MLPDiscriminator, MLPGenerator
 from medgan.nets.patchgan import PatchGANDiscriminator
 from medgan.nets.srresnet import SRConfig, SRResNetGenerator
@@ -23,6 +24,7 @@ MODELS: dict[str, tuple[type, type[nn.Module], type[nn.Module]]] = {
     # from the generator's config (its d_* fields) through ``patchgan_config()``.
     "pix2pix": (UNetConfig, UNetGenerator, PatchGANDiscriminator),
     "srgan": (SRConfig, SRResNetGenerator, PatchGANDiscriminator),
+    "dncnn": (DnCNNConfig, DnCNNGenerator, PatchGANDiscriminator),  # plain residual CNN denoiser
 }
 
 

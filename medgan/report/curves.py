@@ -39,9 +39,10 @@ def plot_curves(stats_file: Path, out: Path) -> Path | None:
             bottom.plot(steps, series(key), label=label)
         bottom.set_ylim(0, 1)
         bottom.set_ylabel("mean σ(D)")
-    elif "l1" in keys:  # paired runs without D: the reconstruction error
-        bottom.plot(steps, series("l1"), label="L1 in [-1, 1] units")
-        bottom.set_ylabel("L1")
+    elif "l1" in keys or "l2" in keys:  # paired runs without D: the reconstruction error
+        key = "l1" if "l1" in keys else "l2"
+        bottom.plot(steps, series(key), label=f"{key.upper()} in [-1, 1] units")
+        bottom.set_ylabel(key.upper())
     else:
         for key in [k for k in keys if k not in _BOOKKEEPING and not k.startswith("loss_") and k not in ("r1", "gp")]:
             bottom.plot(steps, series(key), label=key)

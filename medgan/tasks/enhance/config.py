@@ -12,15 +12,30 @@ __all__ = ["EnhanceConfig"]
 
 @dataclass
 class EnhanceConfig:
-    """Paired enhancement: what to undo and how to weigh the objective.
+    """Enhancement: what to undo, what the network learns from, and how to weigh the objective.
 
     Attributes:
         mode: ``"denoise"`` (pix2pix U-Net) or ``"sr"`` (residual pixel-shuffle generator).
+        supervision: ``"paired"`` (degraded -> clean pairs simulated from clean images),
+            ``"self"`` (Neighbor2Neighbor on noisy images alone: no clean image is seen;
+            see :mod:`medgan.tasks.enhance.selfsup`) or ``"unpaired"`` (CycleGAN between
+            noisy images and clean images of other patients; see
+            :mod:`medgan.tasks.enhance.unpaired`).
+        clean_data: unpaired only: the folder (or file) of clean images, read like
+            ``--data``; empty: the training images are split in two disjoint halves, the
+            first degraded (the noisy side), the second kept clean (a simulation to measure
+            unpaired training against paired training).
         degradation: see :func:`medgan.tasks.enhance.degrade.parse_degradation`, e.g.
             ``"lowdose-ct:dose=0.25"``, ``"rician:snr=10"``, ``"sr:factor=2"``; empty: by
             mode and data (``sr:factor=2``; low-dose CT for data in HU, else Rician SNR 10).
-        adversarial: ``False`` trains the same generator on L1 alone (the baseline).
-        l1_weight: weight of the L1 term (100 in pix2pix, with adversarial weight 1).
+        levels: several levels of the degradation's noise parameter (``sigma``, ``snr`` or
+            ``dose``), e.g. ``"10,20,40"``: one blind model for all of them (each noise draw
+            of a training image takes the next level); empty: the degradation's own level.
+        adversarial: ``False`` trains the same generator on the reconstruction loss alone
+            (the baseline).
+        recon_loss: ``"l1"`` (pix2pix) or ``"l2"`` (mean squared error: DnCNN's, and what
+            maximises PSNR).
+        l1_weight: weight of the reconstruction term (100 in pix2pix, with adversarial weight 1).
         ssim_weight: optional weight of a (1 - SSIM) term.
         degradation_seed: seed of the (precomputed) degraded inputs.
         realizations: noise draws kept per training image (a batch picks one per image, so
@@ -32,8 +47,14 @@ class EnhanceConfig:
     mode: str = option("denoise", "denoising (pix2pix U-Net) or super-resolution", choices=("denoise", "sr"))
     degradation: str = option("", "what to undo: lowdose-ct:dose=0.25, lowdose-ct-image:dose=0.25, rician:snr=10, gaussian:sigma=20, "
                               "sr:factor=2 ('': by mode and data)")
+    supervision: str = option("paired", "what the network learns from: degraded -> clean pairs, noisy images alone "
+                              "(Neighbor2Neighbor), or noisy and clean images of different patients (CycleGAN)",
+                              choices=("paired", "self", "unpaired"))
+    clean_data: str = option("", "unpaired: folder or file of clean images of other patients ('': half of --data, kept clean)")
+    levels: str = option("", "noise levels for one blind model, e.g. 10,20,40 (the degradation's sigma, snr or dose)")
     adversarial: bool = option(True, "train the same generator without the adversary (the baseline)", flag="--l1-only")
-    l1_weight: float = option(100.0, "weight of the L1 term")
+    recon_loss: str = option("l1", "reconstruction loss", choices=("l1", "l2"))
+    l1_weight: float = option(100.0, "weight of the reconstruction (L1 or L2) term")
     ssim_weight: float = option(0.0, "weight of a 1-SSIM term")
     degradation_seed: int = 0
     realizations: int = option(0, "noise draws kept per training image (0: 4 for noise, 1 for downsampling)")

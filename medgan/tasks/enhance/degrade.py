@@ -55,7 +55,7 @@ command-line form, e.g. ``"lowdose-ct:dose=0.25"`` or ``"sr:factor=2,method=bicu
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 import numpy as np
@@ -358,8 +358,11 @@ KIND_PARAMS: dict[str, tuple[str, ...]] = {
     "rician": ("snr",),
     "gaussian": ("sigma",),
     "sr": ("factor", "method", "blur_sigma"),
+    "none": (),  # the images are already degraded (self-supervised or unpaired training on real noisy scans)
 }
-EXAMPLE = "lowdose-ct:dose=0.25, rician:snr=10, gaussian:sigma=20 or sr:factor=2,method=bicubic"
+# The parameter that sets the noise level of each noise kind (``EnhanceConfig.levels`` varies it).
+LEVEL_PARAM = {"gaussian": "sigma", "rician": "snr", "lowdose-ct": "dose", "lowdose-ct-image": "dose"}
+EXAMPLE = "lowdose-ct:dose=0.25, rician:snr=10, gaussian:sigma=20, sr:factor=2,method=bicubic or none"
 
 
 @dataclass(frozen=True)
@@ -418,12 +421,24 @@ class Degradation:
         def text(v: Any) -> str:  # short, but exact: 1e5 -> "100000", 0.1 -> "0.1"
             return format(v, "g") if isinstance(v, float) and float(format(v, "g")) == v else str(v)
 
-        return f"{self.kind}:" + ",".join(f"{k}={text(v)}" for k, v in list(self.to_dict().items())[1:])
+        params = ",".join(f"{k}={text(v)}" for k, v in list(self.to_dict().items())[1:])
+        return f"{self.kind}:{params}" if params else self.kind
 
     @property
     def random(self) -> bool:
         """Whether the result depends on the seed (noise), not only on the image."""
-        return self.kind != "sr"
+        return self.kind not in ("sr", "none")
+
+    def at_level(self, level: float) -> Degradation:
+        """The same degradation at another noise level (its ``sigma``, ``snr`` or ``dose``).
+
+        Raises:
+            MedganError: the kind has no noise level (``sr``, ``none``).
+        """
+        if self.kind not in LEVEL_PARAM:
+            raise MedganError(f"the degradation {self.kind!r} has no noise level to vary",
+                              hint=f"levels apply to {', '.join(LEVEL_PARAM)}")
+        return replace(self, **{LEVEL_PARAM[self.kind]: float(level)})
 
     def output_shape(self, height: int, width: int) -> tuple[int, int]:
         """Size of a degraded ``height x width`` image."""
@@ -438,6 +453,8 @@ class Degradation:
             return rician_noise(images, self.snr, seed)
         if self.kind == "gaussian":
             return gaussian_noise(images, self.sigma, seed)
+        if self.kind == "none":
+            return _as_batch(images, "degradation none")[0][0 if np.ndim(images) == 2 else slice(None)].astype(np.float32)
         return downsample(images, self.factor, self.method, self.blur_sigma)
 
 

@@ -3,8 +3,17 @@
 The clean training images are degraded once, with a seed (low-dose CT through the
 projection domain, Rician MRI noise, downsampling ...; see :mod:`medgan.tasks.enhance.degrade`),
 in the data's own units; the generator learns degraded -> clean. Its objective is
-pix2pix's: ``λ_L1 · |G(x) - y|₁ + L_adv`` with a PatchGAN that judges (input, output) pairs,
-or the L1 term alone for the baseline (``adversarial = False``: no D is trained).
+pix2pix's: ``λ · |G(x) - y|₁ + L_adv`` with a PatchGAN that judges (input, output) pairs,
+or the reconstruction term alone for the baselines (``adversarial = False``: no D is
+trained; ``recon_loss = "l2"`` with the ``dncnn`` model is DnCNN).
+
+With ``levels`` one blind model learns several noise levels: noise draw ``r`` of every
+training image is made at level ``levels[r % len(levels)]``.
+
+Without clean targets (``supervision``), :class:`EnhanceTask` builds the self-supervised
+recipe (:mod:`medgan.tasks.enhance.selfsup`) or the unpaired one
+(:mod:`medgan.tasks.enhance.unpaired`); both export the same generator, so
+``medgan enhance`` and the evaluation treat their models alike.
 """
 
 from __future__ import annotations
@@ -25,6 +34,7 @@ from medgan.tasks.enhance.degrade import parse_degradation
 from medgan.train.task import GANTask, Networks
 
 MODES = {"denoise": "pix2pix", "sr": "srgan"}
+DENOISERS = ("pix2pix", "dncnn")  # generators that map an image to one of the same size
 
 
 @dataclass
@@ -73,6 +83,19 @@ class EnhanceTask(GANTask):
     grid_columns = 6  # two (degraded | output | clean) triplets per row
     samples_title = "The same training images at every step: degraded | output | clean"
 
+    def __new__(cls, config, dataset):
+        """The recipe of the run's ``supervision``: this class for paired training, its
+        self-supervised or unpaired subclass otherwise."""
+        if cls is EnhanceTask:
+            supervision = getattr(config.task_config, "supervision", "paired")
+            if supervision == "self":
+                from medgan.tasks.enhance.selfsup import SelfSupervisedEnhanceTask as cls
+            elif supervision == "unpaired":
+                from medgan.tasks.enhance.unpaired import UnpairedEnhanceTask as cls
+            elif supervision != "paired":
+                raise MedganError(f"unknown supervision {supervision!r}", hint="use paired, self or unpaired")
+        return super().__new__(cls)
+
     @classmethod
     def resolve(cls, config) -> None:
         if config.model.name == "dcgan":  # the default model follows the mode
@@ -87,10 +110,16 @@ class EnhanceTask(GANTask):
             e.degradation = "sr:factor=2" if e.mode == "sr" else ("lowdose-ct:dose=0.25" if dataset.data.units == "HU" else "rician:snr=10")
         self.degradation = parse_degradation(e.degradation)
         scale = int(getattr(self.degradation, "factor", 1) or 1) if e.mode == "sr" else 1
-        if (e.mode == "sr") != (self.degradation.kind == "sr"):
-            raise MedganError(f"--mode {e.mode} does not fit the degradation {e.degradation!r}",
-                              hint="use an sr:... degradation with --mode sr, and a noise degradation with --mode denoise")
-        if config.model.name not in MODES.values():
+        if self.degradation.kind == "none" and e.supervision == "paired":
+            raise MedganError("paired training needs a degradation to simulate the inputs from the clean images",
+                              hint="give --degradation (e.g. gaussian:sigma=20); for noisy images without clean targets use --supervision self")
+        if e.mode == "sr" and (self.degradation.kind != "sr" or e.supervision != "paired"):
+            raise MedganError(f"--mode sr needs paired training with an sr:... degradation, got {e.supervision} with {e.degradation!r}",
+                              hint="use --supervision paired --degradation sr:factor=2")
+        if e.mode == "denoise" and self.degradation.kind == "sr":
+            raise MedganError(f"--mode denoise does not fit the degradation {e.degradation!r}",
+                              hint="use a noise degradation with --mode denoise, or --mode sr")
+        if e.mode == "sr" and config.model.name != "srgan" or e.mode == "denoise" and config.model.name not in DENOISERS:
             config.model.name = MODES[e.mode]
         channels = dataset.channels
         net = {"in_channels": channels, "out_channels": channels, **config.model.net}  # foreign keys are ignored
@@ -106,13 +135,27 @@ class EnhanceTask(GANTask):
         # draws from SeedSequence(seed, spawn_key=(r,))), then map to the network range.
         if e.realizations < 0:
             raise MedganError(f"realizations must be >= 0, got {e.realizations}", hint="0 picks 4 for noise, 1 for downsampling")
-        e.realizations = e.realizations or (4 if self.degradation.random else 1)
+        self.levels = self._levels(e.levels)
+        e.realizations = e.realizations or (max(4, 2 * len(self.levels)) if self.degradation.random else 1)
         clean = dataset.data.images if dataset.data.images.ndim == 3 else dataset.data.images[:, 0]
         draws = []
         for r in range(e.realizations):
-            low = dataset.intensity.forward(self.degradation.apply(clean, seed=np.random.SeedSequence(e.degradation_seed, spawn_key=(r,))))
+            degradation = self.degradation.at_level(self.levels[r % len(self.levels)]) if self.levels else self.degradation
+            low = dataset.intensity.forward(degradation.apply(clean, seed=np.random.SeedSequence(e.degradation_seed, spawn_key=(r,))))
             draws.append(torch.from_numpy(low if low.ndim == 4 else low[:, None]))  # (N, C, h, w)
         self.inputs = torch.stack(draws)  # (R, N, C, h, w)
+
+    def _levels(self, text: str) -> list[float]:
+        """``"10,20,40"`` -> ``[10.0, 20.0, 40.0]``, each a valid level of the degradation."""
+        if not text.strip():
+            return []
+        try:
+            levels = [float(part) for part in text.split(",") if part.strip()]
+        except ValueError:
+            raise MedganError(f"--levels {text!r} is not a comma-separated list of numbers", hint="e.g. --levels 10,20,40") from None
+        for level in levels:
+            self.degradation.at_level(level)  # raises for a kind without levels or a bad value
+        return levels
 
     # ----------------------------------------------------------------------- networks
 
@@ -123,7 +166,7 @@ class EnhanceTask(GANTask):
 
     @property
     def multiple(self) -> int:
-        return 2 ** getattr(self.net_config, "depth", 0)
+        return int(getattr(self.net_config, "multiple", 1))
 
     def _pair(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         """(degraded, clean) of a batch: one noise realisation per image and, with ``flip``,
@@ -154,9 +197,9 @@ class EnhanceTask(GANTask):
         G, D = nets.generator, nets.get("discriminator")
         x, y = self._pair(batch)
         fake = G(x)
-        l1 = (fake - y).abs().mean()
-        loss = self.config.task_config.l1_weight * l1
-        out = {"l1": l1.detach()}
+        recon = self.reconstruction(fake, y)
+        loss = self.config.task_config.l1_weight * recon
+        out = {self.config.task_config.recon_loss: recon.detach()}
         if self.uses_discriminator:
             adv = self.g_loss(D(x, fake))
             loss = loss + adv
@@ -167,6 +210,11 @@ class EnhanceTask(GANTask):
             out["ssim"] = s.detach()
         out["loss"] = loss
         return out
+
+    def reconstruction(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """The reconstruction term: mean absolute (``l1``) or squared (``l2``) error."""
+        diff = output - target
+        return diff.abs().mean() if self.config.task_config.recon_loss == "l1" else diff.square().mean()
 
     # ----------------------------------------------------------------------- samples
 
@@ -239,6 +287,8 @@ class EnhanceTask(GANTask):
             "scale": self.scale,
             "multiple": self.multiple,
             "degradation": asdict(self.degradation),
+            "levels": self.levels,
+            "supervision": self.config.task_config.supervision,
             "adversarial": self.uses_discriminator,
             "source": self.config.data.source,
             "channels": self.dataset.channels,
