@@ -9,7 +9,12 @@ baseline gets the same knowledge. Here it gets:
 - its **parameters tuned on those validation pairs** (best mean PSNR over a small grid),
   never left at defaults: non-local means' filter strength ``h`` (a multiple of sigma), patch
   size and search distance (scikit-image's ``denoise_nl_means``); BM3D's sigma (a multiple of
-  the measured one, from the ``bm3d`` package, optional).
+  the measured one, from the ``bm3d`` package, optional);
+- for magnitude MRI (Rician noise), **unbiased non-local means** (Manjón et al. 2008): NLM
+  of the squared magnitude, minus the Rician bias ``2 sigma²``, square root; its sigma is the
+  Gaussian sigma of the complex channels, measured on the pairs as ``sqrt(mean(y² - x²) / 2)``
+  (``E[y²] = x² + 2 sigma²`` for Rician ``y``). A Gaussian denoiser leaves the dark background
+  raised by about ``sigma sqrt(pi / 2)``; this one removes that bias.
 
 Images are mapped to [0, 1] through one fixed range (the training intensity range), never
 per image, so a sigma means the same on every image. The validation pairs must not be the
@@ -31,10 +36,10 @@ import numpy as np
 from medgan.errors import MedganError
 
 __all__ = ["BM3D_GRID", "NLM_GRID", "Tuned", "bm3d_available", "bm3d_denoise", "classical_baselines", "nlm_denoise",
-           "noise_level", "tune"]
+           "nlm_rician_denoise", "noise_level", "rician_sigma", "tune"]
 
 #: non-local means: h as a multiple of sigma, patch size, search distance.
-NLM_GRID = {"h": (0.4, 0.6, 0.8, 1.0, 1.2), "patch_size": (5, 7), "patch_distance": (6, 11)}
+NLM_GRID = {"h": (0.2, 0.3, 0.4, 0.6, 0.8, 1.0, 1.2), "patch_size": (5, 7), "patch_distance": (6, 11)}
 #: BM3D: its sigma as a multiple of the measured one.
 BM3D_GRID = {"factor": (0.5, 0.65, 0.8, 1.0, 1.2, 1.5)}
 
@@ -67,6 +72,13 @@ def noise_level(degraded: np.ndarray, clean: np.ndarray) -> float:
     return float(np.sqrt(np.mean((degraded - clean) ** 2)))
 
 
+def rician_sigma(degraded: np.ndarray, clean: np.ndarray) -> float:
+    """The Gaussian sigma of the complex channels behind Rician pairs: ``sqrt(mean(y² - x²) / 2)``."""
+    degraded, clean = np.asarray(degraded, np.float64), np.asarray(clean, np.float64)
+    noise_level(degraded, clean)  # the same shape check
+    return float(np.sqrt(max(np.mean(degraded**2 - clean**2), 0.0) / 2))
+
+
 def _unit(images: np.ndarray, low: float, high: float) -> np.ndarray:
     return (np.asarray(images, np.float64) - low) / (high - low)
 
@@ -80,6 +92,25 @@ def nlm_denoise(images: np.ndarray, sigma: float, low: float, high: float, h: fl
     s = sigma / (high - low)
     out = [denoise_nl_means(x, h=h * s, sigma=s, patch_size=patch_size, patch_distance=patch_distance, fast_mode=True)
            for x in _unit(images, low, high)]
+    return (np.stack(out) * (high - low) + low).astype(np.float32)
+
+
+def nlm_rician_denoise(images: np.ndarray, sigma: float, low: float, high: float, h: float = 0.8, patch_size: int = 5,
+                       patch_distance: int = 6) -> np.ndarray:
+    """Unbiased non-local means for Rician magnitude images: ``sqrt(max(NLM(y²) - 2 sigma², 0))``.
+
+    ``sigma`` is the complex channels' Gaussian sigma (data units, :func:`rician_sigma`);
+    ``h`` is a multiple of the squared image's noise level ``2 sigma · rms(y)`` per image.
+    """
+    from skimage.restoration import denoise_nl_means
+
+    s = sigma / (high - low)
+    out = []
+    for x in _unit(images, low, high):
+        sq = np.clip(x, 0.0, None) ** 2
+        s_sq = 2 * s * float(np.sqrt(np.mean(sq)))  # noise std of y² near a typical signal
+        smooth = denoise_nl_means(sq, h=h * s_sq, sigma=s_sq, patch_size=patch_size, patch_distance=patch_distance, fast_mode=True)
+        out.append(np.sqrt(np.clip(smooth - 2 * s**2, 0.0, None)))
     return (np.stack(out) * (high - low) + low).astype(np.float32)
 
 
@@ -115,8 +146,8 @@ def _psnr(clean: np.ndarray, output: np.ndarray, data_range: float) -> float:
 def tune(name: str, val_degraded: np.ndarray, val_clean: np.ndarray, low: float, high: float) -> Tuned:
     """Pick a classical denoiser's parameters by mean PSNR on validation pairs (data units,
     PSNR over the range ``high - low``)."""
-    denoise, grid = {"nlm": (nlm_denoise, NLM_GRID), "bm3d": (bm3d_denoise, BM3D_GRID)}[name]
-    sigma = noise_level(val_degraded, val_clean)
+    denoise, grid, measure = METHODS[name]
+    sigma = measure(val_degraded, val_clean)
     tried = []
     for values in itertools.product(*grid.values()):
         params = dict(zip(grid, values))
@@ -126,17 +157,22 @@ def tune(name: str, val_degraded: np.ndarray, val_clean: np.ndarray, low: float,
     return Tuned(name, {k: best[k] for k in grid}, sigma, best["psnr"], tried)
 
 
+#: name -> (denoiser, its parameter grid, how its sigma is measured on pairs)
+METHODS = {"nlm": (nlm_denoise, NLM_GRID, noise_level), "bm3d": (bm3d_denoise, BM3D_GRID, noise_level),
+           "nlm-rician": (nlm_rician_denoise, NLM_GRID, rician_sigma)}
+
+
 def classical_baselines(val_degraded: np.ndarray, val_clean: np.ndarray, test_degraded: np.ndarray, low: float,
-                        high: float) -> dict[str, tuple[np.ndarray, Tuned]]:
-    """Tuned non-local means (and BM3D when installed) applied to the test images.
+                        high: float, rician: bool = False) -> dict[str, tuple[np.ndarray, Tuned]]:
+    """Tuned non-local means (and BM3D when installed; with ``rician``, unbiased NLM too)
+    applied to the test images.
 
     Returns:
         name -> (denoised test images in data units, how it was tuned).
     """
-    names = ["nlm"] + (["bm3d"] if bm3d_available() else [])
+    names = ["nlm"] + (["bm3d"] if bm3d_available() else []) + (["nlm-rician"] if rician else [])
     out = {}
     for name in names:
         tuned = tune(name, val_degraded, val_clean, low, high)
-        denoise = nlm_denoise if name == "nlm" else bm3d_denoise
-        out[name] = (denoise(test_degraded, tuned.sigma, low, high, **tuned.params), tuned)
+        out[name] = (METHODS[name][0](test_degraded, tuned.sigma, low, high, **tuned.params), tuned)
     return out

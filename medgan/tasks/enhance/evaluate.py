@@ -23,8 +23,13 @@ def enhancement_test_set(run_dir: Path, seed: int = 1) -> tuple[np.ndarray, np.n
     """
     from medgan.tasks.enhance.degrade import Degradation
 
+    from medgan.errors import MedganError
+
     _, dataset, holdout = run_holdout(run_dir)
     info = json.loads((Path(run_dir) / "generator" / "config.json").read_text())
+    if info["degradation"]["kind"] == "none":
+        raise MedganError("this model was trained on noisy images with no clean version, so there is nothing to score it against",
+                          path=run_dir, hint="measure the recipe on clean images with a simulated --degradation (e.g. gaussian:sigma=20)")
     clean = holdout.images if holdout.images.ndim == 3 else holdout.images[:, 0]
     degraded = Degradation.from_dict(info["degradation"]).apply(clean, seed=seed)
     return clean.astype(np.float32), degraded.astype(np.float32), info, dataset.intensity
