@@ -1,130 +1,228 @@
-"""Enhancement against classical baselines, on CT phantoms (HU) and held-out brain-mri slices.
+"""Enhancement against classical baselines given the same knowledge, on real brain MRI first.
 
-For each case, trains the same generator twice through the engine (L1 only, and L1 + PatchGAN
-adversary), then scores on held-out images (another seed of the degradation): the degraded
-input, the classical baselines (for denoising non-local means and BM3D, given the noise
-level of the training pairs and their parameters tuned on them; bicubic for
-super-resolution), L1 only and the GAN: PSNR / SSIM / MAE on the data's own
-range, the high-frequency energy ratio (1 = as sharp as the truth) and the power-spectrum
-error over the upper half of the frequencies (dB, 0 = the truth's texture). Writes a
-side-by-side picture into the GAN run (shown by its report) and prints one JSON object.
+Cases (real anatomy first): the embedded brain-MRI slices (train on one head, test on the
+other) with Gaussian noise at sigma 10 / 20 / 40 and Rician noise at SNR 5 / 10 / 20 (on the
+data's 0..255 scale); then CT head phantoms (low-dose CT, super-resolution) and brain-MRI
+super-resolution. For a noise case, every learned method trains **one blind model over all
+its levels** (``EnhanceConfig.levels``) and is scored at each level separately:
 
-    python benchmarks/enhance_quality.py [--steps 1500] [--cases ct-denoise ct-sr2 mri-rician mri-sr2] [--runs-dir bench-runs]
+- ``dncnn-l2``: a plain DnCNN-style residual CNN with L2 (paired);
+- ``unet-l1``: the U-Net generator with L1 alone (paired);
+- ``gan``: the same U-Net with L1 + PatchGAN adversary (pix2pix, paired);
+- ``self``: the U-Net trained on the noisy images alone (Neighbor2Neighbor; never sees a clean image);
+- ``unpaired``: the U-Net trained by CycleGAN between one half of the training images noisy
+  and the other half clean (no pairs).
+
+Baselines, given what the paired networks are given (:mod:`medgan.tasks.enhance.classical`):
+non-local means and BM3D with the noise level measured on training pairs and their
+parameters tuned on them, per level; for Rician noise also unbiased non-local means. The
+degraded input itself is the floor. Test images are degraded with seed 1, tuning pairs with
+seed 2, training pairs with the run's degradation seed 0; only the training seed changes
+between seeds.
+
+Per case, level and method: PSNR / SSIM / MAE on the data's range, PSNR inside the object
+(``psnr_fg``: pixels of the clean image above 10% of its maximum, where the anatomy is), the
+high-frequency energy ratio and the high-frequency spectrum error (texture, see
+:mod:`medgan.metrics.texture`), each as ``[mean, std]`` over seeds; training seconds per
+method. Writes ``RUNS/<case>/comparison.png`` (middle level, first seed) and prints one JSON
+object.
+
+    python benchmarks/enhance_quality.py [--cases mri-gaussian mri-rician] [--methods dncnn-l2 unet-l1 gan self unpaired]
+        [--seeds 0 1 2] [--steps 600] [--n-test 220] [--runs-dir bench-runs]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import platform
 import time
 from pathlib import Path
 
 import numpy as np
+import torch
 
-from medgan.tasks.enhance.classical import classical_baselines
-from medgan.tasks.enhance.degrade import upsample_bicubic
-from medgan.tasks.enhance.inference import enhance_image
-from medgan.tasks.enhance.evaluate import enhancement_model, enhancement_scores, enhancement_test_set, evaluate_enhancement_run
 from medgan.report.grid import image_grid
-from medgan.report.html import build_report
+from medgan.tasks.enhance.classical import classical_baselines
+from medgan.tasks.enhance.degrade import Degradation, parse_degradation, upsample_bicubic
+from medgan.tasks.enhance.evaluate import enhancement_model, enhancement_scores
+from medgan.tasks.enhance.inference import enhance_image
 from medgan.train import TrainConfig, Trainer
 
 PHANTOMS = {"source": "phantom", "options": {"size": 64, "n": 400, "kind": "head"}, "holdout": 0.1}
-BRAIN = {"source": "brain-mri", "options": {"size": 64}, "holdout": 0.1}
+BRAIN = {"source": "brain-mri", "holdout": 0.1}  # 64x64, 0..255; the holdout is the second head
 CT_WINDOW = (-160.0, 240.0)  # soft tissue: centre 40, width 400 HU
 CASES = {
-    "ct-denoise": {"data": PHANTOMS, "enhance": {"mode": "denoise", "degradation": "lowdose-ct:dose=0.25"}, "display": CT_WINDOW},
-    "ct-sr2": {"data": PHANTOMS, "enhance": {"mode": "sr", "degradation": "sr:factor=2,method=bicubic"}, "display": CT_WINDOW},
-    "mri-rician": {"data": BRAIN, "enhance": {"mode": "denoise", "degradation": "rician:snr=8"}, "display": None},
-    "mri-sr2": {"data": BRAIN, "enhance": {"mode": "sr", "degradation": "sr:factor=2,method=bicubic"}, "display": None},
+    "mri-gaussian": {"data": BRAIN, "mode": "denoise", "degradation": "gaussian:sigma=20", "levels": [10, 20, 40]},
+    "mri-rician": {"data": BRAIN, "mode": "denoise", "degradation": "rician:snr=10", "levels": [5, 10, 20]},
+    "ct-denoise": {"data": PHANTOMS, "mode": "denoise", "degradation": "lowdose-ct:dose=0.25", "levels": [], "display": CT_WINDOW},
+    "ct-sr2": {"data": PHANTOMS, "mode": "sr", "degradation": "sr:factor=2,method=bicubic", "levels": [], "display": CT_WINDOW},
+    "mri-sr2": {"data": BRAIN, "mode": "sr", "degradation": "sr:factor=2,method=bicubic", "levels": []},
 }
+# Each method: model, its net fields, and the enhance options it sets (denoising; super-resolution
+# keeps unet-l1 and gan, with the SR generator).
+METHODS = {
+    "dncnn-l2": {"model": "dncnn", "net": {"width": 32, "layers": 10}, "enhance": {"adversarial": False, "recon_loss": "l2"}},
+    "unet-l1": {"model": "pix2pix", "net": {"width": 32}, "enhance": {"adversarial": False}},
+    "gan": {"model": "pix2pix", "net": {"width": 32}, "enhance": {"adversarial": True}},
+    "self": {"model": "pix2pix", "net": {"width": 32}, "enhance": {"supervision": "self"}},
+    "unpaired": {"model": "pix2pix", "net": {"width": 32}, "enhance": {"supervision": "unpaired"}},
+}
+SR_METHODS = ("unet-l1", "gan")
+SCORES = ("psnr", "psnr_fg", "ssim", "mae", "hf_energy_ratio", "spectrum_error_db", "spectrum_bias_db")
 
 
-def train(case: dict, adversarial: bool, steps: int, batch: int, run_dir: Path, reuse: bool = False) -> Path:
+def train(case: dict, method: str, seed: int, steps: int, batch: int, run_dir: Path, reuse: bool) -> tuple[Path, float]:
+    """Train one method through the engine; ``(run folder, seconds)`` (0 s when reused)."""
     if reuse and (run_dir / "generator" / "config.json").is_file():
-        return run_dir  # scored again, not retrained
+        return run_dir, 0.0
+    m = METHODS[method]
+    sr = case["mode"] == "sr"
+    levels = ",".join(format(v, "g") for v in case["levels"])
     config = TrainConfig.from_dict({
-        "task": "enhance", "data": case["data"], "enhance": {**case["enhance"], "adversarial": adversarial},
-        "model": {"name": "pix2pix" if case["enhance"]["mode"] == "denoise" else "srgan", "net": {"width": 32}},
+        "task": "enhance", "data": case["data"],
+        "enhance": {"mode": case["mode"], "degradation": case["degradation"], "levels": levels, **m["enhance"]},
+        "model": {"name": "srgan" if sr else m["model"], "net": m["net"]},
         "loss": {"name": "lsgan"},
-        "loop": {"steps": steps, "batch_size": batch, "ema": 0.0, "augment": "", "log_every": 25,
+        "loop": {"steps": steps, "batch_size": batch, "seed": seed, "ema": 0.0, "augment": "", "log_every": 25,
                  "sample_every": max(steps // 4, 1), "checkpoint_every": steps, "n_samples": 12},
     })
-    return Trainer(config, run_dir, progress=False).fit()
+    t = time.perf_counter()
+    run = Trainer(config, run_dir, progress=False).fit()
+    return run, time.perf_counter() - t
 
 
-def validation_pairs(run: Path, n: int = 8) -> tuple[np.ndarray, np.ndarray]:
-    """``(degraded, clean)`` of ``n`` training images spread over the set, degraded with a
-    third seed: what the network saw, on which the classical baselines are tuned (never the
-    test images)."""
+def held_out(run: Path, n_test: int) -> tuple[np.ndarray, np.ndarray, object]:
+    """``(test clean, tuning clean, intensity)``: up to ``n_test`` held-out images spread
+    over the set, and 8 training images spread over the set (for tuning the baselines)."""
     from medgan.evaluate import run_holdout
-    from medgan.tasks.enhance.degrade import Degradation
 
-    _, dataset, _ = run_holdout(run)
-    images = dataset.data.images if dataset.data.images.ndim == 3 else dataset.data.images[:, 0]
-    clean = images[np.linspace(0, len(images) - 1, min(n, len(images))).astype(int)].astype(np.float32)
-    info = json.loads((run / "generator" / "config.json").read_text())
-    return Degradation.from_dict(info["degradation"]).apply(clean, seed=2).astype(np.float32), clean
+    _, dataset, holdout = run_holdout(run)
+    squeeze = lambda a: (a if a.ndim == 3 else a[:, 0]).astype(np.float32)  # noqa: E731
+    test, train = squeeze(holdout.images), squeeze(dataset.data.images)
+    test = test[np.linspace(0, len(test) - 1, min(n_test, len(test))).astype(int)]
+    return test, train[np.linspace(0, len(train) - 1, 8).astype(int)], dataset.intensity
 
 
-def classical(degraded: np.ndarray, scale: int, run: Path, intensity) -> tuple[dict[str, np.ndarray], dict]:
-    """Bicubic upsampling for super-resolution; for noise, non-local means and BM3D (when
-    installed) given the noise level of the training pairs and tuned on them
-    (:mod:`medgan.tasks.enhance.classical`)."""
-    if scale > 1:
-        return {"bicubic": np.stack([upsample_bicubic(d, scale) for d in degraded])}, {}
-    val_degraded, val_clean = validation_pairs(run)
-    out = classical_baselines(val_degraded, val_clean, degraded, intensity.low, intensity.high)
-    tuning = {name: {"params": t.params, "sigma": round(t.sigma, 3), "validation_psnr": t.validation_psnr} for name, (_, t) in out.items()}
-    return {f"{name} (tuned)": images for name, (images, _) in out.items()}, tuning
+def foreground_psnr(clean: np.ndarray, output: np.ndarray, data_range: float) -> float:
+    """Mean over images of the PSNR over the pixels where the clean image is above 10% of its
+    maximum (the anatomy, not the empty background)."""
+    values = []
+    for c, o in zip(clean, output):
+        mask = c > c.min() + 0.1 * (c.max() - c.min())
+        mse = float(np.mean((c[mask] - o[mask]) ** 2))
+        values.append(10 * np.log10(data_range**2 / max(mse, 1e-12)))
+    return float(np.mean(values))
+
+
+def score(clean: np.ndarray, output: np.ndarray, data_range: float) -> dict[str, float]:
+    s = enhancement_scores(clean, output, data_range)
+    s["psnr_fg"] = foreground_psnr(clean, output, data_range)
+    return {k: float(s[k]) for k in SCORES if k in s}
+
+
+def mean_std(rows: list[dict[str, float]]) -> dict[str, list[float]]:
+    return {k: [round(float(np.mean([r[k] for r in rows])), 4), round(float(np.std([r[k] for r in rows])), 4)] for k in rows[0]}
+
+
+def machine() -> dict:
+    flags = ""
+    if Path("/proc/cpuinfo").is_file():
+        text = Path("/proc/cpuinfo").read_text()
+        model = next((line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("model name")), "")
+        flags = next((line.split(":", 1)[1] for line in text.splitlines() if line.startswith("flags")), "")
+    else:
+        model = platform.processor()
+    isa = [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if f in flags.split()]
+    return {"cpu": model, "cores": os.cpu_count(), "isa": isa, "torch_threads": torch.get_num_threads()}
+
+
+def run_case(name: str, args) -> dict:
+    case = CASES[name]
+    sr = case["mode"] == "sr"
+    methods = [m for m in args.methods if not sr or m in SR_METHODS]
+    root = Path(args.runs_dir) / name
+    base = parse_degradation(case["degradation"])
+    levels = case["levels"] or [None]
+    at = lambda level: base if level is None else base.at_level(level)  # noqa: E731
+
+    # Train every method and seed first (the runs share nothing but the data).
+    runs: dict[str, list[Path]] = {m: [] for m in methods}
+    seconds: dict[str, list[float]] = {m: [] for m in methods}
+    for seed in args.seeds:
+        for method in methods:
+            run, s = train(case, method, seed, args.steps, args.batch, root / f"{method}-seed{seed}", args.reuse)
+            runs[method].append(run)
+            seconds[method].append(s)
+    first = runs[methods[0]][0]
+    clean, tune_clean, intensity = held_out(first, args.n_test)
+    low, high = intensity.low, intensity.high
+    data_range = high - low
+    models = {m: [enhancement_model(r) for r in rs] for m, rs in runs.items()}
+
+    out: dict = {"degradation": base.to_dict(), "levels": case["levels"], "n_test": int(len(clean)), "data_range": data_range,
+                 "units": intensity.units, "train_seconds": {m: round(float(np.mean(s)), 1) for m, s in seconds.items()},
+                 "by_level": {}, "classical_tuning": {}}
+    for level in levels:
+        degradation: Degradation = at(level)
+        degraded = degradation.apply(clean, seed=1).astype(np.float32)
+        rows: dict[str, list[dict[str, float]]] = {}  # method -> scores per seed (one for the deterministic ones)
+        if sr:
+            rows["bicubic"] = [score(clean, np.stack([upsample_bicubic(d, base.factor) for d in degraded]), data_range)]
+        else:
+            rows["degraded input"] = [score(clean, degraded, data_range)]
+            val_degraded = degradation.apply(tune_clean, seed=2).astype(np.float32)
+            classical = classical_baselines(val_degraded, tune_clean, degraded, low, high, rician=base.kind == "rician")
+            for key, (images, tuned) in classical.items():
+                rows[f"{key} (tuned)"] = [score(clean, images, data_range)]
+                out["classical_tuning"].setdefault(str(level), {})[key] = {"params": tuned.params, "sigma": round(tuned.sigma, 3),
+                                                                          "validation_psnr": tuned.validation_psnr}
+        outputs = {}
+        for method in methods:
+            per_seed = []
+            for i, model in enumerate(models[method]):
+                images = np.stack([enhance_image(model, d) for d in degraded])
+                per_seed.append(score(clean, images, data_range))
+                if i == 0:
+                    outputs[method] = images
+            rows[method] = per_seed
+        table = {key: mean_std(row) for key, row in rows.items()}
+        out["by_level"][str(level if level is not None else "")] = table
+        if level == levels[len(levels) // 2]:
+            # input | best classical | each learned method | clean, for 4 of the larger images
+            best = max((k for k in table if "tuned" in k or k == "bicubic"), key=lambda k: table[k]["psnr"][0], default=None)
+            extra = {best: classical[best.split(" ")[0]][0] if not sr else np.stack([upsample_bicubic(d, base.factor) for d in degraded])} if best else {}
+            foreground = (clean > clean.min() + 0.05 * data_range).mean(axis=(1, 2))
+            large = np.sort(np.argsort(-foreground)[: max(4, len(clean) // 2)])
+            pick = large[np.linspace(0, len(large) - 1, 4).astype(int)]
+            shown = degraded if not sr else degraded.repeat(base.factor, axis=-2).repeat(base.factor, axis=-1)
+            columns = [shown, *extra.values(), *outputs.values(), clean]
+            tiles = np.stack([col[i] for i in pick for col in columns])
+            window = case.get("display") or (float(np.percentile(clean, 0.5)), float(np.percentile(clean, 99.5)))
+            image_grid(tiles, value_range=window, ncol=len(columns), scale=3).save(root / "comparison.png")
+            out["comparison"] = {"file": str(root / "comparison.png"), "level": level,
+                                 "columns": ["input", *extra, *outputs, "clean"]}
+    return out
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--cases", nargs="+", default=list(CASES), choices=list(CASES))
-    parser.add_argument("--steps", type=int, default=1500)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--cases", nargs="+", default=["mri-gaussian", "mri-rician", "ct-denoise"], choices=list(CASES))
+    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--steps", type=int, default=600)
     parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--n-test", type=int, default=220, help="held-out images scored, spread over the set")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     parser.add_argument("--runs-dir", default="bench-runs")
     parser.add_argument("--reuse", action="store_true", help="score runs already in --runs-dir instead of training them")
     args = parser.parse_args()
-    report: dict = {"steps": args.steps, "batch": args.batch, "cases": {}}
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    report = {"machine": machine(), "steps": args.steps, "batch": args.batch, "seeds": args.seeds, "cases": {}}
     for name in args.cases:
-        case = CASES[name]
-        root = Path(args.runs_dir) / name
-        t = time.perf_counter()
-        runs = {"l1": train(case, False, args.steps, args.batch, root / "l1-only", args.reuse),
-                "gan": train(case, True, args.steps, args.batch, root / "gan", args.reuse)}
-        train_seconds = time.perf_counter() - t
-        clean, degraded, info, intensity = enhancement_test_set(runs["gan"])
-        scale, data_range = int(info.get("scale", 1)), intensity.high - intensity.low
-        rows = {"degraded input" if scale == 1 else "bicubic": degraded if scale == 1 else np.stack([upsample_bicubic(d, scale) for d in degraded])}
-        base, tuning = classical(degraded, scale, runs["gan"], intensity)
-        if scale == 1:
-            rows.update(base)
-        outputs = {}
-        for key, run in runs.items():
-            model = enhancement_model(run)
-            outputs[key] = np.stack([enhance_image(model, d) for d in degraded])
-            evaluate_enhancement_run(run)  # into each run's metrics.jsonl
-        rows["L1 only"], rows["GAN (L1 + adversarial)"] = outputs["l1"], outputs["gan"]
-        scores = {k: enhancement_scores(clean, v, data_range) for k, v in rows.items()}
-        # side by side: input | classical | L1 | GAN | clean, for 4 held-out images
-        # four of the larger images (edge slices of a head show little), spread over the set
-        foreground = (clean > clean.min() + 0.05 * data_range).mean(axis=(1, 2))
-        large = np.sort(np.argsort(-foreground)[: max(4, len(clean) // 2)])
-        pick = large[np.linspace(0, len(large) - 1, 4).astype(int)]
-        # the low-resolution input itself (pixel-replicated) for SR, since bicubic is the baseline column
-        shown_input = degraded if scale == 1 else degraded.repeat(scale, axis=-2).repeat(scale, axis=-1)
-        classical_key = next(k for k in (*base, "bicubic") if k in rows)
-        tiles = np.stack([x[i] for i in pick for x in (shown_input, rows[classical_key], outputs["l1"], outputs["gan"], clean)])
-        window = case["display"] or (float(np.percentile(clean, 0.5)), float(np.percentile(clean, 99.5)))
-        picture = image_grid(tiles, value_range=window, ncol=5, scale=3)
-        picture.save(runs["gan"] / "comparison.png")
-        picture.save(root / "comparison.png")
-        build_report(runs["gan"])
-        report["cases"][name] = {"degradation": info["degradation"], "n_test": int(len(clean)), "data_range": data_range,
-                                 "units": intensity.units, "train_seconds_both": train_seconds, "scores": scores, "classical_tuning": tuning,
-                                 "comparison": str(root / "comparison.png")}
+        report["cases"][name] = run_case(name, args)
     print(json.dumps(report, indent=2))
 
 

@@ -39,7 +39,7 @@ __all__ = ["BM3D_GRID", "NLM_GRID", "Tuned", "bm3d_available", "bm3d_denoise", "
            "nlm_rician_denoise", "noise_level", "rician_sigma", "tune"]
 
 #: non-local means: h as a multiple of sigma, patch size, search distance.
-NLM_GRID = {"h": (0.2, 0.3, 0.4, 0.6, 0.8, 1.0, 1.2), "patch_size": (5, 7), "patch_distance": (6, 11)}
+NLM_GRID = {"h": (0.2, 0.3, 0.4, 0.6, 0.8, 1.0, 1.2, 1.6), "patch_size": (5, 7), "patch_distance": (6, 11)}
 #: BM3D: its sigma as a multiple of the measured one.
 BM3D_GRID = {"factor": (0.5, 0.65, 0.8, 1.0, 1.2, 1.5)}
 
