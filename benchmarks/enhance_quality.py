@@ -24,7 +24,7 @@ Per case, level and method: PSNR / SSIM / MAE on the data's range, PSNR inside t
 (``psnr_fg``: pixels of the clean image above 10% of its maximum, where the anatomy is), the
 high-frequency energy ratio and the high-frequency spectrum error (texture, see
 :mod:`medgan.metrics.texture`), each as ``[mean, std]`` over seeds; training seconds per
-method. Writes ``RUNS/<case>/comparison.png`` (middle level, first seed) and prints one JSON
+method (CPU seconds of the training process). Writes ``RUNS/<case>/comparison.png`` (middle level, first seed) and prints one JSON
 object.
 
     python benchmarks/enhance_quality.py [--cases mri-gaussian mri-rician] [--methods dncnn-l2 unet-l1 gan self unpaired]
@@ -74,7 +74,10 @@ SCORES = ("psnr", "psnr_fg", "ssim", "mae", "hf_energy_ratio", "spectrum_error_d
 
 
 def train(case: dict, method: str, seed: int, steps: int, batch: int, run_dir: Path, reuse: bool) -> tuple[Path, float]:
-    """Train one method through the engine; ``(run folder, seconds)`` (0 s when reused)."""
+    """Train one method through the engine; ``(run folder, CPU seconds)`` (0 when reused).
+
+    CPU time of this process (all its threads), not wall time: with ``--threads 1`` it is the
+    single-core budget ("CPU-minutes") and holds when other work shares the machine."""
     if reuse and (run_dir / "generator" / "config.json").is_file():
         return run_dir, 0.0
     m = METHODS[method]
@@ -88,9 +91,9 @@ def train(case: dict, method: str, seed: int, steps: int, batch: int, run_dir: P
         "loop": {"steps": steps, "batch_size": batch, "seed": seed, "ema": 0.0, "augment": "", "log_every": 25,
                  "sample_every": max(steps // 4, 1), "checkpoint_every": steps, "n_samples": 12},
     })
-    t = time.perf_counter()
+    t = time.process_time()
     run = Trainer(config, run_dir, progress=False).fit()
-    return run, time.perf_counter() - t
+    return run, time.process_time() - t
 
 
 def held_out(run: Path, n_test: int) -> tuple[np.ndarray, np.ndarray, object]:
@@ -162,7 +165,7 @@ def run_case(name: str, args) -> dict:
     models = {m: [enhancement_model(r) for r in rs] for m, rs in runs.items()}
 
     out: dict = {"degradation": base.to_dict(), "levels": case["levels"], "n_test": int(len(clean)), "data_range": data_range,
-                 "units": intensity.units, "train_seconds": {m: round(float(np.mean(s)), 1) for m, s in seconds.items()},
+                 "units": intensity.units, "train_cpu_seconds": {m: round(float(np.mean(s)), 1) for m, s in seconds.items()},
                  "by_level": {}, "classical_tuning": {}}
     for level in levels:
         degradation: Degradation = at(level)
