@@ -112,7 +112,7 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, max_grids: 
     if grids:
         step = max(1, -(-len(grids) // max_grids))
         chosen = grids[::step][: max_grids - 1] + [grids[-1]] if len(grids) > 1 else grids
-        title = TASKS[config["task"]].samples_title if config["task"] in TASKS else "Samples"
+        title = TASKS[config["task"]].samples_caption(config) if config["task"] in TASKS else "Samples"
         parts.append(f"<h3>{html.escape(title)}</h3>")
         for g in dict.fromkeys(chosen):
             parts.append(f'<figure>{img_tag(g, g.stem)}<figcaption>{html.escape(g.stem)}</figcaption></figure>')

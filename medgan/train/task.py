@@ -169,6 +169,12 @@ class Task(ABC):
         """Values in [-1, 1] shown as black and white in the sample grids."""
         return (-1.0, 1.0)
 
+    @classmethod
+    def samples_caption(cls, config: dict[str, Any]) -> str:
+        """What a run's sample grids show, for the report (from its saved ``config.json``;
+        a task whose grids depend on its options overrides this)."""
+        return cls.samples_title
+
     # ---- export and loading
 
     def export_info(self, name: str) -> dict[str, Any]:

@@ -146,3 +146,13 @@ def test_cli_self_supervised_train_then_enhance_and_evaluate_refuses_without_tru
     capsys.readouterr()
     assert main(["evaluate", str(next(runs2.iterdir()))]) == 2
     assert "nothing to score it against" in capsys.readouterr().err
+
+
+def test_report_caption_follows_the_supervision():
+    from medgan.tasks.enhance.recipe import EnhanceTask
+
+    caption = lambda **options: EnhanceTask.samples_caption({"task": "enhance", "enhance": options})  # noqa: E731
+    assert caption(supervision="paired") == caption() and "degraded | output | clean" in caption()
+    assert "never seen in training" in caption(supervision="self", degradation="gaussian:sigma=20")
+    assert "mapped back by F" in caption(supervision="unpaired", degradation="none")
+    assert "no clean image exists" in caption(supervision="self", degradation="none")

@@ -35,6 +35,7 @@ from medgan.train.task import GANTask, Networks
 
 MODES = {"denoise": "pix2pix", "sr": "srgan"}
 DENOISERS = ("pix2pix", "dncnn")  # generators that map an image to one of the same size
+NOT_SEEN_TITLE = "The same training images at every step: noisy input | output | clean (never seen in training)"
 
 
 @dataclass
@@ -238,6 +239,18 @@ class EnhanceTask(GANTask):
             low, high = self.dataset.intensity.forward(np.array([-160.0, 240.0]))
             return float(low), float(high)
         return (-1.0, 1.0)
+
+    @classmethod
+    def samples_caption(cls, config: dict[str, Any]) -> str:
+        """The grid's columns for the run's supervision, and whether its inputs have a clean truth."""
+        options = config.get(cls.name) or {}
+        supervision = options.get("supervision", "paired")
+        if supervision == "paired":
+            return cls.samples_title
+        if str(options.get("degradation", "")).strip().lower() == "none":  # real noisy scans: no truth to show
+            third = "output mapped back by F" if supervision == "unpaired" else "the noisy input again (no clean image exists)"
+            return f"The same training images at every step: noisy input | output | {third}"
+        return NOT_SEEN_TITLE
 
     @classmethod
     def describe_evaluation(cls, record):

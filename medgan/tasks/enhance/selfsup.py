@@ -32,7 +32,7 @@ from __future__ import annotations
 import torch
 
 from medgan.errors import MedganError
-from medgan.tasks.enhance.recipe import EnhanceTask
+from medgan.tasks.enhance.recipe import NOT_SEEN_TITLE, EnhanceTask
 from medgan.train.task import Networks
 
 # In a 2x2 cell flattened as (top-left, top-right, bottom-left, bottom-right) = (0, 1, 2, 3),
@@ -62,7 +62,7 @@ def neighbour_subsample(images: torch.Tensor, choice: torch.Tensor) -> tuple[tor
 class SelfSupervisedEnhanceTask(EnhanceTask):
     """Neighbor2Neighbor through the engine: one generator, one L2 objective, no adversary."""
 
-    samples_title = "The same training images at every step: noisy input | output | clean (never seen in training)"
+    samples_title = NOT_SEEN_TITLE
 
     def __init__(self, config, dataset):
         e = config.task_config

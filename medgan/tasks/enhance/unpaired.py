@@ -59,7 +59,7 @@ from torch import nn
 from medgan.data.sources import load_source
 from medgan.errors import MedganError, warn
 from medgan.nets import PatchGANDiscriminator, build_network
-from medgan.tasks.enhance.recipe import EnhanceTask
+from medgan.tasks.enhance.recipe import NOT_SEEN_TITLE, EnhanceTask
 from medgan.train.task import Networks, Optimizer, Phase, Update
 
 __all__ = ["CYCLE_WEIGHT", "IDENTITY_WEIGHT", "UnpairedEnhanceTask", "split_halves"]
@@ -104,8 +104,7 @@ class UnpairedEnhanceTask(EnhanceTask):
 
     averaged = ("generator",)
     exported = ("generator",)  # F and the discriminators only serve training
-    samples_title = ("The same training images at every step: noisy input | output | clean (never seen in training); "
-                     "with real noisy scans, which have none: noisy input | output | output mapped back by F")
+    samples_title = NOT_SEEN_TITLE
 
     def __init__(self, config, dataset):
         e = config.task_config
@@ -131,9 +130,7 @@ class UnpairedEnhanceTask(EnhanceTask):
             self.noisy_index, self.clean_index = split_halves(n, dataset.data.groups)
             self.clean = dataset.batch(self.clean_index)["image"]  # the clean half as it is
         #: with a simulated degradation every noisy input has its clean truth (for the sample grid)
-        self.has_truth = self.degradation.kind != "none"
-        if not self.has_truth:
-            self.samples_title = "The same training images at every step: noisy input | output | output mapped back by F"
+        self.has_truth = self.degradation.kind != "none"  # the report's caption follows (EnhanceTask.samples_caption)
 
     def _read_clean(self, source: str) -> torch.Tensor:
         """The ``clean_data`` images ``(M, C, h, w)`` in [-1, 1]: read with the training data's
