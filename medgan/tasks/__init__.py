@@ -2,7 +2,8 @@
 inference, evaluation, report sections and task-specific data code.
 
 - :mod:`medgan.tasks.synth`: unconditional and class-conditional synthesis, and sampling.
-- :mod:`medgan.tasks.enhance`: paired denoising and super-resolution, their degradations,
+- :mod:`medgan.tasks.enhance`: denoising and super-resolution, paired, self-supervised
+  (noisy images alone) or unpaired (CycleGAN), their degradations, the classical baselines,
   and inference on DICOM/NIfTI/PNG/TIFF keeping geometry.
 - :mod:`medgan.tasks.classify`: the downstream classifier of the data-augmentation tests.
 - :mod:`medgan.tasks.segment`: a U-Net alone or with a critic, semi-supervised with
