@@ -50,3 +50,19 @@ def test_bm3d_with_the_measured_sigma_denoises(require):
     for images, tuned in out.values():
         assert images.shape == test_noisy.shape and tuned.sigma == pytest.approx(30.0, rel=0.05)
         assert _psnr(test_clean, images) > _psnr(test_clean, test_noisy) + 3
+
+
+def test_unbiased_nlm_removes_the_rician_bias_that_plain_nlm_keeps():
+    from medgan.tasks.enhance.classical import nlm_rician_denoise, rician_sigma
+    from medgan.tasks.enhance.degrade import rician_noise
+
+    clean = np.zeros((2, 48, 48), np.float32)
+    clean[:, 12:36, 12:36] = 200.0  # a bright square on a dark background, 0..255
+    noisy = rician_noise(clean, snr=5, seed=0)  # sigma = 200 / 5 = 40 in each channel
+    assert rician_sigma(noisy, clean) == pytest.approx(40.0, rel=0.05)
+    background = clean == 0
+    plain = nlm_denoise(noisy, noise_level(noisy, clean), 0, 255, h=0.8)
+    unbiased = nlm_rician_denoise(noisy, rician_sigma(noisy, clean), 0, 255, h=0.8)
+    # Rayleigh background: mean sigma * sqrt(pi / 2) = 50; plain NLM keeps it, the unbiased one does not
+    assert plain[background].mean() > 35 and unbiased[background].mean() < 15
+    assert abs(unbiased[~background].mean() - 200) < abs(plain[~background].mean() - 200) + 2
