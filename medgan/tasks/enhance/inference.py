@@ -18,13 +18,20 @@ cannot leave it either. What the clip removed is added back to the model's outpu
     out = inverse(G(forward(x))) + up(x - clip(x, low, high))
         = base + (inverse(G(forward(x))) - base_seen)
 
-where ``up`` is the identity at scale 1 and bicubic upsampling at scale > 1 (linear, so
-``up(x - clip(x)) = base - base_seen`` with ``base = up(x)``, ``base_seen = up(clip(x))``).
-Where the input lies inside the range the result is exactly the model's output; a pixel
-outside it (bone above a soft-tissue window, air or padding below it) keeps its own excess
-over the window's edge plus whatever the model made of the edge value, instead of being
-flattened to the window. An identity model returns the input unchanged (to float32
-rounding); a nearest-neighbour x2 model returns ``nearest(clip(x)) + bicubic(excess)``.
+where ``up`` is bicubic upsampling at scale > 1 (linear, so ``up(x - clip(x)) = base -
+base_seen`` with ``base = up(x)``, ``base_seen = up(clip(x))``). Where the input lies inside
+the range the result is exactly the model's output; a pixel outside it (bone above a
+soft-tissue window, air or padding below it) keeps its own excess over the window's edge
+plus whatever the model made of the edge value, instead of being flattened to the window.
+A nearest-neighbour x2 model returns ``nearest(clip(x)) + bicubic(excess)``.
+
+A denoiser (scale 1) adds back the excess of the input *smoothed* by a Gaussian of 2 pixels
+instead of the input's own: noise that crossed the range's edge is not structure. On MRI
+whose clean background sits at the range's lower end, the raw excess put half the
+background noise back: on brain slices with Gaussian noise of sigma 40 (0..255) it cost the
+DnCNN 6.2 dB (19.8 instead of 26.0 dB). Bone above a soft-tissue window still keeps its
+excess (blurred by 2 pixels); an identity model returns the input unchanged wherever the
+smoothed input lies inside the range.
 
 **Tiling** (large images in overlapping, seamlessly blended tiles, padded to the model's
 size multiple) is the shared :func:`medgan.infer.tiled_apply`, and walking files and
@@ -42,6 +49,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from scipy import ndimage
 
 from medgan.errors import MedganError
 from medgan.infer import apply_to_files, check_units, per_slice, progress_bar, same_format_name, tiled_apply
@@ -52,6 +60,7 @@ from medgan.tasks.enhance.recipe import EnhancementModel
 __all__ = ["enhance_image", "enhance_path", "enhance_volume", "upsampled_affine"]
 
 _SERIES_NUMBER_OFFSET = 1000
+DENOISE_EXCESS_SIGMA = 2.0  # pixels: the blur that tells structure beyond the range from noise (module docstring)
 
 
 # --------------------------------------------------------------------------- one image
@@ -108,6 +117,12 @@ def enhance_image(
     excess = image - clipped  # what the model never saw; 0 inside the range
     if scale > 1:
         excess = upsample_bicubic(excess, scale) if np.any(excess) else 0.0
+    elif np.any(excess):
+        # A denoiser keeps the excess of the *smoothed* input: structure beyond the range
+        # (bone above a soft-tissue window) survives a 2-pixel blur, noise that crossed the
+        # range's edge (the background of an image whose clean values sit at ``low``) does not.
+        smooth = ndimage.gaussian_filter(image, DENOISE_EXCESS_SIGMA, mode="reflect")
+        excess = smooth - np.clip(smooth, imap.low, imap.high)
     return (out + excess).astype(np.float32)
 
 
