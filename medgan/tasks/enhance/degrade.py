@@ -454,7 +454,7 @@ class Degradation:
         if self.kind == "gaussian":
             return gaussian_noise(images, self.sigma, seed)
         if self.kind == "none":
-            return _as_batch(images, "degradation none")[0][0 if np.ndim(images) == 2 else slice(None)].astype(np.float32)
+            return _map(images, "degradation none", lambda img, i: img)  # checked and float32, unchanged
         return downsample(images, self.factor, self.method, self.blur_sigma)
 
 
