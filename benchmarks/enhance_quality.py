@@ -3,10 +3,12 @@
 Cases (real anatomy first): the embedded brain-MRI slices (train on one head, test on the
 other) with Gaussian noise at sigma 10 / 20 / 40 and Rician noise at SNR 5 / 10 / 20 (on the
 data's 0..255 scale); then CT head phantoms (low-dose CT, super-resolution) and brain-MRI
-super-resolution. For a noise case, every learned method trains **one blind model over all
-its levels** (``EnhanceConfig.levels``) and is scored at each level separately:
+super-resolution. For a noise case, a learned method trains either one model per level
+(``dncnn-l2``: the default use, a model for the noise of one's own scanner) or **one blind
+model over all the levels** (``EnhanceConfig.levels``), scored at each level separately:
 
-- ``dncnn-l2``: a plain DnCNN-style residual CNN with L2 (paired);
+- ``dncnn-l2``: a plain DnCNN-style residual CNN with L2 (paired), one model per level;
+- ``dncnn-l2-blind``: the same, one blind model for all the levels;
 - ``unet-l1``: the U-Net generator with L1 alone (paired);
 - ``gan``: the same U-Net with L1 + PatchGAN adversary (pix2pix, paired);
 - ``self``: the U-Net trained on the noisy images alone (Neighbor2Neighbor; never sees a clean image);
@@ -63,7 +65,9 @@ CASES = {
 # Each method: model, its net fields, and the enhance options it sets (denoising; super-resolution
 # keeps unet-l1 and gan, with the SR generator).
 METHODS = {
-    "dncnn-l2": {"model": "dncnn", "net": {"width": 32, "layers": 10}, "enhance": {"adversarial": False, "recon_loss": "l2"}},
+    "dncnn-l2": {"model": "dncnn", "net": {"width": 32, "layers": 10}, "enhance": {"adversarial": False, "recon_loss": "l2"},
+                 "per_level": True},
+    "dncnn-l2-blind": {"model": "dncnn", "net": {"width": 32, "layers": 10}, "enhance": {"adversarial": False, "recon_loss": "l2"}},
     "unet-l1": {"model": "pix2pix", "net": {"width": 32}, "enhance": {"adversarial": False}},
     "gan": {"model": "pix2pix", "net": {"width": 32}, "enhance": {"adversarial": True}},
     "self": {"model": "pix2pix", "net": {"width": 32}, "enhance": {"supervision": "self"}},
@@ -73,8 +77,10 @@ SR_METHODS = ("unet-l1", "gan")
 SCORES = ("psnr", "psnr_fg", "ssim", "mae", "hf_energy_ratio", "spectrum_error_db", "spectrum_bias_db")
 
 
-def train(case: dict, method: str, seed: int, steps: int, batch: int, run_dir: Path, reuse: bool) -> tuple[Path, float]:
-    """Train one method through the engine; ``(run folder, CPU seconds)``.
+def train(case: dict, method: str, seed: int, steps: int, batch: int, run_dir: Path, reuse: bool,
+          level: float | None = None) -> tuple[Path, float]:
+    """Train one method through the engine; ``(run folder, CPU seconds)``. With ``level``, a
+    model for that noise level alone; without, one blind model over the case's levels.
 
     CPU time of this process (all its threads), not wall time: with ``--threads 1`` it is the
     single-core budget ("CPU-minutes") and holds when other work shares the machine. A reused
@@ -85,10 +91,11 @@ def train(case: dict, method: str, seed: int, steps: int, batch: int, run_dir: P
         return run_dir, float(json.loads(rows[-1]).get("elapsed", float("nan"))) if rows else float("nan")
     m = METHODS[method]
     sr = case["mode"] == "sr"
-    levels = ",".join(format(v, "g") for v in case["levels"])
+    levels = ",".join(format(v, "g") for v in case["levels"]) if level is None else ""
+    degradation = case["degradation"] if level is None else parse_degradation(case["degradation"]).at_level(level).spec()
     config = TrainConfig.from_dict({
         "task": "enhance", "data": case["data"],
-        "enhance": {"mode": case["mode"], "degradation": case["degradation"], "levels": levels, **m["enhance"]},
+        "enhance": {"mode": case["mode"], "degradation": degradation, "levels": levels, **m["enhance"]},
         "model": {"name": "srgan" if sr else m["model"], "net": m["net"]},
         "loss": {"name": "lsgan"},
         "loop": {"steps": steps, "batch_size": batch, "seed": seed, "ema": 0.0, "augment": "", "log_every": 25,
@@ -153,22 +160,25 @@ def run_case(name: str, args) -> dict:
     levels = case["levels"] or [None]
     at = lambda level: base if level is None else base.at_level(level)  # noqa: E731
 
-    # Train every method and seed first (the runs share nothing but the data).
-    runs: dict[str, list[Path]] = {m: [] for m in methods}
+    # Train every method and seed first (the runs share nothing but the data); a per-level
+    # method trains a model per level (key: the level), a blind one a model for all (key None).
+    runs: dict[str, dict[float | None, list[Path]]] = {m: {} for m in methods}
     seconds: dict[str, list[float]] = {m: [] for m in methods}
     for seed in args.seeds:
         for method in methods:
-            run, s = train(case, method, seed, args.steps, args.batch, root / f"{method}-seed{seed}", args.reuse)
-            runs[method].append(run)
-            seconds[method].append(s)
-    first = runs[methods[0]][0]
+            for level in (case["levels"] if METHODS[method].get("per_level") and case["levels"] else [None]):
+                name = f"{method}-seed{seed}" if level is None else f"{method}-{level:g}-seed{seed}"
+                run, s = train(case, method, seed, args.steps, args.batch, root / name, args.reuse, level)
+                runs[method].setdefault(level, []).append(run)
+                seconds[method].append(s)
+    first = next(iter(runs[methods[0]].values()))[0]
     clean, tune_clean, intensity = held_out(first, args.n_test)
     low, high = intensity.low, intensity.high
     data_range = high - low
-    models = {m: [enhancement_model(r) for r in rs] for m, rs in runs.items()}
+    models = {m: {level: [enhancement_model(r) for r in rs] for level, rs in by_level.items()} for m, by_level in runs.items()}
 
     out: dict = {"degradation": base.to_dict(), "levels": case["levels"], "n_test": int(len(clean)), "data_range": data_range,
-                 "units": intensity.units, "train_cpu_seconds": {m: round(float(np.mean(s)), 1) for m, s in seconds.items()},
+                 "units": intensity.units, "train_cpu_seconds": {m: round(float(np.mean(s)), 1) for m, s in seconds.items()},  # per model
                  "by_level": {}, "classical_tuning": {}}
     for level in levels:
         degradation: Degradation = at(level)
@@ -187,7 +197,7 @@ def run_case(name: str, args) -> dict:
         outputs = {}
         for method in methods:
             per_seed = []
-            for i, model in enumerate(models[method]):
+            for i, model in enumerate(models[method].get(level) or models[method][None]):
                 images = np.stack([enhance_image(model, d) for d in degraded])
                 per_seed.append(score(clean, images, data_range))
                 if i == 0:

@@ -8,6 +8,7 @@ from medgan.data.sources import SourceOptions
 from medgan.errors import MedganError
 from medgan.train import DataConfig, LoopConfig, ModelConfig, TrainConfig, Trainer
 from medgan.tasks.enhance.config import EnhanceConfig
+from medgan.tasks.enhance.recipe import symmetries
 from medgan.train.config import OptimConfig
 
 
@@ -36,21 +37,35 @@ def test_noise_gets_several_realisations_and_downsampling_one(tmp_path):
         Trainer(enhance_config("gaussian:sigma=50", realizations=-1), tmp_path / "bad", progress=False)
 
 
-def test_pairs_stay_aligned_when_mirrored_and_are_a_function_of_the_batch_number(tmp_path):
+def test_symmetries_are_the_eight_of_the_square_and_apply_alike_to_a_pair():
+    image = torch.arange(16.0).reshape(1, 1, 4, 4)
+    views = symmetries([image.expand(8, 1, 4, 4)], torch.arange(8))[0]
+    assert len({tuple(v.flatten().tolist()) for v in views}) == 8  # all distinct
+    assert torch.equal(views[0], image[0]) and torch.equal(views[1], image[0].flip(-1))
+    assert torch.equal(views[4], image[0].transpose(-1, -2))
+    assert torch.equal(views[3], torch.rot90(image[0], 2, (-2, -1)))
+    wide = torch.arange(8.0).reshape(1, 1, 2, 4).expand(8, 1, 2, 4)
+    assert symmetries([wide], torch.arange(8))[0].shape == wide.shape  # no swap when not square
+    a, b = symmetries([image.expand(8, 1, 4, 4), 10 * image.expand(8, 1, 4, 4)], torch.arange(8))
+    assert torch.equal(b, 10 * a)
+
+
+def test_pairs_stay_aligned_under_symmetries_and_are_a_function_of_the_batch_number(tmp_path):
     trainer = Trainer(enhance_config("sr:factor=2,method=area"), tmp_path / "run", progress=False)
     task = trainer.task
-    flipped = 0
+    seen = set()
     for k in range(4):
         batch = trainer.batch(k)
         x, y = task._pair(batch)
         stored, clean = task.inputs[0, batch["index"]], batch["image"]
-        for i in range(len(x)):  # each pair is the stored pair, or the stored pair mirrored as a whole
-            mirrored = torch.equal(x[i], stored[i].flip(-1)) and torch.equal(y[i], clean[i].flip(-1))
-            assert mirrored or (torch.equal(x[i], stored[i]) and torch.equal(y[i], clean[i]))
-            flipped += mirrored
+        for i in range(len(x)):  # each pair is the stored pair under one symmetry, the same for both
+            match = [s for s in range(8) if torch.equal(x[i], symmetries([stored[i:i + 1]], torch.tensor([s]))[0][0])
+                     and torch.equal(y[i], symmetries([clean[i:i + 1]], torch.tensor([s]))[0][0])]
+            assert match
+            seen.add(match[0])
         again = task._pair(trainer.batch(k))
         assert torch.equal(again[0], x) and torch.equal(again[1], y)
-    assert 4 <= flipped <= 28  # about half of 32 pairs are mirrored
+    assert len(seen) >= 6  # 32 pairs draw most of the 8 symmetries
     no_flip = Trainer(enhance_config("sr:factor=2,method=area", flip=False), tmp_path / "plain", progress=False)
     batch = no_flip.batch(0)
     assert torch.equal(no_flip.task._pair(batch)[0], no_flip.task.inputs[0, batch["index"]])

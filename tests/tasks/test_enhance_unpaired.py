@@ -14,6 +14,7 @@ from medgan.data.sources import SourceOptions
 from medgan.datasets.phantom import phantom_set
 from medgan.errors import MedganError
 from medgan.tasks.enhance.config import EnhanceConfig
+from medgan.tasks.enhance.recipe import symmetries
 from medgan.tasks.enhance.unpaired import CYCLE_WEIGHT, IDENTITY_WEIGHT, UnpairedEnhanceTask, split_halves
 from medgan.train import DataConfig, LoopConfig, ModelConfig, TrainConfig, Trainer
 from medgan.train.task import Networks
@@ -83,13 +84,14 @@ def test_the_noisy_and_the_clean_side_are_disjoint_halves_of_the_training_images
     assert not noisy & clean and noisy | clean == set(range(16)) and len(noisy) == 8
     images = trainer.dataset.batch(torch.arange(16))["image"]  # (16, 1, 32, 32) the clean training images
     seen_x, seen_y = set(), set()
-    for k in range(8):  # every drawn image, mirrored or not, is one of its own side's
+    views = lambda image: symmetries([image[None].expand(8, *image.shape)], torch.arange(8))[0]  # noqa: E731
+    shown = lambda xi, image: any(torch.equal(xi, v) for v in views(image))  # noqa: E731
+    for k in range(8):  # every drawn image, under whichever symmetry, is one of its own side's
         x, y = task.unpaired_batch(trainer.batch(k))
         for xi in x:
-            seen_x |= {i for i in range(16) for r in range(len(task.inputs))
-                       if torch.equal(xi, task.inputs[r, i]) or torch.equal(xi, task.inputs[r, i].flip(-1))}
+            seen_x |= {i for i in range(16) for r in range(len(task.inputs)) if shown(xi, task.inputs[r, i])}
         for yi in y:
-            seen_y |= {i for i in range(16) if torch.equal(yi, images[i]) or torch.equal(yi, images[i].flip(-1))}
+            seen_y |= {i for i in range(16) if shown(yi, images[i])}
     assert seen_x and seen_y and seen_x <= noisy and seen_y <= clean
     # the sample grid's truth is the noisy inputs' own clean images, never trained on as clean
     fixed = task.fixed_inputs(6, torch.device("cpu"))

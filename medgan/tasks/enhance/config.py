@@ -41,7 +41,8 @@ class EnhanceConfig:
         realizations: noise draws kept per training image (a batch picks one per image, so
             the network sees fresh noise, not one fixed pattern to memorise); 0 = 4 for
             random degradations (noise) and 1 for deterministic ones (downsampling).
-        flip: mirror each (degraded, clean) pair left-right with probability 1/2.
+        flip: show each (degraded, clean) pair under one of the 8 symmetries of the square
+            (mirrors and 90-degree turns, both images alike; 4 for non-square images).
     """
 
     mode: str = option("denoise", "denoising (pix2pix U-Net) or super-resolution", choices=("denoise", "sr"))
@@ -58,4 +59,4 @@ class EnhanceConfig:
     ssim_weight: float = option(0.0, "weight of a 1-SSIM term")
     degradation_seed: int = 0
     realizations: int = option(0, "noise draws kept per training image (0: 4 for noise, 1 for downsampling)")
-    flip: bool = option(True, "do not mirror training pairs left-right")
+    flip: bool = option(True, "do not mirror or turn training pairs (by default each pair is shown under one of the square's 8 symmetries)")

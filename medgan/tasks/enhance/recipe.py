@@ -76,6 +76,26 @@ class EnhancementModel:
         return text
 
 
+def symmetries(images: list[torch.Tensor], k: torch.Tensor) -> list[torch.Tensor]:
+    """Each ``(B, C, H, W)`` image ``i`` of every tensor under symmetry ``k[i]`` of the square
+    (0..7: bit 0 mirrors left-right, bit 1 up-down, bit 2 swaps the axes), the same
+    symmetry for the images of a pair. Non-square images skip the swap (4 symmetries).
+
+    Noise and resolution loss look alike in every orientation, anatomy does not: the eight
+    views make the network learn the degradation rather than one head's orientation (a
+    DnCNN trained on one template head and tested on another gained 0.3 dB at sigma 10).
+    """
+    k = k[:, None, None, None]
+    out = []
+    for x in images:
+        x = torch.where(k % 2 == 1, x.flip(-1), x)
+        x = torch.where(k // 2 % 2 == 1, x.flip(-2), x)
+        if x.shape[-1] == x.shape[-2]:
+            x = torch.where(k >= 4, x.transpose(-1, -2), x)
+        out.append(x)
+    return out
+
+
 class EnhanceTask(GANTask):
     """G: degraded image -> clean image; D: (degraded, image) pair -> patch logits."""
 
@@ -170,16 +190,15 @@ class EnhanceTask(GANTask):
         return int(getattr(self.net_config, "multiple", 1))
 
     def _pair(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        """(degraded, clean) of a batch: one noise realisation per image and, with ``flip``,
-        a left-right mirror of half the pairs; both drawn from the batch number, so the D and
-        G steps see the same pairs and a resumed run the same batches."""
+        """(degraded, clean) of a batch: one noise realisation per image and, with ``flip``, one
+        of the square's symmetries per pair (both images alike); both drawn from the batch
+        number, so the D and G steps see the same pairs and a resumed run the same batches."""
         index, y = batch["index"].cpu(), batch["image"]
         g = torch.Generator().manual_seed(self.config.loop.seed * 1_000_003 + int(batch["number"]))
         realization = torch.randint(len(self.inputs), (len(index),), generator=g)
         x = self.inputs[realization, index].to(y.device)  # (B, C, h, w)
         if self.config.task_config.flip:
-            mirror = (torch.rand(len(index), generator=g) < 0.5).to(y.device)[:, None, None, None]
-            x, y = torch.where(mirror, x.flip(-1), x), torch.where(mirror, y.flip(-1), y)
+            x, y = symmetries([x, y], torch.randint(8, (len(index),), generator=g).to(y.device))
         return x.contiguous(memory_format=torch.channels_last), y.contiguous(memory_format=torch.channels_last)
 
     # ----------------------------------------------------------------------- objectives

@@ -34,7 +34,7 @@ The data, x on the noisy side and y on the clean side, never of the same image:
   second half as they are. A simulation, so unpaired training can be scored against paired
   training on the same data; the network never sees a clean version of a noisy input.
 
-Each step draws its noisy and clean minibatches (and their mirroring, ``flip``) from the
+Each step draws its noisy and clean minibatches (and their symmetries, ``flip``) from the
 batch number and the run's seed, so the D and G updates of a step see the same images and a
 resumed run the same batches; the engine's own batch only gives the batch size and device.
 
@@ -59,7 +59,7 @@ from torch import nn
 from medgan.data.sources import load_source
 from medgan.errors import MedganError, warn
 from medgan.nets import PatchGANDiscriminator, build_network
-from medgan.tasks.enhance.recipe import NOT_SEEN_TITLE, EnhanceTask
+from medgan.tasks.enhance.recipe import NOT_SEEN_TITLE, EnhanceTask, symmetries
 from medgan.train.task import Networks, Optimizer, Phase, Update
 
 __all__ = ["CYCLE_WEIGHT", "IDENTITY_WEIGHT", "UnpairedEnhanceTask", "split_halves"]
@@ -182,7 +182,7 @@ class UnpairedEnhanceTask(EnhanceTask):
 
     def unpaired_batch(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         """``(x, y)``, each ``(B, C, h, w)``: noisy images (one noise realisation each) and clean
-        images of other patients, each mirrored left-right with probability 1/2 when ``flip``.
+        images of other patients, each under one of the square's symmetries when ``flip``.
         A function of the batch number and the run's seed only (the D and G updates of a step
         see the same images; resume is exact); ``B`` and the device are the engine batch's."""
         b, device = len(batch["index"]), batch["image"].device
@@ -192,8 +192,8 @@ class UnpairedEnhanceTask(EnhanceTask):
         x = self.inputs[realization, noisy]  # (B, C, h, w)
         y = self.clean[_draw(len(self.clean), b, g)]  # (B, C, h, w)
         if self.config.task_config.flip:  # each side on its own: the images are not pairs
-            mirror_x, mirror_y = (torch.rand(2, b, generator=g) < 0.5)[..., None, None, None]
-            x, y = torch.where(mirror_x, x.flip(-1), x), torch.where(mirror_y, y.flip(-1), y)
+            k = torch.randint(8, (2, b), generator=g)
+            (x,), (y,) = symmetries([x], k[0]), symmetries([y], k[1])
         return (x.to(device).contiguous(memory_format=torch.channels_last),
                 y.to(device).contiguous(memory_format=torch.channels_last))
 
