@@ -1,64 +1,48 @@
-"""Training throughput of one DCGAN D+G step, as a fraction of this machine's fp32 matmul rate.
+"""Training throughput of the engine's steps as a fraction of this machine's own limit.
 
-Prints one JSON object. Both rates are measured in the same process, so the ratio holds
-on a shared, noisy machine where absolute numbers do not.
+Prints one JSON object: the machine (CPU model, cores, ISA flags), its roofs measured in
+the same process (fp32 FMA peak; bf16 matmul peak where the CPU has native bf16; see
+``roof.py``), and per case and precision the images per second, the FLOP/s reached (FLOPs
+counted by ``torch.utils.flop_counter`` on one step) and their fraction of the roof.
 
-    python benchmarks/train_speed.py [--sizes 28 64] [--batch 64] [--width 64] [--repeats 10]
+Cases: ``synth`` (a DCGAN D+G step, 64x64, width 64, batch 64, as the main job trains),
+``enhance`` (the pix2pix U-Net + PatchGAN step, 64x64, batch 16) and ``dncnn`` (the plain
+denoiser, L2 alone, 64x64, batch 16). Precisions: ``fp32`` and ``amp`` (the engine's
+``--amp``: bf16 autocast on CPU), the latter only where the CPU has native bf16 unless
+``--precisions`` names it.
+
+    python benchmarks/train_speed.py [--cases synth enhance dncnn] [--precisions fp32 amp] [--repeats 10]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import tempfile
 import time
 
 import torch
+from roof import fractions, machine, native_bf16, roofs
 from torch.utils.flop_counter import FlopCounterMode
 
-from medgan.data.sources import SourceOptions
-from medgan.train import DataConfig, LoopConfig, ModelConfig, TrainConfig, Trainer
+from medgan.train import TrainConfig, Trainer
+
+CASES = {
+    "synth": {"task": "synth", "data": {"source": "phantom", "options": {"size": 64, "n": 128}, "holdout": 0.0},
+              "model": {"name": "dcgan", "net": {"width": 64}}, "batch": 64},
+    "enhance": {"task": "enhance", "data": {"source": "phantom", "options": {"size": 64, "n": 64}, "holdout": 0.0},
+                "enhance": {"degradation": "gaussian:sigma=20"}, "model": {"name": "pix2pix", "net": {}}, "batch": 16},
+    "dncnn": {"task": "enhance", "data": {"source": "phantom", "options": {"size": 64, "n": 64}, "holdout": 0.0},
+              "enhance": {"degradation": "gaussian:sigma=20", "adversarial": False, "recon_loss": "l2"},
+              "model": {"name": "dncnn", "net": {}}, "batch": 16},
+}
 
 
-def matmul_rate(n: int = 2048, repeats: int = 10) -> float:
-    """Best-of-``repeats`` fp32 FLOP/s of an n x n matrix product (2n^3 FLOPs)."""
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    torch.mm(a, b)
-    best = float("inf")
-    for _ in range(repeats):
-        t = time.perf_counter()
-        torch.mm(a, b)
-        best = min(best, time.perf_counter() - t)
-    return 2 * n**3 / best
-
-
-def conv_rate(repeats: int = 10) -> float:
-    """Best fp32 FLOP/s of a large 3x3 convolution (oneDNN): a second, conv-specific reference.
-
-    On CPUs where the BLAS behind ``torch.mm`` does not use every vector unit (MKL on AMD
-    processors falls back to AVX2), convolutions can beat the matmul rate; this figure
-    shows how close the step comes to what this CPU's conv kernels reach at best.
-    """
-    conv = torch.nn.Conv2d(256, 256, 3, padding=1, bias=False)
-    x = torch.randn(64, 256, 16, 16)
-    with torch.no_grad():
-        conv(x)
-        with FlopCounterMode(display=False) as counter:
-            conv(x)
-        best = float("inf")
-        for _ in range(repeats):
-            t = time.perf_counter()
-            conv(x)
-            best = min(best, time.perf_counter() - t)
-    return counter.get_total_flops() / best
-
-
-def step_figures(size: int, batch: int, width: int, repeats: int, tmp: str) -> dict:
-    config = TrainConfig(
-        data=DataConfig(source="phantom", options=SourceOptions(size=size, n=batch * 2), holdout=0.0),
-        model=ModelConfig("dcgan", {"image_size": size, "width": width}),
-        loop=LoopConfig(steps=10**6, batch_size=batch, ema=0.999),
-    )
-    trainer = Trainer(config, f"{tmp}/speed-{size}", progress=False)
+def step_figures(case: str, amp: bool, repeats: int, tmp: str) -> dict:
+    spec = dict(CASES[case])
+    batch = spec.pop("batch")
+    config = TrainConfig.from_dict({**spec, "loop": {"steps": 10**6, "batch_size": batch, "amp": amp, "augment": ""}})
+    trainer = Trainer(config, f"{tmp}/{case}-{amp}", progress=False)
     for _ in range(3):  # warm-up: allocator, oneDNN primitive caches
         trainer.train_step()
     with FlopCounterMode(display=False) as counter:
@@ -69,31 +53,42 @@ def step_figures(size: int, batch: int, width: int, repeats: int, tmp: str) -> d
         t = time.perf_counter()
         trainer.train_step()
         times.append(time.perf_counter() - t)
-    best = min(times)
-    median = sorted(times)[len(times) // 2]
-    return {"size": size, "batch": batch, "width": width, "flops_per_step": flops, "step_seconds_best": best,
-            "step_seconds_median": median, "images_per_second": batch / median, "achieved_flops": flops / best}
+    best, median = min(times), sorted(times)[len(times) // 2]
+    return {"batch": batch, "flops_per_step": flops, "step_seconds_best": round(best, 4), "step_seconds_median": round(median, 4),
+            "images_per_second": round(batch / median, 2), "achieved_flops": flops / best}
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--sizes", type=int, nargs="+", default=[28, 64])
-    parser.add_argument("--batch", type=int, default=64)
-    parser.add_argument("--width", type=int, default=64)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--cases", nargs="+", default=list(CASES), choices=list(CASES))
+    parser.add_argument("--precisions", nargs="+", default=None, choices=["fp32", "amp"],
+                        help="default: fp32, and amp where the CPU has native bf16")
     parser.add_argument("--repeats", type=int, default=10)
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     args = parser.parse_args()
-    import tempfile
-
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    precisions = args.precisions or (["fp32", "amp"] if native_bf16() else ["fp32"])
+    roof = roofs()
+    results = {}
     with tempfile.TemporaryDirectory() as tmp:
-        rate_before, conv_before = matmul_rate(), conv_rate()
-        results = [step_figures(s, args.batch, args.width, args.repeats, tmp) for s in args.sizes]
-        rate_after, conv_after = matmul_rate(), conv_rate()
-    rate, conv = max(rate_before, rate_after), max(conv_before, conv_after)
-    for r in results:
-        r["fraction_of_matmul_rate"] = r["achieved_flops"] / rate
-        r["fraction_of_conv_rate"] = r["achieved_flops"] / conv
-    print(json.dumps({"threads": torch.get_num_threads(), "torch": torch.__version__, "matmul_flops": rate,
-                      "conv3x3_flops": conv, "results": results}, indent=2))
+        for case in args.cases:
+            results[case] = {}
+            for precision in precisions:
+                r = step_figures(case, precision == "amp", args.repeats, tmp)
+                results[case][precision] = {**r, **fractions(r["achieved_flops"], roof)}
+            if "amp" in results[case] and "fp32" in results[case]:
+                results[case]["amp_speedup"] = round(results[case]["amp"]["images_per_second"]
+                                                     / results[case]["fp32"]["images_per_second"], 2)
+    after = roofs()  # the roof again after the steps: the larger of the two (turbo and noise)
+    for key in ("fp32", "bf16", "fp32_matmul"):
+        if after.get(key):
+            roof[key] = max(roof[key], after[key])
+    for case in results.values():
+        for precision, r in case.items():
+            if isinstance(r, dict):
+                r.update(fractions(r["achieved_flops"], roof))
+    print(json.dumps({"machine": machine(), "roof": roof, "results": results}, indent=2))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,78 @@
+"""Inference at scale: ``medgan enhance``, ``medgan segment`` and ``medgan detect`` on one CT
+volume of 512 x 512 x 100 (a NIfTI of head phantoms in HU), timed end to end as a user runs
+them (a new process: start-up, reading, the network, writing).
+
+The models are each task's default network at its default size, trained for 2 steps on
+64 px phantoms (inference time does not depend on the weights). Prints one JSON object
+with the machine, seconds per command and per slice, and the network's share of the FLOPs
+budget (FLOP/s reached as a fraction of the fp32 roof of ``roof.py``).
+
+    python benchmarks/infer_speed.py [--slices 100] [--size 512] [--commands enhance segment detect]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from roof import machine, roofs
+
+TRAIN = {
+    "enhance": ["train", "enhance", "--degradation", "lowdose-ct-image:dose=0.25"],
+    "segment": ["train", "segment", "--lesion-fraction", "1"],
+    "detect": ["train", "anomaly"],
+}
+
+
+def phantom_volume(path: Path, slices: int, size: int) -> None:
+    """``slices`` head phantoms of ``size``² in HU, written as one NIfTI volume (1 mm)."""
+    import nibabel as nib
+
+    from medgan.datasets.phantom import phantom_set
+
+    images = phantom_set(n=slices, size=size, seed=5).images.astype(np.float32)  # (D, H, W) HU
+    volume = np.ascontiguousarray(np.transpose(images, (2, 1, 0)))  # (x, y, z)
+    nib.save(nib.Nifti1Image(volume, np.eye(4)), str(path))
+
+
+def medgan(*args: str) -> float:
+    """Run ``medgan ARGS`` in a new process; its wall seconds."""
+    t = time.perf_counter()
+    done = subprocess.run([sys.executable, "-m", "medgan.cli", *args], capture_output=True, text=True)
+    seconds = time.perf_counter() - t
+    if done.returncode != 0:
+        raise SystemExit(f"medgan {' '.join(args)} failed:\n{done.stderr[-2000:]}")
+    return seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--slices", type=int, default=100)
+    parser.add_argument("--size", type=int, default=512)
+    parser.add_argument("--commands", nargs="+", default=list(TRAIN), choices=list(TRAIN))
+    args = parser.parse_args()
+    out = {"machine": machine(), "roof": roofs(), "volume": [args.size, args.size, args.slices], "commands": {}}
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        volume = tmp / "volume.nii.gz"
+        phantom_volume(volume, args.slices, args.size)
+        for command in args.commands:
+            run = tmp / f"run-{command}"
+            medgan(*TRAIN[command], "--data", "phantom", "--n-images", "48", "--steps", "2", "--batch-size", "8",
+                   "--run-dir", str(run), "--no-progress")
+            dest = tmp / ("enhanced.nii.gz" if command == "enhance" else f"out-{command}")  # enhance mirrors the input's format
+            seconds = medgan(command, str(run), str(volume), "--out", str(dest), "--no-progress")
+            out["commands"][command] = {"seconds": round(seconds, 1), "seconds_per_slice": round(seconds / args.slices, 3)}
+    out["threads"] = int(os.environ.get("OMP_NUM_THREADS", 0)) or None
+    print(json.dumps(out, indent=2))
+
+
+if __name__ == "__main__":
+    main()
