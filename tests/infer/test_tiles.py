@@ -45,3 +45,23 @@ def test_bad_arguments_and_a_network_of_the_wrong_scale_are_refused():
         tiled_apply(net, np.zeros((2, 1, 8, 8)))
     with pytest.raises(MedganError, match="expected \\(B, C, 16, 16\\)"):
         tiled_apply(net, np.zeros((8, 8)), scale=2)
+
+
+def test_channels_last_inference_gives_the_plain_layouts_output():
+    """Tiles run channels-last (oneDNN's fast kernels) and give what the network gives in
+    NCHW: the U-Net with its transposed convolutions, one pass and several tiles per batch."""
+    import copy
+
+    from medgan.nets import build_network, config_from_dict
+
+    torch.manual_seed(1)
+    net = build_network("pix2pix", config_from_dict("pix2pix", {"in_channels": 1, "out_channels": 1, "width": 8}), "generator").eval()
+    plain = copy.deepcopy(net)
+    image = np.random.default_rng(1).standard_normal((2, 1, 48, 48)).astype(np.float32)
+    with torch.no_grad():
+        whole = plain(torch.from_numpy(image)).numpy()  # (2, 1, 48, 48), NCHW
+    for i in range(2):
+        out = tiled_apply(net, image[i, 0], multiple=16, tile=64, batch_size=1)
+        np.testing.assert_allclose(out, whole[i, 0], rtol=0, atol=1e-6)
+    weight = net.down[0][0].weight  # (16, 8, 4, 4): the layouts differ
+    assert weight.is_contiguous(memory_format=torch.channels_last) and not weight.is_contiguous()  # the run used the fast layout
