@@ -29,7 +29,7 @@ high-frequency energy ratio and the high-frequency spectrum error (texture, see
 method (CPU seconds of the training process). Writes ``RUNS/<case>/comparison.png`` (middle level, first seed) and prints one JSON
 object.
 
-    python benchmarks/enhance_quality.py [--cases mri-gaussian mri-rician] [--methods dncnn-l2 unet-l1 gan self unpaired]
+    python benchmarks/enhance_quality.py [--cases mri-gaussian mri-rician] [--methods dncnn-l2 dncnn-l2-blind unet-l1 gan self unpaired]
         [--seeds 0 1 2] [--steps 600] [--n-test 220] [--runs-dir bench-runs]
 """
 
