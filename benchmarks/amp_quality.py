@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from enhance_quality import mean_std
 from roof import machine
 
 from medgan.train import TrainConfig, Trainer
@@ -91,9 +92,7 @@ def main() -> None:
             table = {}
             for precision in ("fp32", "amp"):
                 rows = [CASES[case](seed, precision == "amp", args, root) for seed in args.seeds]
-                table[precision] = {k: [round(float(np.mean([r[k] for r in rows])), 5), round(float(np.std([r[k] for r in rows])), 5)]
-                                    for k in rows[0]}
-                table[precision]["per_seed"] = rows
+                table[precision] = {**mean_std(rows), "per_seed": rows}
             table["amp_speedup"] = round(table["fp32"]["sec_per_step"][0] / table["amp"]["sec_per_step"][0], 2)
             out["cases"][case] = table
     print(json.dumps(out, indent=2))

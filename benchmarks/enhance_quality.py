@@ -37,13 +37,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from roof import machine
 
 from medgan.report.grid import image_grid
 from medgan.tasks.enhance.classical import classical_baselines
@@ -137,18 +137,6 @@ def score(clean: np.ndarray, output: np.ndarray, data_range: float) -> dict[str,
 
 def mean_std(rows: list[dict[str, float]]) -> dict[str, list[float]]:
     return {k: [round(float(np.mean([r[k] for r in rows])), 4), round(float(np.std([r[k] for r in rows])), 4)] for k in rows[0]}
-
-
-def machine() -> dict:
-    flags = ""
-    if Path("/proc/cpuinfo").is_file():
-        text = Path("/proc/cpuinfo").read_text()
-        model = next((line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("model name")), "")
-        flags = next((line.split(":", 1)[1] for line in text.splitlines() if line.startswith("flags")), "")
-    else:
-        model = platform.processor()
-    isa = [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if f in flags.split()]
-    return {"cpu": model, "cores": os.cpu_count(), "isa": isa, "torch_threads": torch.get_num_threads()}
 
 
 def run_case(name: str, args) -> dict:

@@ -76,7 +76,7 @@ def main() -> None:
             results[case] = {}
             for precision in precisions:
                 r = step_figures(case, precision == "amp", args.repeats, tmp)
-                results[case][precision] = {**r, **fractions(r["achieved_flops"], roof)}
+                results[case][precision] = r
             if "amp" in results[case] and "fp32" in results[case]:
                 results[case]["amp_speedup"] = round(results[case]["amp"]["images_per_second"]
                                                      / results[case]["fp32"]["images_per_second"], 2)
