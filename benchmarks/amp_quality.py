@@ -9,16 +9,19 @@ then its quality and its median seconds per step:
   KID and FID of ``--n`` samples against the training slices.
 - ``enhance``: the DnCNN denoiser (L2) at Gaussian sigma 20 on the brain MRI, one head
   trained, the other scored; PSNR and SSIM on ``--n-test`` held-out slices.
+- ``pix2pix``: the enhancement default, the U-Net with L1 + PatchGAN adversary (width 32),
+  on the same data, noise and scores.
 
 Prints one JSON object: the machine, and per case and precision the figures as
 ``[mean, std]`` over seeds, seconds per step, and the amp/fp32 ratios.
 
-    python benchmarks/amp_quality.py [--cases synth enhance] [--seeds 0 1 2] [--synth-steps 1000] [--enhance-steps 500]
+    python benchmarks/amp_quality.py [--cases synth enhance pix2pix] [--seeds 0 1 2] [--synth-steps 1000] [--enhance-steps 500]
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import statistics
 import tempfile
@@ -48,20 +51,29 @@ def synth(seed: int, amp: bool, args, root: Path) -> dict:
     return {"kid": record["metrics"]["kid_mean"], "fid": record["metrics"]["fid"], "sec_per_step": median_step_seconds(run)}
 
 
-def enhance(seed: int, amp: bool, args, root: Path) -> dict:
+# The denoisers: model, its net fields and its enhance options.
+DENOISERS = {
+    "enhance": {"name": "dncnn", "net": {"width": 32, "layers": 10}, "enhance": {"adversarial": False, "recon_loss": "l2"},
+                "loss": "lsgan"},
+    "pix2pix": {"name": "pix2pix", "net": {"width": 32}, "enhance": {"adversarial": True}, "loss": "auto"},
+}
+
+
+def enhance(seed: int, amp: bool, args, root: Path, case: str = "enhance") -> dict:
     from enhance_quality import BRAIN, held_out, score
 
     from medgan.tasks.enhance.degrade import parse_degradation
     from medgan.tasks.enhance.evaluate import enhancement_model
     from medgan.tasks.enhance.inference import enhance_image
 
+    denoiser = DENOISERS[case]
     config = TrainConfig.from_dict({
         "task": "enhance", "data": BRAIN,
-        "enhance": {"degradation": "gaussian:sigma=20", "adversarial": False, "recon_loss": "l2"},
-        "model": {"name": "dncnn", "net": {"width": 32, "layers": 10}}, "loss": {"name": "lsgan"},
+        "enhance": {"degradation": "gaussian:sigma=20", **denoiser["enhance"]},
+        "model": {"name": denoiser["name"], "net": denoiser["net"]}, "loss": {"name": denoiser["loss"]},
         "loop": {"steps": args.enhance_steps, "batch_size": 16, "seed": seed, "amp": amp, "ema": 0.0, "augment": "",
                  "checkpoint_every": args.enhance_steps, "sample_every": args.enhance_steps}})
-    run = Trainer(config, root / f"enhance-{seed}-{amp}", progress=False).fit()
+    run = Trainer(config, root / f"{case}-{seed}-{amp}", progress=False).fit()
     clean, _, intensity = held_out(run, args.n_test)
     degraded = parse_degradation("gaussian:sigma=20").apply(clean, seed=1).astype(np.float32)
     model = enhancement_model(run)
@@ -69,7 +81,7 @@ def enhance(seed: int, amp: bool, args, root: Path) -> dict:
     return {"psnr": s["psnr"], "ssim": s["ssim"], "sec_per_step": median_step_seconds(run)}
 
 
-CASES = {"synth": synth, "enhance": enhance}
+CASES = {"synth": synth, "enhance": enhance, "pix2pix": functools.partial(enhance, case="pix2pix")}
 
 
 def main() -> None:
