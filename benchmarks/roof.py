@@ -34,6 +34,8 @@ from pathlib import Path
 
 import torch
 
+from medgan.train.precision import native_bf16
+
 ISA_FLAGS = ("avx2", "fma", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")
 
 FMA_KERNEL = r"""
@@ -70,11 +72,6 @@ def cpu_flags() -> list[str]:
     line = next((x for x in path.read_text().splitlines() if x.startswith("flags")), "")
     have = set(line.split(":", 1)[-1].split())
     return [f for f in ISA_FLAGS if f in have]
-
-
-def native_bf16() -> bool:
-    """Whether the CPU computes bf16 natively (AVX-512 BF16 or AMX), so bf16 can beat fp32."""
-    return bool({"avx512_bf16", "amx_bf16"} & set(cpu_flags()))
 
 
 def machine() -> dict:

@@ -193,6 +193,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     from medgan.train import Trainer
     from medgan.train.config import load_config_file
+    from medgan.train.precision import describe
 
     console = Console(stderr=True)
     if args.resume:
@@ -209,7 +210,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         return 0
     trainer = Trainer(config, run_dir, resume=bool(args.resume), progress=not args.no_progress)
     if trainer.dist.is_main:
-        console.print(f"training into [bold]{run_dir}[/bold]")
+        console.print(f"training into [bold]{run_dir}[/bold] in {describe(config.loop.amp, trainer.device)}")
     trainer.fit()
     if trainer.dist.is_main:
         if trainer.stopped_by_budget:

@@ -10,7 +10,8 @@ A config field declares its flag beside its default::
 the real default), and :func:`given_values` reads back only the flags the user gave, as a
 nested dict ready to merge over a config file. Fields without an option have no flag.
 Booleans: a field defaulting to ``False`` gets ``--name`` (sets ``True``); one defaulting to
-``True`` gets ``--no-name`` or its own ``flag`` (sets ``False``).
+``True`` gets ``--no-name`` or its own ``flag`` (sets ``False``); one defaulting to ``None``
+(decided later, e.g. by task and machine) gets both ``--name`` and ``--no-name``.
 """
 
 from __future__ import annotations
@@ -105,7 +106,10 @@ def add_flags(parser: argparse.ArgumentParser | argparse._ArgumentGroup, cls: ty
         kind = _base_type(hint)
         help_text = meta["help"]
         kwargs: dict[str, Any] = {"dest": path.replace(".", _SEP), "default": argparse.SUPPRESS}
-        if kind is bool:
+        if kind is bool and default is None:  # decided later (e.g. by task and machine): both flags
+            name = meta["flag"] or f"--{f.name.replace('_', '-')}"
+            kwargs.update(action=argparse.BooleanOptionalAction, help=f"{help_text} (default {meta['shown'] or 'auto'})")
+        elif kind is bool:
             name = meta["flag"] or (f"--no-{f.name.replace('_', '-')}" if default else f"--{f.name.replace('_', '-')}")
             kwargs.update(action="store_false" if default else "store_true", help=help_text)
         else:

@@ -145,7 +145,9 @@ class LoopConfig:
         batch_size: images per step, summed over all processes under DDP.
         seed: seeds weights, noise, augmentation and data order (deterministic on CPU).
         device: ``auto`` (CUDA when available), ``cpu``, ``cuda``, ``cuda:1`` ...
-        amp: mixed precision (float16 with loss scaling on CUDA, bfloat16 on CPU).
+        amp: mixed precision (float16 with loss scaling on CUDA, bfloat16 on CPU); ``None``:
+            the task's default on this machine (:func:`medgan.train.precision.resolve_amp`:
+            on for enhancement on a CPU with native bf16), written into the resolved config.
         ema: decay of the exponential moving average of the task's averaged networks (the
             generator) (0: no EMA).
         augment: DiffAugment policy, comma-separated from ``translation``, ``cutout``,
@@ -163,7 +165,8 @@ class LoopConfig:
     batch_size: int = option(32, "images per step over all processes")
     seed: int = option(0, "run seed")
     device: str = option("auto", "auto, cpu, cuda, cuda:N")
-    amp: bool = option(False, "mixed precision (fp16 on CUDA, bf16 on CPU)")
+    amp: bool | None = option(None, "mixed precision: bf16 autocast on CPU, fp16 with loss scaling on CUDA",
+                              shown="by task and machine: on for enhancement on a CPU with native bf16, else off")
     ema: float = option(0.999, "EMA decay of G for sampling (0: off)")
     augment: str = option("auto", "DiffAugment policy: comma-separated translation,cutout,color ('' = off; auto: by task and recipe)")
     log_every: int = option(25, "steps between log lines")
@@ -206,6 +209,7 @@ class TrainConfig:
         from medgan.nets import MODELS
         from medgan.tasks import TASKS
         from medgan.train.augment import parse_policy
+        from medgan.train.precision import resolve_amp
 
         if self.task not in TASKS:
             raise MedganError(f"unknown task {self.task!r}", hint=f"use one of {', '.join(TASKS)}")
@@ -232,6 +236,7 @@ class TrainConfig:
             raise MedganError(f"--beta1 {self.optim.beta1} / --beta2 {self.optim.beta2}: Adam's betas must be in [0, 1)")
         if self.loop.augment == "auto":
             self.loop.augment = ""
+        self.loop.amp = resolve_amp(self.loop.amp, self.loop.device, task.bf16_on_cpu)
         models = task.models or MODELS
         if self.model.name not in models:
             raise MedganError(f"unknown model {self.model.name!r}", hint=f"use one of {', '.join(models)}")

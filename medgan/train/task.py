@@ -118,6 +118,10 @@ class Task(ABC):
     samples_title: str = "Samples from one fixed set of z"
     #: learning-rate schedule when the run's is ``auto`` (see :class:`OptimConfig`).
     lr_decay: str = "none"
+    #: train in bf16 mixed precision by default on a CPU that computes bf16 natively (when
+    #: ``loop.amp`` is not given; see :mod:`medgan.train.precision`): only where quality at
+    #: equal steps was measured to hold.
+    bf16_on_cpu: bool = False
     #: model names the task accepts in ``model.name`` (``None``: the GAN registry :data:`medgan.nets.MODELS`).
     models: tuple[str, ...] | None = None
 
