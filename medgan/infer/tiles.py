@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from medgan.cores import map_cores
 from medgan.errors import MedganError
 
 __all__ = ["tiled_apply"]
@@ -90,7 +91,8 @@ def tiled_apply(
         multiple: the size its input must be a multiple of (e.g. 16 for a depth-4 U-Net).
         tile: largest tile side fed to the network (rounded down to a multiple of ``multiple``).
         overlap: pixels shared by neighbouring tiles (``0 <= overlap < tile``).
-        batch_size: tiles per forward pass.
+        batch_size: tiles per forward pass on CUDA. On a CPU each core runs one tile at a
+            time, single-threaded, so the output does not depend on the number of cores.
         device: where to run the network.
 
     Returns:
@@ -121,17 +123,26 @@ def tiled_apply(
     net.to(memory_format=torch.channels_last)
     out = weight = None
     starts = [(y0, x0) for y0 in ys for x0 in xs]
-    for b in range(0, len(starts), max(1, batch_size)):
-        chunk = starts[b : b + max(1, batch_size)]
-        result = _run(net, np.stack([padded[:, y0 : y0 + th, x0 : x0 + tw] for y0, x0 in chunk]), s, device)
-        if out is None:
-            out = np.zeros((result.shape[1], Hp * s, Wp * s), dtype=np.float64)  # (C_out, Hp*s, Wp*s)
-            weight = np.zeros((Hp * s, Wp * s), dtype=np.float64)
-        for (y0, x0), tile_out in zip(chunk, result):
-            wy = _ramp(th * s, o, y0 > 0, y0 != ys[-1])
-            wx = _ramp(tw * s, o, x0 > 0, x0 != xs[-1])
-            w = wy[:, None] * wx[None, :]  # (th*s, tw*s)
-            out[:, y0 * s : (y0 + th) * s, x0 * s : (x0 + tw) * s] += w * tile_out
-            weight[y0 * s : (y0 + th) * s, x0 * s : (x0 + tw) * s] += w
+    # On a CPU each core runs its own tiles, one per forward pass and single-threaded
+    # (medgan.cores): faster than splitting each tile's convolutions over the cores, and the
+    # output is the same on any number of cores (oneDNN's sums depend on the thread count and,
+    # for small tiles, on the batch). Tiles go a round at a time so few outputs are held at once.
+    on_cpu = torch.device(device).type == "cpu"
+    per_forward = 1 if on_cpu else max(1, batch_size)
+    per_round = max(torch.get_num_threads(), batch_size, 1) if on_cpu else per_forward
+    for r in range(0, len(starts), per_round):
+        chunks = [starts[b : b + per_forward] for b in range(r, min(r + per_round, len(starts)), per_forward)]
+        results = map_cores(lambda chunk: _run(net, np.stack([padded[:, y0 : y0 + th, x0 : x0 + tw] for y0, x0 in chunk]), s, device),
+                            chunks, device)
+        for chunk, result in zip(chunks, results):
+            if out is None:
+                out = np.zeros((result.shape[1], Hp * s, Wp * s), dtype=np.float64)  # (C_out, Hp*s, Wp*s)
+                weight = np.zeros((Hp * s, Wp * s), dtype=np.float64)
+            for (y0, x0), tile_out in zip(chunk, result):
+                wy = _ramp(th * s, o, y0 > 0, y0 != ys[-1])
+                wx = _ramp(tw * s, o, x0 > 0, x0 != xs[-1])
+                w = wy[:, None] * wx[None, :]  # (th*s, tw*s)
+                out[:, y0 * s : (y0 + th) * s, x0 * s : (x0 + tw) * s] += w * tile_out
+                weight[y0 * s : (y0 + th) * s, x0 * s : (x0 + tw) * s] += w
     result = (out / weight)[:, : H * s, : W * s]
     return result[0] if two_d and result.shape[0] == 1 else result
