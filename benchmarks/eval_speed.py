@@ -6,7 +6,9 @@ running the standard FID network the images per second, FLOP/s and fraction of t
 
 - ``torchscript``: the TorchScript file as shipped (how features were computed before);
 - ``folded``: :mod:`medgan.metrics.inception_net`, batch norm folded into the convolutions,
-  channels-last (what ``InceptionFeatures`` runs);
+  channels-last, the batch in one call over all the threads;
+- ``folded-cores``: the same, run as ``InceptionFeatures`` runs it on a CPU: ``PER_CORE``
+  images per core and forward pass, each core single-threaded (:mod:`medgan.cores`);
 - ``folded-bf16``: the same under bf16 autocast (only where the CPU has native bf16).
 
 and, on real data (the embedded brain MRI: one head against the other, ``--n`` slices
@@ -28,20 +30,29 @@ import torch
 from roof import fractions, machine, native_bf16, roofs
 from torch.utils.flop_counter import FlopCounterMode
 
-from medgan.metrics.inception import InceptionFeatures, to_inception_input
+from medgan.cores import map_cores
+from medgan.metrics.inception import PER_CORE, InceptionFeatures, to_inception_input
 from medgan.metrics.realism import fid_from_features, kid_from_features
 
 
-def rate(model, x: torch.Tensor, bf16: bool, repeats: int) -> dict:
-    """Best-of-``repeats`` images per second and FLOP/s of ``model`` on the batch ``x``."""
-    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-        model(x)
-        with FlopCounterMode(display=False) as counter:
+def rate(model, x: torch.Tensor, bf16: bool, repeats: int, cores: bool = False) -> dict:
+    """Best-of-``repeats`` images per second and FLOP/s of ``model`` on the batch ``x``, in one
+    call or (``cores``) as ``InceptionFeatures`` runs it on a CPU: ``PER_CORE`` images per
+    core and forward pass (``medgan.cores``)."""
+    def run() -> None:
+        if cores:
+            map_cores(model, x.split(PER_CORE))
+        else:
             model(x)
+
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        with FlopCounterMode(display=False) as counter:  # counted in this thread, on the whole batch
+            model(x)
+        run()
         best = float("inf")
         for _ in range(repeats):
             t = time.perf_counter()
-            model(x)
+            run()
             best = min(best, time.perf_counter() - t)
     flops = counter.get_total_flops()
     return {"images_per_second": round(len(x) / best, 2), "flops_per_image": flops / len(x), "achieved_flops": flops / best}
@@ -68,13 +79,15 @@ def main() -> None:
         script = torch.jit.load(str(extractor.weights)).eval()
     x = to_inception_input(torch.rand(args.batch, 1, 64, 64, generator=torch.Generator().manual_seed(0)) * 2 - 1)
     x = x.contiguous(memory_format=torch.channels_last)
-    ways = {"torchscript": (script, False), "folded": (extractor.model, False)}
+    ways = {"torchscript": (script, False, False), "folded": (extractor.model, False, False),
+            "folded-cores": (extractor.model, False, True)}
     if native_bf16():
-        ways["folded-bf16"] = (extractor.model, True)
-    speed = {name: rate(model, x, bf16, args.repeats) for name, (model, bf16) in ways.items()}
+        ways["folded-bf16"] = (extractor.model, True, False)
+    speed = {name: rate(model, x, bf16, args.repeats, cores) for name, (model, bf16, cores) in ways.items()}
     for r in speed.values():
         r.update(fractions(r["achieved_flops"], roof))
-    speed["folded_speedup"] = round(speed["folded"]["images_per_second"] / speed["torchscript"]["images_per_second"], 2)
+    for way in ("folded", "folded-cores"):
+        speed[f"{way}_speedup"] = round(speed[way]["images_per_second"] / speed["torchscript"]["images_per_second"], 2)
 
     out = {"machine": machine(), "roof": roof, "batch": args.batch, "speed": speed}
     if args.n and native_bf16():

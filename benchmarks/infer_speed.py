@@ -4,8 +4,9 @@ them (a new process: start-up, reading, the network, writing).
 
 The models are each task's default network at its default size, trained for 2 steps on
 64 px phantoms (inference time does not depend on the weights). Prints one JSON object
-with the machine, seconds per command and per slice, and the network's share of the FLOPs
-budget (FLOP/s reached as a fraction of the fp32 roof of ``roof.py``).
+with the machine, seconds per command and per slice, and for ``enhance`` the network's
+FLOPs per slice (counted by ``torch.utils.flop_counter``) and the FLOP/s they make over the
+command's wall time, as a fraction of the fp32 roof of ``roof.py``.
 
     python benchmarks/infer_speed.py [--slices 100] [--size 512] [--commands enhance segment detect]
 """
@@ -22,7 +23,9 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
 from roof import machine, roofs
+from torch.utils.flop_counter import FlopCounterMode
 
 TRAIN = {
     "enhance": ["train", "enhance", "--degradation", "lowdose-ct-image:dose=0.25"],
@@ -52,13 +55,30 @@ def medgan(*args: str) -> float:
     return seconds
 
 
+def enhance_flops(run: Path, size: int) -> float:
+    """FLOPs of ``medgan enhance`` on one ``size``² slice (its tiles through the network)."""
+    from medgan.tasks.enhance.evaluate import enhancement_model
+    from medgan.tasks.enhance.inference import enhance_image
+
+    model = enhancement_model(run)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the tiles then run in this thread, where the counter sees them
+    try:
+        with FlopCounterMode(display=False) as counter:
+            enhance_image(model, np.zeros((size, size), dtype=np.float32))
+    finally:
+        torch.set_num_threads(threads)
+    return counter.get_total_flops()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--slices", type=int, default=100)
     parser.add_argument("--size", type=int, default=512)
     parser.add_argument("--commands", nargs="+", default=list(TRAIN), choices=list(TRAIN))
     args = parser.parse_args()
-    out = {"machine": machine(), "roof": roofs(), "volume": [args.size, args.size, args.slices], "commands": {}}
+    roof = roofs()
+    out = {"machine": machine(), "roof": roof, "volume": [args.size, args.size, args.slices], "commands": {}}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         volume = tmp / "volume.nii.gz"
@@ -70,6 +90,11 @@ def main() -> None:
             dest = tmp / ("enhanced.nii.gz" if command == "enhance" else f"out-{command}")  # enhance mirrors the input's format
             seconds = medgan(command, str(run), str(volume), "--out", str(dest), "--no-progress")
             out["commands"][command] = {"seconds": round(seconds, 1), "seconds_per_slice": round(seconds / args.slices, 3)}
+            if command == "enhance":
+                flops = enhance_flops(run, args.size)
+                rate = flops * args.slices / seconds
+                out["commands"][command].update({"network_flops_per_slice": flops, "achieved_flops": rate,
+                                                 "fraction_of_fp32_roof": round(rate / roof["fp32"], 3)})
     out["threads"] = int(os.environ.get("OMP_NUM_THREADS", 0)) or None
     print(json.dumps(out, indent=2))
 
