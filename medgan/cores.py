@@ -53,8 +53,9 @@ def map_cores(fn: Callable[[Any], T], items: Iterable[Any], device: str | torch.
 
     With ``torch.get_num_threads() > 1`` on a CPU ``device`` and more than one item, the items
     run on that many Python threads, each with one intra-op thread, under
-    ``torch.inference_mode()`` (no autograd; autocast is not carried over either); the
-    process's thread count is restored afterwards. Otherwise (CUDA, one thread, one item, or a
+    ``torch.inference_mode()`` (no autograd; autocast is not carried over either). torch's
+    thread count is global: it is 1 for the whole process while the items run, and restored
+    afterwards. Otherwise (CUDA, one thread, one item, or a
     call from inside another spread) it is the plain loop in the calling thread.
 
     Args:
