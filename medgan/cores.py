@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 
 import torch
 
-__all__ = ["map_cores"]
+__all__ = ["map_cores", "rounds"]
 
 T = TypeVar("T")
 _busy = threading.Lock()  # one spread at a time; a nested or concurrent call runs in its own thread
@@ -79,3 +79,13 @@ def map_cores(fn: Callable[[Any], T], items: Iterable[Any], device: str | torch.
             torch.set_num_threads(workers)
     finally:
         _busy.release()
+
+
+def rounds(n: int, size: int, part: int = 1) -> list[range]:
+    """``range(n)`` in consecutive rounds of ``size`` (memory held at once), the last one
+    merged into the one before when it would hold a single ``part``: :func:`map_cores` runs a
+    lone item on all the cores, so every round of a multi-part input must have two or more."""
+    bounds = list(range(0, n, max(1, size))) + [n]
+    if len(bounds) > 2 and bounds[-1] - bounds[-2] <= part:
+        del bounds[-2]
+    return [range(a, b) for a, b in zip(bounds, bounds[1:])]

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from medgan.cores import map_cores
+from medgan.cores import map_cores, rounds
 from medgan.infer import tiled_apply
 
 
@@ -58,3 +58,29 @@ def test_tiled_u_net_output_does_not_depend_on_the_number_of_cores(two_threads):
     one = tiled_apply(net, image, multiple=16, tile=64, overlap=16, batch_size=4)
     assert np.array_equal(spread, one)
     assert np.abs(spread - image).max() > 0.01  # the network changed the image
+
+
+@pytest.mark.parametrize("n, size, part, expected", [
+    (9, 4, 1, [(0, 4), (4, 9)]),  # a lone last tile joins the round before
+    (10, 4, 1, [(0, 4), (4, 8), (8, 10)]),
+    (20, 8, 8, [(0, 8), (8, 20)]),  # a last round of one part (4 images) joins too
+    (1, 4, 1, [(0, 1)]),
+    (0, 4, 1, []),
+])
+def test_rounds_never_end_on_a_lone_part(n, size, part, expected):
+    assert [(r.start, r.stop) for r in rounds(n, size, part)] == expected
+
+
+def test_the_last_tile_of_an_image_is_computed_like_the_others(two_threads):
+    """Nine tiles in rounds of 8 would leave the ninth alone (and on all the cores)."""
+    from medgan.nets import build_network, config_from_dict
+
+    torch.manual_seed(3)
+    net = build_network("pix2pix", config_from_dict("pix2pix", {"in_channels": 1, "out_channels": 1, "width": 8}), "generator").eval()
+    torch.nn.init.normal_(net.head.weight, std=0.2)
+    image = np.random.default_rng(3).standard_normal((160, 160)).astype(np.float32)  # 3 x 3 tiles of 64
+    seen = []
+    forward = net.forward
+    net.forward = lambda x: (seen.append(threading.current_thread().name), forward(x))[1]
+    tiled_apply(net, image, multiple=16, tile=64, overlap=16)
+    assert len(seen) == 9 and all(n.startswith("medgan-core") for n in seen)

