@@ -84,3 +84,14 @@ def test_the_last_tile_of_an_image_is_computed_like_the_others(two_threads):
     net.forward = lambda x: (seen.append(threading.current_thread().name), forward(x))[1]
     tiled_apply(net, image, multiple=16, tile=64, overlap=16)
     assert len(seen) == 9 and all(n.startswith("medgan-core") for n in seen)
+
+
+def test_slices_of_a_volume_run_side_by_side_in_order(two_threads):
+    from medgan.infer import per_slice, progress_bar
+
+    volume = np.arange(5 * 4 * 4, dtype=np.float32).reshape(5, 4, 4)
+    names = []
+    with progress_bar(False) as bar:
+        out = per_slice(lambda sl: (names.append(threading.current_thread().name), sl * 2)[1], volume, bar, spread=True)
+    np.testing.assert_array_equal(out, volume * 2)
+    assert len(names) == 5 and all(n.startswith("medgan-core") for n in names)

@@ -67,15 +67,30 @@ def progress_bar(enabled: bool) -> Iterator[Any]:
         yield bar
 
 
-def per_slice(fn: Callable[[np.ndarray], np.ndarray], volume: np.ndarray, bar: Any) -> np.ndarray:
+def per_slice(fn: Callable[[np.ndarray], np.ndarray], volume: np.ndarray, bar: Any, *, spread: bool = False,
+              device: str | Any = "cpu") -> np.ndarray:
     """``fn`` applied to each ``(H, W)`` slice of a ``(D, H, W)`` volume, stacked, with a
-    progress line of its own on ``bar``."""
+    progress line of its own on ``bar``.
+
+    ``spread``: on a multi-core CPU, the slices run side by side, one per core and
+    single-threaded (:func:`medgan.cores.map_cores`; a whole slice per core keeps every core
+    busy where a slice's own tiles would not divide evenly). ``fn`` must then be safe to call
+    from several threads at once (a network already in eval mode, no shared state written).
+    """
     task = bar.add_task("slices", total=volume.shape[0])
+
+    def one(sl: np.ndarray) -> np.ndarray:
+        result = fn(sl)
+        bar.advance(task)  # rich's progress is thread-safe
+        return result
+
     try:
-        out = []
-        for sl in volume:
-            out.append(fn(sl))
-            bar.advance(task)
+        if spread:
+            from medgan.cores import map_cores  # torch: imported when there is work for it
+
+            out = map_cores(one, list(volume), device)
+        else:
+            out = [one(sl) for sl in volume]
         return np.stack(out)
     finally:
         bar.remove_task(task)
