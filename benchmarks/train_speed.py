@@ -22,7 +22,7 @@ import tempfile
 import time
 
 import torch
-from roof import fractions, machine, native_bf16, roofs
+from roof import fractions, machine, native_bf16, remeasured, roofs
 from torch.utils.flop_counter import FlopCounterMode
 
 from medgan.train import TrainConfig, Trainer
@@ -80,10 +80,7 @@ def main() -> None:
             if "amp" in results[case] and "fp32" in results[case]:
                 results[case]["amp_speedup"] = round(results[case]["amp"]["images_per_second"]
                                                      / results[case]["fp32"]["images_per_second"], 2)
-    after = roofs()  # the roof again after the steps: the larger of the two (turbo and noise)
-    for key in ("fp32", "bf16", "fp32_matmul"):
-        if after.get(key):
-            roof[key] = max(roof[key], after[key])
+    roof = remeasured(roof)
     for case in results.values():
         for precision, r in case.items():
             if isinstance(r, dict):
