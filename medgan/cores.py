@@ -55,8 +55,8 @@ def map_cores(fn: Callable[[Any], T], items: Iterable[Any], device: str | torch.
     run on that many Python threads, each with one intra-op thread, under
     ``torch.inference_mode()`` (no autograd; autocast is not carried over either). torch's
     thread count is global: it is 1 for the whole process while the items run, and restored
-    afterwards. Otherwise (CUDA, one thread, one item, or a
-    call from inside another spread) it is the plain loop in the calling thread.
+    afterwards. Otherwise (CUDA, one thread, one item, or a call from inside another spread)
+    it is the plain loop in the calling thread.
 
     Args:
         fn: the work on one item (e.g. one batch through a network); it must not change
