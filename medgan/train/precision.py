@@ -6,10 +6,10 @@ elsewhere oneDNN emulates bf16 and the step is slower than fp32. ``loop.amp`` le
 (``None``) is resolved here, once, into the run's config, so ``config.json`` says which
 arithmetic a run used and a resumed run keeps it on any machine.
 
-The default follows what ``benchmarks/amp_quality.py`` measured at equal steps over 3 seeds
-on such a CPU: the enhancement denoisers keep their PSNR under bf16 and train 2.3-3.5x
-faster, so enhancement runs in bf16 there; a DCGAN's KID gets worse under bf16 for a 1.2x
-gain, so synthesis (and every task not measured) stays in fp32. CUDA stays fp32 unless asked:
+The default follows what ``benchmarks/amp_quality.py`` measured at equal steps on such a CPU:
+the enhancement denoisers (pix2pix, DnCNN; 3 seeds) keep their PSNR under bf16 and train
+1.9-3.5x faster, so enhancement runs in bf16 there; a DCGAN's KID gets worse under bf16 on 5
+of 6 seeds (+8%), so synthesis (and every task not measured) stays in fp32. CUDA stays fp32 unless asked:
 fp16 has not been measured here.
 """
 
