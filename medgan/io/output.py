@@ -89,3 +89,21 @@ def atomic_dir(path: str | os.PathLike, overwrite: bool = False) -> Iterator[Pat
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+# Characters that make a spreadsheet read a cell as a formula (OWASP, "CSV Injection").
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: object) -> object:
+    """A value safe to write into a CSV cell that a spreadsheet will open.
+
+    A string starting with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return (a file
+    named ``=HYPERLINK(...).png``) gets a leading apostrophe, so Excel, LibreOffice and
+    Google Sheets show it as text instead of running it as a formula (OWASP's advice on CSV
+    injection). Numbers, booleans and ``None`` are returned unchanged: a negative score stays
+    a number.
+    """
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
+    return value

@@ -244,3 +244,155 @@ def test_bad_segmentation_input_gets_one_line_errors(squares, tmp_path, capsys):
     assert main(["train", "segment", "--data", str(images), "--masks", str(masks), "--steps", "1", "--run-dir", str(tmp_path / "c")]) != 0
     assert "mask shape" in capsys.readouterr().err
     assert not (tmp_path / "a").exists() and not (tmp_path / "b" / "segmentor").exists()
+
+
+# --------------------------------------------------------------------------- outputs of `medgan segment`, exactly
+#
+# A hand-made segmentor that is a threshold (foreground where the image is above the middle of
+# the model's range) makes every expected label exact, so a wrong output cannot pass as a
+# poorly trained model.
+
+
+class _Threshold(torch.nn.Module):
+    def forward(self, x):  # (B, 1, H, W) in [-1, 1] -> logits (B, 2, H, W): foreground where x > 0
+        return torch.cat([torch.zeros_like(x), 50 * x], 1)
+
+
+def threshold_model(low=-1000.0, high=1000.0, units="HU", label=1, **info):
+    """A :class:`SegmentationModel` labelling ``label`` where the image is above ``(low + high) / 2``."""
+    from medgan.data.intensity import IntensityMap
+    from medgan.tasks.segment.recipe import SegmentationModel
+
+    return SegmentationModel(segmentor=_Threshold(), intensity=IntensityMap(low, high, units), class_names=["background", "lesion"],
+                             label_values=[0, label], multiple=1, info={"step": 0, "model": "unet", "source": "test", **info})
+
+
+def _single_slice(folder, case):
+    """One 32x40 CT slice with a 10x12 block of 500 HU, missing what makes highdicom refuse a SEG."""
+    import pydicom
+    from pydicom.uid import generate_uid
+
+    from tests.conftest import write_ct_slice
+
+    hu = np.full((32, 40), -1000.0)
+    hu[4:14, 20:32] = 500.0
+    path = write_ct_slice(folder / "slice.dcm", hu, z=10.0, series_uid=generate_uid(), instance=1)  # no FrameOfReferenceUID
+    if case == "no-patient-id-nor-position":  # an anonymised export: identifiers and geometry stripped
+        ds = pydicom.dcmread(path)
+        for keyword in ("PatientID", "ImagePositionPatient", "ImageOrientationPatient"):
+            delattr(ds, keyword)
+        ds.save_as(path)
+    return path, hu > 0
+
+
+@pytest.mark.parametrize("case", ["ct-without-frame-of-reference", "no-patient-id-nor-position"])
+def test_a_dicom_seg_the_source_cannot_take_is_skipped_with_one_warning_and_the_rest_is_written(tmp_path, case):
+    """highdicom refuses a SEG for a CT slice without FrameOfReferenceUID (required by the CT
+    IOD) or without PatientID: the label map, overlay and table rows are written anyway, one
+    warning names the file, and summary.json says what was skipped and why."""
+    import csv
+    import warnings
+
+    from medgan.errors import MedganWarning
+    from medgan.tasks.segment.inference import segment_path
+
+    path, truth = _single_slice(tmp_path / "in", case)
+    out = tmp_path / "out"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        segment_path(threshold_model(), path, out, progress=False)
+    ours = [w for w in caught if issubclass(w.category, MedganWarning)]
+    assert len(ours) == 1, [str(w.message) for w in ours]
+    message = str(ours[0].message)
+    assert "\n" not in message and str(path) in message and "DICOM SEG" in message
+    assert not list(out.rglob("*.seg.dcm"))
+    summary = json.loads((out / "summary.json").read_text())
+    (entry,) = summary["inputs"].values()
+    (skipped,) = entry["skipped"]
+    assert skipped["output"].endswith(".seg.dcm") and skipped["output"] not in entry["outputs"]
+    assert ("Frame Of Reference" if case.startswith("ct") else "PatientID") in skipped["reason"]
+    if case.startswith("ct"):  # position and orientation known: the label map as NIfTI
+        (label_file,) = out.glob("*.nii.gz")
+        labels = np.asarray(nib.load(label_file).dataobj).T  # (i, j) -> (H, W)
+    else:  # a 2D image without geometry: the label map as PNG
+        (label_file,) = [p for p in out.glob("*.png") if not p.name.endswith(".overlay.png")]
+        labels = np.asarray(PILImage.open(label_file))
+    assert label_file.name in entry["outputs"] and np.array_equal(labels, truth.astype(np.uint8))
+    assert len(list(out.glob("*.overlay.png"))) == 1
+    (row,) = list(csv.DictReader(open(out / "volumes.csv")))
+    assert row["class"] == "lesion" and int(row["pixels"]) == truth.sum() == 120
+    assert float(row["area_mm2"]) == pytest.approx(120 * 0.8 * 0.7)
+
+
+def test_csv_cells_a_spreadsheet_would_run_as_formulas_are_escaped(tmp_path):
+    """volumes.csv: an input named like a formula is written as text (a leading apostrophe,
+    OWASP's advice); numbers stay numbers."""
+    import csv
+
+    from medgan.tasks.segment.inference import segment_path
+
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    names = ["=HYPERLINK(evil).png", "+cmd.png", "-x.png", "@sum.png", "plain.png"]
+    for name in names:
+        PILImage.fromarray(square(24, 4, 4, 8, 200)).save(inputs / name)
+    segment_path(threshold_model(0.0, 255.0, None), inputs, tmp_path / "out", progress=False)
+    rows = list(csv.reader(open(tmp_path / "out" / "volumes.csv", newline="")))[1:]
+    cells = {row[0]: row for row in rows}
+    assert set(cells) == {"'=HYPERLINK(evil).png", "'+cmd.png", "'-x.png", "'@sum.png", "plain.png"}
+    assert all(row[3] == "64" and row[1] == "lesion" for row in rows)  # numbers untouched
+    # summary.json keeps the true names (JSON is not run by spreadsheets)
+    assert set(json.loads((tmp_path / "out" / "summary.json").read_text())["inputs"]) == set(names)
+    from medgan.io.output import csv_cell  # the shared rule, cell by cell
+
+    assert [csv_cell(v) for v in ("=1+1", "+1", "-2", "@SUM(A1)", "\tx", "\rx", "a=b", "", 3, -2.5, None, True)] == \
+        ["'=1+1", "'+1", "'-2", "'@SUM(A1)", "'\tx", "'\rx", "a=b", "", 3, -2.5, None, True]
+
+
+def test_a_dicom_seg_has_a_frame_per_slice_in_the_sources_frame_of_reference_and_volumes_match_the_label_map(tmp_path, ct_folder, require):
+    """ct_folder: 6 slices, each with a 16x20 block of 0..50 HU in air. The threshold (HU > -500)
+    finds the block in every slice, so the expected SEG is exact whatever highdicom does with
+    empty frames: 6 frames, one per source slice, each the label map's slice at that position."""
+    import csv
+
+    import pydicom
+
+    from medgan.tasks.segment.inference import segment_path
+
+    hd = require("highdicom")
+    out = tmp_path / "out"
+    segment_path(threshold_model(-1500.0, 500.0), ct_folder, out, progress=False)
+    sources = {ds.SOPInstanceUID: ds for ds in (pydicom.dcmread(f) for f in ct_folder.iterdir())}
+    ref = next(iter(sources.values()))
+    (seg_file,) = out.glob("*.seg.dcm")
+    seg = hd.seg.segread(seg_file)
+    assert int(seg.NumberOfFrames) == len(sources) == 6
+    assert seg.FrameOfReferenceUID == ref.FrameOfReferenceUID and seg.StudyInstanceUID == ref.StudyInstanceUID
+    (series,) = seg.ReferencedSeriesSequence
+    assert series.SeriesInstanceUID == ref.SeriesInstanceUID
+    assert {item.ReferencedSOPInstanceUID for item in series.ReferencedInstanceSequence} == set(sources)
+    (label_file,) = out.glob("*.nii.gz")
+    label_img = nib.load(label_file)
+    labels = np.asarray(label_img.dataobj)  # (i, j, k): columns, rows, slices by rising z
+    frames = seg.pixel_array if seg.pixel_array.ndim == 3 else seg.pixel_array[None]
+    seen = set()
+    for frame, pixels in zip(seg.PerFrameFunctionalGroupsSequence, frames):
+        uid = frame.DerivationImageSequence[0].SourceImageSequence[0].ReferencedSOPInstanceUID
+        source = sources[uid]
+        assert [float(v) for v in frame.PlanePositionSequence[0].ImagePositionPatient] == [float(v) for v in source.ImagePositionPatient]
+        # the label map's slice at the source's position: NIfTI voxel of the source's first pixel
+        lps = np.array([float(v) for v in source.ImagePositionPatient])
+        i, j, k = np.rint(np.linalg.inv(label_img.affine) @ np.r_[-lps[0], -lps[1], lps[2], 1.0])[:3].astype(int)
+        assert (i, j) == (0, 0)
+        assert np.array_equal(pixels > 0, labels[:, :, k].T > 0) and (pixels > 0).sum() == 16 * 20
+        hu = source.pixel_array.astype(float) - 1024
+        assert np.array_equal(pixels > 0, hu > -500)
+        seen.add(uid)
+    assert seen == set(sources)
+    # volumes.csv: voxel count x voxel volume, from the written label map and its own spacing
+    (row,) = list(csv.DictReader(open(out / "volumes.csv")))
+    count = int((labels == 1).sum())
+    voxel_mm3 = float(np.prod(label_img.header.get_zooms()[:3]))
+    assert int(row["pixels"]) == count == 6 * 16 * 20
+    assert voxel_mm3 == pytest.approx(0.7 * 0.8 * 2.0)
+    assert float(row["volume_ml"]) == pytest.approx(count * voxel_mm3 / 1000, abs=1e-4)

@@ -21,12 +21,19 @@ logits. What it saw in training fixes how a new image is prepared:
 - DICOM in (a file, a series, a study): per series a **DICOM SEG** (highdicom; one segment
   per foreground class named after it, frames referencing the source instances, algorithm
   identification naming the model) ``series-<number>.seg.dcm``, and its label map as NIfTI
-  ``series-<number>.nii.gz`` with the series' affine;
+  ``series-<number>.nii.gz`` with the series' affine (a PNG ``series-<number>.png`` for a
+  2D image without position and orientation);
 - for each input an overlay PNG (``<name>.overlay.png``; a mosaic of up to 16 slices for
   volumes), and for all of them ``volumes.csv`` and ``summary.json``: per input and class
   the pixel count, the area (mm², 2D) or volume (mL, 3D) where the files give spacing.
 
-The folder is written into a temporary one that replaces ``out`` only when every input succeeded.
+One output format that cannot be written for an input does not cost the others: a DICOM
+SEG that highdicom refuses (a CT slice without FrameOfReferenceUID, a file without
+PatientID) is skipped with one warning naming the file, the label map, overlay and table
+rows are written, and the input's ``skipped`` entry in ``summary.json`` says what and why.
+Text cells of ``volumes.csv`` go through :func:`medgan.io.output.csv_cell` (a file named
+``=HYPERLINK(...)`` is not a formula). The folder is written into a temporary one that
+replaces ``out`` only when every input succeeded.
 """
 
 from __future__ import annotations
@@ -42,7 +49,7 @@ import numpy as np
 import torch
 
 from medgan.data.geometry import fitted_shape, resize_image
-from medgan.errors import MedganError
+from medgan.errors import MedganError, warn
 from medgan.infer import input_units, per_slice, prepare_like_training, progress_bar, tiled_apply
 from medgan.tasks.segment.recipe import SegmentationModel
 
@@ -166,9 +173,11 @@ class _SegmentJob:
         self.model, self.kw, self.bar = model, {"tile": tile, "device": device}, bar
         self.summary: dict[str, Any] = {}
 
-    def _record(self, name: str, kind: str, labels: np.ndarray, spacing, outputs: list[Path], root: Path) -> None:
+    def _record(self, name: str, kind: str, labels: np.ndarray, spacing, outputs: list[Path], root: Path,
+                skipped: list[dict[str, str]] | None = None) -> None:
         self.summary[name] = {"kind": kind, "shape": list(labels.shape), "spacing_mm": None if spacing is None else [float(v) for v in spacing],
-                              "outputs": [str(p.relative_to(root)) for p in outputs], "classes": _measure(self.model, labels, spacing)}
+                              "outputs": [str(p.relative_to(root)) for p in outputs], "skipped": skipped or [],
+                              "classes": _measure(self.model, labels, spacing)}
 
     def _segment(self, array: np.ndarray) -> np.ndarray:
         if array.ndim == 3:
@@ -188,17 +197,13 @@ class _SegmentJob:
         self._record(str(rel), "nifti", labels, image.meta.spacing, [out, overlay], root)
 
     def raster(self, src: Path, rel: Path, root: Path) -> None:
-        from PIL import Image as PILImage
-
-        from medgan.io.output import atomic_path
         from medgan.io.raster import read_raster
 
         image = read_raster(src)
         array = _prepare(self.model, image, src)
         labels = self._segment(array)
         out, overlay = root / rel.parent / f"{rel.stem}.png", root / rel.parent / f"{rel.stem}.overlay.png"
-        with atomic_path(out, False) as tmp:
-            PILImage.fromarray(labels).save(tmp, format="PNG")  # uint8 -> L, uint16 -> I;16
+        _write_label_png(out, labels)
         _overlay(overlay, self.model, array, labels)
         self._record(str(rel), "image", labels, image.meta.spacing, [out, overlay], root)
 
@@ -226,14 +231,33 @@ class _SegmentJob:
         labels = self._segment(array)
         volume = labels if labels.ndim == 3 else labels[None]  # (F, H, W), frames in `order`
         sources = [pydicom.dcmread(members[i][0]) for i in order]
-        outputs = [root / rel_folder / f"{stem}.seg.dcm"]
-        write_dicom_seg(outputs[0], volume, sources, self.model)
+        outputs, skipped = [], []
+        seg = root / rel_folder / f"{stem}.seg.dcm"
+        try:
+            write_dicom_seg(seg, volume, sources, self.model)
+            outputs.append(seg)
+        except MedganError as exc:  # the SEG alone: the label map, overlay and table rows are still written
+            warn(f"{exc.message}; the label map, overlay and volumes are written without it", path=exc.path or files[0], hint=exc.hint)
+            skipped.append({"output": str(seg.relative_to(root)), "reason": exc.message})
         if volume.shape[0] > 1 or affine is not None:
             outputs.append(root / rel_folder / f"{stem}.nii.gz")
             write_nifti(outputs[-1], labels, affine=affine, dtype=labels.dtype)
+        else:  # a 2D image without position: its label map as PNG, like a PNG input's
+            outputs.append(root / rel_folder / f"{stem}.png")
+            _write_label_png(outputs[-1], labels)
         outputs.append(root / rel_folder / f"{stem}.overlay.png")
         _overlay(outputs[-1], self.model, array, labels)
-        self._record(str(files[0].relative_to(input_root).parent / stem), "dicom", labels, image.meta.spacing, outputs, root)
+        self._record(str(files[0].relative_to(input_root).parent / stem), "dicom", labels, image.meta.spacing, outputs, root, skipped)
+
+
+def _write_label_png(path: Path, labels: np.ndarray) -> None:
+    """A 2D label map as PNG with the model's label values (uint8 -> L, uint16 -> I;16)."""
+    from PIL import Image as PILImage
+
+    from medgan.io.output import atomic_path
+
+    with atomic_path(path, False) as tmp:
+        PILImage.fromarray(labels).save(tmp, format="PNG")
 
 
 def write_dicom_seg(path: Path, labels: np.ndarray, sources: list, model: SegmentationModel) -> None:
@@ -314,6 +338,8 @@ def segment_path(model: SegmentationModel, input_path: str | os.PathLike, out_pa
 
 
 def _write_summary(folder: Path, model: SegmentationModel, summary: dict[str, Any]) -> None:
+    from medgan.io.output import csv_cell
+
     with open(folder / "summary.json", "w") as f:
         json.dump({"model": model.label, "classes": model.class_names, "label_values": model.label_values, "inputs": summary}, f, indent=1)
     with open(folder / "volumes.csv", "w", newline="") as f:
@@ -321,4 +347,5 @@ def _write_summary(folder: Path, model: SegmentationModel, summary: dict[str, An
         writer.writerow(["input", "class", "label", "pixels", "area_mm2", "volume_ml"])
         for name, entry in summary.items():
             for cls, row in entry["classes"].items():
-                writer.writerow([name, cls, row["label"], row["pixels"], row.get("area_mm2", ""), row.get("volume_ml", "")])
+                cells = [name, cls, row["label"], row["pixels"], row.get("area_mm2", ""), row.get("volume_ml", "")]
+                writer.writerow([csv_cell(v) for v in cells])
