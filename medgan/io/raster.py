@@ -5,11 +5,19 @@ Reading keeps the stored values (0..255 for 8-bit, 0..65535 for 16-bit) as float
 code can choose a value range. Colour images are ``(H, W, 3)`` (alpha dropped, palettes
 expanded) unless ``grey=True``, which takes the ITU-R 601-2 luminance
 (:func:`medgan.io.arrays.rgb_to_grey`). EXIF orientation (photographs) is applied.
+
+The size a file declares is checked against :mod:`medgan.io.limits` from the header alone,
+before Pillow decodes a pixel, so a decompression bomb (a small PNG of 20000 x 20000 zeros)
+ends in one :class:`~medgan.errors.MedganError` line.
 """
 
 from __future__ import annotations
 
 import os
+import threading
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +25,7 @@ from PIL import Image as PILImage
 from PIL import ImageOps, UnidentifiedImageError
 
 from medgan.errors import MedganError
+from medgan.io import limits
 from medgan.io.arrays import CORRUPT_HINT, check_finite, rgb_to_grey
 from medgan.io.base import Image, ImageMeta, finite_range
 from medgan.io.output import atomic_path
@@ -25,6 +34,30 @@ __all__ = ["read_raster", "write_png"]
 
 _PIL_FORMATS = {"PNG": "png", "JPEG": "jpeg", "MPO": "jpeg", "TIFF": "tiff"}
 _GREY16_MODES = ("I;16", "I;16B", "I;16L", "I;16N")
+_GREY_MODES = ("1", "L", "LA", "I", "F", *_GREY16_MODES)  # read as (H, W); every other mode as (H, W, 3)
+_PILLOW_GUARD = threading.Lock()
+
+
+@contextmanager
+def _pillow_guard() -> Iterator[None]:
+    """Pillow's own decompression-bomb guard handed to medgan for one read, then restored.
+
+    Pillow warns above ``MAX_IMAGE_PIXELS`` (89 million by default) and refuses above twice
+    that inside ``open``, before the size can be seen, with a traceback and a limit that
+    ``MEDGAN_MAX_PIXELS`` would not move. medgan's check of the declared size decides
+    instead: the guard is off while the header is read (nothing is decoded), and
+    :func:`read_raster` sets it to medgan's limit once the header has passed, so a frame or
+    tile declaring more than the header still stops Pillow. Pillow's warning is silenced;
+    the lock keeps concurrent reads from interleaving the change.
+    """
+    with _PILLOW_GUARD, warnings.catch_warnings():
+        warnings.simplefilter("ignore", PILImage.DecompressionBombWarning)
+        saved = PILImage.MAX_IMAGE_PIXELS
+        PILImage.MAX_IMAGE_PIXELS = None
+        try:
+            yield
+        finally:
+            PILImage.MAX_IMAGE_PIXELS = saved
 
 
 def _to_array(img: PILImage.Image) -> tuple[np.ndarray, int]:
@@ -74,12 +107,17 @@ def read_raster(path: str | os.PathLike, grey: bool = False) -> Image:
         TIFF), ``meta.extra`` holds ``bit_depth`` and the Pillow ``mode``.
 
     Raises:
-        MedganError: unreadable, truncated or corrupt file, multi-page TIFF, an unusual
-            pixel mode, non-finite values (float TIFF).
+        MedganError: unreadable, truncated or corrupt file, a declared size above
+            :func:`medgan.io.limits.max_pixels` (refused before decoding), multi-page TIFF,
+            an unusual pixel mode, non-finite values (float TIFF).
     """
     path = Path(path)
+    limit = limits.max_pixels()
     try:
-        with PILImage.open(path) as img:
+        with _pillow_guard(), PILImage.open(path) as img:  # lazy: the header only
+            width, height = img.size
+            limits.check_declared(path, (height, width) if img.mode in _GREY_MODES else (height, width, 3))
+            PILImage.MAX_IMAGE_PIXELS = limit  # from here Pillow refuses what the header hid
             n_frames = getattr(img, "n_frames", 1)
             if n_frames > 1 and img.format == "TIFF":
                 raise MedganError(
@@ -96,6 +134,11 @@ def read_raster(path: str | os.PathLike, grey: bool = False) -> Image:
         raise
     except UnidentifiedImageError as err:
         raise MedganError("not a readable PNG/JPEG/TIFF image", path=path, hint=CORRUPT_HINT) from err
+    except PILImage.DecompressionBombError as err:  # a frame or tile larger than the header said
+        raise MedganError(
+            f"a frame declares more pixels than medgan's limit of {limit} per image allows", path=path,
+            hint=f"if the image is genuine and memory allows, raise {limits.ENV_VAR} and retry",
+        ) from err
     except (OSError, SyntaxError, ValueError, EOFError) as err:  # Pillow's truncated/corrupt errors
         raise MedganError(f"cannot decode the image ({err})", path=path, hint=CORRUPT_HINT) from err
 
