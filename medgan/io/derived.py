@@ -12,7 +12,9 @@ changes only what the derivation changes:
 - marking: ``ImageType = DERIVED\\SECONDARY\\<source values 3..>`` (the source's first two
   values, e.g. ``ORIGINAL\\PRIMARY``, are replaced; the rest, e.g. ``AXIAL``, kept);
   ``DerivationDescription = "<description> by medgan <version> model <model>"``;
-  ``SeriesDescription = "<source's> [medgan]"``; ``BurnedInAnnotation = NO``.
+  ``SeriesDescription = "<source's> [medgan]"``. ``BurnedInAnnotation`` and
+  ``RecognizableVisualFeatures`` are the source's, as they are (absent stays absent): the
+  derivation keeps whatever text or face the source's pixels show.
 - removed: pixel data, private tags, overlays (60xx) and curves (50xx), the icon image,
   VOI LUT and Modality LUT sequences (their tables index the source's stored values),
   padding values and smallest/largest pixel values (stored-value attributes whose VR
@@ -291,7 +293,6 @@ def write_derived_dicom(
     ds.ImageType = _image_type(source)
     ds.DerivationDescription = statement[:1024]  # ST
     ds.SeriesDescription = _series_description(source)
-    ds.BurnedInAnnotation = "NO"
     if "SpecificCharacterSet" not in ds and not (statement + ds.SeriesDescription).isascii():
         ds.SpecificCharacterSet = "ISO_IR 192"  # the default repertoire is ASCII, a subset of UTF-8
 

@@ -530,6 +530,7 @@ def write_dicom(
     modality: str | None = None,
     rescale_to: tuple[float, float] | None = None,
     processed: str | None = None,
+    burned_in: tuple[str | None, str | None] = ("NO", "NO"),
     overwrite: bool = False,
 ) -> Path:
     """Write a synthetic or derived image as a DICOM Secondary Capture, with no patient data.
@@ -540,9 +541,9 @@ def write_dicom(
 
     The dataset is built from scratch: fresh Study/Series/SOP Instance UIDs, patient name
     ``SYNTHETIC^MEDGAN`` and ID ``MEDGAN-SYNTH``, no dates, no institution, no people;
-    ``ImageType = DERIVED\\SECONDARY``, ``ConversionType = SYN``, ``BurnedInAnnotation =
-    NO``, ``PatientIdentityRemoved = YES`` and ImageComments / DerivationDescription saying
-    it is a synthetic image made by medgan. From ``source_meta`` only geometry (pixel
+    ``ImageType = DERIVED\\SECONDARY``, ``ConversionType = SYN``, ``PatientIdentityRemoved
+    = YES`` and ImageComments / DerivationDescription saying it is a synthetic image made by
+    medgan; ``BurnedInAnnotation`` / ``RecognizableVisualFeatures`` as ``burned_in`` says. From ``source_meta`` only geometry (pixel
     spacing, slice thickness), modality and display window are used.
 
     An image made FROM a patient's image (denoised, super-resolved ...) is not synthetic:
@@ -565,6 +566,10 @@ def write_dicom(
             min..max. Integer data in a range of <= 65536 values are stored exactly.
         processed: what was done to a patient's image to make this one, e.g. ``"Denoised by
             medgan model pix2pix step 600"``; ``None``: the image was drawn from a generator.
+        burned_in: ``(BurnedInAnnotation, RecognizableVisualFeatures)``: ``"YES"`` / ``"NO"``,
+            or ``None`` to leave the attribute out (unknown). An image made from a patient's
+            image passes the source's values: header de-identification removes no text or
+            face from the pixels, so a source's YES must stay YES.
         overwrite: replace an existing file instead of refusing.
 
     Returns:
@@ -620,8 +625,11 @@ def write_dicom(
     ds.ConversionType = "WSD" if processed else "SYN"  # workstation output of a patient image / synthetic
     ds.SecondaryCaptureDeviceManufacturer = "medgan"
     ds.SecondaryCaptureDeviceSoftwareVersions = __version__
-    ds.BurnedInAnnotation = "NO"
-    ds.RecognizableVisualFeatures = "NO"
+    for keyword, value in zip(("BurnedInAnnotation", "RecognizableVisualFeatures"), burned_in):
+        if value is not None:
+            if str(value).upper() not in ("YES", "NO"):
+                raise MedganError(f"{keyword} {value!r} must be YES or NO", path=path)
+            setattr(ds, keyword, str(value).upper())
     ds.ImageComments = statement
     ds.DerivationDescription = statement
 

@@ -99,7 +99,16 @@ def upgrade_state(state: dict[str, Any]) -> dict[str, Any]:
 
 
 def export_network(folder: Path, net: nn.Module, info: dict[str, Any]) -> Path:
-    """Write ``config.json`` (``info``) + ``model.safetensors`` (the weights) into ``folder``."""
+    """Write ``config.json`` (``info``) + ``model.safetensors`` (the weights) into ``folder``.
+
+    An export is made to be shared: its ``source`` names the training data only by a public
+    set's name (:func:`medgan.privacy.shareable_source`); the path stays in the run's own
+    ``config.json``.
+    """
+    from medgan.privacy import shareable_source
+
+    if "source" in info:
+        info = {**info, "source": shareable_source(info["source"])}
     folder.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
     with atomic_path(folder / "model.safetensors", overwrite=True) as tmp:

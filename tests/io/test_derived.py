@@ -61,7 +61,7 @@ def test_same_patient_and_study_new_series_and_instance(tmp_path, ct_source, pat
     assert list(ds.ImageType) == ["DERIVED", "SECONDARY", "AXIAL"]
     assert ds.DerivationDescription == f"Denoised by medgan {medgan.__version__} model unet-test step 500"
     assert ds.SeriesDescription == "THORAX 1.0 [medgan]"
-    assert ds.BurnedInAnnotation == "NO"
+    assert "BurnedInAnnotation" not in ds  # the source does not say: neither does its derivation
     # Vendor data and overlays describe the source's pixels: gone.
     assert not any(elem.tag.is_private for elem in ds.iterall())
     assert not any(elem.tag.group == 0x6000 for elem in ds)
@@ -73,6 +73,16 @@ def test_same_patient_and_study_new_series_and_instance(tmp_path, ct_source, pat
     np.testing.assert_array_equal(read_dicom(out).array, hu)
     np.testing.assert_array_equal(ds.pixel_array, src.pixel_array)  # identity -> identical stored values
     assert [float(v) for v in ds.ImagePositionPatient] == list(IPP)
+
+
+@pytest.mark.parametrize("burned, faces", [("YES", "YES"), ("YES", "NO"), ("NO", "YES"), ("NO", "NO")])
+def test_burned_in_text_and_faces_are_the_sources(tmp_path, ct_source, burned, faces):
+    source_path, hu = ct_source
+    ds = pydicom.dcmread(source_path)
+    ds.BurnedInAnnotation, ds.RecognizableVisualFeatures = burned, faces
+    ds.save_as(source_path)
+    out = pydicom.dcmread(_write(tmp_path, source_path, hu))
+    assert (out.BurnedInAnnotation, out.RecognizableVisualFeatures) == (burned, faces)
 
 
 def test_values_rounded_and_clipped_to_stored_range(tmp_path, ct_source):

@@ -12,6 +12,9 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     enh.add_argument("input", help="DICOM file or series folder, NIfTI, PNG/TIFF, or a folder of them")
     enh.add_argument("--out", required=True, help="output file or folder (same format as the input)")
     enh.add_argument("--anonymize", action="store_true", help="write DICOM without patient identifiers (default: a new series of the same patient and study)")
+    enh.add_argument("--pixels-clean", action="store_true",
+                     help="with --anonymize: you checked that sources marked BurnedInAnnotation=YES hold no identifying text in their pixels "
+                          "(refused otherwise: header de-identification cannot remove text in the image)")
     enh.add_argument("--tile", type=int, default=256, help="tile size for large images (default 256)")
     enh.add_argument("--device", default="cpu")
     enh.add_argument("--overwrite", action="store_true")
@@ -24,7 +27,7 @@ def cmd_enhance(args: argparse.Namespace) -> int:
     from medgan.tasks.enhance.inference import enhance_path
 
     model = enhancement_model(args.model, args.device)
-    out = enhance_path(model, Path(args.input), Path(args.out), anonymize=args.anonymize, overwrite=args.overwrite,
+    out = enhance_path(model, Path(args.input), Path(args.out), anonymize=args.anonymize, pixels_clean=args.pixels_clean, overwrite=args.overwrite,
                        tile=args.tile, device=args.device, progress=not args.no_progress)
     print(f"enhanced: {out}")
     return 0

@@ -182,14 +182,34 @@ def _grey_2d_or_volume(image: Image, path: Path) -> None:
         raise MedganError("colour image; enhancement models work on grey images", path=path, hint="convert it to grey first")
 
 
+def _burned_in(ds: Any, path: Path, pixels_clean: bool) -> tuple[str | None, str | None]:
+    """The source's ``(BurnedInAnnotation, RecognizableVisualFeatures)`` for a de-identified
+    copy (``None``: not stated). A source that declares text in its pixels is refused: header
+    de-identification cannot remove a name or date written into the image, unless the user
+    has checked the pixels (``pixels_clean``), who then vouches for ``NO``."""
+    def value(keyword: str) -> str | None:
+        text = str(ds.get(keyword, "") or "").strip().upper()
+        return text if text in ("YES", "NO") else None
+
+    burned, faces = value("BurnedInAnnotation"), value("RecognizableVisualFeatures")
+    if burned == "YES":
+        if not pixels_clean:
+            raise MedganError("source is marked BurnedInAnnotation=YES: text in its pixels (names, dates) survives header "
+                              "de-identification", path=path,
+                              hint="mask or crop the text first; or, once you have checked that these pixels hold no identifying text, pass --pixels-clean")
+        burned = "NO"
+    return burned, faces
+
+
 class _EnhanceJob:
     """One enhance_path call (a :class:`medgan.infer.FileJob`): the model, options and the
     derived series UIDs shared by the files of one input series."""
 
     verb = "enhance"
 
-    def __init__(self, model: EnhancementModel, *, anonymize: bool, overwrite: bool, tile: int, device: str | torch.device):
-        self.model, self.anonymize, self.overwrite = model, anonymize, overwrite
+    def __init__(self, model: EnhancementModel, *, anonymize: bool, overwrite: bool, tile: int, device: str | torch.device,
+                 pixels_clean: bool = False):
+        self.model, self.anonymize, self.overwrite, self.pixels_clean = model, anonymize, overwrite, pixels_clean
         self.kw = {"tile": tile, "device": device}
         self.scale = model.scale
         self.series: dict[str, str] = {}  # source SeriesInstanceUID -> derived one
@@ -228,10 +248,11 @@ class _EnhanceJob:
         if self.scale > 1 and meta.spacing is not None:
             spacing = tuple(meta.spacing[:-2]) + tuple(s / self.scale for s in meta.spacing[-2:])
             meta = dataclasses.replace(meta, spacing=spacing)
+        burned_in = _burned_in(ds, src, self.pixels_clean)
         study = self.studies.setdefault(uid, derived_series_uid())  # a fresh study per synthetic series
         write_dicom(dest, self.enhance(image.array, bar), source_meta=meta, description=self.model.description[:64],
                     processed=f"{self.model.description} by medgan model {self.model.label}", series_uid=uid, study_uid=study,
-                    instance_number=int(ds.get("InstanceNumber", 1) or 1), overwrite=self.overwrite)
+                    instance_number=int(ds.get("InstanceNumber", 1) or 1), burned_in=burned_in, overwrite=self.overwrite)
 
     def nifti(self, src: Path, dest: Path, bar: Any) -> None:
         from medgan.io.nifti import read_nifti, write_nifti
@@ -270,6 +291,7 @@ def enhance_path(
     out_path: str | os.PathLike,
     *,
     anonymize: bool = False,
+    pixels_clean: bool = False,
     overwrite: bool = False,
     tile: int = 256,
     device: str | torch.device = "cpu",
@@ -288,7 +310,9 @@ def enhance_path(
       SeriesInstanceUID per input series, SeriesNumber = source's + 1000. With
       ``anonymize=True`` by :func:`medgan.io.write_dicom` instead: synthetic identity, no
       identifiers and no geometry beyond pixel spacing (file and folder NAMES are kept as
-      given: choose them yourself). Non-image DICOM objects in a folder are skipped.
+      given: choose them yourself); a source marked ``BurnedInAnnotation = YES`` is refused
+      unless ``pixels_clean``. Both keep the source's BurnedInAnnotation and
+      RecognizableVisualFeatures. Non-image DICOM objects in a folder are skipped.
     - NIfTI (``.nii``/``.nii.gz``) -> float32 NIfTI, slice by slice along the stored third
       axis (medgan's axis 0), same affine; at ``scale > 1`` the in-plane columns are
       divided by the scale and the origin moved (:func:`upsampled_affine`).
@@ -301,6 +325,8 @@ def enhance_path(
         input_path: a file or a folder (searched recursively; hidden files skipped).
         out_path: the output file (file input) or folder (folder input).
         anonymize: write DICOM outputs as synthetic, de-identified objects.
+        pixels_clean: the user has checked that sources marked ``BurnedInAnnotation = YES``
+            hold no identifying text in their pixels (their de-identified copies then say NO).
         overwrite: replace an existing output instead of refusing.
         tile: tile size for :func:`enhance_image`.
         device: where to run G.
@@ -314,5 +340,5 @@ def enhance_path(
             match the model, output equal to or inside the input, existing output, and
             everything the readers raise.
     """
-    job = _EnhanceJob(model, anonymize=anonymize, overwrite=overwrite, tile=tile, device=device)
+    job = _EnhanceJob(model, anonymize=anonymize, overwrite=overwrite, tile=tile, device=device, pixels_clean=pixels_clean)
     return apply_to_files(job, input_path, out_path, overwrite=overwrite, progress=progress)

@@ -184,12 +184,13 @@ def write_images(images: np.ndarray, out: str | Path, fmt: str, info: dict, labe
             study = pydicom.uid.generate_uid()
             series = {k: pydicom.uid.generate_uid() for k in ([None] if labels is None else np.unique(labels))}
             modality = "CT" if intensity.units == "HU" else "OT"
+            model = f"{info.get('model', '')} generator, step {info.get('step')}"  # never the training data's path
             for i, image in enumerate(images):
                 k = None if labels is None else labels[i]
-                what = info.get("source", "") if k is None else f"{info.get('source', '')}, class {names[k]}"
+                what = "medgan synthetic" if k is None else f"medgan synthetic, class {names[k]}"
                 write_dicom(folder(i) / f"synthetic-{i:0{width}d}.dcm", image, series_uid=series[k], study_uid=study,
-                            instance_number=i + 1, modality=modality, description=f"medgan synthetic ({what})",
-                            derived_from_model=f"medgan {__version__} {info.get('model', '')} generator", rescale_to=value_range)
+                            instance_number=i + 1, modality=modality, description=what[:64],
+                            derived_from_model=model, rescale_to=value_range)
         else:
             for i, image in enumerate(images):
                 name = folder(i) / f"synthetic-{i:0{width}d}"
@@ -207,9 +208,12 @@ def class_names(info: dict) -> list[str]:
 
 
 def manifest(run: str | Path, info: dict, *, seed: int, fmt: str, labels: np.ndarray | None) -> dict:
-    """What a folder of generated images came from: the run, its generator (step and weight
-    hash), the run's config hash, the seed, per-class counts, and the run's latest realism
-    figures and memorisation-audit verdict (``None`` where not evaluated / audited yet)."""
+    """What a folder of generated images came from: its generator (step and weight hash), the
+    run's config hash, the seed, per-class counts, and the run's latest realism figures and
+    memorisation-audit verdict (``None`` where not evaluated / audited yet).
+
+    The run is named by those hashes, never by its path: a run folder is named after the
+    training data's folder, which may name the patient (:mod:`medgan.privacy`)."""
     run = Path(run)
     run = run.parent if run.name == "generator" else run
     names = class_names(info)
@@ -223,7 +227,6 @@ def manifest(run: str | Path, info: dict, *, seed: int, fmt: str, labels: np.nda
         "medgan_version": __version__,
         "created": utc_now(),
         "synthetic": True,
-        "run": str(run.resolve()),
         "generator": {"step": info.get("step"), "weights": "EMA" if info.get("ema") else "raw",
                       "sha256": digest(run / "generator" / "model.safetensors")},
         "config_sha256": digest(run / "config.json"),
