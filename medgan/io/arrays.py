@@ -8,7 +8,10 @@ Two ways to read arrays:
   (``train_images`` / ``train_labels`` ...), returned as plain arrays.
 
 Pickled objects are never loaded (``allow_pickle=False`` everywhere): an ``.npy`` file
-holding Python objects can run arbitrary code when unpickled.
+holding Python objects can run arbitrary code when unpickled. Nor is an array allocated
+before its ``.npy`` header (shape, dtype) has been read on its own and checked against the
+bytes stored and the limit of :mod:`medgan.io.limits`: a small file declaring a 50000^3
+array ends in one error line.
 """
 
 from __future__ import annotations
@@ -16,10 +19,12 @@ from __future__ import annotations
 import os
 import zipfile
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 
 from medgan.errors import MedganError
+from medgan.io import limits
 from medgan.io.base import Image, ImageMeta, finite_range
 from medgan.io.output import atomic_path
 
@@ -30,6 +35,7 @@ __all__ = ["read_array", "read_npz_collection", "write_npz", "rgb_to_grey", "che
 LUMA_WEIGHTS = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 
 CORRUPT_HINT = "the file is truncated or corrupt; re-export it"
+PICKLE_HINT = "save plain numeric arrays with np.save / np.savez"
 
 
 def rgb_to_grey(array: np.ndarray) -> np.ndarray:
@@ -78,23 +84,70 @@ def stack_layout(images: np.ndarray, path: str | os.PathLike, name: str = "image
     return images
 
 
-def _load(path: Path):
-    """``np.load`` with pickles refused and library errors turned into MedganError."""
+def _check_npy(f: IO[bytes], path: Path, stored: int, what: str) -> None:
+    """Read the ``.npy`` header at ``f``'s position (not the data) and refuse, before any
+    allocation, object arrays and a shape that the ``stored`` bytes (header included) cannot
+    hold or that exceeds :func:`medgan.io.limits.max_pixels`."""
+    npy = np.lib.format
+    start = f.tell()
     try:
+        version = npy.read_magic(f)
+        if version == (1, 0):
+            shape, _, dtype = npy.read_array_header_1_0(f)
+        elif version == (2, 0):
+            shape, _, dtype = npy.read_array_header_2_0(f)
+        else:  # 3.0 only exists for structured dtypes with non-Latin-1 field names
+            raise MedganError(f"{what} is in .npy format {version[0]}.{version[1]} (named fields), not an image", path=path, hint=PICKLE_HINT)
+    except (ValueError, SyntaxError, EOFError) as err:  # a missing or garbled header
+        raise MedganError(f"{what} has no readable .npy header", path=path, hint=CORRUPT_HINT) from err
+    if dtype.hasobject:
+        raise MedganError(f"{what} holds pickled Python objects, which medgan never loads (they can run code)", path=path, hint=PICKLE_HINT)
+    if dtype.subdtype is not None:  # e.g. "(3,)<f4": each item holds a sub-array
+        dtype, inner = dtype.subdtype
+        shape = (*shape, *inner)
+    limits.check_declared(path, shape, itemsize=dtype.itemsize, stored_bytes=stored - (f.tell() - start), what=f"{what} of")
+
+
+def _load(path: Path):
+    """``np.load`` with pickles refused, the header of a ``.npy`` file checked first and
+    library errors turned into MedganError."""
+    try:
+        with open(path, "rb") as f:
+            if f.read(len(np.lib.format.MAGIC_PREFIX)) == np.lib.format.MAGIC_PREFIX:
+                f.seek(0)
+                _check_npy(f, path, path.stat().st_size, "an array")
         return np.load(path, allow_pickle=False)
     except ValueError as err:
         if "pickle" in str(err).lower():
             raise MedganError(
                 "holds pickled Python objects, which medgan never loads (they can run code)",
                 path=path,
-                hint="save plain numeric arrays with np.save / np.savez",
+                hint=PICKLE_HINT,
             ) from err
         raise MedganError("cannot read the array", path=path, hint=CORRUPT_HINT) from err
     except (OSError, EOFError, zipfile.BadZipFile) as err:
         raise MedganError("cannot read the array", path=path, hint=CORRUPT_HINT) from err
 
 
+def _check_npz_member(npz, name: str, path: Path) -> None:
+    """:func:`_check_npy` on the archive member behind ``npz[name]``, read from the zip
+    without loading it; its stored bytes are the member's uncompressed size, the most the
+    zip will ever hand over."""
+    member = name if name in npz.zip.namelist() else f"{name}.npy"  # the lookup np.lib.npyio.NpzFile does
+    what = f"array {name!r}"
+    try:
+        info = npz.zip.getinfo(member)
+        with npz.zip.open(member) as f:
+            if f.read(len(np.lib.format.MAGIC_PREFIX)) != np.lib.format.MAGIC_PREFIX:
+                raise MedganError(f"{what} is not a .npy array", path=path, hint="save the archive with np.savez")
+        with npz.zip.open(member) as f:
+            _check_npy(f, path, info.file_size, what)
+    except (OSError, EOFError, zipfile.BadZipFile, NotImplementedError, RuntimeError) as err:  # RuntimeError: encrypted
+        raise MedganError(f"cannot read array {name!r}", path=path, hint=CORRUPT_HINT) from err
+
+
 def _npz_get(npz, name: str, path: Path) -> np.ndarray:
+    _check_npz_member(npz, name, path)
     try:
         return npz[name]
     except ValueError as err:  # object arrays inside the archive
