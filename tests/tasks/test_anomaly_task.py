@@ -121,8 +121,10 @@ def test_detect_screens_dicom_nifti_and_png_with_calibrated_p_values_and_maps(tm
     files = sorted(dicom_maps.iterdir())
     assert len(files) == 6
     sources = {str(pydicom.dcmread(f).SOPInstanceUID): pydicom.dcmread(f) for f in sorted(ct_folder.iterdir())}
-    volume_map = np.asarray(nib.load(nifti_map).dataobj)  # RAS+ (x, y, z) of the (d, h, w) slices
-    values = []
+    volume = nib.load(nifti_map)
+    volume_map = np.asarray(volume.dataobj)  # (i, j, k) voxels placed by its RAS+ affine
+    to_voxel = np.linalg.inv(volume.affine)
+    seen = set()
     for f in files:
         ds = pydicom.dcmread(f)
         source = sources[str(ds.SourceImageSequence[0].ReferencedSOPInstanceUID)]
@@ -130,8 +132,21 @@ def test_detect_screens_dicom_nifti_and_png_with_calibrated_p_values_and_maps(tm
         assert ds.PatientID == source.PatientID and ds.StudyInstanceUID == source.StudyInstanceUID
         assert ds.SeriesInstanceUID != source.SeriesInstanceUID and "Anomaly map" in ds.DerivationDescription
         assert ds.ImagePositionPatient == source.ImagePositionPatient
-        values.append(ds.pixel_array * float(ds.RescaleSlope))
-    assert np.isclose(np.sort(np.ravel(values)), np.sort(volume_map.ravel()), atol=MAP_SLOPE).all()
+        dicom_map = ds.pixel_array * float(ds.RescaleSlope)  # (rows, columns)
+        # Position by position: each DICOM pixel's centre (LPS, from IPP / IOP / PixelSpacing) is
+        # a NIfTI voxel centre (RAS), whose value must be the same (a transposed or flipped map fails).
+        ipp, iop = np.array(ds.ImagePositionPatient, float), np.array(ds.ImageOrientationPatient, float)
+        dr, dc = (float(v) for v in ds.PixelSpacing)
+        r, c = np.mgrid[: ds.Rows, : ds.Columns]
+        lps = ipp[:, None, None] + iop[:3, None, None] * dc * c + iop[3:, None, None] * dr * r  # (3, rows, columns)
+        ras = np.stack([-lps[0], -lps[1], lps[2], np.ones_like(lps[0])]).reshape(4, -1)
+        ijk = to_voxel @ ras
+        index = np.rint(ijk[:3]).astype(int)
+        assert np.allclose(ijk[:3], index, atol=1e-3) and len(set(index[2])) == 1  # on the grid, one NIfTI slice
+        seen.add(int(index[2][0]))
+        np.testing.assert_allclose(dicom_map.ravel(), volume_map[index[0], index[1], index[2]], atol=MAP_SLOPE / 2 + 1e-6)
+    assert seen == set(range(volume_map.shape[2]))
+    assert volume_map.std() > 10 * MAP_SLOPE  # a map that varies: a transposition would show
     # one file alone gets the score it got among the others
     alone = tmp_path / "alone"
     assert main(["detect", str(run), str(inputs / "one.png"), "--out", str(alone), "--no-progress"]) == 0
@@ -203,3 +218,135 @@ def test_map_max_is_the_peak_of_the_map_inside_the_body():
     assert body(x)[0].sum() == 4
     assert map_peak(maps, body(x)).tolist() == [0.5, 0.25]
     assert map_peak(maps, torch.zeros(2, 4, 4, dtype=torch.bool)).tolist() == [9.0, 0.25]  # no body: the whole map
+
+
+# --------------------------------------------------------------------------- outputs of `medgan detect`, exactly
+
+
+@pytest.fixture(scope="module")
+def ae_run(tmp_path_factory):
+    """One tiny autoencoder run (3 steps) shared by the output tests below: what they check is
+    how detect writes and decides, which does not need a good model."""
+    return _train(tmp_path_factory.mktemp("detect"), "ae", "--alpha", "0.1")
+
+
+def _volume(path, images):
+    import nibabel as nib
+
+    nib.save(nib.Nifti1Image(np.ascontiguousarray(np.asarray(images, np.float32).transpose(2, 1, 0)), np.diag([0.8, 0.8, 2.0, 1.0])), path)
+
+
+def test_detect_flags_every_row_by_the_conformal_rule_of_its_own_levels_calibration(tmp_path, ae_run):
+    """Image and slice rows are decided by the image-level calibration, volume rows (the
+    slices' maximum) by the volume-level one: for each row, p = (1 + #{calibration >= s}) /
+    (n + 1) of that level, flagged == (s > threshold) == (p <= alpha). The two calibrations
+    are set apart here so that taking the wrong one changes some row's decision."""
+    import csv
+    import shutil
+
+    from PIL import Image as PILImage
+
+    from medgan.datasets.phantom import phantom_set
+    from medgan.tasks.anomaly.calibration import calibrate
+    from medgan.tasks.anomaly.detect import detect_path
+
+    run = tmp_path / "run"
+    shutil.copytree(ae_run, run)
+    inputs = tmp_path / "inputs"
+    inputs.mkdir()
+    normal = phantom_set(n=4, size=32, seed=5).images
+    _volume(inputs / "normal.nii.gz", normal)
+    _volume(inputs / "lesions.nii.gz", phantom_set(n=4, size=32, seed=6, lesion_fraction=1.0).images)
+    _volume(inputs / "shifted.nii.gz", normal * 0.6 + 60)
+    PILImage.fromarray(np.clip(normal[0] + 100, 0, 255).astype(np.uint8)).save(inputs / "one.png")
+    first = list(csv.DictReader(open(detect_path(anomaly_model(run), inputs, tmp_path / "first", progress=False) / "scores.csv")))
+    slice_scores = np.array([float(r["score"]) for r in first if r["level"] != "volume"])
+    volume_scores = np.sort([float(r["score"]) for r in first if r["level"] == "volume"])
+    assert len(slice_scores) == 13 and len(volume_scores) == 3
+    # image level: 19 scores spread over the slices' (threshold near their 90th percentile);
+    # volume level: threshold between the two lowest volume maxima (rank 18 of 19 at alpha 0.1)
+    levels = {"image": calibrate(np.quantile(slice_scores, np.linspace(0.05, 0.95, 19)), 0.1, "image"),
+              "volume": calibrate(np.r_[np.linspace(0.5, 1.0, 18) * volume_scores[:2].mean(), 10 * volume_scores[-1]], 0.1, "volume")}
+    (run / "calibration.json").write_text(json.dumps({"alpha": 0.1, "levels": {k: c.to_dict() for k, c in levels.items()}}))
+    out = tmp_path / "out"
+    assert main(["detect", str(run), str(inputs), "--out", str(out), "--no-progress"]) == 0
+    rows = list(csv.DictReader(open(out / "scores.csv")))
+    assert len(rows) == 16
+    summary = json.loads((out / "summary.json").read_text())
+    decided = {"image": [], "volume": []}
+    for row in rows:
+        level = "volume" if row["level"] == "volume" else "image"
+        cal = levels[level]
+        assert summary["calibration"][level]["threshold"] == cal.threshold
+        s, p, flagged = float(row["score"]), float(row["p_value"]), row["flagged"] == "True"
+        assert row["flagged"] in ("True", "False")
+        assert p == pytest.approx((1 + np.sum(cal.scores >= s)) / (cal.n + 1), abs=1e-12)
+        assert flagged == (s > cal.threshold) == (p <= cal.alpha), row
+        other = levels["image" if level == "volume" else "volume"]
+        decided[level].append((flagged, s > other.threshold))
+    for level, pairs in decided.items():  # some rows flagged, some not, at each level
+        assert {f for f, _ in pairs} == {True, False}, level
+    assert any(f != f_other for pairs in decided.values() for f, f_other in pairs)  # the level matters
+
+
+def test_detect_csv_cells_a_spreadsheet_would_run_as_formulas_are_escaped(tmp_path, ae_run):
+    import csv
+
+    from PIL import Image as PILImage
+
+    from medgan.datasets.phantom import phantom_set
+
+    inputs = tmp_path / "inputs"
+    inputs.mkdir()
+    image = np.clip(phantom_set(n=1, size=32, seed=5).images[0] + 100, 0, 255).astype(np.uint8)
+    names = ["=HYPERLINK(evil).png", "+cmd.png", "-x.png", "@sum.png", "plain.png"]
+    for name in names:
+        PILImage.fromarray(image).save(inputs / name)
+    out = tmp_path / "out"
+    assert main(["detect", str(ae_run), str(inputs), "--out", str(out), "--no-progress"]) == 0
+    rows = list(csv.reader(open(out / "scores.csv", newline="")))[1:]
+    assert {row[0] for row in rows} == {"'=HYPERLINK(evil).png", "'+cmd.png", "'-x.png", "'@sum.png", "plain.png"}
+    assert all(float(row[3]) > 0 and 0 < float(row[4]) <= 1 for row in rows)  # numbers untouched
+    assert {r["input"] for r in json.loads((out / "summary.json").read_text())["rows"]} == set(names)
+
+
+def test_detect_writes_the_other_outputs_when_a_dicom_map_series_cannot_be_written(tmp_path, ae_run):
+    """A multi-frame CT gets no derived DICOM map series (one file per slice is what the
+    writer makes): one warning naming the file, the NIfTI map, overlay and rows are written,
+    and summary.json lists the skipped series and why. A single slice without
+    FrameOfReferenceUID or PatientID (what makes a DICOM SEG fail) still gets its DICOM map."""
+    import csv
+    import warnings
+
+    import pydicom
+    from pydicom.uid import generate_uid
+
+    from medgan.errors import MedganWarning
+    from tests.conftest import PATIENT, make_dicom, write_ct_slice
+
+    inputs = tmp_path / "inputs"
+    (inputs / "mf").mkdir(parents=True)
+    pixels = np.full((3, 32, 32), 24, np.int16)
+    pixels[:, 8:20, 8:20] = 1064
+    make_dicom(inputs / "mf" / "mf.dcm", pixels, RescaleSlope=1, RescaleIntercept=-1024, PixelSpacing=[0.8, 0.8], SeriesNumber=7, **PATIENT)
+    hu = np.full((32, 32), -1000.0)
+    hu[8:20, 8:20] = 40.0
+    bare = write_ct_slice(inputs / "bare" / "slice.dcm", hu, z=4.0, series_uid=generate_uid(), instance=1)
+    ds = pydicom.dcmread(bare)
+    del ds.PatientID
+    ds.SeriesNumber = 8
+    ds.save_as(bare)
+    out = tmp_path / "out"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert main(["detect", str(ae_run), str(inputs), "--out", str(out), "--no-progress"]) == 0
+    ours = [str(w.message) for w in caught if issubclass(w.category, MedganWarning)]
+    assert len(ours) == 1 and "mf.dcm" in ours[0] and "multi-frame" in ours[0] and "\n" not in ours[0], ours
+    assert (out / "mf" / "series-7.map.nii.gz").is_file() and (out / "mf" / "series-7.heat.png").is_file()
+    assert not (out / "mf" / "series-7.map").exists()
+    (skipped,) = json.loads((out / "summary.json").read_text())["skipped"]
+    assert skipped["output"] == "mf/series-7.map/" and "multi-frame" in skipped["reason"]
+    rows = list(csv.DictReader(open(out / "scores.csv")))
+    assert sum(r["input"] == "mf/series-7" for r in rows) == 3 + 1  # slices and the volume row
+    (bare_map,) = (out / "bare" / "series-8.map").iterdir()
+    assert pydicom.dcmread(bare_map).SourceImageSequence[0].ReferencedSOPInstanceUID == ds.SOPInstanceUID

@@ -22,6 +22,12 @@ Written into a new folder (mirroring the input's relative paths):
   the map over the image, drawn on one fixed scale for every image (|x - x^| from 0 to
   ``HEAT_SCALE`` in [-1, 1] units), never stretched per image, so a normal image looks
   quiet.
+
+A derived DICOM map series that cannot be written for a series (a multi-frame or colour
+source, a header the writer refuses) is skipped with one warning naming the file; the
+series' NIfTI map, overlay and rows are written, and ``summary.json``'s ``skipped`` lists
+what was left out and why. Text cells of ``scores.csv`` go through
+:func:`medgan.io.output.csv_cell` (a file named ``=HYPERLINK(...)`` is not a formula).
 """
 
 from __future__ import annotations
@@ -88,6 +94,7 @@ class _DetectJob:
         self.image_cal = model.calibration.get("image")
         self.volume_cal = model.calibration.get("volume")
         self.rows: list[dict[str, Any]] = []
+        self.skipped: list[dict[str, str]] = []  # outputs not written, and why
 
     def _decide(self, calibration, scores: np.ndarray) -> tuple[list, list]:
         if calibration is None:
@@ -131,9 +138,13 @@ class _DetectJob:
         _heat(out_heat, self.model, slices, maps, scores, [f"slice {i} {s:.3g}" for i, s in enumerate(scores)])
         return maps
 
-    def dicom_maps(self, files: list[Path], maps: np.ndarray, folder: Path) -> None:
+    def dicom_maps(self, files: list[Path], maps: np.ndarray, folder: Path, root: Path) -> None:
         """The maps as a derived DICOM series beside the source's (same patient and study, one
-        file per slice, referencing its source instance); multi-frame sources get NIfTI only."""
+        file per slice, referencing its source instance). A series the writer refuses
+        (multi-frame or colour source, a missing header attribute) gets NIfTI only, one
+        warning and an entry in :attr:`skipped`; no partial DICOM series is left."""
+        import shutil
+
         import pydicom
 
         from medgan.errors import MedganError
@@ -144,18 +155,20 @@ class _DetectJob:
         try:
             for _, ds in members:
                 check_derivable(ds, files[0])
+            order = series_order(members, files[0].parent)[0] if len(members) > 1 else np.zeros(1, int)
+            uid = derived_series_uid()
+            folder.mkdir(parents=True, exist_ok=True)
+            for k, i in enumerate(order):
+                ds = members[i][1]
+                number = int(ds.get("SeriesNumber", 0) or 0) + MAP_SERIES_OFFSET
+                write_derived_dicom(folder / f"{k:04d}.dcm", maps[k], ds, series_uid=uid, series_number=number,
+                                    description=MAP_DESCRIPTION, model_name=self.model.label, rescale=(MAP_SLOPE, 0.0),
+                                    window=(HEAT_SCALE / 2, HEAT_SCALE))
         except MedganError as exc:
-            warn(f"anomaly maps written as NIfTI only: {exc.message}", path=files[0].parent)
-            return
-        order = series_order(members, files[0].parent)[0] if len(members) > 1 else np.zeros(1, int)
-        uid = derived_series_uid()
-        folder.mkdir(parents=True, exist_ok=True)
-        for k, i in enumerate(order):
-            ds = members[i][1]
-            number = int(ds.get("SeriesNumber", 0) or 0) + MAP_SERIES_OFFSET
-            write_derived_dicom(folder / f"{k:04d}.dcm", maps[k], ds, series_uid=uid, series_number=number,
-                                description=MAP_DESCRIPTION, model_name=self.model.label, rescale=(MAP_SLOPE, 0.0),
-                                window=(HEAT_SCALE / 2, HEAT_SCALE))
+            shutil.rmtree(folder, ignore_errors=True)
+            warn(f"anomaly maps written as NIfTI only, no DICOM map series: {exc.message}", path=exc.path or files[0].parent,
+                 hint=exc.hint)
+            self.skipped.append({"output": f"{folder.relative_to(root)}/", "reason": exc.message})
 
     def image(self, name: str, array: np.ndarray, out_map: Path, out_heat: Path) -> None:
         from PIL import Image as PILImage
@@ -208,7 +221,7 @@ def detect_path(model, input_path: str | os.PathLike, out_path: str | os.PathLik
                 (tmp / rel.parent).mkdir(parents=True, exist_ok=True)
                 array = prepare_like_training(image, model.info, model.intensity.units, what[0], "detect")
                 maps = job.volume(str(rel), array, image.meta.affine, tmp / f"{rel}.map.nii.gz", tmp / f"{rel}.heat.png")
-                job.dicom_maps(list(what), maps, tmp / f"{rel}.map")
+                job.dicom_maps(list(what), maps, tmp / f"{rel}.map", tmp)
             else:
                 rel = what.relative_to(root)
                 (tmp / rel.parent).mkdir(parents=True, exist_ok=True)
@@ -228,15 +241,17 @@ def detect_path(model, input_path: str | os.PathLike, out_path: str | os.PathLik
             shift = check_uniform_p_values(job.image_cal, scores, where=str(input_path))
             if shift:
                 warn(shift)
-        _write_tables(tmp, model, job.rows, {"presumed_normal": presumed_normal, "domain_shift": shift})
+        _write_tables(tmp, model, job.rows, {"presumed_normal": presumed_normal, "domain_shift": shift, "skipped": job.skipped})
     return out
 
 
 def _write_tables(folder: Path, model, rows: list[dict[str, Any]], checks: dict[str, Any]) -> None:
+    from medgan.io.output import csv_cell
+
     with open(folder / "scores.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=["input", "level", "slice", "score", "p_value", "flagged", "flagged_pixels"])
         writer.writeheader()
-        writer.writerows({k: ("" if v is None else v) for k, v in row.items()} for row in rows)
+        writer.writerows({k: csv_cell("" if v is None else v) for k, v in row.items()} for row in rows)
     calibration = {level: {"alpha": c.alpha, "threshold": c.threshold, "n": c.n} for level, c in model.calibration.items()}
     if model.pixel_threshold is not None:
         calibration["pixel"] = {"threshold": model.pixel_threshold}
