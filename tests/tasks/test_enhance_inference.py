@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import nibabel as nib
@@ -11,9 +12,10 @@ import pytest
 import torch
 from PIL import Image as PILImage
 from pydicom.uid import generate_uid
+from scipy import ndimage
 from torch import nn
 
-from medgan.tasks.enhance.inference import enhance_image, enhance_path, enhance_volume, upsampled_affine
+from medgan.tasks.enhance.inference import enhance_image, enhance_path, enhance_volume, outside_range, upsampled_affine
 from medgan.tasks.enhance.recipe import EnhanceTask
 from medgan.errors import MedganError
 from medgan.io import read_dicom, read_nifti, read_raster
@@ -63,25 +65,71 @@ def ct_image(shape, seed=0) -> np.ndarray:
 # --------------------------------------------------------------------------- one image
 
 
-def smoothed_excess(image: np.ndarray) -> np.ndarray:
-    """What a denoiser adds back: the excess over the range of the input blurred by 2 pixels."""
-    from scipy import ndimage
-
-    smooth = ndimage.gaussian_filter(np.asarray(image, np.float64), 2.0, mode="reflect")
-    return smooth - np.clip(smooth, CT["low"], CT["high"])
+def identity_output(image: np.ndarray) -> np.ndarray:
+    """What an identity denoiser returns (module docstring): the input where it is kept or
+    lies inside the range, the window's edge plus the smoothed excess elsewhere."""
+    keep, excess, _ = outside_range(np.asarray(image, np.float64), CT["low"], CT["high"])
+    return np.where(keep, image, np.clip(image, CT["low"], CT["high"]) + excess)
 
 
 @pytest.mark.parametrize("shape, tile", [((5, 7), 256), ((37, 45), 256), ((300, 260), 128)])
-def test_identity_returns_the_input_inside_the_range_and_the_smoothed_excess_outside(shape, tile):
+def test_identity_returns_the_input_inside_the_range_and_keeps_what_lies_beyond_it(shape, tile):
     image = ct_image(shape)
     out = enhance_image(as_model(nn.Identity(), make_info()), image, tile=tile)
     assert out.shape == shape and out.dtype == np.float32
-    expected = np.clip(image, CT["low"], CT["high"]) + smoothed_excess(image)
-    np.testing.assert_allclose(out, expected, atol=1e-3)  # float32 rounding of the [-1, 1] round trip
-    inside = smoothed_excess(image) == 0
-    np.testing.assert_allclose(out[inside & (np.abs(image) < 1000)], image[inside & (np.abs(image) < 1000)], atol=1e-3)
+    keep, excess, _ = outside_range(image.astype(np.float64), CT["low"], CT["high"])
+    np.testing.assert_allclose(out, identity_output(image), atol=1e-3)  # float32 rounding of the [-1, 1] round trip
+    unchanged = keep | (excess == 0)
+    np.testing.assert_allclose(out[unchanged], image[unchanged], atol=1e-3)
+    assert unchanged.mean() > 0.75
     if shape[0] >= 16:
-        assert out[: shape[0] // 4 - 2].min() > 1000  # bone rows far above the window stay above it
+        assert keep[: shape[0] // 4 - 2].all()  # bone rows far above the window: passed through as they are
+
+
+def soft_tissue_and_bone(seed: int = 0, sigma: float = 40.0) -> tuple[np.ndarray, np.ndarray]:
+    """A 96 x 96 CT slice ``(noisy, clean)``: air, a body of soft tissue (40 and 70 HU), and
+    a bone ring of 1200..1800 HU (above a -1000..1000 model), Gaussian noise of ``sigma``."""
+    y, x = np.mgrid[:96, :96] - 47.5
+    r = np.hypot(y, x)
+    clean = np.where(r < 44, 40.0, -1000.0)
+    clean[(r < 20)] = 70.0
+    ring = (r >= 26) & (r < 32)
+    clean[ring] = 1200.0 + 600.0 * (x[ring] + 32) / 64  # structure inside the bone: a gradient
+    rng = np.random.default_rng(seed)
+    return clean + rng.normal(0, sigma, clean.shape), clean
+
+
+def test_bone_above_the_range_is_kept_unchanged_and_soft_tissue_denoised():
+    """The denoiser (a blur) was trained on -1000..1000 HU: bone above comes back as the
+    input, within its noise and without bias, while soft tissue is denoised."""
+    noisy, clean = soft_tissue_and_bone()
+    out = enhance_image(as_model(box_blur(), make_info()), noisy)
+    bone = clean > 1000
+    soft = ndimage.binary_erosion((clean > -100) & (clean < 100), iterations=3)
+    rmse = lambda m: float(np.sqrt(np.mean((out[m] - clean[m]) ** 2)))  # noqa: E731
+    assert 36 < rmse(bone) < 44 and abs(float(np.mean(out[bone] - clean[bone]))) < 4  # the input's own noise, no bias
+    np.testing.assert_array_equal(out[bone], noisy[bone].astype(np.float32))
+    assert rmse(soft) < 0.5 * 40  # a 3x3 box: about sigma / 3 plus its blur
+
+
+def test_pixels_outside_the_range_are_counted_and_warned_about_once():
+    from medgan.errors import MedganWarning
+
+    noisy, clean = soft_tissue_and_bone()
+    volume = np.stack([noisy, soft_tissue_and_bone(seed=1)[0]])
+    with pytest.warns(MedganWarning) as caught:
+        enhance_volume(as_model(box_blur(), make_info()), volume, progress=False)
+    messages = [str(w.message) for w in caught if issubclass(w.category, MedganWarning)]
+    assert len(messages) == 1
+    # The bone's share of the body, whose edge the smoothing widens by up to 4 pixels.
+    r = np.hypot(*(np.mgrid[:96, :96] - 47.5))
+    share = float(messages[0].split("%")[0]) / 100
+    assert (clean > 1000).sum() / (r < 48).sum() - 0.002 < share < (clean > 1000).sum() / (r < 44).sum()
+    assert "outside the model's range -1000..1000 HU" in messages[0] and "in 2 of 2 images" in messages[0]
+    assert "kept as they are, not enhanced" in messages[0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", MedganWarning)  # nothing outside: nothing said
+        enhance_volume(as_model(box_blur(), make_info()), np.clip(volume, -1000, 900), progress=False)
 
 
 def test_noise_that_crossed_the_range_edge_is_not_put_back():
@@ -116,14 +164,13 @@ def test_constant_offset_shifts_by_the_data_unit_amount():
     image = ct_image((40, 40))
     out = enhance_image(as_model(AddConstant(0.1), make_info()), image)
     shift = 0.1 * (CT["high"] - CT["low"]) / 2  # 100 HU
-    inside = (image > -1000) & (image < 1000 - shift)
+    keep, excess, _ = outside_range(image.astype(np.float64), CT["low"], CT["high"])
+    inside = (image > -1000) & (image < 1000 - shift) & ~keep
     np.testing.assert_allclose(out[inside], image[inside] + shift, atol=1e-3)
-    excess = smoothed_excess(image)
-    below = (image < -1000) & (excess < 0)  # the model's correction is added to the (smoothed) excess below the edge
+    np.testing.assert_allclose(out[keep], image[keep], atol=1e-3)  # never seen by the model: as they are
+    below = (image < -1000) & (excess < 0) & ~keep  # the model's correction is added to the (smoothed) excess below the edge
     np.testing.assert_allclose(out[below], -1000 + shift + excess[below], atol=1e-3)
-    above = (image > 1000) & (excess > 0)  # tanh cannot go past +1: the edge plus the smoothed excess
-    np.testing.assert_allclose(out[above], 1000 + excess[above], atol=1e-3)
-    assert below.sum() > 50 and above.sum() > 50
+    assert inside.sum() > 50 and keep.sum() > 50
 
 
 def bicubic(image: np.ndarray) -> np.ndarray:
@@ -223,8 +270,7 @@ def test_dicom_series_becomes_a_derived_series(tmp_path, dicom_factory, patient_
         assert "medgan" in ds.DerivationDescription and "unet-test step 500" in ds.DerivationDescription
         assert list(ds.ImagePositionPatient) == list(src.ImagePositionPatient)
         assert ds.SeriesNumber == 1002
-        identity = np.clip(volume[k], CT["low"], CT["high"]) + smoothed_excess(volume[k])  # what an identity denoiser returns
-        np.testing.assert_allclose(read_dicom(out / f"slice{k}.dcm").array, identity, atol=0.6)
+        np.testing.assert_allclose(read_dicom(out / f"slice{k}.dcm").array, identity_output(volume[k]), atol=0.6)
         series.add(ds.SeriesInstanceUID)
         sops.add(ds.SOPInstanceUID)
     assert len(series) == 1 and len(sops) == 3
@@ -242,8 +288,7 @@ def test_anonymized_dicom_holds_no_patient_identifiers(tmp_path, dicom_factory, 
             if len(value) > 2:  # "F" (sex) occurs in any file by chance; checked below
                 assert value.encode() not in data, value
         assert not str(pydicom.dcmread(file).get("PatientSex", ""))
-        identity = np.clip(volume[k], CT["low"], CT["high"]) + smoothed_excess(volume[k])  # what an identity denoiser returns
-        np.testing.assert_allclose(read_dicom(file).array, identity, atol=0.6)
+        np.testing.assert_allclose(read_dicom(file).array, identity_output(volume[k]), atol=0.6)
     written = [pydicom.dcmread(f) for f in files]  # one new series in one new study
     assert len({str(d.SeriesInstanceUID) for d in written}) == 1 and len({str(d.StudyInstanceUID) for d in written}) == 1
     # a patient's image, processed and de-identified: said so, never called synthetic
