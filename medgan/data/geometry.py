@@ -109,6 +109,32 @@ def resize_image(image: np.ndarray, shape: tuple[int, int], labels: bool = False
     return (out[0, 0] if image.ndim == 2 else out[0]).numpy()
 
 
+def slicing_axis(orientation: tuple[str, ...] | None, axis: int | str) -> int | str:
+    """The axis ``--axis`` slices a volume along: a plane name (``"axial"`` ...) or a raw
+    array axis; ``"auto"`` is axial when the volume's orientation is known, else axis 0."""
+    if axis == "auto":
+        return "axial" if orientation else 0
+    return axis if isinstance(axis, str) else int(axis)
+
+
+def foreground_slices(
+    volume: np.ndarray, axis: int = 0, min_foreground: float = 0.05, threshold: float | None = None
+) -> np.ndarray:
+    """Indices of the slices along ``axis`` that :func:`volume_to_slices` keeps, without
+    copying them (the threshold is explained there): the caller can take and shrink one
+    slice at a time."""
+    if volume.ndim != 3:
+        raise ValueError(f"expected a (D, H, W) volume, got shape {volume.shape}")
+    if axis not in (0, 1, 2):
+        raise MedganError(f"slice axis must be 0, 1 or 2, got {axis}", hint="choose --axis 0, 1, 2 or a plane name")
+    stack = np.moveaxis(volume, axis, 0).astype(np.float32, copy=False)  # (N, h, w), a view when float32
+    if threshold is None:
+        lo, hi = np.percentile(stack, [1.0, 99.0])
+        threshold = lo + 0.1 * (hi - lo)
+    fraction = (stack > threshold).mean(axis=(1, 2))  # counts of 0/1: exact in any order
+    return np.flatnonzero(fraction >= min_foreground)
+
+
 def volume_to_slices(
     volume: np.ndarray, axis: int = 0, min_foreground: float = 0.05, threshold: float | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -121,17 +147,8 @@ def volume_to_slices(
     Returns:
         ``(slices, indices)``: ``(N, h, w)`` float32 slices and their ``(N,)`` indices.
     """
-    if volume.ndim != 3:
-        raise ValueError(f"expected a (D, H, W) volume, got shape {volume.shape}")
-    if axis not in (0, 1, 2):
-        raise MedganError(f"slice axis must be 0, 1 or 2, got {axis}", hint="choose --axis 0, 1, 2 or a plane name")
-    stack = np.moveaxis(volume, axis, 0).astype(np.float32)  # (N, h, w)
-    if threshold is None:
-        lo, hi = np.percentile(stack, [1.0, 99.0])
-        threshold = lo + 0.1 * (hi - lo)
-    fraction = (stack > threshold).mean(axis=(1, 2))
-    keep = np.flatnonzero(fraction >= min_foreground)
-    return np.ascontiguousarray(stack[keep]), keep
+    keep = foreground_slices(volume, axis, min_foreground, threshold)
+    return np.ascontiguousarray(np.moveaxis(volume, axis, 0)[keep], dtype=np.float32), keep
 
 
 def _resize(batch: torch.Tensor, size: tuple[int, int], labels: bool) -> torch.Tensor:

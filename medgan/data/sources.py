@@ -13,6 +13,18 @@ A source is what a user types after ``--data`` or ``medgan data show``:
 Every 2D image ends up in one ``ImageSet`` of one size; each volume (series, NIfTI file)
 is one group, so splits keep a patient's slices together.
 
+Memory is bounded by what is kept, not by the source's native size. Files and folders are
+read in two passes: the headers first (no pixels), which give the number of slices and
+their size, so a set larger than the memory available is refused before anything is read
+(:func:`check_memory`); then the pixels, one volume (series, NIfTI file, image) at a time.
+Each volume is windowed or normalised, cut into slices and every slice fitted to ``size``
+as the volume is read, and the native array is dropped before the next volume is read, so
+the peak is the kept set plus one native volume (and its reader's and windowing's working
+copies), however many volumes the source holds. Nothing needs every native value at once:
+the per-volume statistics (MRI percentile normalisation, the foreground threshold of
+:func:`~medgan.data.geometry.foreground_slices`) are taken on the volume while it is in
+memory, and the set's nominal range (:func:`_nominal_range`) on the kept, resized images.
+
 :class:`SourceOptions` lives in :mod:`medgan.data.source_options` (no pydicom, nibabel or
 torch), so the command line builds its flags without importing readers.
 """
@@ -21,6 +33,7 @@ from __future__ import annotations
 
 import csv
 import importlib
+import os
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +41,9 @@ from pathlib import Path
 import numpy as np
 
 from medgan import io as mio
-from medgan.data.geometry import display_spacing, fit_square, orient_for_display, resized_spacing, volume_to_slices
+from medgan.data.geometry import (
+    display_spacing, fit_square, foreground_slices, orient_for_display, plane_axis, resized_spacing, slicing_axis,
+)
 from medgan.data.imageset import ImageSet
 from medgan.data.intensity import apply_window, normalize_percentile, parse_window, window_bounds
 from medgan.errors import MedganError
@@ -38,7 +53,8 @@ from medgan.data.source_options import SourceOptions
 
 @dataclass
 class _Item:
-    """One 2D image on its way into the set."""
+    """One 2D image on its way into the set, already fitted to ``size`` (owning its memory:
+    it never keeps the native volume it was cut from alive)."""
 
     image: np.ndarray
     source: str
@@ -48,6 +64,7 @@ class _Item:
     units: str | None = None
     series: str | None = None  # the DICOM series it comes from, as listed in messages
     spacing: tuple[float, float] | None = None  # (rows, columns) mm of this 2D image
+    annotated: bool = False  # its mask, as read (before any resize), labels something
 
 
 #: Sources named without a path: name -> ``"module:loader"`` of :mod:`medgan.datasets`
@@ -75,8 +92,7 @@ def load_source(spec: str | Path | list, options: SourceOptions | None = None) -
     """
     opts = options or SourceOptions()
     if isinstance(spec, (list, tuple)):
-        items = _read_files([Path(p) for p in spec], opts, root=None)
-        return _finish(items, opts, name=f"{len(spec)} files")
+        return _finish_set(_read_files([Path(p) for p in spec], opts, root=None, name=f"{len(spec)} files"), opts)
     text = str(spec)
     if text in EMBEDDED_SOURCES:
         return _finish_set(_load_embedded(text, opts), opts)
@@ -92,10 +108,10 @@ def load_source(spec: str | Path | list, options: SourceOptions | None = None) -
     if path.is_file() and mio.detect_format(path) == "npz":
         return _finish_set(_load_npz(path, opts), opts)
     if path.is_dir():
-        items = _read_folder(path, opts)
+        data = _read_folder(path, opts)
     else:
-        items = _read_files([path], opts, root=None)
-    return _finish(items, opts, name=path.name)
+        data = _read_files([path], opts, root=None, name=path.name)
+    return _finish_set(data, opts)
 
 
 # ----------------------------------------------------------------------------- embedded
@@ -135,22 +151,22 @@ def _load_npz(path: Path, opts: SourceOptions) -> ImageSet:
         groups = stored_groups.astype(np.int64) if stored_groups is not None and len(stored_groups) == len(images) else None
         return ImageSet(images=images, labels=labels, class_names=classes, name=path.name, value_range=value_range, units=units,
                         groups=groups, sources=[f"{path.name}:{opts.split}[{i}]" for i in range(len(images))])
-    image = mio.read_image(path)
-    items = _image_to_items(image, opts, group=0, source=path.name)
-    return _finish(items, opts, name=path.name, finish=False)
+    collect = _Collector(opts, path.name)
+    collect.add(_image_to_items(mio.read_image(path), opts, group=0, source=path.name))
+    return collect.finish()
 
 
 # ----------------------------------------------------------------------------- files
 
 
-def _read_folder(folder: Path, opts: SourceOptions) -> list[_Item]:
+def _read_folder(folder: Path, opts: SourceOptions) -> ImageSet:
     files = mio.find_image_files(folder, recursive=True)
     if not files:
         raise MedganError("no images found in the folder", path=folder, hint="point to a folder of DICOM, NIfTI, PNG/JPEG/TIFF or NPY files")
-    return _read_files(files, opts, root=folder)
+    return _read_files(files, opts, root=folder, name=folder.name)
 
 
-def _read_files(files: list[Path], opts: SourceOptions, root: Path | None) -> list[_Item]:
+def _read_files(files: list[Path], opts: SourceOptions, root: Path | None, name: str) -> ImageSet:
     labels = _read_labels_csv(Path(opts.labels_csv), files, root) if opts.labels_csv else None
     if labels is None and root is not None:
         labels = _labels_from_subfolders(files, root)
@@ -160,31 +176,64 @@ def _read_files(files: list[Path], opts: SourceOptions, root: Path | None) -> li
         bad = next(f for f in others if mio.detect_format(f) is None)
         mio.read_image(bad)  # raises the reader's clear "not an image" error
 
-    items: list[_Item] = []
-    group = 0
-    for volume_files, image, name, listing in _read_dicom_series(dicom, opts, root):
-        label = labels.get(volume_files[0]) if labels else None
-        mask = _find_mask(volume_files[0], opts, root)
-        series_items = _image_to_items(image, opts, group, name, label, mask)
-        for item in series_items:
-            item.series = listing
-        items += series_items
-        group += 1
-    for file in others:
-        image = mio.read_image(file, volume=opts.volume, grey=opts.grey)
-        label = labels.get(file) if labels else None
-        items += _image_to_items(image, opts, group, _display(file, root), label, _find_mask(file, opts, root))
-        group += 1
+    # Headers first: how many slices of what size, before a single pixel is read.
+    volumes = _dicom_volumes(dicom, opts, root) + [_file_volume(f, opts, root) for f in others]
+    check_memory(volumes, opts, root or files[0])
+
+    # Then the pixels, one volume at a time: _volume_items returns the volume's slices fitted
+    # to size, and its native array is gone before the next one is read.
+    collect = _Collector(opts, name, series=[v.listing for v in volumes if v.listing])
+    for group, volume in enumerate(volumes):
+        label = labels.get(volume.files[0]) if labels else None
+        collect.add(_volume_items(volume, opts, group, label, _find_mask(volume.files[0], opts, root)))
+    return collect.finish()
+
+
+@dataclass
+class _Volume:
+    """What the headers say about one volume (a DICOM series, a file) before its pixels are read.
+
+    Attributes:
+        files: its files (a series' in listing order; one for anything else).
+        name: how it is named in the set's ``sources`` and in messages.
+        shape: ``(D, H, W)`` of a volume, ``(H, W)`` of a 2D image, as the reader returns it;
+            ``None`` when the header does not say (the memory check then leaves it out).
+        orientation: the volume's axis codes, when the header gives them.
+        channels: 3 for a colour image kept in colour, else 1.
+        listing: a DICOM series' line in a list of series (``None`` for other files).
+        uid: a DICOM series' SeriesInstanceUID (``None`` for other files).
+    """
+
+    files: list[Path]
+    name: str
+    shape: tuple[int, ...] | None = None
+    orientation: tuple[str, ...] | None = None
+    channels: int = 1
+    listing: str | None = None
+    uid: str | None = None
+
+
+def _volume_items(volume: _Volume, opts: SourceOptions, group: int, label: str | None, mask: Path | None) -> list[_Item]:
+    """Read one volume and return its slices, fitted to ``size``. The native array is local
+    to this call, so it is freed when the call returns, before the next volume is read."""
+    if volume.uid is None or len(volume.files) == 1:
+        image = mio.read_image(volume.files[0], volume=None if volume.uid is not None else opts.volume, grey=opts.grey)
+    else:
+        image = mio.read_dicom_series(volume.files[0].parent, series_uid=volume.uid or None)
+    items = _image_to_items(image, opts, group, volume.name, label, mask)
+    for item in items:
+        item.series = volume.listing
     return items
 
 
-_SERIES_TAGS = ["SeriesInstanceUID", "SeriesNumber", "SeriesDescription", "Rows", "Columns"]
+_SERIES_TAGS = ["SeriesInstanceUID", "SeriesNumber", "SeriesDescription", "Rows", "Columns", "NumberOfFrames",
+                "SamplesPerPixel", "PhotometricInterpretation", "ImageOrientationPatient"]
 
 
-def _read_dicom_series(files: list[Path], opts: SourceOptions, root: Path | None):
-    """Yield ``(files, Image, name, listing)`` per DICOM series (files grouped by folder and
-    series UID), only the series ``opts.series`` names when given; ``name`` is how the
-    series is shown in messages, ``listing`` its line in a list of series."""
+def _dicom_volumes(files: list[Path], opts: SourceOptions, root: Path | None) -> list[_Volume]:
+    """One :class:`_Volume` per DICOM series (files grouped by folder and series UID), only
+    the series ``opts.series`` names when given, from the headers alone; ``name`` is how
+    the series is shown in messages, ``listing`` its line in a list of series."""
     import pydicom
 
     by_series: dict[tuple[Path, str], list[tuple[Path, pydicom.Dataset]]] = defaultdict(list)
@@ -208,15 +257,160 @@ def _read_dicom_series(files: list[Path], opts: SourceOptions, root: Path | None
             raise MedganError(f"no DICOM series matches --series {opts.series!r}; found: {listing}",
                               path=root or files[0], hint="give a series number, description or UID from the list")
         found = chosen
+    volumes = []
     for (parent, uid), members in found:
         paths = [f for f, _ in members]
         folder = _display(parent, root)
         name = ("" if folder == "." else f"{folder}: ") + mio.series_name(members[0][1])
-        listing = _series_listing(parent, members, root)
-        if len(members) == 1:
-            yield paths, mio.read_image(paths[0], grey=opts.grey), _display(paths[0], root), listing
-        else:
-            yield paths, mio.read_dicom_series(parent, series_uid=uid or None), name, listing
+        ds = members[0][1]
+        frames = int(ds.get("NumberOfFrames", 1) or 1)
+        shape = None
+        if "Rows" in ds and "Columns" in ds:
+            depth = len(members) if len(members) > 1 else frames
+            shape = (depth, int(ds.Rows), int(ds.Columns)) if depth > 1 else (int(ds.Rows), int(ds.Columns))
+        colour = int(ds.get("SamplesPerPixel", 1) or 1) > 1 or str(ds.get("PhotometricInterpretation", "")).strip() == "PALETTE COLOR"
+        volumes.append(_Volume(paths, _display(paths[0], root) if len(members) == 1 else name, shape, _dicom_orientation(ds),
+                               3 if colour and not opts.grey and len(members) == 1 and frames == 1 else 1,
+                               _series_listing(parent, members, root), uid))
+    return volumes
+
+
+def _dicom_orientation(ds) -> tuple[str, ...] | None:
+    """Axis codes of the ``(D, H, W)`` volume a series is read as, from one header's
+    ImageOrientationPatient (slices stacked along the normal, as the reader stacks them)."""
+    try:
+        iop = np.array([float(v) for v in ds.get("ImageOrientationPatient") or []], np.float64)
+        if iop.shape != (6,) or not np.all(np.isfinite(iop)):
+            return None
+        from nibabel.orientations import aff2axcodes
+
+        affine = np.eye(4)
+        affine[:3, 0], affine[:3, 1], affine[:3, 2] = np.cross(iop[:3], iop[3:]), iop[3:], iop[:3]  # d, h, w in LPS
+        return tuple(str(c) for c in aff2axcodes(np.diag([-1.0, -1.0, 1.0, 1.0]) @ affine))
+    except Exception:  # a degenerate orientation: the estimate slices along axis 0
+        return None
+
+
+def _file_volume(file: Path, opts: SourceOptions, root: Path | None) -> _Volume:
+    """A NIfTI, raster or NumPy file as a :class:`_Volume`, its shape read from the header
+    only (``None`` when that fails: the reader gives the error when the pixels are read)."""
+    volume = _Volume([file], _display(file, root))
+    try:
+        fmt = mio.detect_format(file)
+        if fmt == "nifti":
+            import nibabel as nib
+
+            header = nib.load(file)  # a proxy: no voxel is read
+            shape = tuple(int(s) for s in header.shape)[:3]
+            shape = shape[:2] if len(shape) == 3 and shape[2] == 1 else shape
+            volume.shape = shape[::-1]  # (i, j, k) -> (D, H, W) = (k, j, i), as read_nifti returns it
+            if len(shape) == 3:
+                from nibabel.orientations import aff2axcodes
+
+                volume.orientation = tuple(str(c) for c in aff2axcodes(np.asarray(header.affine)[:, [2, 1, 0, 3]]))
+        elif fmt in mio.RASTER_FORMATS:
+            from PIL import Image as PILImage
+
+            with PILImage.open(file) as img:  # the header only
+                volume.shape = (img.height, img.width)
+                volume.channels = 3 if img.mode not in ("1", "L", "LA", "I", "F") and not img.mode.startswith("I;16") and not opts.grey else 1
+        elif fmt == "npy":
+            shape = tuple(np.load(file, mmap_mode="r", allow_pickle=False).shape)
+            shape = shape[:1] + shape[2:] if len(shape) == 4 and shape[1] == 1 else shape
+            if len(shape) == 3 and shape[-1] in (3, 4) and shape[0] > shape[-1]:  # (H, W, 3) colour
+                shape, volume.channels = shape[:2], 1 if opts.grey else 3
+            volume.shape = shape if len(shape) in (2, 3) else None
+    except Exception:  # the reader raises the clear error when the pixels are read
+        volume.shape = None
+    return volume
+
+
+# ----------------------------------------------------------------------------- memory
+
+
+def available_memory() -> int | None:
+    """Bytes this process can still take without swapping: ``MemAvailable`` of
+    ``/proc/meminfo`` (Linux), lowered to what a cgroup v2 limit leaves (a container), else
+    the free physical pages ``os.sysconf`` reports; ``None`` where neither is known."""
+    available = None
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    available = int(line.split()[1]) * 1024
+                    break
+    except (OSError, ValueError, IndexError):
+        pass
+    if available is None:
+        try:
+            available = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        except (AttributeError, ValueError, OSError):
+            return None
+    try:  # a container's own limit, when it has one
+        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+        if limit.isdigit():
+            used = int(Path("/sys/fs/cgroup/memory.current").read_text().strip())
+            available = min(available, max(0, int(limit) - used))
+    except (OSError, ValueError):
+        pass
+    return available
+
+
+def check_memory(volumes: list[_Volume], opts: SourceOptions, where: str | Path) -> int:
+    """Refuse, before any pixel is read, a set that cannot fit in the memory available.
+
+    The estimate comes from the headers: every slice along the slicing axis (empty ones
+    are only dropped once read, so it is an upper bound) at ``size`` x ``size`` (the native
+    size without ``size``) in float32, plus the largest native volume in float32 (the one
+    being read when the set is nearly complete).
+
+    Returns:
+        the estimated bytes of the kept set.
+
+    Raises:
+        MedganError: the estimate exceeds :func:`available_memory`, naming the folder, the
+            size and the remedies.
+    """
+    kept = native = slices = 0
+    for volume in volumes:
+        if volume.shape is None:
+            continue
+        n, plane = _slices_of(volume, opts)
+        slices += n
+        kept += n * volume.channels * 4 * (opts.size**2 if opts.size is not None else plane)
+        native = max(native, int(np.prod(volume.shape)) * volume.channels * 4)
+    available = available_memory()
+    if available is not None and kept + native > available:
+        at = f"at --size {opts.size}" if opts.size is not None else "at their native size"
+        raise MedganError(
+            f"the training set would take about {_bytes(kept)} ({slices} slices {at}) plus {_bytes(native)} for the "
+            f"largest volume while it is read, but only {_bytes(available)} of memory is available",
+            path=where, hint="pass a smaller --size, read a subset (--series, or fewer files or patients), or use a machine with more memory",
+        )
+    return kept
+
+
+def _slices_of(volume: _Volume, opts: SourceOptions) -> tuple[int, int]:
+    """``(number of slices, pixels per native slice)`` of a volume cut along ``opts.axis``,
+    from its header's shape (axis 0 when its orientation is not known)."""
+    shape = volume.shape
+    if len(shape) == 2 or shape[0] == 1:
+        return 1, shape[-2] * shape[-1]
+    axis = slicing_axis(volume.orientation, opts.axis)
+    try:
+        axis = plane_axis(volume.orientation, axis) if isinstance(axis, str) else axis
+    except MedganError:  # the reader's turn to say so, when the pixels are read
+        axis = 0
+    axis = axis if axis in (0, 1, 2) else 0
+    return shape[axis], int(np.prod(shape)) // shape[axis]
+
+
+def _bytes(n: float) -> str:
+    for unit in ("bytes", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TiB"
 
 
 def _series_listing(parent: Path, members: list, root: Path | None) -> str:
@@ -288,41 +482,59 @@ def _label_map(mask: np.ndarray, path: Path) -> np.ndarray:
 def _image_to_items(
     image: mio.Image, opts: SourceOptions, group: int, source: str, label: str | None = None, mask_path: Path | None = None
 ) -> list[_Item]:
-    """2D images stay whole; volumes become their non-empty slices along ``opts.axis``."""
-    array, meta = image.array, image.meta
+    """2D images stay whole; volumes become their non-empty slices along ``opts.axis``; every
+    image is fitted to ``opts.size`` here, one slice at a time, so that nothing returned
+    keeps the native array alive. Consumes ``image.array`` (set to ``None``): this call holds
+    the last reference, so a volume's native array goes as soon as it has been windowed."""
+    array, meta, colour = image.array, image.meta, image.is_colour
+    image.array = None
     mask = mio.read_image(mask_path, volume=opts.volume, grey=True).array if mask_path else None
     if mask is not None and mask.shape != array.shape[: mask.ndim]:
         raise MedganError(f"mask shape {mask.shape} differs from image shape {array.shape}", path=mask_path, hint="masks must match their images pixel for pixel")
     if mask is not None:
         mask = _label_map(mask, mask_path)
     spacing = tuple(float(v) for v in meta.spacing) if meta.spacing is not None and len(meta.spacing) >= 2 else None
-    if image.is_colour:  # (H, W, 3) colour kept
-        return [_Item(np.moveaxis(array, -1, 0), source, group, label, mask, meta.units, spacing=_in_plane(spacing, colour=True))]
+    if colour:  # (H, W, 3) colour kept
+        return [_fitted(np.moveaxis(array, -1, 0), mask, _in_plane(spacing, colour=True), opts, source, group, label, meta.units)]
     if array.ndim == 3 and array.shape[0] == 1:
         array = array[0]
         mask = None if mask is None else mask.reshape(array.shape)
         spacing = None if spacing is None else spacing[-2:]
     if array.ndim == 2:
-        return [_Item(source_intensity(array, meta, opts), source, group, label, mask, meta.units, spacing=_in_plane(spacing))]
+        return [_fitted(source_intensity(array, meta, opts), mask, _in_plane(spacing), opts, source, group, label, meta.units)]
     volume = source_intensity(array, meta, opts)
+    del array  # the native array, unless windowing kept it as it was
     spacing = spacing if spacing is not None and len(spacing) == 3 else None
-    axis = opts.axis
-    if axis == "auto":  # axial when the orientation is known, else the first array axis
-        axis = "axial" if meta.orientation else 0
+    axis = slicing_axis(meta.orientation, opts.axis)
     if isinstance(axis, str):  # a named plane: slices shown the radiological way
         volume = orient_for_display(volume, meta.orientation, axis)
         mask = None if mask is None else orient_for_display(mask, meta.orientation, axis)
         spacing = None if spacing is None else display_spacing(spacing, meta.orientation, axis)
         axis = 0
-    else:  # a raw array axis: slices in storage order
-        axis = int(axis)
-    slices, kept = volume_to_slices(volume, axis=axis, min_foreground=opts.min_foreground)
-    mask_slices = None if mask is None else np.moveaxis(mask, axis, 0)[kept]
+    kept = foreground_slices(volume, axis=axis, min_foreground=opts.min_foreground)
+    stack = np.moveaxis(volume, axis, 0)  # (N, h, w) views, one slice taken at a time
+    masks = None if mask is None else np.moveaxis(mask, axis, 0)
     plane = None if spacing is None else tuple(v for a, v in enumerate(spacing) if a != axis)
     return [
-        _Item(s, f"{source} slice {k}", group, label, None if mask_slices is None else mask_slices[i], meta.units, spacing=plane)
-        for i, (s, k) in enumerate(zip(slices, kept))
+        _fitted(stack[k], None if masks is None else masks[k], plane, opts, f"{source} slice {k}", group, label, meta.units)
+        for k in kept
     ]
+
+
+def _fitted(image: np.ndarray, mask: np.ndarray | None, spacing: tuple[float, float] | None, opts: SourceOptions,
+            source: str, group: int, label: str | None, units: str | None) -> _Item:
+    """One 2D ``(H, W)`` or ``(C, H, W)`` image (a slice, maybe a view of its volume) as an
+    item fitted to ``opts.size``, in memory of its own."""
+    if opts.size is None:
+        fitted, fitted_mask = np.array(image, np.float32), None if mask is None else np.array(mask)
+    else:
+        spacing = None if spacing is None else resized_spacing(spacing, image.shape[-2:], opts.size, opts.resize_mode)
+        fitted = fit_square(image.astype(np.float32, copy=False), opts.size, opts.resize_mode)
+        fitted_mask = None if mask is None else fit_square(mask, opts.size, opts.resize_mode, labels=True)
+        # a crop that needs no resize is a view of its volume: copy it, or the volume stays
+        fitted = fitted.copy() if np.may_share_memory(fitted, image) else fitted
+        fitted_mask = fitted_mask.copy() if fitted_mask is not None and np.may_share_memory(fitted_mask, mask) else fitted_mask
+    return _Item(fitted, source, group, label, fitted_mask, units, spacing=spacing, annotated=mask is not None and bool(mask.any()))
 
 
 def _in_plane(spacing: tuple[float, ...] | None, colour: bool = False) -> tuple[float, float] | None:
@@ -349,56 +561,127 @@ def source_intensity(array: np.ndarray, meta: mio.ImageMeta, opts: SourceOptions
 # ----------------------------------------------------------------------------- assemble
 
 
-def _finish(items: list[_Item], opts: SourceOptions, name: str, finish: bool = True) -> ImageSet:
-    if not items:
-        raise MedganError("no non-empty images or slices found", path=name, hint="check the files, or lower the foreground threshold")
-    if opts.size is None:
-        shapes = defaultdict(list)
+class _Rows:
+    """An ``(N, *shape)`` array filled one row at a time. Rows go into chunks of at most
+    ``CHUNK_BYTES`` (each its own allocation, handed back to the system when freed) rather
+    than into a list of small arrays: assembling the final array then needs one chunk more
+    than the rows themselves, not a second copy of the whole set, and no heap of small
+    arrays is left fragmented."""
+
+    CHUNK_BYTES = 32 << 20
+
+    def __init__(self, dtype: np.dtype):
+        self.dtype, self.chunks, self.n, self.shape = np.dtype(dtype), [], 0, None
+
+    def append(self, row: np.ndarray) -> None:
+        if self.shape is None:
+            self.shape = row.shape
+        if not self.chunks or self._filled(len(self.chunks) - 1) == len(self.chunks[-1]):
+            cap = max(1, self.CHUNK_BYTES // max(1, int(np.prod(self.shape)) * self.dtype.itemsize))
+            self.chunks.append(np.empty((min(cap, max(16, self.n)), *self.shape), self.dtype))  # doubling up to cap
+        self.chunks[-1][self._filled(len(self.chunks) - 1)] = row
+        self.n += 1
+
+    def _filled(self, i: int) -> int:
+        return self.n - sum(len(c) for c in self.chunks[:i])
+
+    def filled(self):
+        """The rows written so far, chunk by chunk (views)."""
+        at = 0
+        for chunk in self.chunks:
+            yield chunk[: self.n - at]
+            at += len(chunk)
+
+    def finish(self, dtype: np.dtype | None = None) -> np.ndarray:
+        """The ``(N, *shape)`` array (in ``dtype``, default the rows' own); the chunks are
+        copied in and freed one by one."""
+        dtype = np.dtype(dtype or self.dtype)
+        if len(self.chunks) == 1 and dtype == self.dtype:
+            return self.chunks.pop()[: self.n]  # the unused tail was never written: no memory
+        out, at = np.empty((self.n, *self.shape), dtype), 0
+        while self.chunks:  # oldest first: each chunk is freed once copied
+            rows = self.chunks.pop(0)[: self.n - at]
+            out[at : at + len(rows)] = rows
+            at += len(rows)
+            del rows
+        return out
+
+
+class _Collector:
+    """Assembles fitted items, volume by volume, into one :class:`ImageSet`: their pixels go
+    into :class:`_Rows`, the rest into lists; one size for all (checked as they arrive) and
+    masks for all or none (checked at the end).
+
+    Args:
+        opts: the reading options.
+        name: the set's name, named in messages.
+        series: the DICOM series read, listed when their sizes differ.
+    """
+
+    def __init__(self, opts: SourceOptions, name: str, series: list[str] | None = None):
+        self.opts, self.name, self.series = opts, name, series or []
+        self.images, self.masks = _Rows(np.float32), _Rows(np.uint16)
+        self.has_mask: list[bool] = []
+        self.annotated: list[bool] = []
+        self.first: tuple[tuple, str] | None = None  # the first image's shape and source
+        self.sources, self.groups, self.labels, self.spacing, self.units = [], [], [], [], []
+
+    def add(self, items: list[_Item]) -> None:
         for item in items:
-            shapes[item.image.shape].append(item.source)
-        if len(shapes) > 1:
-            (s1, f1), (s2, f2) = list(shapes.items())[:2]
-            message = f"images of mixed sizes: {_fmt(s1)} ({f1[0]}) and {_fmt(s2)} ({f2[0]})"
-            hint = "pass --size N to resize them all to N x N"
-            series = list(dict.fromkeys(item.series for item in items if item.series))
-            if len(series) > 1:  # a study export: several series of different sizes
-                message += f"; the DICOM series found: {'; '.join(series)}"
-                hint = "read one with --series NUMBER, DESCRIPTION or UID, or " + hint
-            raise MedganError(message, path=name, hint=hint)
-    images = [item.image for item in items]
-    masks = [item.mask for item in items]
-    annotated = None
-    if opts.masks and opts.partial_masks:  # unlabelled images keep an all-zero mask, marked as not annotated
-        annotated = np.array([m is not None and bool(m.any()) for m in masks])
-        if not annotated.any():
-            raise MedganError("no image has a non-empty mask", path=opts.masks, hint="label at least one slice")
-        masks = [np.zeros(im.shape[-2:], np.uint8) if m is None else m for m, im in zip(masks, images)]
-    if any(m is not None for m in masks) and any(m is None for m in masks):
-        raise MedganError("some images have masks and others do not", path=name, hint="give a mask for every image")
-    spacing = [item.spacing for item in items]
-    if opts.size is not None:
-        spacing = [None if sp is None else resized_spacing(sp, im.shape[-2:], opts.size, opts.resize_mode) for sp, im in zip(spacing, images)]
-        images = [fit_square(im, opts.size, opts.resize_mode) for im in images]
-        masks = [None if m is None else fit_square(m, opts.size, opts.resize_mode, labels=True) for m in masks]
-    label_names = [item.label for item in items]
-    labels = class_names = None
-    if any(lbl is not None for lbl in label_names):
-        class_names = sorted({str(lbl) for lbl in label_names})
-        labels = np.array([class_names.index(str(lbl)) for lbl in label_names], dtype=np.int64)
-    has_masks = masks[0] is not None
-    result = ImageSet(
-        images=np.stack(images).astype(np.float32),
-        labels=labels,
-        class_names=class_names,
-        masks=np.stack(masks).astype(np.uint16 if max(int(m.max(initial=0)) for m in masks) > 255 else np.uint8) if has_masks else None,
-        annotated=annotated,
-        groups=np.array([item.group for item in items], dtype=np.int64),
-        sources=[item.source for item in items],
-        spacing=np.array(spacing, np.float64) if all(sp is not None for sp in spacing) else None,
-        units=items[0].units if len({item.units for item in items}) == 1 else None,
-        name=name,
-    )
-    return _finish_set(result, opts) if finish else result
+            if self.first is None:
+                self.first = (item.image.shape, item.source)
+            elif item.image.shape != self.first[0]:  # only without size: fitted items share one
+                (s1, f1), (s2, f2) = self.first, (item.image.shape, item.source)
+                message = f"images of mixed sizes: {_fmt(s1)} ({f1}) and {_fmt(s2)} ({f2})"
+                hint = "pass --size N to resize them all to N x N"
+                if len(self.series) > 1:  # a study export: several series of different sizes
+                    message += f"; the DICOM series found: {'; '.join(self.series)}"
+                    hint = "read one with --series NUMBER, DESCRIPTION or UID, or " + hint
+                raise MedganError(message, path=self.name, hint=hint)
+            self.images.append(item.image)
+            self.has_mask.append(item.mask is not None)
+            self.annotated.append(item.annotated)
+            if item.mask is not None or (self.opts.masks and self.opts.partial_masks):
+                self.masks.append(np.zeros(item.image.shape[-2:], np.uint16) if item.mask is None else item.mask)
+            self.sources.append(item.source)
+            self.groups.append(item.group)
+            self.labels.append(item.label)
+            self.spacing.append(item.spacing)
+            self.units.append(item.units)
+            item.image = item.mask = None  # the rows hold the pixels now
+
+    def finish(self) -> ImageSet:
+        """The set (``images`` float32, ``masks`` uint8, or uint16 past 255)."""
+        opts, name = self.opts, self.name
+        if self.first is None:
+            raise MedganError("no non-empty images or slices found", path=name, hint="check the files, or lower the foreground threshold")
+        annotated = None
+        if opts.masks and opts.partial_masks:  # unlabelled images keep an all-zero mask, marked as not annotated
+            annotated = np.array(self.annotated)
+            if not annotated.any():
+                raise MedganError("no image has a non-empty mask", path=opts.masks, hint="label at least one slice")
+        elif any(self.has_mask) and not all(self.has_mask):
+            raise MedganError("some images have masks and others do not", path=name, hint="give a mask for every image")
+        masks = None
+        if self.masks.n:
+            wide = any(int(rows.max(initial=0)) > 255 for rows in self.masks.filled())
+            masks = self.masks.finish(np.uint16 if wide else np.uint8)
+        labels = class_names = None
+        if any(lbl is not None for lbl in self.labels):
+            class_names = sorted({str(lbl) for lbl in self.labels})
+            labels = np.array([class_names.index(str(lbl)) for lbl in self.labels], dtype=np.int64)
+        return ImageSet(
+            images=self.images.finish(),
+            labels=labels,
+            class_names=class_names,
+            masks=masks,
+            annotated=annotated,
+            groups=np.array(self.groups, dtype=np.int64),
+            sources=self.sources,
+            spacing=np.array(self.spacing, np.float64) if all(sp is not None for sp in self.spacing) else None,
+            units=self.units[0] if len(set(self.units)) == 1 else None,
+            name=name,
+        )
 
 
 def _fmt(shape: tuple) -> str:
