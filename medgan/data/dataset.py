@@ -7,6 +7,11 @@ Items are dicts so that every task takes what it needs::
 
 The :class:`IntensityMap` used to reach [-1, 1] is kept on the dataset (and goes into a
 run's config) so that outputs can be mapped back to the data's units.
+
+Memory: the dataset holds the set's images twice (in the data's units, ``data.images``, and
+mapped to [-1, 1]); the mapping runs a chunk of images at a time, since its float64
+arithmetic would otherwise take several copies of the whole set at once, and masks stay in
+their small integer type until a batch asks for them.
 """
 
 from __future__ import annotations
@@ -23,6 +28,9 @@ from medgan.data.sources import SourceOptions, load_source
 from medgan.data.splits import split_by_group
 
 
+_CHUNK_BYTES = 16 << 20  # images mapped to [-1, 1] at a time
+
+
 class MedicalImageDataset(Dataset):
     """Images of an :class:`ImageSet` mapped to [-1, 1] as ``(C, H, W)`` tensors.
 
@@ -35,10 +43,14 @@ class MedicalImageDataset(Dataset):
         self.data = data
         low, high = data.value_range or (float(data.images.min()), float(data.images.max()))
         self.intensity = intensity or IntensityMap(low, high if high > low else low + 1.0, data.units)
-        images = self.intensity.forward(data.images)
+        images = np.empty(data.images.shape, np.float32)
+        step = max(1, _CHUNK_BYTES // max(1, images[:1].nbytes))
+        for start in range(0, len(images), step):  # elementwise: the same values as one call on the whole set
+            images[start : start + step] = self.intensity.forward(data.images[start : start + step])
         self._images = torch.from_numpy(images if images.ndim == 4 else images[:, None])  # (N, C, H, W)
         self._labels = None if data.labels is None else torch.from_numpy(np.asarray(data.labels, dtype=np.int64))
-        self._masks = None if data.masks is None else torch.from_numpy(data.masks.astype(np.int64))
+        # uint8 / uint16 label maps as stored (int64 would take 8 times the memory); int64 per batch
+        self._masks = None if data.masks is None else torch.from_numpy(data.masks.astype(np.int32 if data.masks.dtype == np.uint16 else data.masks.dtype))
 
     @classmethod
     def from_source(
@@ -74,7 +86,7 @@ class MedicalImageDataset(Dataset):
         if self._labels is not None:
             out["label"] = self._labels[index]
         if self._masks is not None:
-            out["mask"] = self._masks[index]
+            out["mask"] = self._masks[index].long()
         return out
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor | int]:
@@ -82,5 +94,5 @@ class MedicalImageDataset(Dataset):
         if self._labels is not None:
             item["label"] = self._labels[index]
         if self._masks is not None:
-            item["mask"] = self._masks[index]
+            item["mask"] = self._masks[index].long()
         return item

@@ -9,6 +9,7 @@ import nibabel as nib
 import numpy as np
 import pydicom
 import pytest
+import torch
 from pydicom.uid import generate_uid
 
 from medgan import io as mio
@@ -185,3 +186,14 @@ def test_reading_eight_volumes_peaks_like_reading_one(big_study):
     peak = _traced_peak(lambda: load_source(big_study, SourceOptions(size=32)))
     kept = 48 * 32 * 32 * 4
     assert peak < reader + kept + native // 2, f"peak {peak / native:.2f} native volumes, the reader alone {reader / native:.2f}"
+
+
+def test_the_dataset_maps_chunk_by_chunk_to_the_same_values(monkeypatch):
+    from medgan.data import MedicalImageDataset, dataset
+
+    data = load_source("brain-mri")
+    monkeypatch.setattr(dataset, "_CHUNK_BYTES", 3 * 64 * 64 * 4 + 1)  # 3 images a chunk, a short last one
+    mapped = MedicalImageDataset(data)
+    np.testing.assert_array_equal(mapped.batch(np.arange(len(data)))["image"][:, 0].numpy(), mapped.intensity.forward(data.images))
+    assert mapped[0]["mask"].dtype == torch.int64 and mapped.batch(np.arange(4))["mask"].dtype == torch.int64
+    np.testing.assert_array_equal(mapped.batch(np.arange(len(data)))["mask"].numpy(), data.masks)
