@@ -166,7 +166,7 @@ class _DetectJob:
                                     window=(HEAT_SCALE / 2, HEAT_SCALE))
         except MedganError as exc:
             shutil.rmtree(folder, ignore_errors=True)
-            warn(f"anomaly maps written as NIfTI only, no DICOM map series: {exc.message}", path=exc.path or files[0].parent,
+            warn(f"anomaly maps written as NIfTI only, no DICOM map series: {exc.message.rstrip('.')}", path=exc.path or files[0].parent,
                  hint=exc.hint)
             self.skipped.append({"output": f"{folder.relative_to(root)}/", "reason": exc.message})
 

@@ -237,7 +237,8 @@ class _SegmentJob:
             write_dicom_seg(seg, volume, sources, self.model)
             outputs.append(seg)
         except MedganError as exc:  # the SEG alone: the label map, overlay and table rows are still written
-            warn(f"{exc.message}; the label map, overlay and volumes are written without it", path=exc.path or files[0], hint=exc.hint)
+            warn(f"{exc.message.rstrip('.')}; the label map, overlay and volumes are written without it", path=exc.path or files[0],
+                 hint=exc.hint)
             skipped.append({"output": str(seg.relative_to(root)), "reason": exc.message})
         if volume.shape[0] > 1 or affine is not None:
             outputs.append(root / rel_folder / f"{stem}.nii.gz")
