@@ -45,7 +45,7 @@ from medgan.data.geometry import (
     display_spacing, fit_square, foreground_slices, orient_for_display, plane_axis, resized_spacing, slicing_axis,
 )
 from medgan.data.imageset import ImageSet
-from medgan.data.intensity import apply_window, normalize_percentile, parse_window, window_bounds
+from medgan.data.intensity import apply_window, normalize_percentile, parse_window, percentiles, window_bounds
 from medgan.errors import MedganError
 from medgan.lazy import load
 from medgan.data.source_options import SourceOptions
@@ -705,11 +705,12 @@ def _finish_set(data: ImageSet, opts: SourceOptions) -> ImageSet:
 
 def _nominal_range(images: np.ndarray) -> tuple[float, float]:
     """0..255 or 0..1 when the data sit there (8-bit files, normalised MRI); else the
-    robust 0.5-99.5 percentile range of the whole set."""
+    robust 0.5-99.5 percentile range of the whole set (the kept, resized images; found
+    without copying them, see :func:`~medgan.data.intensity.percentiles`)."""
     lo, hi = float(images.min()), float(images.max())
     if lo >= 0 and hi <= 1:
         return (0.0, 1.0)
     if lo >= 0 and hi <= 255 and np.all(np.mod(images[:64], 1) == 0):
         return (0.0, 255.0)
-    p_lo, p_hi = np.percentile(images, [0.5, 99.5])
+    p_lo, p_hi = percentiles(images, [0.5, 99.5])
     return (float(p_lo), float(p_hi if p_hi > p_lo else p_lo + 1))

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from medgan.data.intensity import (
-    CT_WINDOWS, IntensityMap, apply_window, normalize_percentile, parse_window, percentile_range, window_bounds,
+    CT_WINDOWS, IntensityMap, apply_window, normalize_percentile, parse_window, percentile_range, percentiles, window_bounds,
 )
 from medgan.errors import MedganError
 
@@ -50,3 +50,16 @@ def test_percentile_normalisation_ignores_mri_background():
     assert out.min() == 0.0 and out.max() == 1.0
     inside = out[16:48, 16:48]
     assert 0.4 < inside.mean() < 0.6
+
+
+@pytest.mark.parametrize("q", [[0.5, 99.5], [1.0, 99.0], [0, 100], [50], [100, 33.3, 0.1]])
+def test_percentiles_without_a_copy_equal_numpys_to_the_bit(q):
+    rng = np.random.default_rng(0)
+    for n in (1, 2, 7, 999, 4253, 20000):
+        for values in (rng.normal(0, 100, n), np.round(rng.normal(0, 300, n)) - 1000 * (rng.random(n) < 0.5),  # CT-like, ties
+                       rng.random(n), np.full(n, -3.5), np.where(rng.random(n) < 0.5, -0.0, 0.0)):
+            values = values.astype(np.float32).reshape(-1, 1) if n % 2 else values.astype(np.float32)
+            got, want = percentiles(values, q, chunk=int(rng.integers(1, 3000))), np.percentile(values, q)
+            assert got.dtype == want.dtype
+            np.testing.assert_array_equal(got, want)
+            np.testing.assert_array_equal(np.signbit(got), np.signbit(want))
