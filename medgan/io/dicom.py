@@ -37,6 +37,7 @@ from pydicom.valuerep import format_number_as_ds
 
 from medgan import __version__
 from medgan.errors import MedganError, warn
+from medgan.io import limits
 from medgan.io.arrays import CORRUPT_HINT, check_finite, rgb_to_grey
 from medgan.io.base import Image, ImageMeta, finite_range
 from medgan.io.formats import detect_format
@@ -106,6 +107,25 @@ def _fg_value(ds: Dataset, sequence: str, keyword: str, frame: int | None = None
     return ds.get(keyword, None)
 
 
+def _check_pixel_size(ds: Dataset, path: Path, keyword: str, compressed: bool) -> None:
+    """Refuse Rows x Columns x NumberOfFrames x SamplesPerPixel x BitsAllocated before pixel
+    decoding when the pixel data cannot hold it (native data) or it exceeds the limit of
+    :mod:`medgan.io.limits` (any data), so that no array is allocated for it."""
+    try:
+        frames, rows, cols = (int(ds.get(k, 1 if k == "NumberOfFrames" else 0) or 0) for k in ("NumberOfFrames", "Rows", "Columns"))
+        samples = int(ds.get("SamplesPerPixel", 1) or 1)
+        bits = {"FloatPixelData": 32, "DoubleFloatPixelData": 64}.get(keyword) or int(ds.get("BitsAllocated", 0) or 0)
+    except (TypeError, ValueError) as err:  # a multi-valued or garbled size attribute
+        raise MedganError(f"unreadable image size attributes ({err})", path=path, hint=CORRUPT_HINT) from err
+    shape = ([frames] if frames > 1 else []) + [rows, cols] + ([samples] if samples > 1 else [])
+    itemsize = bits / 8
+    if str(ds.get("PhotometricInterpretation", "")).strip() == "YBR_FULL_422":
+        itemsize *= 2 / 3  # chroma stored for every other pixel
+    value = ds[keyword].value
+    stored = len(value) if not compressed and isinstance(value, (bytes, bytearray)) else None
+    limits.check_declared(path, shape, itemsize=itemsize, stored_bytes=stored)
+
+
 def _decode(ds: Dataset, path: Path) -> np.ndarray:
     """The stored pixel values (``(H, W)``, ``(F, H, W)``, or with a colour axis last)."""
     if "PixelData" not in ds and "FloatPixelData" not in ds and "DoubleFloatPixelData" not in ds:
@@ -122,6 +142,8 @@ def _decode(ds: Dataset, path: Path) -> np.ndarray:
             available = False
         if not available:
             raise MedganError(f"no installed decoder for the transfer syntax {syntax.name} ({syntax})", path=path, hint=CODECS_HINT)
+    keyword = next(k for k in ("PixelData", "FloatPixelData", "DoubleFloatPixelData") if k in ds)
+    _check_pixel_size(ds, path, keyword, syntax.is_compressed)
     try:
         return ds.pixel_array
     except (RuntimeError, NotImplementedError) as err:
@@ -454,6 +476,7 @@ def read_dicom_series(folder: str | os.PathLike, series_uid: str | None = None, 
     sizes = {(int(ds.Rows), int(ds.Columns)) for _, ds in members}
     if len(sizes) > 1:
         raise MedganError(f"series mixes image sizes {sorted(sizes)} (rows, columns)", path=folder, hint="move the odd files out or pass another series_uid")
+    limits.check_declared(folder, (len(members), *next(iter(sizes))), what="a volume of")  # before any slice is decoded
 
     ref = members[0][1]
     pixel_spacing = _pixel_spacing(ref)

@@ -115,7 +115,7 @@ def check_declared(
             raise MedganError(
                 f"declares {what} {text} ({format_bytes(need)} of pixel data) but holds only {format_bytes(stored_bytes)}",
                 path=path,
-                hint="the file is truncated or its header is wrong; re-export it",
+                hint="the file is truncated or corrupt; re-export it",
             )
     limit = max_pixels()
     if count > limit:

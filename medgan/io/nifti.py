@@ -25,6 +25,7 @@ from nibabel.filebasedimages import ImageFileError
 from nibabel.orientations import aff2axcodes
 
 from medgan.errors import MedganError
+from medgan.io import limits
 from medgan.io.arrays import CORRUPT_HINT, check_finite
 from medgan.io.base import Image, ImageMeta, finite_range
 from medgan.io.output import atomic_path
@@ -120,7 +121,8 @@ def read_nifti(path: str | os.PathLike, volume: int | None = None) -> Image:
 
     Raises:
         MedganError: unreadable/truncated file (including a header that declares more
-            voxels than the file holds, refused before any allocation), 4D data without (or with an out-of-range)
+            voxels than the file holds, or a volume above :func:`medgan.io.limits.max_pixels`,
+            refused before any allocation), 4D data without (or with an out-of-range)
             ``volume``, more than 4 dimensions, non-finite values.
     """
     path = Path(path)
@@ -132,6 +134,9 @@ def read_nifti(path: str | os.PathLike, volume: int | None = None) -> Image:
         if not isinstance(img, (nib.Nifti1Image, nib.Nifti2Image)):
             raise MedganError(f"is a {type(img).__name__}, not NIfTI", path=path, hint="convert it to .nii.gz")
         _check_declared_size(img, path)
+        # nibabel maps the data lazily: the block read below (one volume of a 4D series) is
+        # held to the limit before get_fdata / asarray allocates it.
+        limits.check_declared(path, shape_ijk[:3], itemsize=img.get_data_dtype().itemsize, what="a volume of")
 
         # Choose the 3D block before loading, so a 4D series costs one volume of memory.
         if len(shape_ijk) > 4 or (len(shape_ijk) == 4 and shape_ijk[3] < 1):
