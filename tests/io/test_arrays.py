@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import zipfile
+
 import numpy as np
 import pytest
 
@@ -106,3 +108,27 @@ def test_arrays_with_no_images_are_refused(tmp_path, shape):
     np.savez(tmp_path / "empty.npz", images=np.zeros(shape if len(shape) == 3 else (0, 4, 4), np.uint8))
     with pytest.raises(MedganError, match="empty.npz.*holds no images"):
         read_npz_collection(tmp_path / "empty.npz")
+
+
+def test_headers_are_checked_without_refusing_ordinary_layouts(tmp_path):
+    """Fortran order, the version 2.0 header, compressed archives and big-endian data still read
+    (their headers pass the size check of medgan.io.limits before the data are loaded)."""
+    volume = np.asfortranarray(np.arange(60, dtype=">i2").reshape(3, 4, 5))
+    np.save(tmp_path / "f.npy", volume)
+    np.testing.assert_array_equal(read_image(tmp_path / "f.npy").array, volume)
+    with open(tmp_path / "v2.npy", "wb") as f:
+        np.lib.format.write_array(f, volume, version=(2, 0))
+    np.testing.assert_array_equal(read_image(tmp_path / "v2.npy").array, volume)
+    write_npz(tmp_path / "c.npz", train_images=np.ones((2, 5, 6), np.uint8), train_labels=np.arange(2))
+    images, labels = read_npz_collection(tmp_path / "c.npz")
+    assert images.shape == (2, 5, 6) and labels.tolist() == [0, 1]
+
+
+def test_an_npz_member_shorter_than_its_header_is_refused_before_loading(tmp_path):
+    np.savez(tmp_path / "m.npz", train_images=np.zeros((4, 8, 8), np.uint8))
+    with zipfile.ZipFile(tmp_path / "m.npz") as archive:
+        data = archive.read("train_images.npy")
+    with zipfile.ZipFile(tmp_path / "cut.npz", "w") as archive:
+        archive.writestr("train_images.npy", data[:-100])
+    with pytest.raises(MedganError, match=r"cut.npz: declares array 'train_images' of 4 x 8 x 8 .* holds only .*truncated"):
+        read_npz_collection(tmp_path / "cut.npz")

@@ -84,3 +84,14 @@ def test_write_png_rejects_bad_input(tmp_path):
     with pytest.raises(MedganError, match="non-finite"):
         write_png(tmp_path / "a.png", np.array([[np.nan, 1.0]]))
     assert not (tmp_path / "a.png").exists()
+
+
+def test_a_refused_image_leaves_pillows_guard_as_it_was(tmp_path, monkeypatch):
+    PILImage.fromarray(np.zeros((30, 40), np.uint8)).save(tmp_path / "a.tif")
+    before = PILImage.MAX_IMAGE_PIXELS
+    monkeypatch.setenv("MEDGAN_MAX_PIXELS", "1000")
+    with pytest.raises(MedganError, match=r"a.tif: declares an image of 30 x 40 .*MEDGAN_MAX_PIXELS=1200"):
+        read_raster(tmp_path / "a.tif")
+    assert PILImage.MAX_IMAGE_PIXELS == before
+    monkeypatch.setenv("MEDGAN_MAX_PIXELS", "1200")
+    assert read_raster(tmp_path / "a.tif").array.shape == (30, 40) and PILImage.MAX_IMAGE_PIXELS == before
