@@ -28,7 +28,7 @@ from medgan.io import limits
 from medgan.io.base import Image, ImageMeta, finite_range
 from medgan.io.output import atomic_path
 
-__all__ = ["read_array", "read_npz_collection", "write_npz", "rgb_to_grey", "check_finite", "stack_layout"]
+__all__ = ["read_array", "read_npz_collection", "npz_array", "write_npz", "rgb_to_grey", "check_finite", "stack_layout"]
 
 # ITU-R 601-2 luma weights, the ones Pillow's ``convert("L")`` uses; applied in float
 # (Pillow rounds to uint8) so 16-bit and rescaled colour data keep their precision.
@@ -146,7 +146,20 @@ def _check_npz_member(npz, name: str, path: Path) -> None:
         raise MedganError(f"cannot read array {name!r}", path=path, hint=CORRUPT_HINT) from err
 
 
-def _npz_get(npz, name: str, path: Path) -> np.ndarray:
+def npz_array(npz: np.lib.npyio.NpzFile, name: str, path: str | os.PathLike) -> np.ndarray:
+    """``npz[name]``, its ``.npy`` header checked first (objects, stored bytes, the limit of
+    :mod:`medgan.io.limits`), so that no member is allocated before it has passed.
+
+    Args:
+        npz: an archive opened with ``np.load(path, allow_pickle=False)``.
+        name: the array's key (a name in ``npz.files``).
+        path: the archive's path, named in messages.
+
+    Raises:
+        MedganError: a member that is not a ``.npy`` array, holds objects, is shorter than
+            its header says or declares more values than the limit; a corrupt archive.
+    """
+    path = Path(path)
     _check_npz_member(npz, name, path)
     try:
         return npz[name]
@@ -201,7 +214,7 @@ def read_array(path: str | os.PathLike, key: str | None = None, *, grey: bool = 
                     path=path,
                     hint="pass one of the names found",
                 )
-            raw = _npz_get(npz, key, path)
+            raw = npz_array(npz, key, path)
     else:
         raw = loaded
         if key is not None:
@@ -274,8 +287,8 @@ def read_npz_collection(path: str | os.PathLike, split: str = "train") -> tuple[
                 path=path,
                 hint="save the arrays under the expected names",
             )
-        images = _npz_get(npz, images_key, path)
-        labels = _npz_get(npz, labels_key, path) if labels_key in names else None
+        images = npz_array(npz, images_key, path)
+        labels = npz_array(npz, labels_key, path) if labels_key in names else None
 
     images = stack_layout(images, path, images_key)
     check_finite(images, path)

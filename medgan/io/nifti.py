@@ -93,17 +93,9 @@ def _check_declared_size(img: nib.Nifti1Image, path: Path) -> None:
         return
     raise MedganError(
         f"the header declares {'x'.join(map(str, shape))} voxels of {header.get_data_dtype()} "
-        f"({_bytes(need)}) but the file holds less" + (" once decompressed" if compressed else f" ({_bytes(path.stat().st_size)})"),
+        f"({limits.format_bytes(need)}) but the file holds less" + (" once decompressed" if compressed else f" ({limits.format_bytes(path.stat().st_size)})"),
         path=path, hint=CORRUPT_HINT,
     )
-
-
-def _bytes(n: float) -> str:
-    for unit in ("bytes", "KiB", "MiB", "GiB"):
-        if n < 1024 or unit == "GiB":
-            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} TiB"
 
 
 def read_nifti(path: str | os.PathLike, volume: int | None = None) -> Image:

@@ -262,3 +262,14 @@ def test_an_npz_member_that_is_not_an_npy_array_is_refused_unread(tmp_path):
         archive.writestr("image", bytes(50_000_000))  # np.load would hand back all 50 MB as bytes
     with pytest.raises(MedganError, match=r"odd.npz: array 'image' is not a .npy array"):
         read_image(tmp_path / "odd.npz")
+
+
+def test_npz_array_checks_any_member_before_loading_it(tmp_path):
+    """The helper for callers that read side arrays of an archive themselves (value_range ...)."""
+    from medgan.io.arrays import npz_array
+
+    with zipfile.ZipFile(tmp_path / "side.npz", "w") as archive:
+        archive.writestr("value_range.npy", _npy_header((50000,) * 3, "<f8") + bytes(16))
+    with np.load(tmp_path / "side.npz", allow_pickle=False) as npz:
+        with pytest.raises(MedganError, match=r"side.npz: declares array 'value_range' of 50000 x 50000 x 50000 .*holds only"):
+            npz_array(npz, "value_range", tmp_path / "side.npz")
