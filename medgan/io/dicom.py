@@ -112,8 +112,8 @@ def _check_pixel_size(ds: Dataset, path: Path, keyword: str, compressed: bool) -
     decoding when the pixel data cannot hold it (native data) or it exceeds the limit of
     :mod:`medgan.io.limits` (any data), so that no array is allocated for it."""
     try:
-        frames, rows, cols = (int(ds.get(k, 1 if k == "NumberOfFrames" else 0) or 0) for k in ("NumberOfFrames", "Rows", "Columns"))
-        samples = int(ds.get("SamplesPerPixel", 1) or 1)
+        frames, samples = int(ds.get("NumberOfFrames", 1) or 1), int(ds.get("SamplesPerPixel", 1) or 1)
+        rows, cols = int(ds.get("Rows", 0) or 0), int(ds.get("Columns", 0) or 0)
         bits = {"FloatPixelData": 32, "DoubleFloatPixelData": 64}.get(keyword) or int(ds.get("BitsAllocated", 0) or 0)
     except (TypeError, ValueError) as err:  # a multi-valued or garbled size attribute
         raise MedganError(f"unreadable image size attributes ({err})", path=path, hint=CORRUPT_HINT) from err
