@@ -571,19 +571,18 @@ class _Rows:
     CHUNK_BYTES = 32 << 20
 
     def __init__(self, dtype: np.dtype):
-        self.dtype, self.chunks, self.n, self.shape = np.dtype(dtype), [], 0, None
+        self.dtype, self.chunks, self.n, self.used, self.shape = np.dtype(dtype), [], 0, 0, None
 
     def append(self, row: np.ndarray) -> None:
         if self.shape is None:
             self.shape = row.shape
-        if not self.chunks or self._filled(len(self.chunks) - 1) == len(self.chunks[-1]):
+        if not self.chunks or self.used == len(self.chunks[-1]):  # a new chunk: doubling, up to CHUNK_BYTES
             cap = max(1, self.CHUNK_BYTES // max(1, int(np.prod(self.shape)) * self.dtype.itemsize))
-            self.chunks.append(np.empty((min(cap, max(16, self.n)), *self.shape), self.dtype))  # doubling up to cap
-        self.chunks[-1][self._filled(len(self.chunks) - 1)] = row
+            self.chunks.append(np.empty((min(cap, max(16, self.n)), *self.shape), self.dtype))
+            self.used = 0
+        self.chunks[-1][self.used] = row
+        self.used += 1
         self.n += 1
-
-    def _filled(self, i: int) -> int:
-        return self.n - sum(len(c) for c in self.chunks[:i])
 
     def filled(self):
         """The rows written so far, chunk by chunk (views)."""

@@ -197,3 +197,15 @@ def test_the_dataset_maps_chunk_by_chunk_to_the_same_values(monkeypatch):
     np.testing.assert_array_equal(mapped.batch(np.arange(len(data)))["image"][:, 0].numpy(), mapped.intensity.forward(data.images))
     assert mapped[0]["mask"].dtype == torch.int64 and mapped.batch(np.arange(4))["mask"].dtype == torch.int64
     np.testing.assert_array_equal(mapped.batch(np.arange(len(data)))["mask"].numpy(), data.masks)
+
+
+@pytest.mark.parametrize("n", [1, 16, 17, 100])
+def test_rows_assemble_chunk_by_chunk_into_the_stacked_array(n, monkeypatch):
+    monkeypatch.setattr(sources._Rows, "CHUNK_BYTES", 5 * 3 * 4 * 2)  # 5 rows of (3, 4) uint16 a chunk at most
+    rows = [np.full((3, 4), k, np.uint16) for k in range(n)]
+    collected = sources._Rows(np.uint16)
+    for row in rows:
+        collected.append(row)
+    out = collected.finish(np.uint8)
+    assert out.dtype == np.uint8 and out.flags.c_contiguous and not collected.chunks
+    np.testing.assert_array_equal(out, np.stack(rows))
