@@ -3,7 +3,8 @@ study's native size?
 
 Writes N synthetic 512 x 512 int16 CT slices (a body of soft tissue and bone in air, HU
 stored with intercept -1024, as scanners write them) as DICOM series of 100 slices, one
-folder per series, in a temporary folder deleted afterwards (free disk is checked first).
+folder per series (``--layout flat``: every file in one folder, as a PACS export), in a
+temporary folder deleted afterwards (free disk is checked first).
 Then, for each API, a fresh Python process reads the folder at ``--size`` and reports its
 peak resident memory (``VmHWM``): ``source`` is what ``medgan data show --size`` calls
 (:func:`medgan.data.load_source`), ``training`` what ``medgan train`` calls
@@ -15,7 +16,7 @@ peak RSS, the resident memory after the imports (torch, pydicom: paid before any
 the peak per slice and the peak above the imports per slice. ``PYTHONPATH=/tmp/other-checkout``
 measures another version of medgan (the child prints which ``medgan`` it imported).
 
-    python benchmarks/read_memory.py [--slices 1000 10000] [--size 128] [--apis source training] [--tmp DIR]
+    python benchmarks/read_memory.py [--slices 1000 10000] [--size 128] [--apis source training] [--layout folders|flat] [--tmp DIR]
 """
 
 from __future__ import annotations
@@ -88,7 +89,7 @@ def ct_slice(k: int, n: int) -> np.ndarray:
 
 def write_series(folder: Path, series: int, n: int, study_uid: str) -> None:
     """One series of ``n`` axial CT slices in ``folder``, 2.5 mm apart."""
-    folder.mkdir(parents=True)
+    folder.mkdir(parents=True, exist_ok=True)
     uid, frame = generate_uid(), generate_uid()
     for k in range(n):
         meta = FileMetaDataset()
@@ -109,14 +110,15 @@ def write_series(folder: Path, series: int, n: int, study_uid: str) -> None:
         ds.Rows = ds.Columns = SIDE
         ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 1
         ds.PixelData = ct_slice(k, n).astype("<i2").tobytes()
-        ds.save_as(folder / f"IM{k:04d}.dcm", enforce_file_format=True)
+        ds.save_as(folder / f"S{series:03d}IM{k:04d}.dcm", enforce_file_format=True)
 
 
-def write_study(root: Path, n_slices: int) -> Path:
-    """``n_slices`` slices in series of ``PER_SERIES``, one folder per series."""
+def write_study(root: Path, n_slices: int, flat: bool = False) -> Path:
+    """``n_slices`` slices in series of ``PER_SERIES``, one folder per series (or all in one)."""
     study, study_uid = root / f"study-{n_slices}", generate_uid()
     for series, first in enumerate(range(0, n_slices, PER_SERIES)):
-        write_series(study / f"series-{series:03d}", series, min(PER_SERIES, n_slices - first), study_uid)
+        folder = study if flat else study / f"series-{series:03d}"
+        write_series(folder, series, min(PER_SERIES, n_slices - first), study_uid)
     return study
 
 
@@ -133,6 +135,7 @@ def main() -> None:
     parser.add_argument("--slices", type=int, nargs="+", default=[1000, 10000], help="study sizes N to measure (slices)")
     parser.add_argument("--size", type=int, default=128, help="the --size the set is read at")
     parser.add_argument("--apis", nargs="+", default=["source", "training"], choices=("source", "training"))
+    parser.add_argument("--layout", default="folders", choices=("folders", "flat"), help="one folder per series, or all files in one folder")
     parser.add_argument("--tmp", default=None, help="where the temporary study is written (default: the system's temp folder)")
     args = parser.parse_args()
 
@@ -144,10 +147,10 @@ def main() -> None:
                 print(json.dumps({"slices": n, "error": f"needs {need / 2**30:.1f} GiB of disk, {free / 2**30:.1f} GiB free in {root}"}))
                 continue
             start = time.perf_counter()
-            study = write_study(root, n)
+            study = write_study(root, n, flat=args.layout == "flat")
             written = time.perf_counter() - start
             native = n * SIDE * SIDE * 4  # float32, as every reader returns pixels
-            row = {"benchmark": "read_memory", "slices": n, "series": -(-n // PER_SERIES), "side": SIDE, "size": args.size,
+            row = {"benchmark": "read_memory", "slices": n, "series": -(-n // PER_SERIES), "layout": args.layout, "side": SIDE, "size": args.size,
                    "dicom_bytes": sum(f.stat().st_size for f in study.rglob("*.dcm")), "native_float32_bytes": native,
                    "kept_bytes_expected": n * args.size * args.size * 4, "write_seconds": round(written, 1)}
             for api in args.apis:
