@@ -3,7 +3,9 @@
 This is what every data source resolves to (a folder, a DICOM series, a NIfTI volume, a
 MedMNIST npz, the embedded ``brain-mri`` slices, ``phantom`` draws) and what the
 ``Dataset``, the splits and ``medgan data show`` consume. Small medical datasets fit in
-memory comfortably (10 000 slices of 256x256 float32 are 2.6 GB; 64x64 are 160 MB).
+memory comfortably (10 000 slices of 256x256 float32 are 2.6 GB; 64x64 are 160 MB): a set
+costs its images at the size kept, since :func:`medgan.data.load_source` fits each volume
+to that size as it reads it, and refuses up front a set larger than the memory available.
 """
 
 from __future__ import annotations

@@ -19,8 +19,8 @@ their size, so a set larger than the memory available is refused before anything
 (:func:`check_memory`); then the pixels, one volume (series, NIfTI file, image) at a time.
 Each volume is windowed or normalised, cut into slices and every slice fitted to ``size``
 as the volume is read, and the native array is dropped before the next volume is read, so
-the peak is the kept set plus one native volume (and its reader's and windowing's working
-copies), however many volumes the source holds. Nothing needs every native value at once:
+the peak is the kept set plus one native volume and its working copies (the DICOM series
+reader's own peak is some 4 times the float32 volume), however many volumes the source holds. Nothing needs every native value at once:
 the per-volume statistics (MRI percentile normalisation, the foreground threshold of
 :func:`~medgan.data.geometry.foreground_slices`) are taken on the volume while it is in
 memory, and the set's nominal range (:func:`_nominal_range`) on the kept, resized images.
@@ -383,7 +383,7 @@ def check_memory(volumes: list[_Volume], opts: SourceOptions, where: str | Path)
     if available is not None and kept + native > available:
         at = f"at --size {opts.size}" if opts.size is not None else "at their native size"
         raise MedganError(
-            f"the training set would take about {_bytes(kept)} ({slices} slices {at}) plus {_bytes(native)} for the "
+            f"reading this set needs about {_bytes(kept)} ({slices} slices {at}) plus {_bytes(native)} for the "
             f"largest volume while it is read, but only {_bytes(available)} of memory is available",
             path=where, hint="pass a smaller --size, read a subset (--series, or fewer files or patients), or use a machine with more memory",
         )

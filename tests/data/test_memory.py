@@ -209,3 +209,15 @@ def test_rows_assemble_chunk_by_chunk_into_the_stacked_array(n, monkeypatch):
     out = collected.finish(np.uint8)
     assert out.dtype == np.uint8 and out.flags.c_contiguous and not collected.chunks
     np.testing.assert_array_equal(out, np.stack(rows))
+
+
+def test_the_command_line_prints_the_refusal_on_one_line(multi_series, monkeypatch, tmp_path, capsys):
+    from medgan.cli import main
+
+    root, _ = multi_series
+    monkeypatch.setattr(sources, "available_memory", lambda: 100_000)
+    code = main(["data", "show", str(root), "--size", "128", "--out", str(tmp_path / "grid.png")])
+    err = capsys.readouterr().err.strip()
+    assert code != 0 and not (tmp_path / "grid.png").exists()
+    assert len(err.splitlines()) == 1 and str(root) in err
+    assert "1.9 MiB (31 slices at --size 128)" in err and "97.7 KiB of memory is available" in err and "smaller --size" in err
