@@ -16,6 +16,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from medgan.data.intensity import percentiles
 from medgan.errors import MedganError
 
 
@@ -128,8 +129,8 @@ def foreground_slices(
     if axis not in (0, 1, 2):
         raise MedganError(f"slice axis must be 0, 1 or 2, got {axis}", hint="choose --axis 0, 1, 2 or a plane name")
     stack = np.moveaxis(volume, axis, 0).astype(np.float32, copy=False)  # (N, h, w), a view when float32
-    if threshold is None:
-        lo, hi = np.percentile(stack, [1.0, 99.0])
+    if threshold is None:  # percentiles ignore order: taken on the volume as stored, without a sorted copy
+        lo, hi = percentiles(volume if volume.dtype == np.float32 else stack, [1.0, 99.0])
         threshold = lo + 0.1 * (hi - lo)
     fraction = (stack > threshold).mean(axis=(1, 2))  # counts of 0/1: exact in any order
     return np.flatnonzero(fraction >= min_foreground)

@@ -69,7 +69,7 @@ def percentile_range(
     values = image[mask] if mask is not None else image[image != 0]
     if values.size == 0:
         values = image.ravel()
-    low, high = np.percentile(values, [lower, upper])
+    low, high = percentiles(values, [lower, upper])  # without a second, sorted copy of the values
     if high <= low:  # a constant image: any non-empty range maps it to -1
         high = low + 1.0
     return float(low), float(high)
@@ -89,8 +89,9 @@ def percentiles(values: np.ndarray, q: list[float], chunk: int = 1 << 20) -> np.
     The order statistics the percentiles interpolate between are found exactly by a radix
     selection on the float32 bit patterns (mapped to integers that sort like the floats): a
     histogram of the high 16 bits of every value, then of the low 16 bits of the values in
-    the bins that hold the wanted ranks; two passes, ``chunk`` values at a time. Other
-    dtypes, and arrays that are not contiguous, go to ``np.percentile``.
+    the bins that hold the wanted ranks; two passes, at most ``chunk`` values (and 1/16 of
+    the array) at a time. Other dtypes, and arrays that are not contiguous, go to
+    ``np.percentile``.
 
     Returns:
         float64 array of the percentiles, as ``np.percentile`` returns for float32 input.
@@ -107,28 +108,35 @@ def percentiles(values: np.ndarray, q: list[float], chunk: int = 1 << 20) -> np.
     previous, following = previous.astype(np.intp), following.astype(np.intp)
     ranks = sorted({int(r) % n for r in np.concatenate([previous, following])})
 
-    def keys(block: np.ndarray) -> np.ndarray:  # float32 -> uint32 in the floats' order
-        bits = block.view(np.uint32)
-        return bits ^ np.where(bits >> 31, np.uint32(0xFFFFFFFF), np.uint32(0x80000000))
+    def keys(block: np.ndarray) -> np.ndarray:  # float32 -> int32 that sorts like the floats (no NaN here)
+        bits = block.view(np.int32)
+        key = bits >> 31  # -1 for negative floats: flip their magnitude bits, so larger magnitudes sort lower
+        key &= 0x7FFFFFFF
+        key ^= bits
+        return key
 
+    # Chunks of at most 1/16 of the array: the few int32 temporaries per chunk stay well
+    # below the copy np.percentile would make.
+    chunk = max(1, min(chunk, max(1 << 16, n // 16)))
     high = np.zeros(1 << 16, np.int64)
     for start in range(0, n, chunk):
-        high += np.bincount(keys(flat[start : start + chunk]) >> 16, minlength=1 << 16)
+        top = keys(flat[start : start + chunk]) >> 16
+        top += 1 << 15  # high 16 bits, signed, to a bin 0 .. 65535
+        high += np.bincount(top, minlength=1 << 16)
     below_high = np.concatenate([[0], np.cumsum(high)])
-    wanted = {r: int(np.searchsorted(below_high, r, side="right")) - 1 for r in ranks}  # rank -> high 16 bits
+    wanted = {r: int(np.searchsorted(below_high, r, side="right")) - 1 for r in ranks}  # rank -> its bin
     low = {b: np.zeros(1 << 16, np.int64) for b in set(wanted.values())}
     for start in range(0, n, chunk):
-        k = keys(flat[start : start + chunk])
-        top = k >> 16
-        for b, counts in low.items():
-            counts += np.bincount(k[top == b] & 0xFFFF, minlength=1 << 16)
+        key = keys(flat[start : start + chunk])
+        top = key >> 16
+        top += 1 << 15
+        for top_bin, counts in low.items():
+            counts += np.bincount(key[top == top_bin] & 0xFFFF, minlength=1 << 16)
     found = {}
-    for r, b in wanted.items():
-        within = r - int(below_high[b])
-        bits_low = int(np.searchsorted(np.cumsum(low[b]), within, side="right"))
-        key = (b << 16) | bits_low
-        bits = key ^ (0x80000000 if key >> 31 else 0xFFFFFFFF)
-        found[r] = np.array([bits], np.uint32).view(np.float32)[0]
+    for rank, top_bin in wanted.items():
+        bits_low = int(np.searchsorted(np.cumsum(low[top_bin]), rank - int(below_high[top_bin]), side="right"))
+        key = ((top_bin - (1 << 15)) << 16) | bits_low
+        found[rank] = np.array([key ^ 0x7FFFFFFF if key < 0 else key], np.int32).view(np.float32)[0]
     a = np.array([found[int(r) % n] for r in previous], np.float32)
     b = np.array([found[int(r) % n] for r in following], np.float32)
     gamma = virtual - previous  # numpy's lerp, in its dtypes
