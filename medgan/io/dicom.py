@@ -26,7 +26,7 @@ import os
 import re
 from collections import defaultdict
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 import pydicom
@@ -39,7 +39,7 @@ from medgan import __version__
 from medgan.errors import MedganError, warn
 from medgan.io import limits
 from medgan.io.arrays import CORRUPT_HINT, check_finite, rgb_to_grey
-from medgan.io.base import Image, ImageMeta, finite_range
+from medgan.io.base import Image, ImageMeta
 from medgan.io.formats import detect_format
 from medgan.io.output import atomic_path
 
@@ -183,7 +183,9 @@ def _to_values(ds: Dataset, raw: np.ndarray, path: Path, grey: bool) -> np.ndarr
     intercept = float(_fg_value(ds, "PixelValueTransformationSequence", "RescaleIntercept") or 0.0)
     if slope == 1.0 and intercept == 0.0:
         return raw.astype(np.float32)
-    return (raw * np.float64(slope) + np.float64(intercept)).astype(np.float32)
+    values = raw * np.float64(slope)  # float64, rounded to float32 once, as the sum is
+    values += np.float64(intercept)  # in place: one float64 copy of the image, not two
+    return values.astype(np.float32)
 
 
 def _floats(value: Any, n: int) -> np.ndarray | None:
@@ -298,7 +300,13 @@ def _units(ds: Dataset) -> str | None:
     return "HU" if str(ds.get("Modality", "")).upper() == "CT" else None
 
 
-def _meta(ds: Dataset, source: Path, array: np.ndarray, raw_dtype: np.dtype, **kwargs: Any) -> ImageMeta:
+def _value_range(array: np.ndarray) -> tuple[float, float]:
+    """``(min, max)`` of values already checked finite: what :func:`finite_range` gives,
+    without its boolean mask and copy of the array."""
+    return (float(array.min()), float(array.max())) if array.size else (0.0, 0.0)
+
+
+def _meta(ds: Dataset, source: Path, value_range: tuple[float, float], raw_dtype: np.dtype, **kwargs: Any) -> ImageMeta:
     extra: dict[str, Any] = {
         "window_center": _first_float(ds.get("WindowCenter")),
         "window_width": _first_float(ds.get("WindowWidth")),
@@ -314,7 +322,7 @@ def _meta(ds: Dataset, source: Path, array: np.ndarray, raw_dtype: np.dtype, **k
         format="dicom",
         modality=str(ds.get("Modality", "") or "") or None,
         dtype=str(raw_dtype),
-        value_range=finite_range(array),
+        value_range=value_range,
         units=_units(ds),
         extra=extra,
         **kwargs,
@@ -361,7 +369,7 @@ def read_dicom(path: str | os.PathLike, *, grey: bool = False) -> Image:
         affine = _plane_affine_2d(ds, pixel_spacing)
         spacing = None if pixel_spacing is None else tuple(map(float, pixel_spacing))
 
-    meta = _meta(ds, path, array, raw.dtype, spacing=spacing, affine=affine, orientation=_orientation(affine), extra=extra)
+    meta = _meta(ds, path, _value_range(array), raw.dtype, spacing=spacing, affine=affine, orientation=_orientation(affine), extra=extra)
     return Image(np.ascontiguousarray(array, dtype=np.float32), meta)
 
 
@@ -429,16 +437,25 @@ def series_order(members: list[tuple[Path, Dataset]], folder: Path) -> tuple[np.
     return order, dz, affine, irregular, positions_mm
 
 
-def read_dicom_series(folder: str | os.PathLike, series_uid: str | None = None, *, grey: bool = False) -> Image:
+def read_dicom_series(
+    folder: str | os.PathLike, series_uid: str | None = None, *, grey: bool = False, files: Sequence[str | os.PathLike] | None = None
+) -> Image:
     """Read the DICOM files of one folder as a ``(D, H, W)`` volume.
 
     Files are grouped by SeriesInstanceUID and sorted by position along the slice normal
-    (InstanceNumber when positions are missing), whatever their names.
+    (InstanceNumber when positions are missing), whatever their names. Grouping, sorting
+    and every check read the headers only; then the chosen series' files are decoded one
+    at a time into one preallocated float32 volume, each file's dataset dropped once its
+    slice is in, so the peak is the volume plus one slice's working copies (other series
+    in the folder are never decoded).
 
     Args:
-        folder: folder holding the files (not searched recursively).
-        series_uid: which series to read when the folder holds several.
+        folder: folder holding the files (not searched recursively); named in messages.
+        series_uid: which series to read when the folder (or ``files``) holds several.
         grey: convert colour images to grey (needed for colour series).
+        files: the files to read instead of the folder's listing, e.g. the files of one
+            series a caller has already grouped (a PACS export with every series side by
+            side in one folder then costs one series' headers, not the folder's).
 
     Returns:
         The volume with ``meta.affine`` mapping ``(d, h, w)`` to RAS+ mm and
@@ -450,11 +467,11 @@ def read_dicom_series(folder: str | os.PathLike, series_uid: str | None = None, 
             positions, and everything :func:`read_dicom` raises.
     """
     folder = Path(folder)
-    if not folder.is_dir():
+    if files is None and not folder.is_dir():
         raise MedganError("does not exist" if not folder.exists() else "is not a folder", path=folder, hint="give a folder of DICOM files")
     groups: dict[str, list[tuple[Path, Dataset]]] = defaultdict(list)
-    for file in _series_files(folder):
-        ds = _dcmread(file)
+    for file in _series_files(folder) if files is None else [Path(f) for f in files]:
+        ds = _dcmread(file, stop_before_pixels=True)  # headers only: pixels are read for the chosen series
         if "Rows" in ds:  # skip reports, presentation states and other non-images
             groups[str(ds.get("SeriesInstanceUID", "") or "")].append((file, ds))
     if not groups:
@@ -466,6 +483,7 @@ def read_dicom_series(folder: str | os.PathLike, series_uid: str | None = None, 
     if series_uid is not None and series_uid not in groups:
         raise MedganError(f"no series {series_uid} in the folder (found: {', '.join(sorted(groups))})", path=folder, hint="pass one of the UIDs found")
     members = groups[series_uid if series_uid is not None else next(iter(groups))]
+    del groups  # the other series' headers
 
     if len(members) == 1:  # one (possibly multi-frame) file is a series of its own
         image = read_dicom(members[0][0], grey=grey)
@@ -476,26 +494,34 @@ def read_dicom_series(folder: str | os.PathLike, series_uid: str | None = None, 
     sizes = {(int(ds.Rows), int(ds.Columns)) for _, ds in members}
     if len(sizes) > 1:
         raise MedganError(f"series mixes image sizes {sorted(sizes)} (rows, columns)", path=folder, hint="move the odd files out or pass another series_uid")
-    limits.check_declared(folder, (len(members), *next(iter(sizes))), what="a volume of")  # before any slice is decoded
+    rows, cols = next(iter(sizes))
+    limits.check_declared(folder, (len(members), rows, cols), what="a volume of")  # before any slice is decoded
 
     ref = members[0][1]
     pixel_spacing = _pixel_spacing(ref)
     order, dz, affine, irregular, positions_mm = series_order(members, folder)
 
-    slices, raw_dtype = [], None
-    for i in order:
-        file, ds = members[i]
+    array = np.empty((len(members), rows, cols), np.float32)  # (D, H, W), filled slice by slice
+    raw_dtype, low, high = None, np.inf, -np.inf
+    for k, i in enumerate(order):
+        file = members[i][0]
+        ds = _dcmread(file)  # this file's pixels, parsed now and dropped with ds below
         raw = _decode(ds, file)
-        raw_dtype = raw_dtype or raw.dtype
+        raw_dtype = raw.dtype if raw_dtype is None else raw_dtype  # the first slice's, as listed in meta
         values = _to_values(ds, raw, file, grey)
+        del ds, raw
         if values.ndim != 2:
             raise MedganError("colour DICOM series cannot be read as a volume", path=folder, hint="read it with grey=True (--grey)")
+        if values.shape != (rows, cols):  # the header said otherwise when the series was grouped
+            raise MedganError(f"decodes to {values.shape[0]}x{values.shape[1]}, its header says {rows}x{cols}", path=file, hint=CORRUPT_HINT)
         check_finite(values, file)
-        slices.append(values)
-    array = np.stack(slices)  # (D, H, W)
+        array[k] = values
+        if values.size:  # finite, so min/max are the range finite_range would give, without copying the volume
+            low, high = min(low, float(values.min())), max(high, float(values.max()))
+    value_range = (low, high) if array.size else (0.0, 0.0)
     spacing = None if pixel_spacing is None else (float(dz or 1.0), *map(float, pixel_spacing))
     extra = {"n_files": len(members), "irregular_spacing": irregular, "slice_positions": positions_mm}
-    meta = _meta(ref, folder, array, raw_dtype, spacing=spacing, affine=affine, orientation=_orientation(affine), extra=extra)
+    meta = _meta(ref, folder, value_range, raw_dtype, spacing=spacing, affine=affine, orientation=_orientation(affine), extra=extra)
     return Image(array, meta)
 
 

@@ -11,6 +11,7 @@ from pydicom.uid import JPEGLSLossless, RLELossless, generate_uid
 
 from medgan.errors import MedganError
 from medgan.io import read_dicom, read_dicom_series, read_image
+from tests.conftest import make_dicom, write_ct_slice
 
 
 def test_ct_rescale_to_hu_exact(tmp_path, dicom_factory):
@@ -235,3 +236,100 @@ def test_an_evenly_spaced_series_reads_without_a_warning(ct_folder):
         image = read_dicom_series(ct_folder)
     assert image.meta.extra["irregular_spacing"] is False
     assert image.meta.extra["slice_positions"] == [0.0, 2.0, 4.0, 6.0, 8.0, 10.0]
+
+
+def _mono1_series(folder):
+    """Seven of eight MONOCHROME1 12-bit slices 2.04 mm apart along a tilted normal (slice 5
+    missing), slope 0.5, intercept -100, files named out of order; slice k's stored values
+    are ``(500 k + 7 row + 3 column) % 4096``."""
+    folder.mkdir()
+    uid = generate_uid()
+    rows, cols = np.mgrid[:6, :5]
+    for n, k in enumerate([4, 0, 7, 2, 1, 6, 3]):
+        stored = ((k * 500 + 7 * rows + 3 * cols) % 4096).astype(np.uint16)
+        make_dicom(folder / f"f{n}.dcm", stored, modality="CR", photometric="MONOCHROME1", bits_stored=12,
+                   SeriesInstanceUID=uid, RescaleSlope="0.5", RescaleIntercept="-100", InstanceNumber=k + 1,
+                   ImagePositionPatient=[1.0, 2.0 + 0.3 * k, 3.0 * k], ImageOrientationPatient=[1, 0, 0, 0, 0.6, -0.8],
+                   PixelSpacing=[0.5, 0.6], SliceThickness=3, WindowCenter=100, WindowWidth=300, SeriesDescription="mono")
+    return folder, uid, rows, cols
+
+
+def test_a_series_reads_as_the_reader_before_slice_by_slice_decoding_did(tmp_path):
+    """Values, metadata and warning as read by the code that kept every dataset and stacked
+    a list of slices (commit 8c1af40), recorded here: decoding into one preallocated volume
+    changes nothing but the memory."""
+    from medgan.errors import MedganWarning
+
+    folder, uid, rows, cols = _mono1_series(tmp_path / "m")
+    with pytest.warns(MedganWarning, match=r"m: slices are not evenly spaced: 4.08 mm between slice 4 \(at 9.76 mm\) and slice 5 "
+                                           r"\(at 13.84 mm\) against 2.04 mm elsewhere \(1 missing slice\?\)"):
+        image = read_dicom_series(folder)
+    expected = np.stack([0.5 * (4095 - (k * 500 + 7 * rows + 3 * cols) % 4096) - 100 for k in [0, 1, 2, 3, 4, 6, 7]])
+    assert image.array.dtype == np.float32 and image.array.flags.c_contiguous
+    np.testing.assert_array_equal(image.array, expected.astype(np.float32))
+    meta = image.meta
+    assert (meta.source, meta.format, meta.modality, meta.dtype, meta.units) == (str(folder), "dicom", "CR", "uint16", None)
+    assert meta.value_range == (174.0, 1947.5)
+    assert meta.spacing == (2.04, 0.5, 0.6) and meta.orientation == ("S", "P", "L")
+    np.testing.assert_array_equal(meta.affine, [[0.0, 0.0, -0.6, -1.0], [-0.3499999999999999, -0.3, 0.0, -2.0],
+                                                [3.5, -0.4, 0.0, 0.0], [0.0, 0.0, 0.0, 1.0]])
+    assert meta.extra == {
+        "window_center": 100.0, "window_width": 300.0, "series_description": "mono", "series_uid": uid,
+        "photometric": "MONOCHROME1", "transfer_syntax": "1.2.840.10008.1.2.1", "slice_thickness": 3.0, "n_files": 7,
+        "irregular_spacing": True, "slice_positions": [1.6, 3.64, 5.68, 7.72, 9.76, 13.84, 15.88],
+    }
+
+
+def test_reading_a_series_peaks_near_one_output_volume(tmp_path):
+    """tracemalloc's peak (numpy reports its buffers to it) while reading 20 slices of
+    256 x 256: the float32 volume plus one slice's working copies and the headers, where
+    keeping every dataset, a list of slices, their stack and a finite copy cost 4.3 volumes."""
+    import tracemalloc
+
+    uid, folder = generate_uid(), tmp_path / "ct"
+    hu = np.full((256, 256), -1000.0)
+    hu[64:192, 32:224] = 40.0
+    for k in range(20):
+        write_ct_slice(folder / f"IM{k:03d}.dcm", hu + k, z=2.0 * k, series_uid=uid, instance=k + 1)
+    read_dicom_series(folder)  # imports and caches out of the measure
+    tracemalloc.start()
+    try:
+        image = read_dicom_series(folder)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    volume = image.array.nbytes
+    assert volume == 20 * 256 * 256 * 4 and image.meta.value_range == (-1000.0, 59.0)
+    assert peak < 1.6 * volume, f"peak {peak / volume:.2f} output volumes"
+
+
+def test_only_the_chosen_series_is_decoded(study_folder, monkeypatch):
+    """A PACS export (every series in one folder): the series are told apart by headers
+    alone; the pixels of the other series are never read, nor, given ``files``, their headers."""
+    from medgan.io import dicom
+
+    by_uid = {}
+    for f in sorted(study_folder.iterdir()):
+        by_uid.setdefault(str(pydicom.dcmread(f, stop_before_pixels=True).SeriesInstanceUID), []).append(f)
+    (uid, chosen), (_, other) = sorted(by_uid.items(), key=lambda kv: len(kv[1]))
+    parsed, dcmread = [], dicom._dcmread
+
+    def recording(path, stop_before_pixels=False):
+        parsed.append((path, stop_before_pixels))
+        return dcmread(path, stop_before_pixels)
+
+    monkeypatch.setattr(dicom, "_dcmread", recording)
+
+    image = read_dicom_series(study_folder, series_uid=uid)
+    assert image.array.shape == (3, 32, 32)
+    assert sorted(p for p, headers in parsed if not headers) == chosen  # pixels: the chosen series' files, each once
+    assert sorted(p for p, headers in parsed if headers) == sorted(chosen + other)  # headers: every file, once
+
+    parsed.clear()
+    from_files = read_dicom_series(study_folder, files=chosen)
+    assert sorted(p for p, _ in parsed if p in other) == []
+    np.testing.assert_array_equal(from_files.array, image.array)
+    assert from_files.meta.source == str(study_folder) and from_files.meta.extra == image.meta.extra
+    with pytest.raises(MedganError, match="folder holds 2 series") as err:
+        read_dicom_series(study_folder, files=chosen + other)
+    assert "series 2 'AX SOFT' 32x32, 3 files" in str(err.value) and "series 3 'COR BONE' 48x48, 4 files" in str(err.value)
