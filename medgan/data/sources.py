@@ -20,12 +20,12 @@ their size, so a set larger than the memory available is refused before anything
 Each volume is windowed or normalised, cut into slices and every slice fitted to ``size``
 as the volume is read, and the native array is dropped before the next volume is read, so
 the peak is the kept set plus one native volume and its working copies (the DICOM series
-reader's own peak is some 4 times the float32 volume), however many volumes the source
-holds. Nothing needs every native value at once: the per-volume statistics (MRI percentile
-normalisation, the foreground threshold of :func:`~medgan.data.geometry.foreground_slices`)
-are taken on the volume while it is in memory, and the set's nominal range
-(:func:`_nominal_range`) on the kept, resized images, without a sorted copy of them
-(:func:`~medgan.data.intensity.percentiles`).
+reader decodes only the series' own files, into the float32 volume, one slice at a
+time), however many volumes the source holds. Nothing needs every native value at once:
+the per-volume statistics (MRI percentile normalisation, the foreground threshold of
+:func:`~medgan.data.geometry.foreground_slices`) are taken on the volume while it is in
+memory, and the set's nominal range (:func:`_nominal_range`) on the kept, resized images,
+without a sorted copy of them (:func:`~medgan.data.intensity.percentiles`).
 
 :class:`SourceOptions` lives in :mod:`medgan.data.source_options` (no pydicom, nibabel or
 torch), so the command line builds its flags without importing readers.
@@ -221,7 +221,7 @@ def _volume_items(volume: _Volume, opts: SourceOptions, group: int, label: str |
     if volume.uid is None or len(volume.files) == 1:
         image = mio.read_image(volume.files[0], volume=None if volume.uid is not None else opts.volume, grey=opts.grey)
     else:
-        image = mio.read_dicom_series(volume.files[0].parent, series_uid=volume.uid or None)
+        image = mio.read_dicom_series(volume.files[0].parent, series_uid=volume.uid or None, files=volume.files)
     items = _image_to_items(image, opts, group, volume.name, label, mask)
     for item in items:
         item.series = volume.listing

@@ -177,15 +177,37 @@ def _traced_peak(read) -> int:
 
 def test_reading_eight_volumes_peaks_like_reading_one(big_study):
     """tracemalloc's peak (numpy reports its buffers to it) while reading 8 volumes at 32 x 32
-    stays within the reader's own peak for one volume plus the kept set (and half a volume
-    of slack); keeping every native slice, as the code did before, costs 8 native volumes
+    stays within the peak of reading one of them plus the kept set (and half a volume of
+    slack); keeping every native slice, as the code did before, costs 8 native volumes
     more."""
     native = 6 * 256 * 256 * 4
     load_source(big_study / "series0", SourceOptions(size=32))  # imports and caches out of the measure
-    reader = _traced_peak(lambda: mio.read_dicom_series(big_study / "series1"))
+    one = _traced_peak(lambda: load_source(big_study / "series1", SourceOptions(size=32)))
     peak = _traced_peak(lambda: load_source(big_study, SourceOptions(size=32)))
     kept = 48 * 32 * 32 * 4
-    assert peak < reader + kept + native // 2, f"peak {peak / native:.2f} native volumes, the reader alone {reader / native:.2f}"
+    assert peak < one + kept + native // 2, f"peak {peak / native:.2f} native volumes, one volume {one / native:.2f}"
+
+
+def test_a_pacs_export_decodes_each_file_once(multi_series, monkeypatch):
+    """Series side by side in one folder: each series' read opens its own files only (the
+    reader is handed them), so every file's pixels are decoded once, not once per series
+    of its folder."""
+    from collections import Counter
+
+    from medgan.io import dicom
+
+    root, _ = multi_series
+    parsed, dcmread = Counter(), dicom._dcmread
+
+    def counting(path, stop_before_pixels=False):
+        parsed[path, stop_before_pixels] += 1
+        return dcmread(path, stop_before_pixels)
+
+    monkeypatch.setattr(dicom, "_dcmread", counting)
+    assert len(load_source(root, SourceOptions(size=32))) == 28
+    files = sorted(root.rglob("*.dcm"))
+    assert len(files) == 31 and set(parsed.values()) == {1}
+    assert sorted(p for p, headers in parsed if not headers) == sorted(p for p, headers in parsed if headers) == files
 
 
 def test_the_dataset_maps_chunk_by_chunk_to_the_same_values(monkeypatch):
