@@ -49,6 +49,7 @@ from medgan.data.geometry import (
 from medgan.data.imageset import ImageSet
 from medgan.data.intensity import apply_window, normalize_percentile, parse_window, percentiles, window_bounds
 from medgan.errors import MedganError
+from medgan.io.arrays import npz_array
 from medgan.lazy import load
 from medgan.data.source_options import SourceOptions
 
@@ -129,12 +130,14 @@ def _load_embedded(name: str, opts: SourceOptions) -> ImageSet:
 def _load_npz(path: Path, opts: SourceOptions) -> ImageSet:
     with np.load(path, allow_pickle=False) as archive:
         keys = set(archive.files)
-        # what ImageSet.save_npz (and medgan generate) keep besides images and labels
-        text = lambda key: archive[key] if key in keys and archive[key].dtype.kind == "U" else None  # noqa: E731
-        names = None if text("class_names") is None else [str(x) for x in text("class_names")]
-        units = None if text("units") is None else str(text("units"))
-        stored_range = archive["value_range"] if "value_range" in keys and archive["value_range"].shape == (2,) else None
-        stored_groups = archive["groups"] if "groups" in keys and archive["groups"].dtype.kind in "iu" else None
+        # what ImageSet.save_npz (and medgan generate) keep besides images and labels, each
+        # member's header checked before it is loaded (a hostile one declares any size)
+        side = {key: npz_array(archive, key, path) for key in ("class_names", "units", "value_range", "groups") if key in keys}
+    text = lambda key: side[key] if key in side and side[key].dtype.kind == "U" else None  # noqa: E731
+    names = None if text("class_names") is None else [str(x) for x in text("class_names")]
+    units = None if text("units") is None else str(text("units"))
+    stored_range = side["value_range"] if "value_range" in side and side["value_range"].shape == (2,) else None
+    stored_groups = side["groups"] if "groups" in side and side["groups"].dtype.kind in "iu" else None
     if f"{opts.split}_images" in keys or "images" in keys:
         images, labels = mio.read_npz_collection(path, split=opts.split)
         # 8-bit pixels (the MedMNIST layout) are 0..255; any other dtype's range comes from

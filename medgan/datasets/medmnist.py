@@ -20,6 +20,7 @@ import numpy as np
 
 from medgan.data.imageset import ImageSet
 from medgan.errors import MedganError
+from medgan.io.arrays import npz_array
 from medgan.io.output import publish_mode
 
 ZENODO_URL = "https://zenodo.org/records/10519652/files/{file}?download=1"
@@ -184,8 +185,9 @@ def load_medmnist(name: str, split: str = "train", size: int = 28, root: str | o
                     f"no {split}_images/{split}_labels arrays (found: {', '.join(keys) or 'none'})",
                     path=path, hint="this is not a MedMNIST npz; delete it to download it again",
                 )
-            images = npz[f"{split}_images"]
-            labels = npz[f"{split}_labels"]
+            # a downloaded archive: each member's header checked before it is loaded
+            images = npz_array(npz, f"{split}_images", path)
+            labels = npz_array(npz, f"{split}_labels", path)
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
         raise MedganError(f"cannot read the MedMNIST file ({exc})", path=path,
                           hint="delete it to download it again") from None

@@ -187,6 +187,39 @@ def test_data_show_refuses_a_hostile_file_in_one_line_and_writes_nothing(hostile
     assert list(tmp_path.iterdir()) == []
 
 
+def _npz_side_array_huge(path: Path, key: str = "value_range", images: str = "images") -> None:
+    """A valid set of 4 images beside a member ``key`` whose header declares a 50000^3 array."""
+    with zipfile.ZipFile(path, "w") as archive:
+        with archive.open(f"{images}.npy", "w") as member:
+            np.lib.format.write_array(member, np.zeros((4, 8, 8), np.uint8))
+        archive.writestr(f"{key}.npy", _npy_header((50000,) * 3, "<f8") + bytes(16))
+
+
+@pytest.mark.parametrize("key", ["value_range", "class_names", "units", "groups"])
+def test_data_show_refuses_an_npz_side_array_declaring_a_huge_shape_in_one_line(key, tmp_path):
+    """The arrays an ImageSet npz keeps beside its images are checked like the images are."""
+    path = tmp_path / "data" / "set.npz"
+    path.parent.mkdir()
+    _npz_side_array_huge(path, key)
+    out = tmp_path / "grid.png"
+    proc = run_capped(["-m", "medgan", "data", "show", str(path), "--out", str(out)], CLI_CAP, tmp_path)
+    assert_one_line(proc, path, f"declares array '{key}' of 50000 x 50000 x 50000")
+    assert "holds only" in proc.stderr and not out.exists()
+
+
+def test_a_medmnist_archive_declaring_a_huge_member_is_refused_in_one_line(tmp_path, monkeypatch):
+    """A downloaded MedMNIST file (here one already in $MEDGAN_DATA_DIR) is an archive like any other."""
+    folder = tmp_path / "medmnist"
+    folder.mkdir()
+    path = folder / "pneumoniamnist.npz"
+    _npz_side_array_huge(path, "train_labels", images="train_images")
+    monkeypatch.setenv("MEDGAN_DATA_DIR", str(folder))
+    out = tmp_path / "grid.png"
+    proc = run_capped(["-m", "medgan", "data", "show", "pneumoniamnist", "--out", str(out)], CLI_CAP, tmp_path)
+    assert_one_line(proc, path, "declares array 'train_labels' of 50000 x 50000 x 50000")
+    assert not out.exists()
+
+
 # ----------------------------------------------------------------------------- segment, detect
 
 
