@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import csv
 import importlib
-import os
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,6 +49,7 @@ from medgan.data.imageset import ImageSet
 from medgan.data.intensity import apply_window, normalize_percentile, parse_window, percentiles, window_bounds
 from medgan.errors import MedganError
 from medgan.io.arrays import npz_array
+from medgan.io.limits import available_memory
 from medgan.lazy import load
 from medgan.data.source_options import SourceOptions
 
@@ -331,34 +331,6 @@ def _file_volume(file: Path, opts: SourceOptions, root: Path | None) -> _Volume:
 
 
 # ----------------------------------------------------------------------------- memory
-
-
-def available_memory() -> int | None:
-    """Bytes this process can still take without swapping: ``MemAvailable`` of
-    ``/proc/meminfo`` (Linux), lowered to what a cgroup v2 limit leaves (a container), else
-    the free physical pages ``os.sysconf`` reports; ``None`` where neither is known."""
-    available = None
-    try:
-        with open("/proc/meminfo") as meminfo:
-            for line in meminfo:
-                if line.startswith("MemAvailable:"):
-                    available = int(line.split()[1]) * 1024
-                    break
-    except (OSError, ValueError, IndexError):
-        pass
-    if available is None:
-        try:
-            available = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-        except (AttributeError, ValueError, OSError):
-            return None
-    try:  # a container's own limit, when it has one
-        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
-        if limit.isdigit():
-            used = int(Path("/sys/fs/cgroup/memory.current").read_text().strip())
-            available = min(available, max(0, int(limit) - used))
-    except (OSError, ValueError):
-        pass
-    return available
 
 
 def check_memory(volumes: list[_Volume], opts: SourceOptions, where: str | Path) -> int:

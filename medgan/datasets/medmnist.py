@@ -186,7 +186,7 @@ def load_medmnist(name: str, split: str = "train", size: int = 28, root: str | o
                     path=path, hint="this is not a MedMNIST npz; delete it to download it again",
                 )
             # a downloaded archive: each member's header checked before it is loaded
-            images = npz_array(npz, f"{split}_images", path)
+            images = npz_array(npz, f"{split}_images", path, stack=True)
             labels = npz_array(npz, f"{split}_labels", path)
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
         raise MedganError(f"cannot read the MedMNIST file ({exc})", path=path,

@@ -84,7 +84,7 @@ def stack_layout(images: np.ndarray, path: str | os.PathLike, name: str = "image
     return images
 
 
-def _check_npy(f: IO[bytes], path: Path, stored: int, what: str) -> None:
+def _check_npy(f: IO[bytes], path: Path, stored: int, what: str, stack: bool = False) -> None:
     """Read the ``.npy`` header at ``f``'s position (not the data) and refuse, before any
     allocation, object arrays and a shape that the ``stored`` bytes (header included) cannot
     hold or that exceeds :func:`medgan.io.limits.max_pixels`."""
@@ -105,7 +105,7 @@ def _check_npy(f: IO[bytes], path: Path, stored: int, what: str) -> None:
     if dtype.subdtype is not None:  # e.g. "(3,)<f4": each item holds a sub-array
         dtype, inner = dtype.subdtype
         shape = (*shape, *inner)
-    limits.check_declared(path, shape, itemsize=dtype.itemsize, stored_bytes=stored - (f.tell() - start), what=f"{what} of")
+    limits.check_declared(path, shape, itemsize=dtype.itemsize, stored_bytes=stored - (f.tell() - start), what=f"{what} of", stack=stack)
 
 
 def _load(path: Path):
@@ -129,7 +129,7 @@ def _load(path: Path):
         raise MedganError("cannot read the array", path=path, hint=CORRUPT_HINT) from err
 
 
-def _check_npz_member(npz, name: str, path: Path) -> None:
+def _check_npz_member(npz, name: str, path: Path, stack: bool = False) -> None:
     """:func:`_check_npy` on the archive member behind ``npz[name]``, read from the zip
     without loading it; its stored bytes are the member's uncompressed size, the most the
     zip will ever hand over."""
@@ -141,12 +141,12 @@ def _check_npz_member(npz, name: str, path: Path) -> None:
             if f.read(len(np.lib.format.MAGIC_PREFIX)) != np.lib.format.MAGIC_PREFIX:
                 raise MedganError(f"{what} is not a .npy array", path=path, hint="save the archive with np.savez")
         with npz.zip.open(member) as f:
-            _check_npy(f, path, info.file_size, what)
+            _check_npy(f, path, info.file_size, what, stack)
     except (OSError, EOFError, zipfile.BadZipFile, NotImplementedError, RuntimeError) as err:  # RuntimeError: encrypted
         raise MedganError(f"cannot read array {name!r}", path=path, hint=CORRUPT_HINT) from err
 
 
-def npz_array(npz: np.lib.npyio.NpzFile, name: str, path: str | os.PathLike) -> np.ndarray:
+def npz_array(npz: np.lib.npyio.NpzFile, name: str, path: str | os.PathLike, *, stack: bool = False) -> np.ndarray:
     """``npz[name]``, its ``.npy`` header checked first (objects, stored bytes, the limit of
     :mod:`medgan.io.limits`), so that no member is allocated before it has passed.
 
@@ -154,13 +154,15 @@ def npz_array(npz: np.lib.npyio.NpzFile, name: str, path: str | os.PathLike) -> 
         npz: an archive opened with ``np.load(path, allow_pickle=False)``.
         name: the array's key (a name in ``npz.files``).
         path: the archive's path, named in messages.
+        stack: the array is a stack of images (a collection's ``images``): the limit holds
+            per image, and the whole stack must fit in the memory available.
 
     Raises:
         MedganError: a member that is not a ``.npy`` array, holds objects, is shorter than
             its header says or declares more values than the limit; a corrupt archive.
     """
     path = Path(path)
-    _check_npz_member(npz, name, path)
+    _check_npz_member(npz, name, path, stack)
     try:
         return npz[name]
     except ValueError as err:  # object arrays inside the archive
@@ -287,7 +289,7 @@ def read_npz_collection(path: str | os.PathLike, split: str = "train") -> tuple[
                 path=path,
                 hint="save the arrays under the expected names",
             )
-        images = npz_array(npz, images_key, path)
+        images = npz_array(npz, images_key, path, stack=True)
         labels = npz_array(npz, labels_key, path) if labels_key in names else None
 
     images = stack_layout(images, path, images_key)

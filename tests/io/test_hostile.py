@@ -306,3 +306,21 @@ def test_npz_array_checks_any_member_before_loading_it(tmp_path):
     with np.load(tmp_path / "side.npz", allow_pickle=False) as npz:
         with pytest.raises(MedganError, match=r"side.npz: declares array 'value_range' of 50000 x 50000 x 50000 .*holds only"):
             npz_array(npz, "value_range", tmp_path / "side.npz")
+
+
+def test_a_collection_is_held_to_the_limit_per_image_and_to_memory_as_a_whole(tmp_path, monkeypatch):
+    """A MedMNIST-style stack of many small images is not one huge image: the limit holds per
+    image (a 64 x 64 image passes a limit of 4096 values in a stack of 10), while the
+    stack as a whole must fit in the memory available."""
+    from medgan.io.arrays import read_npz_collection
+
+    np.savez(tmp_path / "set.npz", train_images=np.zeros((10, 64, 64), np.uint8), train_labels=np.zeros((10, 1), np.int64))
+    monkeypatch.setenv(limits.ENV_VAR, "4096")
+    assert read_npz_collection(tmp_path / "set.npz")[0].shape == (10, 64, 64)
+    monkeypatch.setenv(limits.ENV_VAR, "4095")
+    with pytest.raises(MedganError, match=r"set.npz: declares array 'train_images' of 10 x 64 x 64, images of 64 x 64 .*above medgan's limit"):
+        read_npz_collection(tmp_path / "set.npz")
+    monkeypatch.delenv(limits.ENV_VAR)
+    monkeypatch.setattr(limits, "available_memory", lambda: 10 * 64 * 64 * 4 - 1)
+    with pytest.raises(MedganError, match=r"set.npz: declares array 'train_images' of 10 x 64 x 64 \(160.0 KiB as float32\), more than the 160.0 KiB of memory"):
+        read_npz_collection(tmp_path / "set.npz")
