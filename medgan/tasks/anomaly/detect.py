@@ -203,8 +203,8 @@ def detect_path(model, input_path: str | os.PathLike, out_path: str | os.PathLik
     root, units = input_units(input_path, out_path, "detect")
     out = Path(out_path)
     if not model.calibration:
-        warn("the model is not calibrated: scores only, no p-values or decisions", path=Path(str(model.info.get("source", ""))),
-             hint="calibrate it with medgan calibrate MODEL NORMAL_SOURCE")
+        warn(f"the model ({model.label}) is not calibrated: "
+             "scores only, no p-values or decisions", hint="calibrate it with medgan calibrate MODEL NORMAL_SOURCE")
     with progress_bar(progress) as bar, atomic_dir(out, overwrite) as tmp:
         job = _DetectJob(model, bar)
         task = bar.add_task("inputs", total=len(units))

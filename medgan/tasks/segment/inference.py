@@ -275,12 +275,13 @@ def write_dicom_seg(path: Path, labels: np.ndarray, sources: list, model: Segmen
 
     from medgan import __version__
     from medgan.io.output import atomic_path
+    from medgan.privacy import shareable_source  # a model exported before exports were shareable names its data path
     from medgan.tasks.segment.recipe import to_indices
 
     index = to_indices(labels, model.label_values, str(path))  # (F, H, W) 0..K-1
     algorithm = hd.AlgorithmIdentificationSequence(name=f"medgan {model.info.get('model', 'unet')}", version=str(__version__),
                                                    family=codes.cid7162.ArtificialIntelligence,
-                                                   parameters={"step": str(model.info.get("step")), "source": str(model.info.get("source"))[:64]})
+                                                   parameters={"step": str(model.info.get("step")), "source": shareable_source(model.info.get("source"))[:64]})
     tissue = hd.sr.CodedConcept(value="85756007", scheme_designator="SCT", meaning="Tissue")
     descriptions = [hd.seg.SegmentDescription(segment_number=k, segment_label=name[:64], segmented_property_category=tissue,
                                               segmented_property_type=tissue, algorithm_type=hd.seg.SegmentAlgorithmTypeValues.AUTOMATIC,
