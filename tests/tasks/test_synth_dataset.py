@@ -124,6 +124,20 @@ def test_synthetic_dataset_is_reproducible_per_item_and_matches_its_labels(runs)
     np.testing.assert_allclose(images, torch.stack([same[i]["image"][0] for i in range(12)]).numpy(), atol=1e-2)
 
 
+def test_the_python_api_takes_a_mapping_of_classes_to_counts(runs):
+    cond, _ = runs
+    data = medgan.SyntheticDataset(cond, labels={"normal": 2, "lesion": 3}, seed=3)
+    assert data.labels.tolist() == [0, 0, 1, 1, 1]
+    assert medgan.SyntheticDataset(cond, labels={1: 2, 0: 1}).labels.tolist() == [1, 1, 0]  # indices as keys, order kept
+    assert sample(cond, labels={"lesion": 2}, seed=3)[1].tolist() == [1, 1]
+    with pytest.raises(MedganError, match=r"names class 'tumour', which this run does not have.*0 normal, 1 lesion"):
+        medgan.SyntheticDataset(cond, labels={"normal": 8, "tumour": 8})
+    with pytest.raises(MedganError, match="not a positive whole number"):
+        medgan.SyntheticDataset(cond, labels={"normal": -1})
+    with pytest.raises(MedganError, match="labels of type set"):
+        medgan.SyntheticDataset(cond, labels={"normal", "lesion"})
+
+
 def test_mix_synthetic_keeps_every_real_item_and_adds_the_asked_fraction(runs):
     cond, _ = runs
     real = medgan.SyntheticDataset(cond, n=6, seed=10)  # any dataset of dict items stands in for the real one

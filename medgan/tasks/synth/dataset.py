@@ -17,6 +17,7 @@ torchvision-style datasets.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -36,9 +37,11 @@ class SyntheticDataset(Dataset):
     Args:
         run: run folder made by ``medgan train synth`` (or its ``generator/`` folder).
         n: number of images (``None``: the sum of the counts in ``labels``, else 64).
-        labels: which classes for a class-conditional run: a ``medgan generate --labels``
-            spec (``"0:2500,1:2500"``, ``"lesion"``), an array of class indices, or ``None``
-            (all classes in turn). Must be ``None`` for an unconditional run.
+        labels: which classes for a class-conditional run: a mapping of class names (or
+            indices) to counts (``{"normal": 2500, "lesion": 2500}``), a ``medgan generate
+            --labels`` spec (``"0:2500,1:2500"``, ``"lesion"``), an array or list of class
+            indices (one per item), or ``None`` (all classes in turn). Must be ``None`` for an
+            unconditional run.
         seed: item ``i`` of a given seed is always the same image.
         units: ``"model"`` ([-1, 1], as medgan's datasets) or ``"data"`` (the training
             data's units).
@@ -52,7 +55,7 @@ class SyntheticDataset(Dataset):
             counts that do not add up to ``n``.
     """
 
-    def __init__(self, run: str | Path, n: int | None = None, labels: str | np.ndarray | None = None, seed: int = 0,
+    def __init__(self, run: str | Path, n: int | None = None, labels: str | Mapping[str | int, int] | np.ndarray | None = None, seed: int = 0,
                  units: str = "model", output: str = "dict", chunk: int = 64, device: str = "cpu"):
         if units not in ("model", "data") or output not in ("dict", "tuple"):
             raise MedganError(f"units={units!r}, output={output!r}", hint="units: 'model' or 'data'; output: 'dict' or 'tuple'")

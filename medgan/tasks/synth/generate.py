@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -26,13 +27,15 @@ from medgan.io.records import read_jsonl, utc_now
 FORMATS = ("png", "npz", "dcm", "nii")
 
 
-def plan_labels(spec: str | None, n: int | None, class_names: list[str], run: str | Path | None = None) -> tuple[int, np.ndarray | None]:
-    """How many images of which class ``--labels`` asks for.
+def plan_labels(spec: str | Mapping[str | int, int] | None, n: int | None, class_names: list[str],
+                run: str | Path | None = None) -> tuple[int, np.ndarray | None]:
+    """How many images of which class ``--labels`` (or its Python form) asks for.
 
     Args:
         spec: ``None`` (a conditional run: all classes in turn), one class (``lesion`` or
             ``1``: all images of it), classes with counts (``0:2500,1:2500``,
-            ``normal:100,lesion:300``) or classes without counts (split evenly).
+            ``normal:100,lesion:300``, or the mapping ``{"normal": 100, "lesion": 300}``
+            whose keys are names or indices) or classes without counts (split evenly).
         n: the number of images asked for (``None``: the counts' sum, else 64).
         class_names: the run's classes, in index order (empty: unconditional).
         run: named in errors.
@@ -43,9 +46,12 @@ def plan_labels(spec: str | None, n: int | None, class_names: list[str], run: st
 
     Raises:
         MedganError: labels for an unconditional run, an unknown class, a class named
-            twice, counts that do not add up to ``n``.
+            twice, counts that do not add up to ``n``, a spec of another type.
     """
     known = ", ".join(f"{i} {name}" for i, name in enumerate(class_names))
+    if spec is not None and not isinstance(spec, (str, Mapping)):
+        raise MedganError(f"labels of type {type(spec).__name__} ({spec!r})",
+                          hint='give "normal:8,tumour:8", a mapping such as {"normal": 8, "tumour": 8}, or an array of class indices')
     if not class_names:
         if spec:
             raise MedganError("this generator is not class-conditional, so --labels has no meaning", path=run,
@@ -54,7 +60,11 @@ def plan_labels(spec: str | None, n: int | None, class_names: list[str], run: st
     if not spec:
         n = 64 if n is None else n
         return n, np.arange(n, dtype=np.int64) % len(class_names)
-    parts = [part.strip() for part in spec.split(",") if part.strip()]
+    if isinstance(spec, Mapping):  # the Python form of "name:count,...": the same checks below
+        parts = [f"{name}:{count}" for name, count in spec.items()]
+        spec = ",".join(parts)
+    else:
+        parts = [part.strip() for part in spec.split(",") if part.strip()]
     counted = [":" in part for part in parts]
     if any(counted) and not all(counted):
         raise MedganError(f"--labels {spec!r} gives counts for some classes only", hint="write CLASS:COUNT for every class, or no counts")
@@ -80,16 +90,17 @@ def plan_labels(spec: str | None, n: int | None, class_names: list[str], run: st
 
 
 @torch.no_grad()
-def sample(run: str | Path, n: int | None = None, seed: int = 0, labels: str | np.ndarray | None = None, batch_size: int = 256,
-           device: str = "cpu") -> tuple[np.ndarray, np.ndarray | None, dict]:
+def sample(run: str | Path, n: int | None = None, seed: int = 0, labels: str | Mapping[str | int, int] | np.ndarray | None = None,
+           batch_size: int = 256, device: str = "cpu") -> tuple[np.ndarray, np.ndarray | None, dict]:
     """Draw images from a run's exported generator (its EMA weights when trained with EMA).
 
     Args:
         run: run folder (or its ``generator/`` folder).
         n: number of images (``None``: the sum of the counts in ``labels``, else 64).
         seed: the same seed gives the same images.
-        labels: for a class-conditional generator, a ``--labels`` spec (see
-            :func:`plan_labels`) or an array of class indices; default all classes in turn.
+        labels: for a class-conditional generator, a ``--labels`` spec or a mapping of
+            classes to counts (see :func:`plan_labels`), or an array of class indices;
+            default all classes in turn.
         batch_size: images per forward pass.
         device: where to run G.
 
