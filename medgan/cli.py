@@ -211,6 +211,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     trainer = Trainer(config, run_dir, resume=bool(args.resume), progress=not args.no_progress)
     if trainer.dist.is_main:
         console.print(f"training into [bold]{run_dir}[/bold] in {describe(config.loop.amp, trainer.device)}")
+        method = type(trainer.task).method_line(config)
+        if method:
+            console.print(f"method: {method}", markup=False)
     trainer.fit()
     if trainer.dist.is_main:
         if trainer.stopped_by_budget:

@@ -158,6 +158,11 @@ class Task(ABC):
         run's step: the place for schedules that live in the networks (e.g. the class
         strength of transitional conditioning). A function of ``step`` only, so resume is exact."""
 
+    @classmethod
+    def method_line(cls, config) -> str | None:
+        """What ``medgan train`` says it trains and why, in one line (``None``: nothing)."""
+        return None
+
     # ---- sample grids
 
     @abstractmethod

@@ -158,7 +158,7 @@ def test_adversarial_semi_supervised_run_evaluates_reports_and_writes_dicom_seg(
     run = tmp_path / "run"
     argv = ["train", "segment", "--data", "phantom", "--n-images", "24", "--lesion-fraction", "1", "--size", "32",
             "--labelled", "6", "--steps", "12", "--batch-size", "4", "--width", "8", "--depth", "2", "--d-width", "8",
-            "--semi-start", "0.5", "--holdout", "0.25", "--log-every", "1", "--run-dir", str(run), "--no-progress"]
+            "--semi-start", "0.5", "--holdout", "0.25", "--log-every", "1", "--run-dir", str(run), "--no-progress", "--adversarial", "on"]
     assert main(argv) == 0
     info = json.loads((run / "segmentor" / "config.json").read_text())
     assert info["adversarial"] is True and info["labelled"] == 6 and info["unlabelled"] == 18 - 6
@@ -222,7 +222,9 @@ def test_a_partly_labelled_folder_trains_on_its_masks_and_learns_from_the_rest(s
     err = capsys.readouterr().err
     assert "no mask for case01.png" in err and "--partial-masks" in err
     run = tmp_path / "partial"
-    assert main([*common, "--partial-masks", "--run-dir", str(run)]) == 0
+    with pytest.warns(Warning, match="8 training images without masks are not used.*--adversarial on"):
+        assert main([*common, "--partial-masks", "--run-dir", str(tmp_path / "plain")]) == 0  # the default: no critic
+    assert main([*common, "--partial-masks", "--adversarial", "on", "--run-dir", str(run)]) == 0
     info = json.loads((run / "segmentor" / "config.json").read_text())
     assert info["labelled"] == 8 and info["unlabelled"] == 8 and info["label_values"] == [0, 255]
     data = load_source(str(images), SourceOptions(masks=str(masks), partial_masks=True))
@@ -396,3 +398,20 @@ def test_a_dicom_seg_has_a_frame_per_slice_in_the_sources_frame_of_reference_and
     assert int(row["pixels"]) == count == 6 * 16 * 20
     assert voxel_mm3 == pytest.approx(0.7 * 0.8 * 2.0)
     assert float(row["volume_ml"]) == pytest.approx(count * voxel_mm3 / 1000, abs=1e-4)
+
+
+def test_the_default_is_the_measured_winner_and_says_so(tmp_path, capsys):
+    """The plain U-Net beat the critic per CPU-second (README, benchmarks/segment_vs_unet.py):
+    it is the default, and the run's first lines say what it trains and why."""
+    run = tmp_path / "run"
+    assert main(["train", "segment", "--data", "phantom", "--n-images", "8", "--lesion-fraction", "1", "--size", "32", "--steps", "1",
+                 "--batch-size", "4", "--width", "4", "--depth", "1", "--holdout", "0", "--run-dir", str(run), "--no-progress"]) == 0
+    err = capsys.readouterr().err
+    assert "method: a U-Net on Dice + cross-entropy: the best per CPU-second in benchmarks/segment_vs_unet.py" in " ".join(err.split())
+    assert json.loads((run / "segmentor" / "config.json").read_text())["adversarial"] is False
+    assert not (run / "critic").exists()
+    # unlabelled images need the critic: said in one line, never silently unused
+    assert main(["train", "segment", "--data", "phantom", "--n-images", "8", "--lesion-fraction", "1", "--size", "32",
+                 "--unlabelled", "phantom", "--steps", "1", "--run-dir", str(tmp_path / "u"), "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "--unlabelled" in err and "--adversarial on" in err

@@ -21,9 +21,11 @@ class SegmentConfig:
     critic believes with confidence above 0.2, self-training from a quarter of the run on.
 
     Attributes:
-        adversarial: ``"on"``: a critic judges (image, class-probability map) pairs, real
-            one-hot label maps against predicted ones (Luc et al. 2016); ``"off"``: the
-            identical U-Net on Dice + cross-entropy alone (the baseline).
+        adversarial: ``"off"`` (the default): the U-Net on Dice + cross-entropy alone, which
+            the critic did not beat at 8, 32 or all labels while costing 2.5-2.9x per step
+            (``benchmarks/segment_vs_unet.py``, README); ``"on"``: a critic judges (image,
+            class-probability map) pairs, real one-hot label maps against predicted ones
+            (Luc et al. 2016), and unlabelled images train through it.
         unlabelled: a source of images without masks (any source ``medgan data show`` reads,
             read with the same options); they train the segmentor through the critic.
         labelled: labelled training slices to keep (0: all), spread evenly over the training
@@ -48,8 +50,9 @@ class SegmentConfig:
         flip: mirror each labelled pair left-right with probability 1/2.
     """
 
-    adversarial: str = option("on", "on: a critic judges (image, label map) pairs; off: the same U-Net on Dice+CE alone (the baseline)",
-                              choices=("on", "off"))
+    adversarial: str = option("off", "off: the U-Net on Dice+CE alone, the measured best per CPU-second (benchmarks/segment_vs_unet.py: "
+                                     "the critic gained no Dice at 2.5-2.9x the step cost); on: a critic judges (image, label map) "
+                                     "pairs, and trains the U-Net on --unlabelled images", choices=("on", "off"))
     unlabelled: str = option("", "images without masks (any source) that train the segmentor through the critic")
     labelled: int = option(0, "labelled training slices to keep, every few slices of each volume (0: all); the rest become unlabelled")
     class_names: str = option("", "JSON naming the label values, {\"0\": \"background\", \"1\": \"lesion\"} (default: the data's)")

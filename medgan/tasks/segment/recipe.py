@@ -43,7 +43,7 @@ from medgan import losses
 from medgan.data.dataset import MedicalImageDataset
 from medgan.data.imageset import ImageSet
 from medgan.data.intensity import IntensityMap
-from medgan.errors import MedganError
+from medgan.errors import MedganError, warn
 from medgan.nets.patchgan import PatchGANConfig, PatchGANDiscriminator
 from medgan.nets.segmentor import SegmentorConfig, UNetSegmentor
 from medgan.report.grid import MASK_COLOURS
@@ -198,6 +198,16 @@ class SegmentTask(Task):
             config.loop.augment = ""
         if config.loop.augment:
             raise MedganError("--augment (DiffAugment) is for GANs that make images", hint="leave it out for segmentation")
+        if config.task_config.unlabelled and config.task_config.adversarial == "off":
+            raise MedganError("--unlabelled images train the U-Net through the critic, which is off by default",
+                              path=config.task_config.unlabelled, hint="add --adversarial on (measured: no gain so far; see the README)")
+
+    @classmethod
+    def method_line(cls, config) -> str:
+        if config.task_config.adversarial == "on":
+            return "a U-Net against a critic (--adversarial on; measured: no Dice gain at 2.5-2.9x the step cost)"
+        return ("a U-Net on Dice + cross-entropy: the best per CPU-second in benchmarks/segment_vs_unet.py "
+                "(--adversarial on adds the critic)")
 
     def __init__(self, config, dataset):
         super().__init__(config, dataset)
@@ -230,6 +240,9 @@ class SegmentTask(Task):
         x = dataset.intensity.forward(images.astype(np.float32))
         self.unlabelled = torch.from_numpy(x[:, None] if x.ndim == 3 else x)  # (M, C, H, W) in [-1, 1]
         self.n_unlabelled = len(self.unlabelled)
+        if len(rest) and not self.uses_critic:
+            warn(f"{len(rest)} training images without masks are not used: only the critic learns from unlabelled images",
+                 path=where, hint="add --adversarial on to train through them (measured: no gain so far; see the README)")
 
         self.net_config = SegmentorConfig(channels=dataset.channels, num_classes=k, **{
             key: config.model.net[key] for key in ("width", "depth", "res_units", "dropout") if key in config.model.net})
