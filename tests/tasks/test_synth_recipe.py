@@ -61,3 +61,11 @@ def test_a_network_flag_adds_to_the_default_network_fields(flag, capsys):
     width-64 DCGAN, 3x slower per step."""
     assert resolved(flag, capsys)["model"]["net"]["width"] == 32
     assert resolved([*flag, "--width", "48"], capsys)["model"]["net"]["width"] == 48
+
+
+def test_train_says_which_method_it_trains_and_why(tmp_path, capsys):
+    assert main(["train", "--data", "phantom", "--n-images", "16", "--size", "32", "--width", "8", "--batch-size", "8", "--steps", "1",
+                 "--sample-every", "100", "--checkpoint-every", "100", "--n-samples", "4", "--no-progress",
+                 "--run-dir", str(tmp_path / "run")]) == 0
+    err = " ".join(capsys.readouterr().err.split())
+    assert "method: a DCGAN with medgan's recipe" in err and "benchmarks/synth_vs_peers.py" in err
