@@ -33,8 +33,10 @@ from pathlib import Path
 
 import numpy as np
 import pydicom
-from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
+from pydicom.dataset import Dataset
+from pydicom.uid import CTImageStorage, generate_uid
+
+from medgan.io.dicom import file_meta
 
 SIDE = 512
 PER_SERIES = 100
@@ -92,13 +94,9 @@ def write_series(folder: Path, series: int, n: int, study_uid: str) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     uid, frame = generate_uid(), generate_uid()
     for k in range(n):
-        meta = FileMetaDataset()
-        meta.MediaStorageSOPClassUID = CTImageStorage
-        meta.MediaStorageSOPInstanceUID = generate_uid()
-        meta.TransferSyntaxUID = ExplicitVRLittleEndian
         ds = Dataset()
-        ds.file_meta = meta
-        ds.SOPClassUID, ds.SOPInstanceUID = CTImageStorage, meta.MediaStorageSOPInstanceUID
+        ds.file_meta = file_meta(CTImageStorage, generate_uid())  # explicit VR little endian, as medgan writes
+        ds.SOPClassUID, ds.SOPInstanceUID = CTImageStorage, ds.file_meta.MediaStorageSOPInstanceUID
         ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.FrameOfReferenceUID = study_uid, uid, frame
         ds.Modality, ds.SeriesNumber, ds.InstanceNumber = "CT", series + 1, k + 1
         ds.PatientName, ds.PatientID = "SYNTHETIC^BENCHMARK", "BENCH"
