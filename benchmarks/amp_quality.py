@@ -9,7 +9,7 @@ then its quality and its median seconds per step:
   KID and FID of ``--n`` samples against the training slices.
 - ``enhance``: the DnCNN denoiser (L2) at Gaussian sigma 20 on the brain MRI, one head
   trained, the other scored; PSNR and SSIM on ``--n-test`` held-out slices.
-- ``pix2pix``: the enhancement default, the U-Net with L1 + PatchGAN adversary (width 32),
+- ``pix2pix``: the GAN (``--model pix2pix``), the U-Net with L1 + PatchGAN adversary (width 32),
   on the same data, noise and scores.
 
 Prints one JSON object: the machine, and per case and precision the figures as

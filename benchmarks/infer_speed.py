@@ -28,7 +28,7 @@ from roof import machine, remeasured, roofs
 from torch.utils.flop_counter import FlopCounterMode
 
 TRAIN = {
-    "enhance": ["train", "enhance", "--degradation", "lowdose-ct-image:dose=0.25"],
+    "enhance": ["train", "enhance", "--model", "pix2pix", "--degradation", "lowdose-ct-image:dose=0.25"],  # the tiled U-Net
     "segment": ["train", "segment", "--lesion-fraction", "1"],
     "detect": ["train", "anomaly"],
 }

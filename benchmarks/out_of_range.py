@@ -111,7 +111,7 @@ def main() -> None:
     args = parser.parse_args()
 
     runs = Path(args.runs_dir)
-    seconds = {"ct": train(runs / f"denoise-phantom-{args.steps}", ["--data", "phantom", "--steps", str(args.steps)]),
+    seconds = {"ct": train(runs / f"denoise-phantom-{args.steps}", ["--data", "phantom", "--model", "pix2pix", "--steps", str(args.steps)]),
                "mri": train(runs / "denoise-brain-dncnn-500", MRI)}
     ct = enhancement_model(str(runs / f"denoise-phantom-{args.steps}"), "cpu")
     results = {"real-ct": compare(ct, [real_ct()]),

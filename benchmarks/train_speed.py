@@ -34,7 +34,7 @@ CASES = {
                 "enhance": {"degradation": "gaussian:sigma=20"}, "model": {"name": "pix2pix", "net": {}}, "batch": 16},
     "dncnn": {"task": "enhance", "data": {"source": "phantom", "options": {"size": 64, "n": 64}, "holdout": 0.0},
               "enhance": {"degradation": "gaussian:sigma=20", "adversarial": False, "recon_loss": "l2"},
-              "model": {"name": "dncnn", "net": {}}, "batch": 16},
+              "model": {"name": "dncnn", "net": {"layers": 17}}, "batch": 16},
 }
 
 

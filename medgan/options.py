@@ -11,7 +11,8 @@ the real default), and :func:`given_values` reads back only the flags the user g
 nested dict ready to merge over a config file. Fields without an option have no flag.
 Booleans: a field defaulting to ``False`` gets ``--name`` (sets ``True``); one defaulting to
 ``True`` gets ``--no-name`` or its own ``flag`` (sets ``False``); one defaulting to ``None``
-(decided later, e.g. by task and machine) gets both ``--name`` and ``--no-name``.
+(decided later, e.g. by task and machine) gets both ``--name`` and ``--no-name``, or the
+two flags of its ``flag=("--on", "--off")`` pair.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ __all__ = ["add_flags", "given_values", "option"]
 _SEP = "__"  # dotted config path -> argparse dest ("loop.steps" -> "loop__steps")
 
 
-def option(default: Any = MISSING, help: str = "", *, flag: str | None = None, parse: Callable[[str], Any] | None = None,
+def option(default: Any = MISSING, help: str = "", *, flag: str | tuple[str, str] | None = None, parse: Callable[[str], Any] | None = None,
            choices: tuple | list | None = None, metavar: str | None = None, shown: str | None = None,
            default_factory: Any = MISSING) -> Any:
     """A dataclass field with a command-line flag (see the module docstring).
@@ -38,7 +39,8 @@ def option(default: Any = MISSING, help: str = "", *, flag: str | None = None, p
         default / default_factory: as for :func:`dataclasses.field`.
         help: the flag's help text (the default is appended).
         flag: the flag's name (default ``--field-name``; for a ``True`` boolean, the flag
-            that turns it off).
+            that turns it off; for a boolean decided later, ``None`` by default, a pair
+            ``("--on", "--off")`` of the flags that set it).
         parse: converts the flag's text (default: the field's type).
         choices: allowed values.
         metavar: the value's name in the help (default: the field's name in capitals).
@@ -82,6 +84,8 @@ def flag_of(cls: type, name: str) -> str:
     """The command-line flag of the option field ``name`` of the dataclass ``cls``."""
     f = next(f for f in fields(cls) if f.name == name)
     meta = f.metadata.get("option", {})
+    if isinstance(meta.get("flag"), tuple):
+        return "/".join(meta["flag"])
     if meta.get("flag"):
         return meta["flag"]
     if _base_type(typing.get_type_hints(cls)[name]) is bool and _default(f):
@@ -106,6 +110,13 @@ def add_flags(parser: argparse.ArgumentParser | argparse._ArgumentGroup, cls: ty
         kind = _base_type(hint)
         help_text = meta["help"]
         kwargs: dict[str, Any] = {"dest": path.replace(".", _SEP), "default": argparse.SUPPRESS}
+        if kind is bool and default is None and isinstance(meta["flag"], tuple):  # decided later: its own two flags
+            on, off = meta["flag"]
+            target.add_argument(on, action="store_const", const=True, **kwargs,
+                                help=f"{help_text} (default {meta['shown'] or 'auto'}; {off} turns it off)")
+            target.add_argument(off, action="store_const", const=False, **kwargs, help=f"turn off what {on} turns on")
+            added += [on, off]
+            continue
         if kind is bool and default is None:  # decided later (e.g. by task and machine): both flags
             name = meta["flag"] or f"--{f.name.replace('_', '-')}"
             kwargs.update(action=argparse.BooleanOptionalAction, help=f"{help_text} (default {meta['shown'] or 'auto'})")

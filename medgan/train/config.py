@@ -36,14 +36,14 @@ class ModelConfig:
     ``net`` fields are :data:`NET_FLAGS`."""
 
     name: str = option("dcgan", "mlp (the seed's two-layer GAN) or dcgan for synth; pix2pix, dncnn (denoising) or srgan for enhance",
-                       flag="--model", shown="by task: dcgan, or pix2pix / srgan by --mode")
+                       flag="--model", shown="by task: dcgan; for enhance dncnn, or srgan by --mode")
     net: dict[str, Any] = field(default_factory=lambda: {"width": 32})
 
 
 #: Flags of network fields (``model.net.<field>``); each model reads the fields it has.
 NET_FLAGS: dict[str, dict[str, Any]] = {
     "--width": {"type": int, "help": "channel width (DCGAN default 32 here, U-Net and DnCNN 64)"},
-    "--layers": {"type": int, "help": "DnCNN convolutions (default 17)"},
+    "--layers": {"type": int, "help": "DnCNN convolutions (default 10, the measured shape; the paper's is 17)"},
     "--z-dim": {"type": int, "help": "latent size (default 100)"},
     "--depth": {"type": int, "help": "U-Net stride-2 levels (segment: 4, inputs multiples of 16)"},
     "--d-width": {"type": int, "help": "PatchGAN discriminator / segmentation critic first-layer channels (default 64)"},

@@ -16,13 +16,19 @@ def test_ct_denoising_on_a_dicom_series(tmp_path, ct_folder, capsys):
     runs = tmp_path / "runs"
     assert main(["train", "enhance", "--data", "phantom", "--n-images", "24", "--holdout", "0.25", "--mode", "denoise",
                  "--degradation", "lowdose-ct-image:dose=0.25", "--runs-dir", str(runs), *TINY]) == 0
-    run = runs / "00000-enhance-pix2pix-phantom"
+    # The default is the measured winner, the DnCNN on L2 without an adversary, and says so.
+    run = runs / "00000-enhance-dncnn-phantom"
+    assert "method: a DnCNN on L2" in " ".join(capsys.readouterr().err.split())
     info = json.loads((run / "generator" / "config.json").read_text())
-    assert info["task"] == "enhance" and info["intensity"]["units"] == "HU" and info["multiple"] == 16
+    assert info["task"] == "enhance" and info["intensity"]["units"] == "HU" and info["multiple"] == 1
+    assert (info["model"], info["recon_loss"], info["adversarial"], info["net"]["layers"]) == ("dncnn", "l2", False, 10)
+    rows = [json.loads(line) for line in (run / "stats.jsonl").read_text().splitlines()]
+    assert "loss_d" not in rows[-1] and "l2" in rows[-1]
 
     assert main(["evaluate", str(run), "--json"]) == 0
     record = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert {"input_psnr", "model_psnr", "model_ssim", "model_hf_energy_ratio"} <= set(record["metrics"])
+    assert record["settings"]["model"] == "dncnn, L2 alone"
 
     out = tmp_path / "enhanced"
     assert main(["enhance", str(run), str(ct_folder), "--out", str(out), "--no-progress"]) == 0

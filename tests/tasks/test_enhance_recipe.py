@@ -101,3 +101,23 @@ def test_resume_with_a_decaying_learning_rate_is_exact(tmp_path):
     for k, v in whole.nets.generator.state_dict().items():
         assert torch.equal(v, resumed.nets.generator.state_dict()[k]), k
     assert np.isfinite(resumed.optimizers["generator"].param_groups[0]["lr"])
+
+
+@pytest.mark.parametrize("mode, supervision, flags, expected", [
+    ("denoise", "paired", {}, ("dncnn", False, "l2", 10)),  # the measured winner for noise
+    ("sr", "paired", {}, ("srgan", False, "l1", None)),  # the SRResNet on L1: the winner for x2 on real anatomy
+    ("denoise", "paired", {"model": "pix2pix"}, ("pix2pix", True, "l1", None)),  # the GAN asked for by name
+    ("denoise", "paired", {"model": "pix2pix", "adversarial": False}, ("pix2pix", False, "l1", None)),
+    ("sr", "paired", {"adversarial": True}, ("srgan", True, "l1", None)),  # the SRGAN
+    ("denoise", "self", {}, ("pix2pix", False, "l2", None)),  # measured with the U-Net
+    ("denoise", "unpaired", {}, ("pix2pix", True, "l1", None)),
+])
+def test_defaults_are_the_measured_winners_and_follow_the_model(mode, supervision, flags, expected):
+    values = {"task": "enhance", "data": {"source": "brain-mri"}, "enhance": {"mode": mode, "supervision": supervision}}
+    if "model" in flags:
+        values["model"] = {"name": flags["model"]}
+    if "adversarial" in flags:
+        values["enhance"]["adversarial"] = flags["adversarial"]
+    config = TrainConfig.from_dict(values).resolve()
+    e = config.task_config
+    assert (config.model.name, e.adversarial, e.recon_loss, config.model.net.get("layers")) == expected

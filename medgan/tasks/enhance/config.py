@@ -15,7 +15,8 @@ class EnhanceConfig:
     """Enhancement: what to undo, what the network learns from, and how to weigh the objective.
 
     Attributes:
-        mode: ``"denoise"`` (pix2pix U-Net) or ``"sr"`` (residual pixel-shuffle generator).
+        mode: ``"denoise"`` (DnCNN by default, or the pix2pix U-Net) or ``"sr"`` (residual
+            pixel-shuffle generator).
         supervision: ``"paired"`` (degraded -> clean pairs simulated from clean images),
             ``"self"`` (Neighbor2Neighbor on noisy images alone: no clean image is seen;
             see :mod:`medgan.tasks.enhance.selfsup`) or ``"unpaired"`` (CycleGAN between
@@ -31,10 +32,13 @@ class EnhanceConfig:
         levels: several levels of the degradation's noise parameter (``sigma``, ``snr`` or
             ``dose``), e.g. ``"10,20,40"``: one blind model for all of them (each noise draw
             of a training image takes the next level); empty: the degradation's own level.
-        adversarial: ``False`` trains the same generator on the reconstruction loss alone
-            (the baseline).
-        recon_loss: ``"l1"`` (pix2pix) or ``"l2"`` (mean squared error: DnCNN's, and what
-            maximises PSNR).
+        adversarial: ``True`` adds the PatchGAN adversary (pix2pix, SRGAN); ``False`` trains
+            the generator on the reconstruction loss alone; ``None``: by model, on for
+            pix2pix only. The measured winners on real anatomy have no adversary
+            (``benchmarks/enhance_quality.py``: the DnCNN on L2 for noise, the SRResNet on
+            L1 for x2), so they are the defaults.
+        recon_loss: ``"l1"`` (pix2pix), ``"l2"`` (mean squared error: DnCNN's, and what
+            maximises PSNR) or ``"auto"``: L2 for the DnCNN, L1 otherwise.
         l1_weight: weight of the reconstruction term (100 in pix2pix, with adversarial weight 1).
         ssim_weight: optional weight of a (1 - SSIM) term.
         degradation_seed: seed of the (precomputed) degraded inputs.
@@ -45,7 +49,7 @@ class EnhanceConfig:
             (mirrors and 90-degree turns, both images alike; 4 for non-square images).
     """
 
-    mode: str = option("denoise", "denoising (pix2pix U-Net) or super-resolution", choices=("denoise", "sr"))
+    mode: str = option("denoise", "denoising (DnCNN; --model pix2pix for the GAN) or super-resolution", choices=("denoise", "sr"))
     degradation: str = option("", "what to undo: lowdose-ct:dose=0.25, lowdose-ct-image:dose=0.25, rician:snr=10, gaussian:sigma=20, "
                               "sr:factor=2 ('': by mode and data)")
     supervision: str = option("paired", "what the network learns from: degraded -> clean pairs, noisy images alone "
@@ -53,8 +57,9 @@ class EnhanceConfig:
                               choices=("paired", "self", "unpaired"))
     clean_data: str = option("", "unpaired: folder or file of clean images of other patients ('': half of --data, kept clean)")
     levels: str = option("", "noise levels for one blind model, e.g. 10,20,40 (the degradation's sigma, snr or dose)")
-    adversarial: bool = option(True, "train the same generator without the adversary (the baseline)", flag="--l1-only")
-    recon_loss: str = option("l1", "reconstruction loss", choices=("l1", "l2"))
+    adversarial: bool | None = option(None, "train against a PatchGAN adversary (pix2pix, SRGAN)", flag=("--adversary", "--l1-only"),
+                                      shown="by model: on for pix2pix, off for the DnCNN and the SR network, the measured winners")
+    recon_loss: str = option("auto", "reconstruction loss (auto: l2 for the DnCNN, else l1)", choices=("auto", "l1", "l2"))
     l1_weight: float = option(100.0, "weight of the reconstruction (L1 or L2) term")
     ssim_weight: float = option(0.0, "weight of a 1-SSIM term")
     degradation_seed: int = 0

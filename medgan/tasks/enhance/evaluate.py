@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -55,6 +56,12 @@ def enhancement_scores(clean: np.ndarray, output: np.ndarray, data_range: float,
     return FIDELITY.compute(FidelityInputs(clean, output, data_range), metrics)
 
 
+def describe_training(info: dict[str, Any]) -> str:
+    """``"dncnn, L2 alone"`` or ``"pix2pix, L1 + adversary"``: what the exported generator learnt from."""
+    loss = str(info.get("recon_loss", "l1")).upper()  # exports before the choice was recorded trained on L1
+    return f"{info.get('model', 'generator')}, {loss} + adversary" if info.get("adversarial") else f"{info.get('model', 'generator')}, {loss} alone"
+
+
 def evaluate_enhancement_run(run_dir: str | Path, seed: int = 1, metrics: list[str] | None = None, **_: object) -> dict:
     """The degraded input and the model's output scored against the held-out clean images;
     appended to ``metrics.jsonl``."""
@@ -73,6 +80,6 @@ def evaluate_enhancement_run(run_dir: str | Path, seed: int = 1, metrics: list[s
               "metrics": {**{f"input_{k}": v for k, v in enhancement_scores(clean, baseline, data_range, metrics).items()},
                           **{f"model_{k}": v for k, v in enhancement_scores(clean, output, data_range, metrics).items()}},
               "settings": {"input": "degraded" if scale == 1 else "bicubic upsampling", "seed": seed,
-                           "model": "adversarial" if info.get("adversarial") else "L1 only"}}
+                           "model": describe_training(info)}}
     append_jsonl(run_dir / "metrics.jsonl", record)
     return record
