@@ -350,3 +350,13 @@ def test_detect_writes_the_other_outputs_when_a_dicom_map_series_cannot_be_writt
     assert sum(r["input"] == "mf/series-7" for r in rows) == 3 + 1  # slices and the volume row
     (bare_map,) = (out / "bare" / "series-8.map").iterdir()
     assert pydicom.dcmread(bare_map).SourceImageSequence[0].ReferencedSOPInstanceUID == ds.SOPInstanceUID
+
+
+def test_the_default_is_the_measured_best_learned_detector_and_says_so(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["train", "anomaly", "--data", "phantom", "--n-images", "16", "--size", "32", "--width", "4", "--steps", "2",
+                 "--batch-size", "4", "--holdout", "0", "--run-dir", str(run), "--no-progress"]) == 0
+    err = " ".join(capsys.readouterr().err.split())
+    assert "method: a plain autoencoder on L1: the best learned detector" in err and "atlas z-score" in err
+    assert json.loads((run / "config.json").read_text())["anomaly"]["method"] == "ae"
+    assert sorted(p.name for p in run.iterdir() if (p / "model.safetensors").is_file()) == ["encoder", "generator"]

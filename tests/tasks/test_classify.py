@@ -91,7 +91,8 @@ def test_a_classifier_learns_through_the_engine_and_evaluates_on_held_out_patien
     config = json.loads((run / "config.json").read_text())
     assert config["model"]["name"] == "resnet18" and config["optim"]["decay"] == "cosine"
     assert (run / "classifier" / "model.safetensors").is_file()
-    capsys.readouterr()
+    assert "method: a ResNet-18 on cross-entropy without augmentation (--augmentation classical measured better)" in \
+        " ".join(capsys.readouterr().err.split())
     assert main(["evaluate", str(run), "--json"]) == 0
     record = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert record["task"] == "classify" and record["n_test"] == 12

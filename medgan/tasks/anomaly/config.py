@@ -23,7 +23,8 @@ class AnomalyConfig:
             encoder trained with G and the critic frozen, izi_f), ``"ganomaly"`` (Akcay et al.
             2018: encoder-decoder-encoder generator against a discriminator, latent distance
             as the score) or ``"ae"`` (the same encoder and decoder as a plain autoencoder on
-            L1, the baseline).
+            L1), the default: the best of the three in ``benchmarks/anomaly_vs_baselines.py``
+            at a sixth of f-AnoGAN's time.
         encoder_steps: f-AnoGAN's second phase, after ``--steps`` of the WGAN-GP (0: as many
             as the GAN phase).
         kappa: f-AnoGAN's weight of the critic-feature residual, in the encoder's loss and the score.
@@ -40,7 +41,8 @@ class AnomalyConfig:
             whole-image mean little but its map's peak a lot.
     """
 
-    method: str = option("fanogan", "fanogan (WGAN-GP + encoder), ganomaly, or ae (a plain autoencoder, the baseline)", choices=METHODS)
+    method: str = option("ae", "ae (a plain autoencoder on L1: the best learned detector measured, and the cheapest), "
+                               "fanogan (WGAN-GP + encoder) or ganomaly", choices=METHODS)
     encoder_steps: int = option(0, "f-AnoGAN encoder steps after the GAN's --steps (0: as many)")
     kappa: float = option(1.0, "f-AnoGAN weight of the critic-feature residual in the score")
     w_adv: float = option(1.0, "GANomaly weight of the adversarial feature-matching term")

@@ -64,6 +64,14 @@ class ClassifyTask(Task):
     samples_title = "The same training images at every step, as the classifier sees them (augmented when augmentation is on)"
 
     @classmethod
+    def method_line(cls, config) -> str:
+        if config.task_config.augmentation == "classical":
+            return ("a ResNet-18 on cross-entropy with classical augmentation: the best condition in benchmarks/augment_eval.py "
+                    "(5% of the labels: balanced accuracy 0.887, against 0.812 without augmentation and 0.867 with synthetic "
+                    "images added)")
+        return "a ResNet-18 on cross-entropy without augmentation (--augmentation classical measured better)"
+
+    @classmethod
     def resolve(cls, config) -> None:
         if config.model.name == "dcgan":  # the engine's default model: this task has one network
             config.model.name = MODEL
