@@ -214,10 +214,13 @@ def cmd_train(args: argparse.Namespace) -> int:
         method = type(trainer.task).method_line(config)
         if method:
             console.print(f"method: {method}", markup=False)
+    plan = trainer.plan_budget()  # measures first: the plan is said before the first step
+    if plan is not None and trainer.dist.is_main and not plan.short:  # a short one is a warning already
+        console.print(plan.describe(), markup=False)
     trainer.fit()
     if trainer.dist.is_main:
         if trainer.stopped_by_budget:
-            console.print(f"stopped by the time budget at step {trainer.step} of {config.loop.steps} "
+            console.print(f"stopped by the time budget at step {trainer.step} of {trainer.steps} "
                           f"(exported; --resume {run_dir} continues)")
         exported = ", ".join(f"{name}/" for name in trainer.task.exported)
         console.print(f"run folder: [bold]{run_dir}[/bold]  (samples/, curves.png, {exported})")

@@ -26,6 +26,7 @@ import yaml
 from medgan.data.training import DataConfig
 from medgan.errors import MedganError
 from medgan.options import option
+from medgan.train.budget import NOMINAL_STEPS
 
 
 @dataclass
@@ -141,7 +142,8 @@ class LoopConfig:
 
     Attributes:
         steps: training steps (a GAN: generator updates); a task with several phases
-            says how they share them.
+            says how they share them. ``None``: 4000, or with ``time_budget`` as many as
+            the budget reaches (given with a budget, it is a cap).
         batch_size: images per step, summed over all processes under DDP.
         seed: seeds weights, noise, augmentation and data order (deterministic on CPU).
         device: ``auto`` (CUDA when available), ``cpu``, ``cuda``, ``cuda:1`` ...
@@ -156,12 +158,18 @@ class LoopConfig:
             augment for).
         log_every / sample_every / checkpoint_every: intervals in steps.
         n_samples: images in each sample grid (from a fixed set of inputs).
-        time_budget: wall-clock seconds after which the run stops as if at its last step
-            (samples, checkpoint, export), 0 for none; counted per call of ``fit``, so a
-            resumed run gets a fresh budget. The learning-rate schedule still spans ``steps``.
+        time_budget: wall-clock seconds for the run, 0 for none. The engine times a few
+            steps of every phase first and lays the run out over the steps the budget
+            reaches, each phase keeping its share and at least one step, the learning-rate
+            schedule over the planned steps (:mod:`medgan.train.budget`); should the run
+            still be slower than planned, it stops at the budget as if at its last step
+            (samples, checkpoint, export). Counted per call of ``fit``: a resumed run keeps
+            its plan and gets a fresh budget.
+        plan: what the budget was measured to reach and the steps planned (written by the
+            engine; a resumed run keeps it). Not a flag.
     """
 
-    steps: int = option(4000, "training steps (generator updates)")
+    steps: int | None = option(None, "training steps (generator updates)", shown="4000, or as many as --time-budget reaches")
     batch_size: int = option(32, "images per step over all processes")
     seed: int = option(0, "run seed")
     device: str = option("auto", "auto, cpu, cuda, cuda:N")
@@ -173,8 +181,9 @@ class LoopConfig:
     sample_every: int = option(500, "steps between sample grids")
     checkpoint_every: int = option(500, "steps between checkpoints")
     n_samples: int = option(64, "images per sample grid")
-    time_budget: float = option(0.0, "stop cleanly (samples, checkpoint, export) after this wall-clock time: 600, 90s, 10m, 1.5h (0: none)",
-                                parse=parse_duration, metavar="DURATION")
+    time_budget: float = option(0.0, "train for this wall-clock time, planned: the steps it reaches, schedule and phases laid over "
+                                     "them (--steps caps it): 600, 90s, 10m, 1.5h (0: none)", parse=parse_duration, metavar="DURATION")
+    plan: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -245,9 +254,11 @@ class TrainConfig:
         parse_policy(self.loop.augment)
         self.model.net["image_size"] = options.size
         self.model.net["channels"] = 1 if options.grey else 3
+        if self.loop.steps is None and not self.loop.time_budget:
+            self.loop.steps = NOMINAL_STEPS
         for name in ("steps", "batch_size", "log_every", "sample_every", "checkpoint_every", "n_samples", "n_critic"):
             value = getattr(self.optim if name == "n_critic" else self.loop, name)
-            if value < 1:
+            if value is not None and value < 1:
                 raise MedganError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
         if not (self.loop.time_budget >= 0 and math.isfinite(self.loop.time_budget)):
             raise MedganError(f"--time-budget {self.loop.time_budget} must be a non-negative number of seconds")

@@ -99,3 +99,12 @@ def broadcast_flag(flag: bool, info: DistInfo) -> bool:
     t = torch.tensor([1.0 if flag else 0.0], device=info.device)
     torch_dist.all_reduce(t, op=torch_dist.ReduceOp.MAX)
     return bool(t.item() > 0)
+
+
+def all_max(values: list[float], info: DistInfo) -> list[float]:
+    """Each value's largest over the ranks (the same list on every rank)."""
+    if not info.enabled:
+        return list(values)
+    t = torch.tensor(values, dtype=torch.float64, device=info.device)
+    torch_dist.all_reduce(t, op=torch_dist.ReduceOp.MAX)
+    return t.tolist()

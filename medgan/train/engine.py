@@ -23,6 +23,8 @@ A run is a folder that explains itself::
 from __future__ import annotations
 
 import contextlib
+import copy
+import io
 import json
 import math
 import time
@@ -35,12 +37,13 @@ from torch.utils.data import DistributedSampler
 
 from medgan.data.sampling import BalancedSampler
 from medgan.data.training import load_training_data
-from medgan.errors import MedganError
+from medgan.errors import MedganError, warn
 from medgan.io.output import atomic_path
 from medgan.report.curves import plot_curves
 from medgan.report.grid import save_grid
 from medgan.tasks import TASKS
 from medgan.train import distributed as dist
+from medgan.train.budget import NOMINAL_STEPS, SAFETY, Plan, plan_steps
 from medgan.train.checkpoint import (
     export_network, latest_checkpoint, load_checkpoint, rng_state, save_checkpoint, set_rng_state, upgrade_state,
 )
@@ -72,6 +75,15 @@ class Trainer:
         if not resume and (self.run_dir / "config.json").exists():
             raise MedganError("already holds a run", path=self.run_dir, hint="resume it with --resume, or train into a new folder")
         loop = config.loop
+        # Without --steps a time budget decides the length (plan_budget); the nominal steps
+        # only set the phases' proportions. Given with a budget, --steps is a cap.
+        self._steps_asked = loop.steps is not None
+        if loop.steps is None:
+            loop.steps = NOMINAL_STEPS
+        self.plan: Plan | None = None
+        self._clock: float | None = None  # when the budget's clock started (plan_budget)
+        # seconds kept for the end of the run, a checkpoint takes, and passed before the loop's first step
+        self._reserve = self._save_seconds = self._loop_offset = 0.0
         self.dist = dist.setup(loop.device)
         self.device = self.dist.device
         if loop.batch_size % self.dist.world_size:
@@ -109,20 +121,28 @@ class Trainer:
         self.phases = self.task.phases()
         self._check_plan()
         self.steps = sum(p.steps for p in self.phases)
-        self.optimizers = {name: torch.optim.Adam([q for n in spec.networks for q in self.nets[n].parameters()],
-                                                  lr=spec.lr, betas=spec.betas)
-                           for name, spec in self.specs.items()}
         cuda_amp = loop.amp and self.device.type == "cuda"
         self.amp_dtype = torch.float16 if cuda_amp else torch.bfloat16
-        self.scalers = {name: torch.amp.GradScaler("cuda", enabled=cuda_amp) for name in self.specs}
+        self.optimizers, self.scalers = self._make_optimizers()
         self.step = 0
         self.stopped_by_budget = False  # set when fit() ended on loop.time_budget
         self._d_wins = 0
         if resume:
             self._resume()
-        trained = {n for spec in self.specs.values() for n in spec.networks}
-        self.wrapped = Networks({name: dist.wrap(net, self.dist) if name in trained else net for name, net in self.nets.items()})
+        self.wrapped = self._wrap(self.nets)
         self.fixed = self.task.fixed_inputs(loop.n_samples, self.device)
+
+    def _make_optimizers(self) -> tuple[dict[str, torch.optim.Optimizer], dict[str, torch.amp.GradScaler]]:
+        """Fresh Adam optimisers over ``self.nets`` and their loss scalers (active for fp16 on CUDA only)."""
+        optimizers = {name: torch.optim.Adam([q for n in spec.networks for q in self.nets[n].parameters()], lr=spec.lr, betas=spec.betas)
+                      for name, spec in self.specs.items()}
+        scaling = self.amp_dtype == torch.float16
+        return optimizers, {name: torch.amp.GradScaler("cuda", enabled=scaling) for name in self.specs}
+
+    def _wrap(self, nets: Networks) -> Networks:
+        """The trained networks DDP-wrapped (under torchrun), the others as they are."""
+        trained = {n for spec in self.specs.values() for n in spec.networks}
+        return Networks({name: dist.wrap(net, self.dist) if name in trained else net for name, net in nets.items()})
 
     def _check_plan(self) -> None:
         """The task's optimisers and phases name networks and optimisers that exist."""
@@ -261,12 +281,117 @@ class Trainer:
         self.step += 1
         return {k: float(v.detach()) for k, v in {**losses, **logged}.items()}
 
+    # ----------------------------------------------------------------------- a time budget
+
+    def plan_budget(self) -> Plan | None:
+        """Measure, then lay a ``--time-budget`` run out over the steps it will reach.
+
+        Times a few steps of every phase on copies of the networks and optimisers (the run's
+        own stay untouched, its random streams too), and the sample grid and the checkpoint;
+        then scales every phase by one factor to fill the budget (:mod:`medgan.train.budget`)
+        and has the task lay its phases and schedules over the planned steps. The budget's
+        clock starts here. Called by :meth:`fit` when not called before; a no-op without a
+        budget, after the first step, or for a run planned already (a resumed one keeps its
+        plan, which its config holds in ``loop.plan``).
+
+        Returns:
+            the plan (``None`` when nothing was planned); a budget too short for every phase
+            is also said in one warning line.
+        """
+        loop = self.config.loop
+        if loop.time_budget <= 0 or self.step > 0 or loop.plan or self.plan is not None:
+            return self.plan
+        self._clock = time.perf_counter()
+        costs = [self._probe(index) for index in range(len(self.phases))]
+        started = time.perf_counter()
+        with torch.no_grad():
+            self._render()
+        render = time.perf_counter() - started
+        started = time.perf_counter()
+        torch.save(self.state(), io.BytesIO())
+        save = time.perf_counter() - started
+        # Every rank plans from the same figures (the slowest rank's), so all lay out the same steps.
+        *costs, render, save, elapsed = dist.all_max([*costs, render, save, time.perf_counter() - self._clock], self.dist)
+        # A sample grid redraws the curves too (about its own cost again); the end of the run
+        # writes the last grid, a checkpoint and the export.
+        per_step = [c + 2 * render / loop.sample_every + save / loop.checkpoint_every for c in costs]
+        available = (loop.time_budget - elapsed) * SAFETY - 2 * (render + save)
+        asked = [p.steps for p in self.phases]
+        steps, scale = plan_steps(asked, per_step, available, cap=self._steps_asked)
+        self._lay_out(steps)
+        self._reserve, self._save_seconds = 2 * (render + save), save
+        self.plan = Plan(loop.time_budget, [p.name for p in self.phases], per_step, asked, steps, scale, self._steps_asked)
+        loop.plan = self.plan.to_dict()
+        if self.plan.short and self.dist.is_main:
+            warn(self.plan.describe(), hint="give a longer --time-budget for a useful model")
+        return self.plan
+
+    def _lay_out(self, steps: list[int]) -> None:
+        """Have the task lay its phases (and the config) out over ``steps`` per phase."""
+        self.task.plan(steps)
+        self.phases = self.task.phases()
+        self._check_plan()
+        if [p.steps for p in self.phases] != steps:
+            raise MedganError(f"task {self.task.name!r}: its phases do not follow the planned steps {steps}",
+                              hint="make Task.plan write them where Task.phases reads them")
+        self.steps = sum(steps)
+
+    def _replan(self, elapsed: float) -> None:
+        """Lay the phases still to come out over the time left, at the end of a phase or when the
+        budget ran out before the last one (which then ends here, so every later phase still
+        trains): their measured costs are scaled by how much slower (or faster) the host ran
+        the phases behind, and each keeps at least one step."""
+        plan, loop = self.plan, self.config.loop
+        current = self._phase_index(self.step - 1)
+        steps = list(plan.steps)
+        steps[current] = self.step - sum(steps[:current])  # the same, unless the budget cut the phase short
+        done = sum(n * c for n, c in zip(steps[: current + 1], plan.seconds_per_step))
+        pace = (elapsed - self._loop_offset) / done if done > 0 else 1.0
+        available = (loop.time_budget - elapsed) * SAFETY - self._reserve - self._save_seconds  # this phase's checkpoint
+        rest, _ = plan_steps(plan.asked[current + 1 :], [c * pace for c in plan.seconds_per_step[current + 1 :]], available, plan.capped)
+        steps[current + 1 :] = rest
+        self._lay_out(steps)
+        plan.steps = steps
+        plan.revisions.append({"step": self.step, "elapsed": round(elapsed, 3), "pace": round(pace, 4), "steps": steps})
+        loop.plan = plan.to_dict()
+        if self.dist.is_main:
+            self.config.save(self.run_dir / "config.json")  # a resume from this phase's end follows the new lay-out
+
+    def _phase_index(self, step: int) -> int:
+        """Index of the phase that the update after ``step`` belongs to."""
+        return self.phases.index(self.phase_at(step)[0])
+
+    def _probe(self, index: int) -> float:
+        """Seconds per step of phase ``index``, on copies: one warm-up step (it allocates and picks
+        kernels), then at least 3 steps and at least 0.5% of the budget (0.5 to 20 s)."""
+        start = sum(p.steps for p in self.phases[:index])
+        target = min(max(0.005 * self.config.loop.time_budget, 0.5), 20.0)
+        saved = (self.nets, self.ema, self.wrapped, self.optimizers, self.scalers, self.step, rng_state())
+        try:
+            self.nets = Networks({name: copy.deepcopy(net) for name, net in saved[0].items()})
+            self.ema = Networks({name: copy.deepcopy(net) for name, net in saved[1].items()})
+            self.wrapped = self._wrap(self.nets)
+            self.optimizers, self.scalers = self._make_optimizers()
+            self.step = start
+            self.train_step()
+            began, timed = time.perf_counter(), 0
+            while True:
+                self.step = start
+                self.train_step()
+                timed += 1
+                if timed >= 3 and dist.broadcast_flag(time.perf_counter() - began >= target or timed >= 50, self.dist):
+                    return (time.perf_counter() - began) / timed
+        finally:
+            self.nets, self.ema, self.wrapped, self.optimizers, self.scalers, self.step, rng = saved
+            set_rng_state(rng)
+
     # ----------------------------------------------------------------------- the loop
 
     def fit(self) -> Path:
         """Train every phase to its end (or until ``loop.time_budget`` seconds of this call
         have passed); export the task's networks; returns the run folder."""
         cfg, loop, main = self.config, self.config.loop, self.dist.is_main
+        self.plan_budget()
         if main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             cfg.save(self.run_dir / "config.json")
@@ -276,7 +401,9 @@ class Trainer:
         if main and self.step > 0:
             _drop_rows_after(stats_file, self.step)
         window: list[dict[str, float]] = []
-        started, last_log = time.perf_counter(), time.perf_counter()
+        last_log = time.perf_counter()
+        started = self._clock or last_log  # a planned budget counts its measurements too
+        self._loop_offset = last_log - started
         bar = _Progress(self.steps, self.step, enabled=main and self.progress)
         try:
             while self.step < self.steps:
@@ -284,7 +411,16 @@ class Trainer:
                 self._watch_discriminator(window[-1])
                 # A wall-clock budget ends the run like its last step would (log, samples,
                 # checkpoint, export); every rank stops at the same step.
-                out_of_time = loop.time_budget > 0 and dist.broadcast_flag(time.perf_counter() - started >= loop.time_budget, self.dist)
+                elapsed = time.perf_counter() - started
+                out_of_time = (loop.time_budget > 0 and self.step < self.steps
+                               and dist.broadcast_flag(elapsed >= loop.time_budget, self.dist))
+                # A planned run lays its next phases out again at each phase's end; out of time
+                # before its last phase, it ends the current one here so the next ones still train.
+                if self.plan is not None and self._phase_index(self.step - 1) < len(self.phases) - 1:
+                    if out_of_time or self.step == sum(p.steps for p in self.phases[: self._phase_index(self.step - 1) + 1]):
+                        self._replan(dist.all_max([elapsed], self.dist)[0])
+                        bar.total(self.steps)
+                        out_of_time = False
                 phase_end = self.phase_at(self.step - 1)[0] is not self.phase_at(self.step)[0]
                 done = self.step == self.steps or out_of_time
                 if self.step % loop.log_every == 0 or done or phase_end:
@@ -310,6 +446,9 @@ class Trainer:
                     self._checkpoint()
                 if out_of_time:
                     self.stopped_by_budget = True
+                    if self.plan is not None and main:
+                        warn(f"the run was slower than its plan: the time budget ended it at step {self.step} of {self.steps}, "
+                             f"in phase {self.phase_at(self.step - 1)[0].name!r}", hint="give a longer --time-budget, or --resume")
                     break
         finally:
             bar.close()
@@ -339,7 +478,8 @@ class Trainer:
             save_checkpoint(self.run_dir / "checkpoints", self.step, self.state())
         dist.barrier(self.dist)
 
-    def _write_samples(self) -> None:
+    def _render(self) -> np.ndarray:
+        """The sample grid's images from the fixed inputs: the EMA copies where they exist, in eval mode."""
         nets = Networks({name: self.ema.get(name, net) for name, net in self.nets.items()})
         modes = {name: net.training for name, net in nets.items()}
         for net in nets.values():
@@ -348,6 +488,10 @@ class Trainer:
             images = self.task.render(nets, self.fixed).float().cpu().numpy()
         for name, net in nets.items():
             net.train(modes[name])
+        return images
+
+    def _write_samples(self) -> None:
+        images = self._render()
         save_grid(self.run_dir / "samples" / f"step-{self.step:07d}.png", images[:, 0] if images.shape[1] == 1 else images,
                   value_range=self.task.display_range(), ncol=self.task.grid_columns, overwrite=True)
 
@@ -403,6 +547,10 @@ class _Progress:
         if record is not None:
             fields["losses"] = "  ".join(f"{k} {record[k]:.3f}" for k in ("loss_d", "loss_g", "d_real", "d_fake") if k in record and math.isfinite(record[k]))
         self.progress.update(self.task, completed=step, **fields)
+
+    def total(self, steps: int) -> None:
+        if self.enabled:
+            self.progress.update(self.task, total=steps)
 
     def close(self) -> None:
         if self.enabled:

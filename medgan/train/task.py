@@ -153,6 +153,16 @@ class Task(ABC):
     def phases(self) -> list[Phase]:
         """The phases of a run, in order; their steps add up to the run's length."""
 
+    def plan(self, steps: list[int]) -> None:
+        """Lay the run out over ``steps[i]`` steps of phase ``i`` (a time budget's plan, see
+        :mod:`medgan.train.budget`): write them into the config where :meth:`phases` reads
+        them, so that the phases, every schedule and ``config.json`` follow. The default is
+        for one phase of ``loop.steps``; a task with more phases overrides it."""
+        if len(steps) != 1:
+            raise MedganError(f"task {self.name!r} has {len(steps)} phases: it must say how a time budget lays them out",
+                              hint="override Task.plan")
+        self.config.loop.steps = steps[0]
+
     def before_step(self, nets: Networks, step: int) -> None:
         """Called by the engine before each training step with the plain networks and the
         run's step: the place for schedules that live in the networks (e.g. the class

@@ -118,11 +118,25 @@ def test_ddp_two_cpu_processes_with_gloo(tmp_path):
     assert len(list(runs.iterdir())) == 1  # only rank 0 wrote a run folder
 
 
-def test_time_budget_ends_the_run_cleanly_with_its_export(tmp_path, capsys):
+def test_time_budget_is_planned_and_steps_cap_it(tmp_path, capsys):
+    run = tmp_path / "budget"
+    assert main(["train", *TINY, "--steps", "6", "--time-budget", "10m", "--run-dir", str(run)]) == 0
+    err = " ".join(capsys.readouterr().err.split())
+    assert f"training into {run}" in err and "time budget 600 s: measured" in err and "the 6 steps asked for fit in it" in err
+    plan = json.loads((run / "config.json").read_text())["loop"]["plan"]
+    assert plan["steps"] == plan["asked"] == [6] and plan["capped"] and plan["scale"] > 1
+    steps = [json.loads(line)["step"] for line in (run / "stats.jsonl").read_text().splitlines()]
+    assert steps == list(range(1, 7))
+
+
+def test_a_run_slower_than_its_budget_stops_cleanly_with_its_export(tmp_path, capsys, monkeypatch):
+    from medgan.train import Trainer
+
+    monkeypatch.setattr(Trainer, "plan_budget", lambda self: None)  # the guard alone, as if the host slowed down
     run = tmp_path / "budget"
     assert main(["train", *TINY, "--steps", "100000", "--time-budget", "2s", "--run-dir", str(run)]) == 0
     err = capsys.readouterr().err
-    assert f"training into {run}" in " ".join(err.split()) and "stopped by the time budget at step" in err
+    assert "stopped by the time budget at step" in err
     steps = [json.loads(line)["step"] for line in (run / "stats.jsonl").read_text().splitlines()]
     assert 1 <= steps[-1] < 100000 and steps == list(range(1, steps[-1] + 1))
     assert (run / "generator" / "model.safetensors").is_file()

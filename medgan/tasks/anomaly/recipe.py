@@ -245,6 +245,12 @@ class AnomalyTask(Task):
                                                      Update("g", "generator", self.ganomaly_g_objective)))]
         return [Phase("train", self.gan_steps, (Update("g", "generator", self.ae_objective),))]
 
+    def plan(self, steps: list[int]) -> None:
+        """A time budget's steps: the GAN phase's in ``loop.steps``, f-AnoGAN's encoder's in ``encoder_steps``."""
+        self.config.loop.steps = self.gan_steps = steps[0]
+        if self.method == "fanogan":
+            self.config.task_config.encoder_steps = self.encoder_steps = steps[1]
+
     # ---- f-AnoGAN
 
     def _z(self, n: int, device: torch.device) -> torch.Tensor:
