@@ -6,7 +6,8 @@ Methods, one after another on the same data:
 - ``monai``: MONAI's 2D ``UNet`` (its tutorials' channels 16-32-64-128-256, residual units,
   batch norm), ``DiceCELoss``, Adam 1e-3, batches of the same size, left-right flips, for
   the wall-clock seconds ``unet`` took (a plain PyTorch loop, no medgan code);
-- ``unet``: ``medgan train segment --adversarial off`` (the baseline, same steps as the others);
+- ``unet``: ``medgan train segment --adversarial off`` (the default, same steps as the others; with
+  ``--budget`` the task's defaults, width included, for a planned ``--time-budget``);
 - ``critic``: the same U-Net against a critic, labelled images only;
 - ``semi``: the critic and the remaining training slices as unlabelled images (Hung et al. 2018).
 
@@ -21,6 +22,7 @@ Per run: Dice per class (overlap per held-out volume, mean over volumes), HD95 (
 seconds. Prints one JSON object with every run and mean ± std per cell.
 
     python benchmarks/segment_vs_unet.py [--cases brain,phantom,volume] [--labels 8,32,0] [--seeds 0,1,2] [--steps 300]
+    python benchmarks/segment_vs_unet.py --budget 600 --methods unet,monai --batch-size 32   # the default at 10 minutes
 """
 
 from __future__ import annotations
@@ -92,12 +94,15 @@ def case_data(case: dict) -> tuple[ImageSet, ImageSet]:
 
 
 def medgan_run(case: dict, method: str, labelled: int, seed: int, steps: int, batch: int, run_dir: Path,
-               overrides: dict | None = None) -> tuple[Path, float]:
+               overrides: dict | None = None, budget: float = 0.0) -> tuple[Path, float]:
     values = {"task": "segment", "data": {"source": case["source"], "options": dict(case["options"]), "holdout": case["holdout"]},
               "model": {"name": "unet", "net": {"width": 32}},
               "loop": {"steps": steps, "batch_size": batch, "seed": seed, "log_every": max(1, steps // 10), "sample_every": steps,
                        "checkpoint_every": steps, "n_samples": 12, "ema": 0.0},
               "segment": {"adversarial": "off" if method == "unet" else "on", "labelled": labelled}}
+    if budget:  # what a user runs: the task's defaults, and the budget planned into steps
+        values["model"] = {"name": "unet"}
+        values["loop"] = {"time_budget": budget, "batch_size": batch, "seed": seed}
     if method != "unet":
         values["segment"].update(overrides or {})
     if method == "critic":
@@ -152,6 +157,9 @@ def main() -> None:
     parser.add_argument("--methods", default=",".join(METHODS))
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--budget", type=float, default=0.0,
+                        help="seconds: the plain U-Net with the task's defaults and --time-budget (planned) instead of --steps; "
+                             "MONAI alone gets the seconds it took")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default); 1 lets two runs share 2 cores")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=JSON",
                         help="a segment option for the critic and semi-supervised runs, e.g. critic_maps='\"soft\"'")
@@ -187,13 +195,15 @@ def main() -> None:
                         if method == "semi" and len(chosen) == len(train):
                             continue  # all labelled: nothing left to be unlabelled
                         run, seconds = medgan_run(run_case, method, run_labelled, seed, args.steps, batch, root / f"{case_name}-{labelled}-{seed}-{method}",
-                                                  overrides)
+                                                  overrides, args.budget if method == "unet" else 0.0)
                         model = load_model(run)
                         if method == "unet":
                             unet_seconds, model_info = seconds, model
                         if method in methods:
+                            config = json.loads((run / "config.json").read_text())
                             runs.append({"case": case_name, "labelled": len(chosen), "seed": seed, "method": method, "seconds": round(seconds, 1),
-                                         "steps": args.steps, "batch": batch, **score(model, eval_set)})
+                                         "steps": config["loop"]["steps"], "batch": batch, "width": config["model"]["net"]["width"],
+                                         **score(model, eval_set)})
                             print(json.dumps(runs[-1]), flush=True)
                     if "monai" in methods:
                         m = model_info
@@ -213,7 +223,7 @@ def main() -> None:
             if k.startswith(("dice", "hd95", "seconds", "steps")) and v is not None:
                 cell["values"].setdefault(k, []).append(v)
     summary = {key: {"seeds": c["n"], **{k: f"{np.mean(v):.3f} ± {np.std(v):.3f}" for k, v in c["values"].items()}} for key, c in table.items()}
-    print(json.dumps({"benchmark": "segment_vs_unet", "steps": args.steps, "batch_size": args.batch_size, "overrides": overrides,
+    print(json.dumps({"benchmark": "segment_vs_unet", "steps": args.steps, "budget": args.budget, "batch_size": args.batch_size, "overrides": overrides,
                       "torch_threads": torch.get_num_threads(), "runs": runs, "summary": summary}, indent=1))
 
 

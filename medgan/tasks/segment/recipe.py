@@ -194,6 +194,9 @@ class SegmentTask(Task):
                 setattr(config.optim, name, value)
         if config.loss.name == "auto":
             config.loss.name = "bce"
+        # 16-32-64-128-256, MONAI's tutorial widths: at 10 CPU-minutes on all labels the
+        # wider 32-512 U-Net lost to it by taking a third of its steps (benchmarks/segment_vs_unet.py).
+        config.model.net.setdefault("width", 16)
         if config.loop.augment == "auto":
             config.loop.augment = ""
         if config.loop.augment:
