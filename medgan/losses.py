@@ -1,10 +1,11 @@
 """Adversarial objectives and penalties.
 
-Every discriminator here returns logits ``l`` with ``D(x) = σ(l)``; the seed's losses are
+Every discriminator here returns logits ``l`` with ``D(x) = σ(l)``; the losses of
+``docs/design.md`` §4 are
 written with ``log σ(l) = -softplus(-l)`` and ``log(1 - σ(l)) = -softplus(l)``, the same
 functions without overflow for large ``|l|``.
 
-Seed (§4.2, §4.3):
+docs/design.md §4.2, §4.3:
     L_D = -E_x[log D(x)] - E_z[log(1 - D(G(z)))]
     L_G = -E_z[log D(G(z))]                       (non-saturating, "bce")
     L_G =  E_z[log(1 - D(G(z)))]                  (minimax, "minimax")
@@ -23,12 +24,12 @@ LossPair = tuple[Callable[[torch.Tensor, torch.Tensor], torch.Tensor], Callable[
 
 
 def d_loss_bce(real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
-    """Seed §4.2: -E[log D(x)] - E[log(1 - D(G(z)))] from logits."""
+    """docs/design.md §4.2: -E[log D(x)] - E[log(1 - D(G(z)))] from logits."""
     return F.softplus(-real).mean() + F.softplus(fake).mean()
 
 
 def g_loss_nonsaturating(fake: torch.Tensor) -> torch.Tensor:
-    """Seed §4.3: -E[log D(G(z))]."""
+    """docs/design.md §4.3: -E[log D(G(z))]."""
     return F.softplus(-fake).mean()
 
 

@@ -1,4 +1,4 @@
-"""DCGAN (Radford et al. 2016) as the seed describes it (§3.1, §3.2).
+"""DCGAN (Radford et al. 2016) as ``docs/design.md`` describes it (§3.1, §3.2).
 
 Generator:  z ~ N(0, I) -> fully connected -> (C0, s0, s0) -> [up x2, BN, ReLU]* -> tanh.
 Discriminator: image -> [conv stride 2, BN, LeakyReLU]* -> fully connected -> logit.
@@ -32,7 +32,7 @@ class DCGANConfig:
         width: channels of the widest-resolution layer (G's last hidden, D's first).
         upsample: ``"deconv"`` (transposed convolution 4x4 stride 2) or ``"resize"``
             (nearest x2 then 3x3 convolution, which avoids checkerboard artefacts).
-        d_norm: ``"batch"`` (the seed's D), ``"layer"`` (layer norm over each sample's (C, H, W):
+        d_norm: ``"batch"`` (the design's D), ``"layer"`` (layer norm over each sample's (C, H, W):
             a WGAN-GP critic, whose penalty is per sample, must not mix samples) or ``"none"``
             (usual with spectral norm).
         spectral_norm: spectral normalisation on every layer of D.

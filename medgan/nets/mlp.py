@@ -1,4 +1,4 @@
-"""The seed's two-layer MLP GAN (§4.4).
+"""The two-layer MLP GAN of ``docs/design.md`` §5.
 
     G(z) = tanh(W2 · ReLU(W1 · z + b1) + b2),       z ∈ R^100 -> 28x28 grey
     D(x) = σ(W4 · LeakyReLU(W3 · x + b3) + b4)

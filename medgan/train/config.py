@@ -36,7 +36,7 @@ class ModelConfig:
     brain slices on a CPU in minutes; raise it for larger, more varied data). The flags of
     ``net`` fields are :data:`NET_FLAGS`."""
 
-    name: str = option("dcgan", "mlp (the seed's two-layer GAN) or dcgan for synth; pix2pix, dncnn (denoising) or srgan for enhance",
+    name: str = option("dcgan", "mlp (the two-layer GAN of docs/design.md) or dcgan for synth; pix2pix, dncnn (denoising) or srgan for enhance",
                        flag="--model", shown="by task: dcgan; for enhance dncnn, or srgan by --mode")
     net: dict[str, Any] = field(default_factory=dict)
 
@@ -63,14 +63,14 @@ class LossConfig:
     """Adversarial objective (see :mod:`medgan.losses`) and penalties.
 
     Attributes:
-        name: ``bce`` (the seed's, non-saturating G), ``minimax``, ``hinge``, ``lsgan``,
+        name: ``bce`` (``docs/design.md`` §4, non-saturating G), ``minimax``, ``hinge``, ``lsgan``,
             ``wgan-gp``, or ``auto``: the task's (synthesis: by its recipe, hinge for medgan's
             DCGAN; enhancement: bce).
         r1_gamma: weight γ of the R1 penalty γ/2·E||∇D(x)||² (0: off).
         gp_weight: weight λ of the WGAN-GP gradient penalty (used with ``wgan-gp``).
     """
 
-    name: str = option("auto", "adversarial loss: bce (the seed's), minimax, hinge, lsgan or wgan-gp (auto: by task and recipe)",
+    name: str = option("auto", "adversarial loss: bce (docs/design.md §4), minimax, hinge, lsgan or wgan-gp (auto: by task and recipe)",
                        flag="--loss")
     r1_gamma: float = option(0.0, "R1 penalty weight gamma (0: off)", flag="--r1")
     gp_weight: float = option(10.0, "WGAN-GP penalty weight")
@@ -85,10 +85,10 @@ class OptimConfig:
 
     Attributes:
         lr_g, lr_d: learning rates; ``None``: the task's (synthesis: by its recipe, 4e-4 for
-            medgan's DCGAN, 2e-4 for the seed's; enhancement: 2e-4).
+            medgan's DCGAN, 2e-4 for the design's; enhancement: 2e-4).
         n_critic: D updates per G update; ``None``: the task's (1; f-AnoGAN's WGAN-GP: 5).
         beta1, beta2: Adam's moment decays for G and D; ``None``: the task's (synthesis: by
-            its recipe, 0 / 0.99 for medgan's DCGAN, DCGAN's 0.5 / 0.999 for the seed's and
+            its recipe, 0 / 0.99 for medgan's DCGAN, DCGAN's 0.5 / 0.999 for the design's and
             for enhancement).
         decay: learning-rate schedule over each phase of the run, the same for every
             optimiser: ``"none"``, ``"linear"`` (pix2pix: constant for the first half, then
@@ -236,7 +236,7 @@ class TrainConfig:
             raise MedganError(f"--size {options.size} is out of range", hint="give a size between 8 and 4096 pixels")
         task.resolve(self)
         self.model.net.setdefault("width", 32)  # what a task leaves unset (segment's is 16)
-        # What a task leaves on auto: the seed's loss and DCGAN's learning rates, no augmentation.
+        # What a task leaves on auto: docs/design.md's loss and DCGAN's learning rates, no augmentation.
         if self.loss.name == "auto":
             self.loss.name = "bce"
         for name, value in (("lr_g", 2e-4), ("lr_d", 2e-4), ("beta1", 0.5), ("beta2", 0.999), ("n_critic", 1)):

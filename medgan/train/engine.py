@@ -3,7 +3,7 @@
 Reads top to bottom like nanoGPT's ``train.py``: set-up, data, networks, optimisers,
 resume, then the loop. A task (see :mod:`medgan.train.task`) supplies named networks,
 which of them each optimiser trains, and its phases of updates (a GAN: ``n_critic``
-discriminator updates, then one generator update, seed §3.3; f-AnoGAN: a WGAN-GP, then an
+discriminator updates, then one generator update, ``docs/design.md`` §3.3; f-AnoGAN: a WGAN-GP, then an
 encoder with both frozen; a baseline or a classifier: one update, no adversary). Everything
 else is here: optimisers, EMA, mixed precision, DDP, checkpoints, logging, sample grids,
 guards, the export.

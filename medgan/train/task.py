@@ -240,7 +240,7 @@ class Task(ABC):
 
 
 class GANTask(Task):
-    """A generator G and a discriminator D trained against each other (seed §3.3): per step,
+    """A generator G and a discriminator D trained against each other (``docs/design.md`` §3.3): per step,
     ``n_critic`` D updates on their own batches, then one G update on the last batch; with
     ``uses_discriminator = False`` (a baseline without the adversary) D is not built and only
     G is trained. Subclasses write the two objectives and :meth:`build_pair`.

@@ -1,1 +1,1 @@
-"""Anomaly detection: models of normal images, scores calibrated on held-out normals (the design document's fourth application)."""
+"""Anomaly detection: models of normal images, scores calibrated on held-out normals (``docs/design.md`` §6, the fourth use)."""

@@ -1,1 +1,1 @@
-"""Adversarial and semi-supervised segmentation (the design document's third application)."""
+"""Adversarial and semi-supervised segmentation (``docs/design.md`` §6, the third use)."""

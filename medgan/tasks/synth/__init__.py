@@ -1,2 +1,2 @@
-"""Synthesis: the seed's GANs trained on unlabelled or labelled images (:mod:`.recipe`) and
+"""Synthesis: the GANs of ``docs/design.md`` trained on unlabelled or labelled images (:mod:`.recipe`) and
 sampling from an exported generator into arrays or files (:mod:`.generate`)."""

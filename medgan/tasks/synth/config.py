@@ -16,9 +16,9 @@ __all__ = ["RECIPES", "SynthConfig"]
 #: (``benchmarks/synth_ablation.py``: hinge loss with a spectral-normalised D without batch
 #: norm, learning rates 4e-4, Adam betas 0 / 0.99 as in StyleGAN2-ADA, translation-only
 #: DiffAugment; cutout's holes leaked into G).
-#: ``seed``: the design document's GAN as written (§3-§4: BCE with the non-saturating G
-#: loss, batch norm in D, DCGAN's 2e-4, no augmentation). The MLP GAN of §4.4 always gets
-#: the seed's recipe: the tuned one was measured for the DCGAN only. Betas 0 / 0.99 measured
+#: ``seed``: the GAN of ``docs/design.md`` as written (§3-§4: BCE with the non-saturating G
+#: loss, batch norm in D, DCGAN's 2e-4, no augmentation). The MLP GAN of §5 always gets
+#: the design's recipe: the tuned one was measured for the DCGAN only. Betas 0 / 0.99 measured
 #: KID -15% on the brain slices (two seeds) and 0.128 against 0.212 on conditional phantoms.
 RECIPES: dict[str, dict] = {
     "medgan": {"loss": "hinge", "lr": 4e-4, "betas": (0.0, 0.99), "augment": "translation",
@@ -46,7 +46,7 @@ class SynthConfig:
     """
 
     recipe: str = option("medgan", "defaults of loss, learning rates, augmentation and D normalisation: medgan (tuned) or seed "
-                         "(the design document's GAN as written)", choices=tuple(RECIPES))
+                         "(the GAN of docs/design.md as written)", choices=tuple(RECIPES))
     condition_start: int = option(500, "conditional runs: train unconditionally for this many steps, then fade the classes in")
     condition_ramp: int = option(1000, "conditional runs: steps over which the class terms fade from 0 to full strength")
 

@@ -1,4 +1,4 @@
-"""Synthesis: an unconditional or class-conditional GAN on 2D images (the seed's GAN)."""
+"""Synthesis: an unconditional or class-conditional GAN on 2D images (the GAN of ``docs/design.md``)."""
 
 from __future__ import annotations
 
@@ -41,7 +41,7 @@ class SynthesisModel:
 class SynthesisTask(GANTask):
     """G: z (and a class label when conditional) -> image; D: image (and label) -> logit.
 
-    The objective is the configured adversarial loss (the seed's by default), with
+    The objective is the configured adversarial loss (``docs/design.md`` §4's by default), with
     DiffAugment applied to everything D sees, and optional R1 / WGAN gradient penalties.
     """
 
@@ -53,7 +53,7 @@ class SynthesisTask(GANTask):
             return ("a DCGAN with medgan's recipe: at 10 CPU-minutes its KID was 0.25x that of MONAI's GAN tutorial and "
                     "0.13x a plain DCGAN's (benchmarks/synth_vs_peers.py)")
         if config.model.name == "mlp":
-            return "the seed's two-layer MLP GAN (the design document's worked example), with the seed's losses"
+            return "the two-layer MLP GAN of docs/design.md §5, with its losses (§4)"
         return f"a {config.model.name.upper()} with the {config.task_config.recipe} recipe (--recipe medgan is the measured best)"
 
     @classmethod
