@@ -94,15 +94,22 @@ def case_data(case: dict) -> tuple[ImageSet, ImageSet]:
 
 
 def medgan_run(case: dict, method: str, labelled: int, seed: int, steps: int, batch: int, run_dir: Path,
-               overrides: dict | None = None, budget: float = 0.0) -> tuple[Path, float]:
+               overrides: dict | None = None, budget: float = 0.0, unet_overrides: dict | None = None) -> tuple[Path, float]:
     values = {"task": "segment", "data": {"source": case["source"], "options": dict(case["options"]), "holdout": case["holdout"]},
               "model": {"name": "unet", "net": {"width": 32}},
               "loop": {"steps": steps, "batch_size": batch, "seed": seed, "log_every": max(1, steps // 10), "sample_every": steps,
                        "checkpoint_every": steps, "n_samples": 12, "ema": 0.0},
-              "segment": {"adversarial": "off" if method == "unet" else "on", "labelled": labelled}}
+              # the settings of the README's 300-step table (the defaults then): mirroring alone, a cosine schedule
+              "optim": {"decay": "cosine"},
+              "segment": {"adversarial": "off" if method == "unet" else "on", "labelled": labelled, "augmentation": "mirror"}}
     if budget:  # what a user runs: the task's defaults, and the budget planned into steps
         values["model"] = {"name": "unet"}
         values["loop"] = {"time_budget": budget, "batch_size": batch, "seed": seed}
+        values["optim"] = {}
+        values["segment"] = {"adversarial": "off", "labelled": labelled}
+        for key, value in (unet_overrides or {}).items():  # e.g. optim.decay=none: a candidate default
+            section, name = key.split(".")
+            values.setdefault(section, {})[name] = value
     if method != "unet":
         values["segment"].update(overrides or {})
     if method == "critic":
@@ -163,8 +170,11 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default); 1 lets two runs share 2 cores")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=JSON",
                         help="a segment option for the critic and semi-supervised runs, e.g. critic_maps='\"soft\"'")
+    parser.add_argument("--unet-set", action="append", default=[], metavar="SECTION.KEY=JSON",
+                        help="with --budget, a config value of the plain U-Net's run, e.g. optim.decay='\"none\"'")
     args = parser.parse_args()
     overrides = {key: json.loads(value) for key, value in (item.split("=", 1) for item in args.set)}
+    unet_overrides = {key: json.loads(value) for key, value in (item.split("=", 1) for item in args.unet_set)}
     from medgan.tasks import load_model
 
     if args.threads:
@@ -195,7 +205,7 @@ def main() -> None:
                         if method == "semi" and len(chosen) == len(train):
                             continue  # all labelled: nothing left to be unlabelled
                         run, seconds = medgan_run(run_case, method, run_labelled, seed, args.steps, batch, root / f"{case_name}-{labelled}-{seed}-{method}",
-                                                  overrides, args.budget if method == "unet" else 0.0)
+                                                  overrides, args.budget if method == "unet" else 0.0, unet_overrides)
                         model = load_model(run)
                         if method == "unet":
                             unet_seconds, model_info = seconds, model
@@ -223,7 +233,7 @@ def main() -> None:
             if k.startswith(("dice", "hd95", "seconds", "steps")) and v is not None:
                 cell["values"].setdefault(k, []).append(v)
     summary = {key: {"seeds": c["n"], **{k: f"{np.mean(v):.3f} ± {np.std(v):.3f}" for k, v in c["values"].items()}} for key, c in table.items()}
-    print(json.dumps({"benchmark": "segment_vs_unet", "steps": args.steps, "budget": args.budget, "batch_size": args.batch_size, "overrides": overrides,
+    print(json.dumps({"benchmark": "segment_vs_unet", "steps": args.steps, "budget": args.budget, "unet_overrides": unet_overrides, "batch_size": args.batch_size, "overrides": overrides,
                       "torch_threads": torch.get_num_threads(), "runs": runs, "summary": summary}, indent=1))
 
 

@@ -110,7 +110,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     run_dir.mkdir(parents=True, exist_ok=True)
     summary = _show(data, run_dir / "data-samples.png", False, console)
     (run_dir / "data-summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    console.print(f"training a {config.model.name.upper()} for {config.loop.steps} steps; samples go to {run_dir / 'samples'}")
+    length = f"{config.loop.steps} steps" if config.loop.steps else f"as many steps as {config.loop.time_budget:g} s reach"
+    console.print(f"training a {config.model.name.upper()} for {length}; samples go to {run_dir / 'samples'}")
     Trainer(config, run_dir, progress=not args.no_progress).fit()
 
     from medgan.evaluate import audit_run, evaluate_run
@@ -130,11 +131,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def resolve_train_config(args: argparse.Namespace, base: dict | None = None):
     """Defaults <- run's saved config (resume) <- --config file <- command-line flags, then
-    :meth:`TrainConfig.resolve` (derived fields and checks live with the config).
-
-    Flags of another task's options (``--mode`` for ``synth``) are refused."""
-    from medgan.options import flag_of, given_values
-    from medgan.tasks import TASKS
+    :meth:`TrainConfig.resolve` (derived fields and checks live with the config)."""
+    from medgan.options import given_values
     from medgan.train import TrainConfig
     from medgan.train.config import load_config_file, merge
 
@@ -142,18 +140,34 @@ def resolve_train_config(args: argparse.Namespace, base: dict | None = None):
     if getattr(args, "config", None):
         values = merge(values, load_config_file(args.config))
     task = getattr(args, "task", None) or values.get("task", "synth")
-    overrides = given_values(args)
-    for other in TASKS:
-        if other != task and other in overrides:
-            flags = ", ".join(flag_of(TASKS.options(other), k) for k in overrides[other])
-            raise MedganError(f"{flags}: option(s) of medgan train {other}, not of {task}", hint=f"drop them, or train the {other} task")
+    overrides = given_values(args)  # the parser held this task's flags alone
     overrides["task"] = task
     return TrainConfig.from_dict(merge(values, overrides)).resolve()
 
 
-def add_train_options(parser: argparse.ArgumentParser) -> None:
-    """The flags of ``medgan train`` and ``medgan demo``: generated from the config
-    dataclasses (:mod:`medgan.options`), each task's own options in a group of their own."""
+def train_task_of(argv: list[str]) -> str:
+    """The task a ``medgan train`` command line trains, known before parsing so that its
+    parser holds that task's flags alone: the word after ``train``, else the resumed run's
+    task, else ``synth``."""
+    from medgan.tasks import TASKS
+
+    if len(argv) > 1 and argv[1] in TASKS:
+        return argv[1]
+    for i, token in enumerate(argv):
+        run = argv[i + 1] if token == "--resume" and i + 1 < len(argv) else token[len("--resume="):] if token.startswith("--resume=") else None
+        if run:
+            try:
+                task = json.loads((Path(run) / "config.json").read_text()).get("task", "synth")
+            except (OSError, ValueError, AttributeError):
+                return "synth"  # cmd_train names the problem
+            return task if task in TASKS else "synth"
+    return "synth"
+
+
+def add_train_options(parser: argparse.ArgumentParser, task: str = "synth") -> None:
+    """The flags of ``medgan train <task>`` and ``medgan demo``: generated from the config
+    dataclasses (:mod:`medgan.options`), the task's own options in a group of their own
+    (another task's flag is an ordinary argparse error)."""
     from medgan.data.training import DataConfig
     from medgan.options import add_flags
     from medgan.tasks import TASKS
@@ -178,13 +192,12 @@ def add_train_options(parser: argparse.ArgumentParser) -> None:
     add_flags(o, LossConfig, "loss.")
     add_flags(o, OptimConfig, "optim.")
     add_flags(parser.add_argument_group("loop"), LoopConfig, "loop.")
-    for name in TASKS:
-        options = TASKS.options(name)
-        if options is not None:
-            try:
-                add_flags(parser.add_argument_group(f"{name} options (medgan train {name})"), options, f"{name}.")
-            except argparse.ArgumentError as error:  # a task author's mistake, said plainly
-                raise MedganError(f"task {name!r}: {error}", hint=f"rename the flag in {options.__module__}.{options.__name__}") from None
+    options = TASKS.options(task)
+    if options is not None:
+        try:
+            add_flags(parser.add_argument_group(f"{task} options (medgan train {task})"), options, f"{task}.")
+        except argparse.ArgumentError as error:  # a task author's mistake, said plainly
+            raise MedganError(f"task {task!r}: {error}", hint=f"rename the flag in {options.__module__}.{options.__name__}") from None
     add_source_options(parser)
 
 
@@ -196,6 +209,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     from medgan.train.precision import describe
 
     console = Console(stderr=True)
+    if args.task != args.options_of:
+        raise MedganError(f"the task comes right after train: medgan train {args.task} ...", hint="its flags follow it")
     if args.resume:
         run_dir = Path(args.resume)
         if not (run_dir / "config.json").is_file():
@@ -300,7 +315,9 @@ def _next_run_dir(root: Path, description: str) -> Path:
 # ----------------------------------------------------------------------------- parser
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """The ``medgan`` parser; ``argv`` (default: the command line) says which task's flags
+    ``medgan train`` holds."""
     parser = argparse.ArgumentParser(prog="medgan", description="GANs for medical imaging: synthesis, enhancement, segmentation, anomaly detection.")
     parser.add_argument("--version", action="version", version=f"medgan {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -313,9 +330,11 @@ def build_parser() -> argparse.ArgumentParser:
     train = commands.add_parser("train", help="train a GAN (medgan train synth --data FOLDER)")
     from medgan.tasks import TASKS  # the one registry of tasks
 
-    train.add_argument("task", nargs="?", default="synth", choices=list(TASKS), help="what to train (default synth)")
-    add_train_options(train)
-    train.set_defaults(func=cmd_train)
+    task = train_task_of(sys.argv[1:] if argv is None else argv)
+    train.add_argument("task", nargs="?", default=task, choices=list(TASKS),
+                       help="what to train, right after train: its flags follow (default synth, or the resumed run's)")
+    add_train_options(train, task)
+    train.set_defaults(func=cmd_train, options_of=task)
 
     for name in TASKS:  # each task's own commands (synth: generate; enhance: enhance)
         TASKS.add_commands(name, commands)
@@ -373,7 +392,7 @@ def _format_warning(message, category, filename, lineno, line=None, _default=war
 
 def main(argv: list[str] | None = None) -> int:
     warnings.formatwarning = _format_warning
-    parser = build_parser()
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
     if not hasattr(args, "func"):
         parser.print_help()

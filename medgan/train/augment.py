@@ -77,34 +77,48 @@ _OPS = {"color": _color, "translation": _translation, "cutout": _cutout}
 
 
 def classical_augment(x: torch.Tensor, flip: bool = True, degrees: float = 10.0, scale: float = 0.1,
-                      shift: float = 0.05, intensity: float = 0.1) -> torch.Tensor:
-    """The usual training augmentation of a classifier, on a whole batch at once.
+                      shift: float = 0.05, intensity: float = 0.1, masks: torch.Tensor | None = None,
+                      generator: torch.Generator | None = None) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+    """The usual training augmentation of a classifier or a segmentor, on a whole batch at once.
 
     Per image: a left-right flip with probability 1/2, a random affine (rotation up to
     ``degrees``, zoom by up to ``scale``, shift by up to ``shift`` of the side; bilinear,
     the border filled with the image's minimum, i.e. background), then brightness and
-    contrast changes of up to ``intensity`` (of the [-1, 1] range and relative). Batched on
-    the images' device (MONAI's ``RandAffine`` works image by image in Python); the draws
-    come from torch's generator, so a run's seed fixes them.
+    contrast changes of up to ``intensity`` (of the [-1, 1] range and relative). Label maps
+    given as ``masks`` follow the same flip and affine (nearest neighbour, class 0 outside).
+    Batched on the images' device (MONAI's ``RandAffine`` works image by image in Python).
 
     Args:
         x: ``(B, C, H, W)`` in [-1, 1].
+        masks: ``(B, H, W)`` class indices of the images, or ``None``.
+        generator: a CPU generator to draw from (a segmentation batch draws from its batch
+            number, so a resumed run sees the same); ``None``: torch's on the images' device.
 
     Returns:
-        The augmented batch, same shape, clamped to [-1, 1].
+        The augmented batch, same shape, clamped to [-1, 1]; with ``masks``, also the
+        augmented masks.
     """
     b = x.shape[0]
-    rand = lambda *shape: torch.rand(*shape, device=x.device, dtype=x.dtype) * 2 - 1  # noqa: E731  U(-1, 1)
+
+    def uniform(*shape: int) -> torch.Tensor:  # U(-1, 1)
+        device = x.device if generator is None else "cpu"
+        return (torch.rand(*shape, device=device, dtype=x.dtype, generator=generator) * 2 - 1).to(x.device)
+
     if flip:
-        flipped = torch.rand(b, device=x.device) < 0.5
+        flipped = uniform(b) < 0
         x = torch.where(flipped[:, None, None, None], x.flip(-1), x)
-    angle = rand(b) * degrees * torch.pi / 180
-    zoom = 1 + rand(b) * scale
+        if masks is not None:
+            masks = torch.where(flipped[:, None, None], masks.flip(-1), masks)
+    angle = uniform(b) * degrees * torch.pi / 180
+    zoom = 1 + uniform(b) * scale
     cos, sin = torch.cos(angle) / zoom, torch.sin(angle) / zoom
-    theta = torch.stack([torch.stack([cos, -sin, rand(b) * 2 * shift], 1), torch.stack([sin, cos, rand(b) * 2 * shift], 1)], 1)  # (B, 2, 3)
+    theta = torch.stack([torch.stack([cos, -sin, uniform(b) * 2 * shift], 1), torch.stack([sin, cos, uniform(b) * 2 * shift], 1)], 1)  # (B, 2, 3)
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)
     floor = x.amin(dim=(1, 2, 3), keepdim=True)
     x = F.grid_sample(x - floor, grid, mode="bilinear", padding_mode="zeros", align_corners=False) + floor
     mean = x.mean(dim=(1, 2, 3), keepdim=True)
-    x = (x - mean) * (1 + rand(b, 1, 1, 1) * intensity) + mean + rand(b, 1, 1, 1) * intensity
-    return x.clamp(-1, 1)
+    x = ((x - mean) * (1 + uniform(b, 1, 1, 1) * intensity) + mean + uniform(b, 1, 1, 1) * intensity).clamp(-1, 1)
+    if masks is None:
+        return x
+    moved = F.grid_sample(masks[:, None].to(grid.dtype), grid, mode="nearest", padding_mode="zeros", align_corners=False)
+    return x, moved[:, 0].round().to(masks.dtype)  # (B, H, W)

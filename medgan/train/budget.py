@@ -10,6 +10,12 @@ nominal plan (``--steps``, the task's split) would take, and at least one step, 
 network a task exports is trained. The schedule is then laid over the planned steps, and the
 plan is written into the run's config (``loop.plan``), so a resumed run continues it.
 
+A plan from a few probed steps can be off by a fifth on a busy host, so the engine lays the
+rest of the run out again from the pace it really kept: a tenth into each phase (where a
+schedule barely moves: a cosine is at 0.98 of its rate), at the end of each phase, and when
+the budget runs out before the last phase (which then starts at once). A run resumed from a
+checkpoint taken before such a revision follows the revised plan from there.
+
 ``--steps`` given with a budget is a cap: the plan never exceeds it. Without ``--steps`` the
 budget alone decides the length, with the task's default split of :data:`NOMINAL_STEPS`.
 """
@@ -63,8 +69,8 @@ class Plan:
         steps: each phase's planned steps.
         scale: the factor the budget allows over ``asked`` (see :func:`plan_steps`).
         capped: ``asked`` came from ``--steps`` and is a cap.
-        revisions: the phases laid out again at a phase's end, over the time left (the step,
-            the seconds elapsed, the host's pace against the measurement, the new steps).
+        revisions: the run laid out again over the time left (the step, the seconds elapsed,
+            the host's pace against the measurement, the new steps per phase).
     """
 
     budget: float

@@ -49,6 +49,7 @@ from medgan.train.checkpoint import (
 )
 from medgan.train.config import TrainConfig
 from medgan.train.ema import make_ema, update_ema
+from medgan.train.progress import Progress
 from medgan.train.task import Networks, Phase, Update
 
 # D "wins completely" when σ(D(real)) > 1 - ε and σ(D(fake)) < ε for this many steps.
@@ -84,6 +85,7 @@ class Trainer:
         self._clock: float | None = None  # when the budget's clock started (plan_budget)
         # seconds kept for the end of the run, a checkpoint takes, and passed before the loop's first step
         self._reserve = self._save_seconds = self._loop_offset = 0.0
+        self._repaced: set[int] = set()  # phases laid out again a tenth in
         self.dist = dist.setup(loop.device)
         self.device = self.dist.device
         if loop.batch_size % self.dist.world_size:
@@ -336,26 +338,36 @@ class Trainer:
                               hint="make Task.plan write them where Task.phases reads them")
         self.steps = sum(steps)
 
-    def _replan(self, elapsed: float) -> None:
-        """Lay the phases still to come out over the time left, at the end of a phase or when the
-        budget ran out before the last one (which then ends here, so every later phase still
-        trains): their measured costs are scaled by how much slower (or faster) the host ran
-        the phases behind, and each keeps at least one step."""
+    def _replan(self, elapsed: float, cut: bool = False) -> None:
+        """Lay the rest of a planned run out again over the time left, from how fast the host
+        really ran it so far (a plan from a few probed steps can be off by a fifth on a busy
+        host): a tenth into each phase, at the end of each phase but the last, and when the
+        budget ran out before the last phase (``cut``: the current phase ends here, so every
+        later phase still trains). The remaining steps of every phase are scaled by one
+        factor; a phase yet to start keeps at least one step; with ``--steps`` no phase
+        exceeds what was asked."""
         plan, loop = self.plan, self.config.loop
         current = self._phase_index(self.step - 1)
         steps = list(plan.steps)
-        steps[current] = self.step - sum(steps[:current])  # the same, unless the budget cut the phase short
-        done = sum(n * c for n, c in zip(steps[: current + 1], plan.seconds_per_step))
+        done_here = self.step - sum(steps[:current])
+        if cut:
+            steps[current] = done_here
+        done = sum(n * c for n, c in zip(steps[:current], plan.seconds_per_step)) + done_here * plan.seconds_per_step[current]
         pace = (elapsed - self._loop_offset) / done if done > 0 else 1.0
-        available = (loop.time_budget - elapsed) * SAFETY - self._reserve - self._save_seconds  # this phase's checkpoint
-        rest, _ = plan_steps(plan.asked[current + 1 :], [c * pace for c in plan.seconds_per_step[current + 1 :]], available, plan.capped)
-        steps[current + 1 :] = rest
+        remaining = [steps[current] - done_here, *steps[current + 1 :]]
+        work = sum(n * c * pace for n, c in zip(remaining, plan.seconds_per_step[current:]))
+        # what is left, less the end of the run and, at a phase's end, the checkpoint written there
+        available = (loop.time_budget - elapsed) * SAFETY - self._reserve - (self._save_seconds if remaining[0] == 0 else 0.0)
+        scale = max(available, 0.0) / work if work > 0 else 1.0
+        steps[current:] = [done_here + math.floor(remaining[0] * scale), *(max(1, math.floor(n * scale)) for n in remaining[1:])]
+        if plan.capped:
+            steps = [min(n, asked) for n, asked in zip(steps, plan.asked)]
         self._lay_out(steps)
         plan.steps = steps
         plan.revisions.append({"step": self.step, "elapsed": round(elapsed, 3), "pace": round(pace, 4), "steps": steps})
         loop.plan = plan.to_dict()
         if self.dist.is_main:
-            self.config.save(self.run_dir / "config.json")  # a resume from this phase's end follows the new lay-out
+            self.config.save(self.run_dir / "config.json")  # a resume from here on follows the new lay-out
 
     def _phase_index(self, step: int) -> int:
         """Index of the phase that the update after ``step`` belongs to."""
@@ -404,7 +416,7 @@ class Trainer:
         last_log = time.perf_counter()
         started = self._clock or last_log  # a planned budget counts its measurements too
         self._loop_offset = last_log - started
-        bar = _Progress(self.steps, self.step, enabled=main and self.progress)
+        bar = Progress(self.steps, self.step, enabled=main and self.progress)
         try:
             while self.step < self.steps:
                 window.append(self.train_step())
@@ -414,13 +426,19 @@ class Trainer:
                 elapsed = time.perf_counter() - started
                 out_of_time = (loop.time_budget > 0 and self.step < self.steps
                                and dist.broadcast_flag(elapsed >= loop.time_budget, self.dist))
-                # A planned run lays its next phases out again at each phase's end; out of time
+                # A planned run is laid out again from its real pace (see _replan); out of time
                 # before its last phase, it ends the current one here so the next ones still train.
-                if self.plan is not None and self._phase_index(self.step - 1) < len(self.phases) - 1:
-                    if out_of_time or self.step == sum(p.steps for p in self.phases[: self._phase_index(self.step - 1) + 1]):
-                        self._replan(dist.all_max([elapsed], self.dist)[0])
+                if self.plan is not None:
+                    index = self._phase_index(self.step - 1)
+                    begun, length = sum(p.steps for p in self.phases[:index]), self.phases[index].steps
+                    last = index == len(self.phases) - 1
+                    cut = out_of_time and not last
+                    tenth = index not in self._repaced and length >= 20 and self.step == begun + length // 10
+                    if cut or tenth or (self.step == begun + length and not last):
+                        self._repaced.add(index)
+                        self._replan(dist.all_max([elapsed], self.dist)[0], cut=cut)
                         bar.total(self.steps)
-                        out_of_time = False
+                        out_of_time = out_of_time and not cut
                 phase_end = self.phase_at(self.step - 1)[0] is not self.phase_at(self.step)[0]
                 done = self.step == self.steps or out_of_time
                 if self.step % loop.log_every == 0 or done or phase_end:
@@ -522,36 +540,3 @@ def _drop_rows_after(stats_file: Path, step: int) -> None:
     if len(kept) != len(lines):
         with atomic_path(stats_file, overwrite=True) as tmp:
             tmp.write_text("".join(kept))
-
-
-class _Progress:
-    """A rich progress bar with ETA and the latest losses (a no-op when disabled)."""
-
-    def __init__(self, total: int, start: int, enabled: bool):
-        self.enabled = enabled
-        if not enabled:
-            return
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
-        self.progress = Progress(
-            TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("eta"),
-            TimeRemainingColumn(), TextColumn("{task.fields[losses]}"),
-        )
-        self.task = self.progress.add_task("train", total=total, completed=start, losses="")
-        self.progress.start()
-
-    def update(self, step: int, record: dict | None) -> None:
-        if not self.enabled:
-            return
-        fields = {}
-        if record is not None:
-            fields["losses"] = "  ".join(f"{k} {record[k]:.3f}" for k in ("loss_d", "loss_g", "d_real", "d_fake") if k in record and math.isfinite(record[k]))
-        self.progress.update(self.task, completed=step, **fields)
-
-    def total(self, steps: int) -> None:
-        if self.enabled:
-            self.progress.update(self.task, total=steps)
-
-    def close(self) -> None:
-        if self.enabled:
-            self.progress.stop()

@@ -105,6 +105,15 @@ def test_resume_is_exact_across_phases(template, tmp_path, first):
             assert torch.equal(v, b["networks"][name][k]), (name, k)
 
 
-def test_an_option_of_another_task_is_refused(template, capsys):
-    assert main(["train", "synth", "--template-encoder-steps", "3", "--dry-run"]) == 2
-    assert "--template-encoder-steps: option(s) of medgan train template, not of synth" in capsys.readouterr().err
+def test_an_option_of_another_task_is_refused_and_help_lists_the_tasks_own(template, capsys):
+    with pytest.raises(SystemExit) as exit:
+        main(["train", "synth", "--template-encoder-steps", "3", "--dry-run"])
+    assert exit.value.code == 2 and "unrecognized arguments: --template-encoder-steps" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["train", "template", "--help"])
+    own = capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main(["train", "synth", "--help"])
+    synth = capsys.readouterr().out
+    assert "--template-encoder-steps" in own and "--recipe {" not in own  # (other help texts mention --recipe)
+    assert "--recipe {" in synth and "--template-encoder-steps" not in synth

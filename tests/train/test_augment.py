@@ -33,3 +33,20 @@ def test_augmentation_is_seeded():
     torch.manual_seed(3)
     b = diff_augment(x, ("translation", "cutout", "color"))
     assert torch.equal(a, b)
+
+
+def test_classical_augmentation_moves_a_label_map_with_its_image():
+    from medgan.train.augment import classical_augment
+
+    masks = torch.zeros(16, 32, 32, dtype=torch.int64)
+    masks[:, 8:20, 4:14] = 1
+    masks[:, 22:28, 18:30] = 2
+    images = masks[:, None].float() - 1  # the image is its label map: classes -1, 0, 1
+    draw = lambda: classical_augment(images, masks=masks, intensity=0, generator=torch.Generator().manual_seed(3))  # noqa: E731
+    x, y = draw()
+    assert y.shape == masks.shape and y.dtype == masks.dtype and set(y.unique().tolist()) <= {0, 1, 2}
+    assert not torch.equal(y, masks)  # moved
+    agree = ((x[:, 0] + 1).round().long() == y).float().mean()
+    assert agree > 0.97  # the same flip, rotation, zoom and shift (edges differ: bilinear against nearest)
+    x2, y2 = draw()
+    assert torch.equal(x, x2) and torch.equal(y, y2)  # a function of the generator: exact resume

@@ -34,7 +34,8 @@ def test_a_budget_lays_out_both_phases_of_fanogan_and_the_config_records_the_pla
     assert plan["phases"] == ["gan", "encoder"] and plan["asked"] == [4000, 4000]
     gan, encoder = plan["steps"]
     assert (config["loop"]["steps"], config["anomaly"]["encoder_steps"]) == (gan, encoder)  # the schedule spans the plan
-    assert 1 < gan < 4000 and encoder >= 1 and plan["revisions"][0]["step"] == gan  # laid out again when the GAN phase ended
+    revised = [r["step"] for r in plan["revisions"]]
+    assert 1 < gan < 4000 and encoder >= 1 and revised[0] < gan and gan in revised  # a tenth in, and when the GAN phase ended
     rows = [json.loads(line) for line in (run / "stats.jsonl").read_text().splitlines()]
     assert {r["phase"] for r in rows} == {"gan", "encoder"}  # the encoder is trained
     assert json.loads((run / "encoder" / "config.json").read_text())["step"] > gan

@@ -48,6 +48,9 @@ class SegmentConfig:
         feature_weight: weight of SegAN's multi-scale L1 loss between the critic's features of
             (image, prediction) and (image, label map) (Xue et al. 2018; 0: off).
         flip: mirror each labelled pair left-right with probability 1/2.
+        augmentation: ``"classical"``: besides the mirroring, a rotation of up to 10 degrees,
+            a zoom of up to 10% and a shift of up to 5% of both image and label map, and a
+            brightness/contrast change of the image; ``"mirror"``: the mirroring alone.
     """
 
     adversarial: str = option("off", "off: the U-Net on Dice+CE alone, the measured best per CPU-second (benchmarks/segment_vs_unet.py: "
@@ -65,6 +68,8 @@ class SegmentConfig:
                               choices=("soft", "hard"))
     feature_weight: float = option(0.0, "weight of SegAN's multi-scale L1 critic-feature loss (0: off)")
     flip: bool = option(True, "do not mirror labelled and unlabelled training images left-right", flag="--no-mirror")
+    augmentation: str = option("classical", "training augmentation: classical (mirror, small rotation, zoom and shift of image and "
+                                            "mask, brightness/contrast) or mirror (left-right alone)", choices=("classical", "mirror"))
 
     def __post_init__(self) -> None:
         if self.adversarial not in ("on", "off"):
@@ -74,6 +79,8 @@ class SegmentConfig:
         for name in ("adv_weight", "semi_adv_weight", "semi_weight", "feature_weight"):
             if getattr(self, name) < 0:
                 raise MedganError(f"--{name.replace('_', '-')} {getattr(self, name)} must not be negative")
+        if self.augmentation not in ("classical", "mirror"):
+            raise MedganError(f"--augmentation {self.augmentation!r}", hint="use classical or mirror")
         if self.critic_maps not in ("soft", "hard"):
             raise MedganError(f"--critic-maps {self.critic_maps!r}", hint="use soft or hard")
         if not 0 <= self.semi_threshold < 1 or not 0 <= self.semi_start <= 1:
