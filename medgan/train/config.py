@@ -36,8 +36,8 @@ class ModelConfig:
     brain slices on a CPU in minutes; raise it for larger, more varied data). The flags of
     ``net`` fields are :data:`NET_FLAGS`."""
 
-    name: str = option("dcgan", "mlp (the two-layer GAN of docs/design.md) or dcgan for synth; pix2pix, dncnn (denoising) or srgan for enhance",
-                       flag="--model", shown="by task: dcgan; for enhance dncnn, or srgan by --mode")
+    name: str = option("auto", "mlp (the two-layer GAN of docs/design.md) or dcgan for synth; pix2pix, dncnn (denoising) or srgan for enhance",
+                       flag="--model", shown="auto: by task, dcgan; for enhance dncnn, or srgan by --mode; unet for segment")
     net: dict[str, Any] = field(default_factory=dict)
 
 
@@ -229,6 +229,8 @@ class TrainConfig:
             raise MedganError(f"task_config of a {self.task!r} run must be a {options_class.__name__}, got {type(self.task_config).__name__}")
         if self.optim.decay == "auto":  # resolved, so config.json names the schedule used
             self.optim.decay = task.lr_decay
+        if self.model.name == "auto":  # not given: the task's (Task.default_model)
+            self.model.name = task.default_model(self)
         options = self.data.options
         if options.size is None:
             options.size = 28 if self.model.name == "mlp" else 64

@@ -169,6 +169,11 @@ class Task(ABC):
         strength of transitional conditioning). A function of ``step`` only, so resume is exact."""
 
     @classmethod
+    def default_model(cls, config) -> str:
+        """The model a run of this task trains when ``--model`` is not given (``auto``)."""
+        return cls.models[0] if cls.models else "dcgan"
+
+    @classmethod
     def method_line(cls, config) -> str | None:
         """What ``medgan train`` says it trains and why, in one line (``None``: nothing)."""
         return None

@@ -149,3 +149,13 @@ def test_bad_time_budget_is_refused(value, capsys):
         main(["train", f"--time-budget={value}", "--dry-run"])
     err = capsys.readouterr().err
     assert "duration" in err or "negative" in err
+
+
+@pytest.mark.parametrize("task, model", [("synth", "dcgan"), ("enhance", "dncnn"), ("segment", "unet"), ("classify", "resnet18"),
+                                         ("anomaly", "dcgan")])
+def test_the_model_is_auto_by_task_and_a_wrong_one_is_refused(task, model, capsys):
+    assert main(["train", task, "--data", "brain-mri", "--dry-run"]) == 0
+    assert json.loads(capsys.readouterr().out)["model"]["name"] == model
+    if task in ("segment", "classify"):  # once silently replaced by the task's own
+        assert main(["train", task, "--data", "brain-mri", "--model", "dcgan", "--dry-run"]) == 2
+        assert "leave out --model" in capsys.readouterr().err

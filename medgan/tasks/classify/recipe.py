@@ -73,8 +73,6 @@ class ClassifyTask(Task):
 
     @classmethod
     def resolve(cls, config) -> None:
-        if config.model.name == "dcgan":  # the engine's default model: this task has one network
-            config.model.name = MODEL
         if config.model.name != MODEL:
             raise MedganError(f"the classify task trains a {MODEL}, not {config.model.name!r}", hint="leave out --model")
 

@@ -137,13 +137,17 @@ class EnhanceTask(GANTask):
                 "denoises best; the adversary gained nothing there at 2.3x the time)")
 
     @classmethod
+    def default_model(cls, config) -> str:
+        """Follows the mode and the supervision (see :meth:`resolve`)."""
+        e = config.task_config
+        return "srgan" if e.mode == "sr" else ("dncnn" if e.supervision == "paired" else "pix2pix")
+
+    @classmethod
     def resolve(cls, config) -> None:
         e = config.task_config
         # The defaults are the measured winners (benchmarks/enhance_quality.py, real brain
         # MRI): for noise the DnCNN on L2, for x2 the SRResNet on L1, neither with the
         # adversary. Self-supervised and unpaired training keep the U-Net they were measured with.
-        if config.model.name == "dcgan":  # the model was not given: it follows the mode and the supervision
-            config.model.name = "srgan" if e.mode == "sr" else ("dncnn" if e.supervision == "paired" else "pix2pix")
         if e.supervision == "self":
             e.adversarial, e.recon_loss = False, "l2"  # the recipe's own (see selfsup)
         if e.adversarial is None:

@@ -186,8 +186,6 @@ class SegmentTask(Task):
 
     @classmethod
     def resolve(cls, config) -> None:
-        if config.model.name == "dcgan":  # the engine's default model: this task has its own
-            config.model.name = MODEL
         if config.model.name != MODEL:
             raise MedganError(f"the segment task trains a {MODEL}, not {config.model.name!r}", hint="leave out --model")
         # Adam as in MONAI's tutorials for the segmentor (1e-3 here: short CPU runs), Hung et
