@@ -99,13 +99,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from medgan.train import Trainer
 
     console = Console(stderr=True)
-    config = resolve_train_config(args)
+    config = train_config(args)
     run_dir = Path(args.run_dir) if args.run_dir else _next_run_dir(Path(args.runs_dir), f"demo-{config.model.name}-{config.data.source}")
     if run_dir.exists() and any(run_dir.iterdir()):
         raise MedganError("already holds files", path=run_dir, hint="give a new --run-dir")
     if args.dry_run:
-        print(json.dumps(config.to_dict(), indent=2))
-        return 0
+        return _dry_run(config)
     data = load_source(config.data.source, config.data.options)
     run_dir.mkdir(parents=True, exist_ok=True)
     summary = _show(data, run_dir / "data-samples.png", False, console)
@@ -129,9 +128,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def resolve_train_config(args: argparse.Namespace, base: dict | None = None):
-    """Defaults <- run's saved config (resume) <- --config file <- command-line flags, then
-    :meth:`TrainConfig.resolve` (derived fields and checks live with the config)."""
+def train_config(args: argparse.Namespace, base: dict | None = None):
+    """Defaults <- run's saved config (resume) <- --config file <- command-line flags, with
+    what reading the data needs resolved (:meth:`TrainConfig.resolve_before_data`); the
+    rest of the one resolution is :meth:`TrainConfig.resolve`, after the data is read (by
+    ``--dry-run`` as by the Trainer)."""
     from medgan.options import given_values
     from medgan.train import TrainConfig
     from medgan.train.config import load_config_file, merge
@@ -142,7 +143,17 @@ def resolve_train_config(args: argparse.Namespace, base: dict | None = None):
     task = getattr(args, "task", None) or values.get("task", "synth")
     overrides = given_values(args)  # the parser held this task's flags alone
     overrides["task"] = task
-    return TrainConfig.from_dict(merge(values, overrides)).resolve()
+    return TrainConfig.from_dict(merge(values, overrides)).resolve_before_data()
+
+
+def _dry_run(config) -> int:
+    """Read and check the data, resolve, and print exactly what ``config.json`` will hold
+    (a value chosen for the user is said on stderr)."""
+    config.resolve()
+    for note in config.chosen_for_user():
+        print(f"medgan: note: {note}", file=sys.stderr)
+    print(json.dumps(config.to_dict(), indent=2))
+    return 0
 
 
 def train_task_of(argv: list[str]) -> str:
@@ -215,14 +226,13 @@ def cmd_train(args: argparse.Namespace) -> int:
         run_dir = Path(args.resume)
         if not (run_dir / "config.json").is_file():
             raise MedganError("not a run folder (no config.json)", path=run_dir, hint="give a folder made by medgan train")
-        config = resolve_train_config(args, base=load_config_file(run_dir / "config.json"))
+        config = train_config(args, base=load_config_file(run_dir / "config.json"))
     else:
-        config = resolve_train_config(args)
+        config = train_config(args)
         source = Path(config.data.source).name.split(".")[0] or "data"
         run_dir = Path(args.run_dir) if args.run_dir else _next_run_dir(Path(args.runs_dir), f"{config.task}-{config.model.name}-{source}")
     if args.dry_run:
-        print(json.dumps(config.to_dict(), indent=2))
-        return 0
+        return _dry_run(config)
     trainer = Trainer(config, run_dir, resume=bool(args.resume), progress=not args.no_progress)
     if trainer.dist.is_main:
         console.print(f"training into [bold]{run_dir}[/bold] in {describe(config.loop.amp, trainer.device)}")

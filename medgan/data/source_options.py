@@ -43,7 +43,7 @@ class SourceOptions:
         lesion_fraction: fraction of phantoms with lesions.
     """
 
-    size: int | None = option(None, "resize every image to SIZE x SIZE (needed when sizes differ)", shown="64 (28 for the MLP GAN), unless the source has its own")
+    size: int | None = option(None, "resize every image to SIZE x SIZE (needed when sizes differ)", shown="64 for training, else the images' own")
     resize_mode: str = option("pad", "keep the aspect ratio by padding or cropping, or stretch", choices=("pad", "crop", "stretch"))
     axis: int | str = option("auto", "slice volumes along axial, coronal or sagittal (shown the radiological way) or a raw axis "
                              "0, 1, 2 (auto: axial when the orientation is known)", parse=lambda text: int(text) if text.lstrip("-").isdigit() else text)

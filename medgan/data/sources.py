@@ -98,10 +98,12 @@ def load_source(spec: str | Path | list, options: SourceOptions | None = None) -
         return _finish_set(_read_files([Path(p) for p in spec], opts, root=None, name=f"{len(spec)} files"), opts)
     text = str(spec)
     if text in EMBEDDED_SOURCES:
+        _refuse_file_options(text, opts)
         return _finish_set(_load_embedded(text, opts), opts)
     path = Path(text).expanduser()
     medmnist = importlib.import_module(_MEDMNIST) if not path.exists() else None
     if medmnist is not None and medmnist.is_medmnist_name(text):
+        _refuse_file_options(text, opts)
         name, _, size = text.partition("_")
         found = medmnist.load_medmnist(name, split=opts.split, size=int(size or 28), grey=opts.grey)
         return _finish_set(found, opts)
@@ -118,6 +120,15 @@ def load_source(spec: str | Path | list, options: SourceOptions | None = None) -
 
 
 # ----------------------------------------------------------------------------- embedded
+
+
+def _refuse_file_options(source: str, opts: SourceOptions) -> None:
+    """Masks and label files pair with files the user gives; a built-in set brings its own
+    (silently ignoring them would train on labels the user did not mean)."""
+    for flag, value in (("--masks", opts.masks), ("--labels-csv", opts.labels_csv)):
+        if value:
+            raise MedganError(f"{flag} pairs with a folder or files of images, but {source!r} is a built-in set with its own labels",
+                              path=value, hint=f"leave out {flag}, or give your images with --data FOLDER")
 
 
 def _load_embedded(name: str, opts: SourceOptions) -> ImageSet:

@@ -204,15 +204,30 @@ class TrainConfig:
     loop: LoopConfig = field(default_factory=LoopConfig)
     task_config: Any = None
 
-    def resolve(self) -> "TrainConfig":
-        """Fill the derived fields and check every value; returns ``self`` (idempotent).
+    def load_data(self):
+        """``(training dataset, held-out ImageSet or None)`` of this run, read as the config
+        says: what reading needs (the image size) is resolved first, so ``--dry-run`` and
+        training read the same images and fail on a missing path alike."""
+        from medgan.data.training import load_training_data
 
-        The task's own part (its options, its default model, sizes its networks can make) is
-        its :meth:`~medgan.train.task.Task.resolve`.
+        self.resolve_before_data()
+        return load_training_data(self.data)
+
+    def resolve(self, dataset=None) -> "TrainConfig":
+        """Fill every derived field and check every value: the one place a config changes
+        (the command line's ``--dry-run`` and :class:`~medgan.train.Trainer` both call it, so
+        ``--dry-run`` prints what ``config.json`` will hold). Returns ``self`` (idempotent).
+
+        Args:
+            dataset: the run's training :class:`~medgan.data.dataset.MedicalImageDataset`
+                (from :meth:`load_data`); read here when not given. The task's part of the
+                resolution (its defaults by method and data, sizes its networks can make) is
+                its :meth:`~medgan.train.task.Task.resolve`, which sees it.
 
         Raises:
-            MedganError: an unknown task, model, loss or augmentation, a size the model
-                cannot make, or a value out of range, named as its command-line flag.
+            MedganError: an unknown task, model, loss or augmentation, data that cannot be
+                read, a size the model cannot make, or a value out of range, named as its
+                command-line flag.
         """
         from medgan.losses import ADVERSARIAL
         from medgan.nets import MODELS
@@ -220,23 +235,12 @@ class TrainConfig:
         from medgan.train.augment import parse_policy
         from medgan.train.precision import resolve_amp
 
-        if self.task not in TASKS:
-            raise MedganError(f"unknown task {self.task!r}", hint=f"use one of {', '.join(TASKS)}")
-        task, options_class = TASKS[self.task], TASKS.options(self.task)
-        if options_class is not None and self.task_config is None:
-            self.task_config = options_class()
-        if options_class is not None and not isinstance(self.task_config, options_class):
-            raise MedganError(f"task_config of a {self.task!r} run must be a {options_class.__name__}, got {type(self.task_config).__name__}")
-        if self.optim.decay == "auto":  # resolved, so config.json names the schedule used
-            self.optim.decay = task.lr_decay
-        if self.model.name == "auto":  # not given: the task's (Task.default_model)
-            self.model.name = task.default_model(self)
+        if dataset is None:
+            dataset, _ = self.load_data()
+        self.resolve_before_data()
+        task = TASKS[self.task]
         options = self.data.options
-        if options.size is None:
-            options.size = 28 if self.model.name == "mlp" else 64
-        if not 8 <= options.size <= 4096:
-            raise MedganError(f"--size {options.size} is out of range", hint="give a size between 8 and 4096 pixels")
-        task.resolve(self)
+        task.resolve(self, dataset)
         self.model.net.setdefault("width", 32)  # what a task leaves unset (segment's is 16)
         # What a task leaves on auto: docs/design.md's loss and DCGAN's learning rates, no augmentation.
         if self.loss.name == "auto":
@@ -267,9 +271,37 @@ class TrainConfig:
             raise MedganError(f"--time-budget {self.loop.time_budget} must be a non-negative number of seconds")
         if not 0 <= self.loop.ema < 1:
             raise MedganError(f"--ema {self.loop.ema} must be in [0, 1) (0 turns EMA off)")
+        return self
+
+    def resolve_before_data(self) -> "TrainConfig":
+        """The part of :meth:`resolve` that reading the data needs: the task, its options,
+        its model and the image size (idempotent; :meth:`resolve` calls it first)."""
+        from medgan.tasks import TASKS
+
+        if self.task not in TASKS:
+            raise MedganError(f"unknown task {self.task!r}", hint=f"use one of {', '.join(TASKS)}")
+        task, options_class = TASKS[self.task], TASKS.options(self.task)
+        if options_class is not None and self.task_config is None:
+            self.task_config = options_class()
+        if options_class is not None and not isinstance(self.task_config, options_class):
+            raise MedganError(f"task_config of a {self.task!r} run must be a {options_class.__name__}, got {type(self.task_config).__name__}")
+        if self.optim.decay == "auto":  # resolved, so config.json names the schedule used
+            self.optim.decay = task.lr_decay
+        if self.model.name == "auto":  # not given: the task's (Task.default_model)
+            self.model.name = task.default_model(self)
+        options = self.data.options
+        if options.size is None:
+            options.size = 28 if self.model.name == "mlp" else 64
+        if not 8 <= options.size <= 4096:
+            raise MedganError(f"--size {options.size} is out of range", hint="give a size between 8 and 4096 pixels")
         if not 0 <= self.data.holdout < 1:
             raise MedganError(f"--holdout {self.data.holdout} must be in [0, 1)")
         return self
+
+    def chosen_for_user(self) -> list[str]:
+        """What the last resolution chose that the user did not give and may not expect
+        (e.g. the image size), one sentence each."""
+        return list(getattr(self, "_chosen", []))
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(replace(self, task_config=None))
@@ -300,6 +332,9 @@ class TrainConfig:
             raise MedganError(f"the {task!r} task has no options, but the config has a {task!r} section", hint="remove it")
         if config_class is not None:
             config.task_config = _build(config_class, section or {}, f"config.{task}")
+        if "size" not in values.get("data", {}).get("options", {}):
+            size = config.data.options.size
+            config._chosen = [f"--size {size} was chosen for you: every image is resized to {size} x {size} (--size N sets it)"]
         return config
 
     def save(self, path: Path) -> None:

@@ -36,7 +36,6 @@ import torch
 from torch.utils.data import DistributedSampler
 
 from medgan.data.sampling import BalancedSampler
-from medgan.data.training import load_training_data
 from medgan.errors import MedganError, warn
 from medgan.io.output import atomic_path
 from medgan.report.curves import plot_curves
@@ -72,7 +71,10 @@ class Trainer:
     """
 
     def __init__(self, config: TrainConfig, run_dir: Path, resume: bool = False, progress: bool = True):
-        self.config, self.run_dir, self.progress = config.resolve(), Path(run_dir), progress
+        # ---- data first: the config is resolved against the images it will train on, the
+        # one resolution --dry-run prints too.
+        dataset, self.holdout = config.load_data()
+        self.config, self.run_dir, self.progress = config.resolve(dataset), Path(run_dir), progress
         if not resume and (self.run_dir / "config.json").exists():
             raise MedganError("already holds a run", path=self.run_dir, hint="resume it with --resume, or train into a new folder")
         loop = config.loop
@@ -93,9 +95,8 @@ class Trainer:
         torch.manual_seed(loop.seed + self.dist.rank)  # weights are then broadcast by DDP
         np.random.seed(loop.seed + self.dist.rank)
 
-        # ---- data and task. The task may keep part of the data for itself (a segmentation
-        # run's unlabelled images): the engine's batches come from ``task.dataset``.
-        dataset, self.holdout = load_training_data(config.data)
+        # ---- the task. It may keep part of the data for itself (a segmentation run's
+        # unlabelled images): the engine's batches come from ``task.dataset``.
         self.task = TASKS[config.task](config, dataset)
         self.dataset = self.task.dataset
         self.local_batch = loop.batch_size // self.dist.world_size

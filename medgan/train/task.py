@@ -132,12 +132,15 @@ class Task(ABC):
         #: slices here and the unlabelled ones for itself).
         self.dataset = dataset
 
-    # ---- set-up (before the data is read)
+    # ---- set-up
 
     @classmethod
-    def resolve(cls, config) -> None:
-        """Fill the task's derived fields of a :class:`TrainConfig` and check them (called by
-        :meth:`TrainConfig.resolve`, before any data is read)."""
+    def resolve(cls, config, dataset: MedicalImageDataset) -> None:
+        """Fill the task's derived fields of a :class:`TrainConfig` and check them: defaults
+        by method and by the data (``dataset``, the images the run trains on), the networks'
+        full configs. Called by :meth:`TrainConfig.resolve`, the one place a config changes:
+        ``__init__`` and the training code only read it, so ``--dry-run`` prints what
+        ``config.json`` holds."""
 
     # ---- training
 

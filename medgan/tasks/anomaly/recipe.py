@@ -185,7 +185,7 @@ class AnomalyTask(Task):
                 "against 0.19) at 3x its time (--method ae, the default)")
 
     @classmethod
-    def resolve(cls, config) -> None:
+    def resolve(cls, config, dataset) -> None:
         a = config.task_config
         lr, betas, loss, n_critic = DEFAULTS[a.method]
         for name, value in (("lr_g", lr), ("lr_d", lr), ("beta1", betas[0]), ("beta2", betas[1]), ("n_critic", n_critic)):

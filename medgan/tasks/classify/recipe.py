@@ -72,7 +72,7 @@ class ClassifyTask(Task):
         return "a ResNet-18 on cross-entropy without augmentation (--augmentation classical measured better)"
 
     @classmethod
-    def resolve(cls, config) -> None:
+    def resolve(cls, config, dataset) -> None:
         if config.model.name != MODEL:
             raise MedganError(f"the classify task trains a {MODEL}, not {config.model.name!r}", hint="leave out --model")
 

@@ -143,7 +143,7 @@ class EnhanceTask(GANTask):
         return "srgan" if e.mode == "sr" else ("dncnn" if e.supervision == "paired" else "pix2pix")
 
     @classmethod
-    def resolve(cls, config) -> None:
+    def resolve(cls, config, dataset) -> None:
         e = config.task_config
         # The defaults are the measured winners (benchmarks/enhance_quality.py, real brain
         # MRI): for noise the DnCNN on L2, for x2 the SRResNet on L1, neither with the

@@ -185,7 +185,7 @@ class SegmentTask(Task):
     samples_title = "The same training slices at every step: image | prediction | truth"
 
     @classmethod
-    def resolve(cls, config) -> None:
+    def resolve(cls, config, dataset) -> None:
         if config.model.name != MODEL:
             raise MedganError(f"the segment task trains a {MODEL}, not {config.model.name!r}", hint="leave out --model")
         # Adam as in MONAI's tutorials for the segmentor (1e-3 here: short CPU runs), Hung et

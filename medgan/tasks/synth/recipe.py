@@ -57,7 +57,7 @@ class SynthesisTask(GANTask):
         return f"a {config.model.name.upper()} with the {config.task_config.recipe} recipe (--recipe medgan is the measured best)"
 
     @classmethod
-    def resolve(cls, config) -> None:
+    def resolve(cls, config, dataset) -> None:
         from medgan.nets.dcgan import SIZES
         from medgan.tasks.synth.config import RECIPES
 

@@ -110,7 +110,7 @@ class TemplateTask(Task):
     exported = ("generator", "critic", "encoder")  # no EMA: E must invert the G it is exported with
 
     @classmethod
-    def resolve(cls, config) -> None:
+    def resolve(cls, config, dataset) -> None:
         if config.task_config.encoder_steps < 0:
             raise MedganError(f"--encoder-steps {config.task_config.encoder_steps} must be >= 0")
 
