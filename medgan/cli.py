@@ -137,9 +137,16 @@ def train_config(args: argparse.Namespace, base: dict | None = None):
     from medgan.train import TrainConfig
     from medgan.train.config import load_config_file, merge
 
+    from medgan.tasks import TASKS
+    from medgan.train.config import check_settings
+
     values = base or {}
+    task = getattr(args, "task", None) or values.get("task", "synth")
     if getattr(args, "config", None):
-        values = merge(values, load_config_file(args.config))
+        given = load_config_file(args.config)
+        if given.get("task", task) in TASKS:  # an unknown task is named by TrainConfig.from_dict
+            check_settings(given, given.get("task", task), TASKS.options(given.get("task", task)), args.config)
+        values = merge(values, given)
     task = getattr(args, "task", None) or values.get("task", "synth")
     overrides = given_values(args)  # the parser held this task's flags alone
     overrides["task"] = task
@@ -177,36 +184,43 @@ def train_task_of(argv: list[str]) -> str:
 
 def add_train_options(parser: argparse.ArgumentParser, task: str = "synth") -> None:
     """The flags of ``medgan train <task>`` and ``medgan demo``: generated from the config
-    dataclasses (:mod:`medgan.options`), the task's own options in a group of their own
-    (another task's flag is an ordinary argparse error)."""
+    dataclasses (:mod:`medgan.options`), the run-wide settings the task reads (its options'
+    ``settings``, :data:`~medgan.train.config.TASK_SETTINGS`) with their help for the task,
+    and the task's own options in a group of their own (another task's flag is an
+    ordinary argparse error)."""
     from medgan.data.training import DataConfig
     from medgan.options import add_flags
     from medgan.tasks import TASKS
-    from medgan.train.config import NET_FLAGS, LoopConfig, LossConfig, ModelConfig, OptimConfig
+    from medgan.train.config import NET_FLAGS, LoopConfig, LossConfig, ModelConfig, OptimConfig, settings_filter
 
+    options = TASKS.options(task)
+    only = settings_filter(options)
     parser.add_argument("--config", help="YAML or JSON config file (flags override it)")
-    parser.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
+    parser.add_argument("--dry-run", action="store_true", help="read and check the data, print the resolved config and exit")
     parser.add_argument("--resume", metavar="RUN", help="continue the run in folder RUN from its newest checkpoint")
     parser.add_argument("--runs-dir", default="runs", help="folder receiving the numbered run folder (default runs)")
     parser.add_argument("--run-dir", help="train into exactly this new folder instead of a numbered one under --runs-dir")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar (logs still go to stats.jsonl)")
-    add_flags(parser, DataConfig, "data.", nested=False)  # its options: add_source_options below
-    m = parser.add_argument_group("networks")
-    add_flags(m, ModelConfig, "model.")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar (plain log lines instead)")
+    add_flags(parser, DataConfig, "data.", nested=False, only=only)  # its options: add_source_options below
+    m = parser.add_argument_group("networks, objective and optimiser")
+    add_flags(m, ModelConfig, "model.", only=only)
     for flag, spec in NET_FLAGS.items():
         spec = dict(spec)
         dest = "model__net__" + spec.pop("dest", flag[2:].replace("-", "_"))  # model.net.<field>
+        own = only(dest.replace("__", "."))
+        if own is None:
+            continue
+        if own:
+            spec["help"] = own
         if "action" not in spec and "choices" not in spec:
             spec["metavar"] = flag[2:].replace("-", "_").upper()
         m.add_argument(flag, dest=dest, default=argparse.SUPPRESS, **spec)
-    o = parser.add_argument_group("objective and optimiser")
-    add_flags(o, LossConfig, "loss.")
-    add_flags(o, OptimConfig, "optim.")
-    add_flags(parser.add_argument_group("loop"), LoopConfig, "loop.")
-    options = TASKS.options(task)
+    add_flags(m, LossConfig, "loss.", only=only)
+    add_flags(m, OptimConfig, "optim.", only=only)
+    add_flags(parser.add_argument_group("loop"), LoopConfig, "loop.", only=only)
     if options is not None:
         try:
-            add_flags(parser.add_argument_group(f"{task} options (medgan train {task})"), options, f"{task}.")
+            add_flags(parser.add_argument_group(f"{task} options"), options, f"{task}.")
         except argparse.ArgumentError as error:  # a task author's mistake, said plainly
             raise MedganError(f"task {task!r}: {error}", hint=f"rename the flag in {options.__module__}.{options.__name__}") from None
     add_source_options(parser)
@@ -332,17 +346,19 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"medgan {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    demo = commands.add_parser("demo", help="the main job: train a DCGAN on the embedded brain MRI slices")
+    demo = commands.add_parser("demo", allow_abbrev=False, help="the main job: train a DCGAN on the embedded brain MRI slices", usage="medgan demo [options]")
     add_train_options(demo)
     demo.add_argument("--eval-n", type=int, default=500, help="images generated for the evaluation and the audit (default 500)")
     demo.set_defaults(func=cmd_demo, task="synth", resume=None)
 
-    train = commands.add_parser("train", help="train a GAN (medgan train synth --data FOLDER)")
     from medgan.tasks import TASKS  # the one registry of tasks
 
     task = train_task_of(sys.argv[1:] if argv is None else argv)
+    train = commands.add_parser("train", allow_abbrev=False, help="train a model of a task (medgan train segment --data FOLDER --masks MASKS)",
+                                usage=f"medgan train {{{','.join(TASKS)}}} [options]   (here: {task})",
+                                description=f"The flags that {task} runs read (medgan train TASK --help: another task's).")
     train.add_argument("task", nargs="?", default=task, choices=list(TASKS),
-                       help="what to train, right after train: its flags follow (default synth, or the resumed run's)")
+                       help=argparse.SUPPRESS)  # said by the usage line: what to train (default synth, or the resumed run's)
     add_train_options(train, task)
     train.set_defaults(func=cmd_train, options_of=task)
 
@@ -403,7 +419,11 @@ def _format_warning(message, category, filename, lineno, line=None, _default=war
 def main(argv: list[str] | None = None) -> int:
     warnings.formatwarning = _format_warning
     parser = build_parser(argv)
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:  # a flag of another task is an ordinary usage error that names the task
+        where = f"medgan train {args.options_of}" if getattr(args, "options_of", None) else "medgan"
+        parser.exit(2, f"medgan: error: unrecognized arguments for {where}: {' '.join(unknown)} "
+                       f"({where} --help lists what it reads)\n")
     if not hasattr(args, "func"):
         parser.print_help()
         return 2

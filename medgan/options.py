@@ -94,11 +94,15 @@ def flag_of(cls: type, name: str) -> str:
 
 
 def add_flags(parser: argparse.ArgumentParser | argparse._ArgumentGroup, cls: type, prefix: str = "",
-              title: str | None = None, nested: bool = True) -> list[str]:
+              title: str | None = None, nested: bool = True, only: Callable[[str], str | None] | None = None) -> list[str]:
     """Add a flag for every :func:`option` field of the dataclass ``cls`` (and of its
     dataclass fields, recursively, if ``nested``); ``prefix`` is the dotted path of ``cls``
     in the config.
     Absent flags are absent from the parsed namespace (they never override a config file).
+
+    Args:
+        only: ``dotted path -> help``: ``None`` leaves the field's flag out, ``""`` keeps its
+            own help, any other text replaces the help (default included) for this parser.
 
     Returns:
         the flags added.
@@ -108,29 +112,36 @@ def add_flags(parser: argparse.ArgumentParser | argparse._ArgumentGroup, cls: ty
     for path, f, hint in _walk(cls, prefix, nested):
         meta, default = f.metadata["option"], _default(f)
         kind = _base_type(hint)
-        help_text = meta["help"]
+        help_text, whole = meta["help"], False
+        if only is not None:
+            own = only(path)
+            if own is None:
+                continue
+            if own:  # the whole help, its default included
+                help_text, whole = own, True
         kwargs: dict[str, Any] = {"dest": path.replace(".", _SEP), "default": argparse.SUPPRESS}
         if kind is bool and default is None and isinstance(meta["flag"], tuple):  # decided later: its own two flags
             on, off = meta["flag"]
             target.add_argument(on, action="store_const", const=True, **kwargs,
-                                help=f"{help_text} (default {meta['shown'] or 'auto'}; {off} turns it off)")
+                                help=help_text if whole else f"{help_text} (default {meta['shown'] or 'auto'}; {off} turns it off)")
             target.add_argument(off, action="store_const", const=False, **kwargs, help=f"turn off what {on} turns on")
             added += [on, off]
             continue
         if kind is bool and default is None:  # decided later (e.g. by task and machine): both flags
             name = meta["flag"] or f"--{f.name.replace('_', '-')}"
-            kwargs.update(action=argparse.BooleanOptionalAction, help=f"{help_text} (default {meta['shown'] or 'auto'})")
+            kwargs.update(action=argparse.BooleanOptionalAction, help=help_text if whole else f"{help_text} (default {meta['shown'] or 'auto'})")
         elif kind is bool:
             name = meta["flag"] or (f"--no-{f.name.replace('_', '-')}" if default else f"--{f.name.replace('_', '-')}")
             kwargs.update(action="store_false" if default else "store_true", help=help_text)
         else:
             name = meta["flag"] or f"--{f.name.replace('_', '-')}"
             shown = meta["shown"] or (f"{default!r}" if isinstance(default, str) else f"{default}")
-            kwargs.update(type=meta["parse"] or kind, help=f"{help_text} (default {shown})" if help_text else f"default {shown}")
+            said = whole or "default" in help_text or default in (None, "")  # a help that states its default, or none to state
+            kwargs.update(type=meta["parse"] or kind, help=help_text if said else f"{help_text} (default {shown})" if help_text else f"default {shown}")
             if meta["choices"]:
                 kwargs["choices"] = list(meta["choices"])
             else:
-                kwargs["metavar"] = meta["metavar"] or f.name.upper()
+                kwargs["metavar"] = meta["metavar"] or {int: "N", float: "X"}.get(kind) or f.name.upper()
         target.add_argument(name, **kwargs)
         added.append(name)
     return added

@@ -43,22 +43,22 @@ class SourceOptions:
         lesion_fraction: fraction of phantoms with lesions.
     """
 
-    size: int | None = option(None, "resize every image to SIZE x SIZE (needed when sizes differ)", shown="64 for training, else the images' own")
+    size: int | None = option(None, "resize every image to N x N", shown="64 for training, else the images' own")
     resize_mode: str = option("pad", "keep the aspect ratio by padding or cropping, or stretch", choices=("pad", "crop", "stretch"))
-    axis: int | str = option("auto", "slice volumes along axial, coronal or sagittal (shown the radiological way) or a raw axis "
-                             "0, 1, 2 (auto: axial when the orientation is known)", parse=lambda text: int(text) if text.lstrip("-").isdigit() else text)
+    axis: int | str = option("auto", "slice volumes along axial, coronal, sagittal or a raw axis 0, 1, 2 (default auto: "
+                             "axial when the orientation is known)", metavar="AXIS", parse=lambda text: int(text) if text.lstrip("-").isdigit() else text)
     volume: int | None = option(None, "volume index of a 4D NIfTI")
     grey: bool = option(True, "keep colour images in colour (default: convert to grey)", flag="--rgb")
-    window: str | None = option(None, "CT window: brain, subdural, stroke, lung, mediastinum, abdomen, liver, bone or CENTER,WIDTH in HU")
+    window: str | None = option(None, "CT window: brain, subdural, stroke, lung, mediastinum, abdomen, liver, bone or CENTER,WIDTH")
     normalize: str = option("auto", "intensity normalisation (auto: per-volume percentiles for MRI)", choices=("auto", "percentile", "none"))
     min_foreground: float = 0.05
-    labels_csv: str | None = option(None, "CSV with columns file,label")
-    masks: str | None = option(None, "folder of masks paired with the images by file name")
+    labels_csv: str | None = option(None, "CSV with columns file,label", metavar="CSV")
+    masks: str | None = option(None, "folder of masks paired with the images by file name", metavar="FOLDER")
     partial_masks: bool = option(False, "images without a mask file, and slices with an empty mask, are unlabelled "
-                                 "(a partly labelled scan, for semi-supervised segmentation)")
-    series: str | None = option(None, "read only the DICOM series with this number, description or UID (a study folder holds several)")
+                                 "(a partly labelled scan)")
+    series: str | None = option(None, "read only the DICOM series with this number, description or UID")
     split: str = option("train", "split of a MedMNIST npz", choices=("train", "val", "test"))
-    n: int = option(256, "number of phantoms to draw (phantom source)", flag="--n-images")
+    n: int = option(256, "phantoms to draw (phantom source)", flag="--n-images")
     seed: int = option(0, "seed of generated sources (phantom)", flag="--data-seed")
     kind: str = option("head", "phantom anatomy", choices=("head", "torso"))
     lesion_fraction: float = option(0.0, "fraction of phantoms with lesions")

@@ -58,6 +58,60 @@ NET_FLAGS: dict[str, dict[str, Any]] = {
 }
 
 
+#: Run-wide settings whose meaning depends on the task: the networks, the objective, the
+#: optimiser, the EMA of averaged networks and DiffAugment (dotted-path prefixes). A task's
+#: options class names the ones its runs read in a class attribute ``settings`` (dotted path ->
+#: the help the flag gets there, ``""`` for its general help); ``medgan train <task>`` has
+#: those flags alone, a config file that sets another is refused, and ``config.json`` holds
+#: the ones read. A task whose options class has no ``settings`` reads them all.
+TASK_SETTINGS = ("model.", "loss.", "optim.", "loop.ema", "loop.augment", "data.balance_classes")
+
+#: The settings every GAN task reads (a task adds its networks' fields and its own helps).
+GAN_SETTINGS: dict[str, str] = {
+    "loss.name": "", "optim.lr_g": "", "optim.lr_d": "", "optim.beta1": "", "optim.beta2": "", "optim.n_critic": "",
+    "optim.decay": "",
+}
+
+
+def read_settings(options_class: type | None) -> dict[str, str] | None:
+    """The task settings (:data:`TASK_SETTINGS`) a task's runs read, ``None`` for all."""
+    return getattr(options_class, "settings", None)
+
+
+def settings_filter(options_class: type | None):
+    """``dotted path -> help`` for :func:`medgan.options.add_flags`: ``None`` for a task
+    setting the task does not read, its help there for one it does, ``""`` for the rest."""
+    declared = read_settings(options_class)
+
+    def only(path: str) -> str | None:
+        if declared is None or not path.startswith(TASK_SETTINGS):
+            return ""
+        return declared.get(path)
+    return only
+
+
+def check_settings(values: dict[str, Any], task: str, options_class: type | None, where: Path | str) -> None:
+    """One clear error for a setting in a config file that a ``task`` run does not read."""
+    declared = read_settings(options_class)
+    if declared is None:
+        return
+    net_flags = {"model.net." + spec.get("dest", flag[2:].replace("-", "_")) for flag, spec in NET_FLAGS.items()}
+
+    def walk(node: dict[str, Any], prefix: str):
+        for key, value in node.items():
+            yield from walk(value, f"{prefix}{key}.") if isinstance(value, dict) else [prefix + key]
+
+    for path in walk(values, ""):
+        if not path.startswith(TASK_SETTINGS) or path in declared or path == "model.name":  # resolve checks the model
+            continue
+        # A network's own fields that a task resolves (in_channels, d_layers, ...) are not
+        # flags: the network's config checks them. The class count comes from the data.
+        if path.startswith("model.net.") and (path not in net_flags or path == "model.net.num_classes"):
+            continue
+        raise MedganError(f"{path}: a {task} run does not read this setting", path=where,
+                          hint=f"remove it (medgan train {task} --help lists what a {task} run reads)")
+
+
 @dataclass
 class LossConfig:
     """Adversarial objective (see :mod:`medgan.losses`) and penalties.
@@ -169,20 +223,20 @@ class LoopConfig:
             engine; a resumed run keeps it). Not a flag.
     """
 
-    steps: int | None = option(None, "training steps (generator updates)", shown="4000, or as many as --time-budget reaches")
+    steps: int | None = option(None, "training steps", shown="4000, or what --time-budget reaches")
     batch_size: int = option(32, "images per step over all processes")
     seed: int = option(0, "run seed")
     device: str = option("auto", "auto, cpu, cuda, cuda:N")
-    amp: bool | None = option(None, "mixed precision: bf16 autocast on CPU, fp16 with loss scaling on CUDA",
-                              shown="by task and machine: on for enhancement on a CPU with native bf16, else off")
+    amp: bool | None = option(None, "mixed precision: bf16 on CPU, fp16 on CUDA",
+                              shown="by task and machine")
     ema: float = option(0.999, "EMA decay of G for sampling (0: off)")
     augment: str = option("auto", "DiffAugment policy: comma-separated translation,cutout,color ('' = off; auto: by task and recipe)")
     log_every: int = option(25, "steps between log lines")
     sample_every: int = option(500, "steps between sample grids")
     checkpoint_every: int = option(500, "steps between checkpoints")
     n_samples: int = option(64, "images per sample grid")
-    time_budget: float = option(0.0, "train for this wall-clock time, planned: the steps it reaches, schedule and phases laid over "
-                                     "them (--steps caps it): 600, 90s, 10m, 1.5h (0: none)", parse=parse_duration, metavar="DURATION")
+    time_budget: float = option(0.0, "wall-clock time to plan the run for (--steps caps it): 600, 90s, 10m, 1.5h (default 0: none)",
+                                parse=parse_duration, metavar="TIME")
     plan: dict[str, Any] = field(default_factory=dict)
 
 
@@ -304,8 +358,19 @@ class TrainConfig:
         return list(getattr(self, "_chosen", []))
 
     def to_dict(self) -> dict[str, Any]:
+        """The config as ``config.json`` holds it: every field, except task settings
+        (:data:`TASK_SETTINGS`) this run's task does not read."""
+        from medgan.tasks import TASKS
+
         out = asdict(replace(self, task_config=None))
         del out["task_config"]
+        declared = read_settings(TASKS.options(self.task)) if self.task in TASKS else None
+        if declared is not None:
+            for section in ("loss", "optim", "loop", "data"):
+                for key in list(out[section]):
+                    path = f"{section}.{key}"
+                    if path.startswith(TASK_SETTINGS) and path not in declared:
+                        del out[section][key]
         if self.task_config is not None:
             out[self.task] = asdict(self.task_config)
         return out

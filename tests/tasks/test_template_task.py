@@ -42,8 +42,8 @@ def rows(run):
 def test_cli_trains_exports_evaluates_and_reports_a_new_task(template, tmp_path, capsys):
     run = tmp_path / "run"
     argv = ["train", "template", "--data", "phantom", "--n-images", "32", "--size", "16", "--holdout", "0.25", "--steps", "6",
-            "--template-encoder-steps", "40", "--lr-g", "1e-3", "--batch-size", "8", "--log-every", "10", "--sample-every", "100",
-            "--augment", "", "--run-dir", str(run), "--no-progress"]
+            "--encoder-steps", "40", "--lr-g", "1e-3", "--batch-size", "8", "--log-every", "10", "--sample-every", "100",
+            "--run-dir", str(run), "--no-progress"]
     assert main(argv) == 0
     saved = json.loads((run / "config.json").read_text())
     assert saved["task"] == "template" and saved["template"]["encoder_steps"] == 40  # the task's section, from its flag
@@ -107,13 +107,14 @@ def test_resume_is_exact_across_phases(template, tmp_path, first):
 
 def test_an_option_of_another_task_is_refused_and_help_lists_the_tasks_own(template, capsys):
     with pytest.raises(SystemExit) as exit:
-        main(["train", "synth", "--template-encoder-steps", "3", "--dry-run"])
-    assert exit.value.code == 2 and "unrecognized arguments: --template-encoder-steps" in capsys.readouterr().err
+        main(["train", "synth", "--encoder-steps", "3", "--dry-run"])
+    assert exit.value.code == 2 and "unrecognized arguments for medgan train synth: --encoder-steps" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["train", "template", "--help"])
     own = capsys.readouterr().out
     with pytest.raises(SystemExit):
         main(["train", "synth", "--help"])
     synth = capsys.readouterr().out
-    assert "--template-encoder-steps" in own and "--recipe {" not in own  # (other help texts mention --recipe)
-    assert "--recipe {" in synth and "--template-encoder-steps" not in synth
+    assert "--encoder-steps" in own and "--recipe {" not in own  # (other help texts mention --recipe)
+    assert "--recipe {" in synth and "--encoder-steps" not in synth
+    assert "--z-dim" in own and "--loss" not in own and "--ema" not in own  # its settings alone

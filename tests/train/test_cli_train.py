@@ -1,6 +1,7 @@
 """medgan train / generate end to end on tiny data, and under torchrun with 2 CPU processes."""
 
 import json
+import re
 import os
 import subprocess
 import sys
@@ -10,6 +11,7 @@ import pydicom
 import pytest
 
 from medgan.cli import main
+from medgan.tasks import TASKS
 from medgan.errors import MedganError
 from medgan.train import LossConfig
 
@@ -156,6 +158,54 @@ def test_bad_time_budget_is_refused(value, capsys):
 def test_the_model_is_auto_by_task_and_a_wrong_one_is_refused(task, model, capsys):
     assert main(["train", task, "--data", "brain-mri", "--dry-run"]) == 0
     assert json.loads(capsys.readouterr().out)["model"]["name"] == model
-    if task in ("segment", "classify"):  # once silently replaced by the task's own
-        assert main(["train", task, "--data", "brain-mri", "--model", "dcgan", "--dry-run"]) == 2
-        assert "leave out --model" in capsys.readouterr().err
+    if task in ("segment", "classify"):  # once silently replaced by the task's own; now not even a flag of theirs
+        with pytest.raises(SystemExit) as exit:
+            main(["train", task, "--data", "brain-mri", "--model", "dcgan", "--dry-run"])
+        assert exit.value.code == 2 and f"unrecognized arguments for medgan train {task}: --model dcgan" in capsys.readouterr().err
+
+
+# What each task reads of the run-wide settings (its options' ``settings``), and what it must not show.
+NOT_READ = {"synth": ["--layers", "--depth", "--d-width"], "enhance": ["--z-dim", "--augment", "--balance-classes", "--r1"],
+            "classify": ["--lr-g", "--beta1", "--ema", "--n-critic", "--loss", "--model", "--augment"],
+            "segment": ["--model", "--z-dim", "--n-critic", "--ema", "--augment", "--r1", "--hidden", "--balance-classes"],
+            "anomaly": ["--model", "--ema", "--augment", "--layers", "--balance-classes"]}
+
+
+@pytest.mark.parametrize("task", list(TASKS))
+def test_each_task_has_its_own_short_help_and_refuses_the_flags_it_does_not_read(task, capsys):
+    with pytest.raises(SystemExit):
+        main(["train", task, "--help"])
+    text = capsys.readouterr().out
+    assert len(text.splitlines()) < 120 and f"(here: {task})" in text
+    flags = set(re.findall(r"^\s+(--[a-z0-9-]+)", text, re.M))
+    assert "--steps" in flags and "--data" in flags and "--size" in flags
+    for flag in NOT_READ.get(task, []):
+        assert flag not in flags, flag
+        with pytest.raises(SystemExit) as exit:
+            main(["train", task, flag, *([] if flag == "--balance-classes" else ["1"]), "--dry-run"])
+        assert exit.value.code == 2 and f"for medgan train {task}: {flag}" in capsys.readouterr().err
+
+
+def test_a_config_file_setting_the_task_does_not_read_is_one_line_and_a_saved_config_is_a_config(tmp_path, capsys):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("task: segment\noptim:\n  n_critic: 3\n")
+    assert main(["train", "segment", "--config", str(cfg), "--dry-run"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "optim.n_critic: a segment run does not read this setting" in err[0], err
+    for task in TASKS:  # what --dry-run prints (= config.json) reads back as a config file, to the same config
+        argv = ["train", task, "--data", "phantom", "--n-images", "16", "--lesion-fraction", "0.5", "--size", "32", "--dry-run"]
+        assert main(argv) == 0, task
+        printed = capsys.readouterr().out
+        (tmp_path / f"{task}.json").write_text(printed)
+        assert main(["train", task, "--config", str(tmp_path / f"{task}.json"), "--dry-run"]) == 0, task
+        assert json.loads(capsys.readouterr().out) == json.loads(printed), task
+
+
+def test_dry_run_reads_and_checks_the_data_as_training_does(tmp_path, capsys):
+    assert main(["train", "segment", "--data", str(tmp_path / "none"), "--dry-run"]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert main(["train", "segment", "--data", "phantom", "--masks", str(tmp_path / "none"), "--dry-run"]) == 2
+    assert "--masks pairs with a folder or files of images" in capsys.readouterr().err
+    assert main(["train", "segment", "--data", "phantom", "--dry-run"]) == 0
+    captured = capsys.readouterr()
+    assert "--size 64 was chosen for you" in captured.err and json.loads(captured.out)["data"]["options"]["size"] == 64

@@ -4,9 +4,11 @@ an option is a ``medgan train anomaly`` flag)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 from medgan.errors import MedganError
 from medgan.options import option
+from medgan.train.config import GAN_SETTINGS
 
 __all__ = ["IMAGE_SCORES", "METHODS", "AnomalyConfig"]
 
@@ -40,6 +42,14 @@ class AnomalyConfig:
             inside the body (as anomalib scores its patch models): a small lesion moves a
             whole-image mean little but its map's peak a lot.
     """
+
+    #: the run-wide settings an anomaly run reads (see medgan.train.config.TASK_SETTINGS)
+    settings: ClassVar[dict[str, str]] = {
+        **GAN_SETTINGS, "loss.name": "adversarial loss of GANomaly (default bce); f-AnoGAN's is wgan-gp",
+        "loss.gp_weight": "f-AnoGAN's WGAN-GP penalty weight (default 10)",
+        "model.net.width": "encoder and decoder channel width (default 64)",
+        "model.net.z_dim": "latent size (default 128 for f-AnoGAN, else 100)", "model.net.upsample": "",
+    }
 
     method: str = option("ae", "ae (a plain autoencoder on L1: the best learned detector measured, and the cheapest), "
                                "fanogan (WGAN-GP + encoder) or ganomaly", choices=METHODS)

@@ -4,6 +4,7 @@ field with an option is a ``medgan train classify`` flag)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 from medgan.errors import MedganError
 from medgan.options import option
@@ -24,12 +25,18 @@ class ClassifyConfig:
             by default).
     """
 
+    #: the run-wide settings a classifier run reads (see medgan.train.config.TASK_SETTINGS)
+    settings: ClassVar[dict[str, str]] = {
+        "data.balance_classes": "", "model.net.width": "ResNet channel width of the first stage (default 32)",
+        "optim.decay": "learning-rate schedule: cosine (default), none or linear (2nd half to 0)",
+    }
+
     augmentation: str = option("classical", "training augmentation: classical (flips, small affine, intensity) or none",
                                choices=AUGMENTATIONS)
-    lr: float = option(1e-3, "classifier learning rate (Adam)", flag="--classifier-lr")
+    lr: float = option(1e-3, "classifier learning rate (Adam)", flag="--lr")
 
     def __post_init__(self) -> None:
         if self.augmentation not in AUGMENTATIONS:
             raise MedganError(f"unknown augmentation {self.augmentation!r}", hint=f"use one of {', '.join(AUGMENTATIONS)}")
         if not self.lr > 0:
-            raise MedganError(f"--classifier-lr {self.lr} must be positive")
+            raise MedganError(f"--lr {self.lr} must be positive")

@@ -4,8 +4,10 @@ with an option is a ``medgan train enhance`` flag)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 from medgan.options import option
+from medgan.train.config import GAN_SETTINGS
 
 __all__ = ["EnhanceConfig"]
 
@@ -49,16 +51,30 @@ class EnhanceConfig:
             (mirrors and 90-degree turns, both images alike; 4 for non-square images).
     """
 
+    #: the run-wide settings an enhancement run reads (see medgan.train.config.TASK_SETTINGS)
+    settings: ClassVar[dict[str, str]] = {
+        **GAN_SETTINGS, "loop.ema": "EMA decay of the generator that is exported (0: off; default 0.999)",
+        "model.name": "dncnn (denoising's default), pix2pix (a U-Net against a PatchGAN) or srgan (super-resolution's default)",
+        "model.net.width": "channel width of the generator (default 32)", "model.net.layers": "",
+        "model.net.depth": "pix2pix U-Net stride-2 levels", "model.net.d_width": "PatchGAN first-layer channels (default 64)",
+        "model.net.d_norm": "PatchGAN normalisation (default batch)",
+        "model.net.spectral_norm": "spectral normalisation in the PatchGAN (default off)",
+        "loss.name": "adversarial loss with --adversary: bce (default), minimax, hinge, lsgan or wgan-gp",
+        "optim.lr_g": "generator learning rate (Adam; default 2e-4)", "optim.lr_d": "PatchGAN learning rate (default 2e-4)",
+        "optim.beta1": "Adam beta1 (default 0.5)", "optim.beta2": "Adam beta2 (default 0.999)",
+        "optim.n_critic": "PatchGAN steps per generator step (default 1)",
+        "optim.decay": "learning-rate schedule: linear (default: 2nd half to 0, as pix2pix), none or cosine",
+    }
+
     mode: str = option("denoise", "denoising (DnCNN; --model pix2pix for the GAN) or super-resolution", choices=("denoise", "sr"))
-    degradation: str = option("", "what to undo: lowdose-ct:dose=0.25, lowdose-ct-image:dose=0.25, rician:snr=10, gaussian:sigma=20, "
-                              "sr:factor=2 ('': by mode and data)")
-    supervision: str = option("paired", "what the network learns from: degraded -> clean pairs, noisy images alone "
-                              "(Neighbor2Neighbor), or noisy and clean images of different patients (CycleGAN)",
-                              choices=("paired", "self", "unpaired"))
-    clean_data: str = option("", "unpaired: folder or file of clean images of other patients ('': half of --data, kept clean)")
+    degradation: str = option("", "what to undo, e.g. lowdose-ct:dose=0.25, rician:snr=10, gaussian:sigma=20, sr:factor=2 "
+                              "(default: by mode and data)", metavar="SPEC")
+    supervision: str = option("paired", "degraded -> clean pairs (default), noisy images alone (Neighbor2Neighbor) or "
+                              "unpaired noisy and clean images (CycleGAN)", choices=("paired", "self", "unpaired"))
+    clean_data: str = option("", "unpaired: clean images of other patients (default: half of --data, kept clean)", metavar="SOURCE")
     levels: str = option("", "noise levels for one blind model, e.g. 10,20,40 (the degradation's sigma, snr or dose)")
     adversarial: bool | None = option(None, "train against a PatchGAN adversary (pix2pix, SRGAN)", flag=("--adversary", "--l1-only"),
-                                      shown="by model: on for pix2pix, off for the DnCNN and the SR network, the measured winners")
+                                      shown="by model: on for pix2pix only")
     recon_loss: str = option("auto", "reconstruction loss (auto: l2 for the DnCNN, else l1)", choices=("auto", "l1", "l2"))
     l1_weight: float = option(100.0, "weight of the reconstruction (L1 or L2) term")
     ssim_weight: float = option(0.0, "weight of a 1-SSIM term")

@@ -4,6 +4,7 @@ field with an option is a ``medgan train segment`` flag)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 from medgan.errors import MedganError
 from medgan.options import option
@@ -53,23 +54,33 @@ class SegmentConfig:
             brightness/contrast change of the image; ``"mirror"``: the mirroring alone.
     """
 
-    adversarial: str = option("off", "off: the U-Net on Dice+CE alone, the measured best per CPU-second (benchmarks/segment_vs_unet.py: "
-                                     "the critic gained no Dice at 2.5-2.9x the step cost); on: a critic judges (image, label map) "
-                                     "pairs, and trains the U-Net on --unlabelled images", choices=("on", "off"))
-    unlabelled: str = option("", "images without masks (any source) that train the segmentor through the critic")
-    labelled: int = option(0, "labelled training slices to keep, every few slices of each volume (0: all); the rest become unlabelled")
-    class_names: str = option("", "JSON naming the label values, {\"0\": \"background\", \"1\": \"lesion\"} (default: the data's)")
+    #: the run-wide settings a segmentation run reads (see medgan.train.config.TASK_SETTINGS)
+    settings: ClassVar[dict[str, str]] = {
+        "model.net.width": "U-Net channels at full resolution, doubled per level (default 16, MONAI's tutorial widths)",
+        "model.net.depth": "U-Net stride-2 levels (default 4: image sizes multiples of 16)",
+        "model.net.d_width": "critic first-layer channels (--adversarial on; default 64)",
+        "loss.name": "the critic's loss (--adversarial on): bce (default), hinge or lsgan",
+        "optim.lr_g": "U-Net learning rate (Adam; default 1e-3)", "optim.lr_d": "critic learning rate (default 1e-4)",
+        "optim.beta1": "Adam beta1 (default 0.9)", "optim.beta2": "Adam beta2 (default 0.999)",
+        "optim.decay": "learning-rate schedule: none (default, the measured best), linear (2nd half to 0) or cosine",
+    }
+
+    adversarial: str = option("off", "off (default): the U-Net alone, the measured best per CPU-second; on: a critic judges "
+                                     "(image, label map) pairs and trains on --unlabelled images", choices=("on", "off"))
+    unlabelled: str = option("", "images without masks (any source) that train the U-Net through the critic", metavar="SOURCE")
+    labelled: int = option(0, "labelled training slices to keep, spread over each volume (default 0: all); the rest are unlabelled")
+    class_names: str = option("", "JSON file naming the label values (default: the data's)", metavar="FILE")
     adv_weight: float = option(0.01, "weight of the adversarial term on labelled images")
     semi_adv_weight: float = option(0.001, "weight of the adversarial term on unlabelled images")
     semi_weight: float = option(0.1, "weight of self-training on confident unlabelled pixels")
     semi_threshold: float = option(0.2, "critic confidence above which an unlabelled pixel is self-trained")
     semi_start: float = option(0.25, "fraction of the run before self-training starts")
-    critic_maps: str = option("hard", "what the critic sees of a prediction: soft (softmax) or hard (one-hot argmax, straight-through gradient)",
+    critic_maps: str = option("hard", "what the critic sees of a prediction: soft (softmax) or hard (one-hot, straight-through)",
                               choices=("soft", "hard"))
     feature_weight: float = option(0.0, "weight of SegAN's multi-scale L1 critic-feature loss (0: off)")
-    flip: bool = option(True, "do not mirror labelled and unlabelled training images left-right", flag="--no-mirror")
-    augmentation: str = option("classical", "training augmentation: classical (mirror, small rotation, zoom and shift of image and "
-                                            "mask, brightness/contrast) or mirror (left-right alone)", choices=("classical", "mirror"))
+    flip: bool = option(True, "do not mirror training images left-right", flag="--no-mirror")
+    augmentation: str = option("classical", "classical (default: mirror, small rotation/zoom/shift, brightness/contrast) "
+                                            "or mirror (left-right alone)", choices=("classical", "mirror"))
 
     def __post_init__(self) -> None:
         if self.adversarial not in ("on", "off"):

@@ -5,9 +5,11 @@ its classes."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 from medgan.errors import MedganError
 from medgan.options import option
+from medgan.train.config import GAN_SETTINGS
 
 __all__ = ["RECIPES", "SynthConfig"]
 
@@ -44,6 +46,14 @@ class SynthConfig:
             (0: a switch at ``condition_start``; ``--condition-start 0 --condition-ramp 0``
             is a conditional GAN from the first step).
     """
+
+    #: the run-wide settings a synthesis run reads (see medgan.train.config.TASK_SETTINGS)
+    settings: ClassVar[dict[str, str]] = {
+        **GAN_SETTINGS, "model.name": "", "loss.r1_gamma": "", "loss.gp_weight": "", "loop.ema": "", "loop.augment": "",
+        "data.balance_classes": "conditional runs: draw every class equally often",
+        "model.net.width": "G and D channel width (default 32)", "model.net.z_dim": "", "model.net.hidden": "",
+        "model.net.upsample": "", "model.net.d_norm": "", "model.net.spectral_norm": "", "model.net.num_classes": "",
+    }
 
     recipe: str = option("medgan", "defaults of loss, learning rates, augmentation and D normalisation: medgan (tuned) or seed "
                          "(the GAN of docs/design.md as written)", choices=tuple(RECIPES))

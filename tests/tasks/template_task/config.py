@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 from medgan.options import option
 
@@ -17,8 +18,15 @@ class TemplateConfig:
         z_dim: latent size.
     """
 
-    # flags are one namespace over all tasks: the anomaly task owns --encoder-steps and --kappa
-    encoder_steps: int = option(4, "steps of the encoder phase, after --steps of the GAN phase", flag="--template-encoder-steps")
-    kappa: float = option(1.0, "weight of the critic-feature residual", flag="--template-kappa")
-    hidden: int = 32  # no option: set in a config file (a flag --hidden would clash with the networks' own)
-    z_dim: int = 8
+    #: the run-wide settings a template run reads (medgan.train.config.TASK_SETTINGS): the
+    #: flags medgan train template has besides the fields below; its loss is fixed (hinge)
+    settings: ClassVar[dict[str, str]] = {
+        "optim.lr_g": "generator and encoder learning rate (default 2e-4)", "optim.lr_d": "critic learning rate (default 2e-4)",
+        "optim.beta1": "", "optim.beta2": "", "optim.n_critic": "",
+    }
+
+    # each task's flags are its own: the anomaly task has an --encoder-steps and a --kappa too
+    encoder_steps: int = option(4, "steps of the encoder phase, after --steps of the GAN phase")
+    kappa: float = option(1.0, "weight of the critic-feature residual")
+    hidden: int = option(32, "width of the tiny MLPs")
+    z_dim: int = option(8, "latent size")
