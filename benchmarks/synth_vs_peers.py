@@ -13,7 +13,7 @@ Contenders (each trains for ``--budget`` seconds of this machine, then draws ``-
   step one G update, then 5 D updates on the same real and generated images. The
   tutorial's random rotations/flips/zooms are left out (a vertically flipped brain is not
   a brain). Sampled in training mode, as the tutorial does.
-- ``dcgan``: the seed's design as people write it in plain PyTorch (the DCGAN of Radford
+- ``dcgan``: docs/design.md's DCGAN as people write it in plain PyTorch (the DCGAN of Radford
   et al. 2016 / the PyTorch example): z 100, width 64, batch norm, transposed convs, tanh,
   sigmoid D, BCE with the non-saturating G loss, Adam 2e-4 (0.5, 0.999), batch 64, N(0, 0.02)
   init, no EMA, no augmentation; sampled in training mode, as the example does.

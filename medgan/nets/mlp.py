@@ -22,8 +22,8 @@ class MLPConfig:
     """Sizes of the MLP GAN.
 
     Attributes:
-        z_dim: latent size (100 in the seed).
-        image_size: side of the square image (28 in the seed).
+        z_dim: latent size (100 in docs/design.md).
+        image_size: side of the square image (28 in docs/design.md).
         channels: image channels (1: grey).
         hidden: width of the one hidden layer of G and of D.
         leaky_slope: negative slope of D's LeakyReLU.
