@@ -33,6 +33,7 @@ import contextlib
 import dataclasses
 import os
 import shutil
+from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -337,9 +338,9 @@ def apply_to_files(job: FileJob | InputJob, input_path: str | os.PathLike, out_p
             if src.is_file():
                 raise MedganError("is a DICOM object without an image (a report, a segmentation)", path=src, hint="give an image file")
             raise MedganError("folder holds no images", path=src, hint=f"give a folder of {', '.join(formats)} files")
-        if len(set(names)) != len(names):
-            twice = sorted({str(n) for n in names if names.count(n) > 1})[0]
-            raise MedganError(f"two inputs would write the same output {twice} (a .jpg and a .png of one name, two series of "
+        twice = sorted(str(name) for name, n in Counter(names).items() if n > 1)
+        if twice:
+            raise MedganError(f"two inputs would write the same output {twice[0]} (a .jpg and a .png of one name, two series of "
                               "one SeriesNumber in one folder?)", path=src, hint="rename one of them or move it to a folder of its own")
         task = bar.add_task("inputs" if per_input else "files", total=len(units))
         with atomic_dir(out, overwrite) as tmp:

@@ -162,3 +162,28 @@ def test_an_optional_output_that_fails_is_removed_warned_once_and_listed(tmp_pat
     with pytest.raises(RuntimeError, match="bug"):
         apply_to_files(WithOptional(RuntimeError("bug")), tmp_path / "in", tmp_path / "out2", progress=False)
     assert not (tmp_path / "out2").exists()
+
+
+class Copier:
+    """A :class:`medgan.infer.FileJob` (one file in, one file out, as ``medgan enhance``)."""
+
+    verb = "copy"
+
+    def __init__(self):
+        self.seen = []
+
+    def output_name(self, name, fmt):
+        return name
+
+    def run(self, src, dest, fmt, bar) -> None:
+        self.seen.append(src)
+        shutil.copy(src, dest)
+
+
+def test_a_file_job_works_file_by_file_and_leaves_out_the_same_objects(tree, tmp_path):
+    job = Copier()
+    assert not isinstance(job, InputJob)
+    out = apply_to_files(job, tree, tmp_path / "out", progress=False)
+    expected = sorted(str(p.relative_to(tree)) for p in tree.rglob("*") if p.is_file() and p.name not in ("report.dcm", "seg.dcm"))
+    assert sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file()) == expected
+    assert len(job.seen) == len(expected) == 3 + 4 + 6 + 2
