@@ -41,7 +41,7 @@ from typing import Any
 import numpy as np
 
 from medgan.errors import warn
-from medgan.infer import input_units, prepare_like_training, progress_bar
+from medgan.infer import Input, apply_to_files, optional_output, prepare_like_training
 
 __all__ = ["HEAT_SCALE", "detect_path", "detect_slices", "heat_overlay"]
 
@@ -89,8 +89,13 @@ def _heat(path: Path, model, slices: np.ndarray, maps: np.ndarray, scores: np.nd
 
 
 class _DetectJob:
-    def __init__(self, model, bar: Any):
-        self.model, self.bar = model, bar
+    """One :func:`detect_path` call (a :class:`medgan.infer.InputJob`): the model, the rows
+    scored so far and the outputs skipped."""
+
+    verb = "detect"
+
+    def __init__(self, model, presumed_normal: bool, where: str):
+        self.model, self.presumed_normal, self.where = model, presumed_normal, where
         self.image_cal = model.calibration.get("image")
         self.volume_cal = model.calibration.get("volume")
         self.rows: list[dict[str, Any]] = []
@@ -101,17 +106,17 @@ class _DetectJob:
             return [None] * len(scores), [None] * len(scores)
         return [float(p) for p in calibration.p_values(scores)], [bool(f) for f in calibration.flagged(scores)]
 
-    def _score(self, name: str, slices: np.ndarray, volume: bool) -> tuple[np.ndarray, np.ndarray]:
-        task = self.bar.add_task("slices", total=len(slices)) if volume else None
+    def _score(self, name: str, slices: np.ndarray, volume: bool, bar: Any) -> tuple[np.ndarray, np.ndarray]:
+        task = bar.add_task("slices", total=len(slices)) if volume else None
         scores, maps = [], []
         for start in range(0, len(slices), 32):  # chunks: a progress line, bounded memory
             s, m = detect_slices(self.model, slices[start : start + 32])
             scores.append(s)
             maps.append(m)
             if task is not None:
-                self.bar.advance(task, len(s))
+                bar.advance(task, len(s))
         if task is not None:
-            self.bar.remove_task(task)
+            bar.remove_task(task)
         scores, maps = np.concatenate(scores), np.concatenate(maps)
         p, flags = self._decide(self.image_cal, scores)
         pixels: list = [None] * len(scores)
@@ -129,62 +134,63 @@ class _DetectJob:
                               "flagged_pixels": None if pixels[0] is None else int(sum(pixels))})
         return scores, maps
 
-    def volume(self, name: str, array: np.ndarray, affine, out_map: Path, out_heat: Path) -> np.ndarray:
+    def run(self, item: Input, out: Path, bar: Any) -> None:
+        array = prepare_like_training(item.image, self.model.info, self.model.intensity.units, item.files[0], "detect")
+        if item.fmt not in ("dicom", "nifti"):  # an image: its map as float32 TIFF
+            from PIL import Image as PILImage
+
+            from medgan.io.output import atomic_path
+
+            scores, maps = self._score(item.name, array[None], False, bar)
+            with atomic_path(item.output(out, ".map.tif"), False) as tmp:
+                PILImage.fromarray(maps[0].astype(np.float32), mode="F").save(tmp, format="TIFF")
+            _heat(item.output(out, ".heat.png"), self.model, array[None], maps, scores, [f"{scores[0]:.3g}"])
+            return
         from medgan.io.nifti import write_nifti
 
         slices = array if array.ndim == 3 else array[None]
-        scores, maps = self._score(name, slices, volume=True)
-        write_nifti(out_map, maps.astype(np.float32), affine=affine)
-        _heat(out_heat, self.model, slices, maps, scores, [f"slice {i} {s:.3g}" for i, s in enumerate(scores)])
-        return maps
+        scores, maps = self._score(item.name, slices, True, bar)
+        write_nifti(item.output(out, ".map.nii.gz"), maps.astype(np.float32), affine=item.image.meta.affine)
+        _heat(item.output(out, ".heat.png"), self.model, slices, maps, scores, [f"slice {i} {s:.3g}" for i, s in enumerate(scores)])
+        if item.fmt == "dicom":
+            folder = item.output(out, ".map")
+            with optional_output(folder, out, self.skipped, source=item.files[0].parent, folder=True,
+                                 consequence="the anomaly maps are written as NIfTI only, without a DICOM map series"):
+                self.dicom_maps(item, maps, folder)
 
-    def dicom_maps(self, files: list[Path], maps: np.ndarray, folder: Path, root: Path) -> None:
+    def dicom_maps(self, item: Input, maps: np.ndarray, folder: Path) -> None:
         """The maps as a derived DICOM series beside the source's (same patient and study, one
-        file per slice, referencing its source instance). A series the writer refuses
-        (multi-frame or colour source, a missing header attribute) gets NIfTI only, one
-        warning and an entry in :attr:`skipped`; no partial DICOM series is left."""
-        import shutil
-
-        import pydicom
-
-        from medgan.errors import MedganError
+        file per slice, referencing its source instance). The writer refuses a multi-frame or
+        colour source and a missing header attribute (:func:`medgan.io.derived.check_derivable`)."""
         from medgan.io.derived import check_derivable, derived_series_uid, write_derived_dicom
-        from medgan.io.dicom import series_order
 
-        members = [(f, pydicom.dcmread(f, stop_before_pixels=True, force=True)) for f in files]
-        try:
-            for _, ds in members:
-                check_derivable(ds, files[0])
-            order = series_order(members, files[0].parent)[0] if len(members) > 1 else np.zeros(1, int)
-            uid = derived_series_uid()
-            folder.mkdir(parents=True, exist_ok=True)
-            for k, i in enumerate(order):
-                ds = members[i][1]
-                number = int(ds.get("SeriesNumber", 0) or 0) + MAP_SERIES_OFFSET
-                write_derived_dicom(folder / f"{k:04d}.dcm", maps[k], ds, series_uid=uid, series_number=number,
-                                    description=MAP_DESCRIPTION, model_name=self.model.label, rescale=(MAP_SLOPE, 0.0),
-                                    window=(HEAT_SCALE / 2, HEAT_SCALE))
-        except MedganError as exc:
-            shutil.rmtree(folder, ignore_errors=True)
-            warn(f"anomaly maps written as NIfTI only, no DICOM map series: {exc.message.rstrip('.')}", path=exc.path or files[0].parent,
-                 hint=exc.hint)
-            self.skipped.append({"output": f"{folder.relative_to(root)}/", "reason": exc.message})
+        for ds in item.headers:
+            check_derivable(ds, item.files[0])
+        uid = derived_series_uid()
+        folder.mkdir(parents=True, exist_ok=True)
+        for k, ds in enumerate(item.headers):  # slice order, as the maps
+            number = int(ds.get("SeriesNumber", 0) or 0) + MAP_SERIES_OFFSET
+            write_derived_dicom(folder / f"{k:04d}.dcm", maps[k], ds, series_uid=uid, series_number=number,
+                                description=MAP_DESCRIPTION, model_name=self.model.label, rescale=(MAP_SLOPE, 0.0),
+                                window=(HEAT_SCALE / 2, HEAT_SCALE))
 
-    def image(self, name: str, array: np.ndarray, out_map: Path, out_heat: Path) -> None:
-        from PIL import Image as PILImage
+    def finish(self, out: Path) -> None:
+        shift = None
+        if self.presumed_normal and self.image_cal is not None:
+            from medgan.tasks.anomaly.calibration import check_uniform_p_values
 
-        from medgan.io.output import atomic_path
-
-        scores, maps = self._score(name, array[None], volume=False)
-        with atomic_path(out_map, False) as tmp:
-            PILImage.fromarray(maps[0].astype(np.float32), mode="F").save(tmp, format="TIFF")
-        _heat(out_heat, self.model, array[None], maps, scores, [f"{scores[0]:.3g}"])
+            scores = np.array([r["score"] for r in self.rows if r["level"] != "volume"])
+            shift = check_uniform_p_values(self.image_cal, scores, where=self.where)
+            if shift:
+                warn(shift)
+        _write_tables(out, self.model, self.rows, {"presumed_normal": self.presumed_normal, "domain_shift": shift, "skipped": self.skipped})
 
 
 def detect_path(model, input_path: str | os.PathLike, out_path: str | os.PathLike, *, overwrite: bool = False,
                 progress: bool = True, presumed_normal: bool = False) -> Path:
     """Screen an image file, a volume or a folder tree of them into the folder ``out_path``
-    (see the module doc for what is written).
+    (see the module doc for what is written; walking, reading and atomicity are
+    :func:`medgan.infer.apply_to_files`'s).
 
     Args:
         presumed_normal: the inputs are believed normal (a new site's first scans): their
@@ -192,57 +198,14 @@ def detect_path(model, input_path: str | os.PathLike, out_path: str | os.PathLik
             a domain shift is warned about, naming the remedy; the test goes into ``summary.json``.
 
     Raises:
-        MedganError: as :func:`medgan.infer.input_units`, units that are not the model's, colour
+        MedganError: as :func:`medgan.infer.apply_to_files`, units that are not the model's, colour
             images, an existing output without ``overwrite`` (``out_path`` is then left as it was).
     """
-    from medgan.io.dicom import read_dicom_series
-    from medgan.io.nifti import read_nifti
-    from medgan.io.output import atomic_dir
-    from medgan.io.raster import read_raster
-
-    root, units = input_units(input_path, out_path, "detect")
-    out = Path(out_path)
     if not model.calibration:
         warn(f"the model ({model.label}) is not calibrated: "
              "scores only, no p-values or decisions", hint="calibrate it with medgan calibrate MODEL NORMAL_SOURCE")
-    with progress_bar(progress) as bar, atomic_dir(out, overwrite) as tmp:
-        job = _DetectJob(model, bar)
-        task = bar.add_task("inputs", total=len(units))
-        for fmt, what in units:
-            if fmt == "dicom":
-                folder = what[0].parent
-                import pydicom
-
-                ref = pydicom.dcmread(what[0], stop_before_pixels=True, force=True)
-                number = ref.get("SeriesNumber")
-                stem = f"series-{int(number)}" if number not in (None, "") else f"series-{str(ref.get('SeriesInstanceUID', 'x'))[-8:]}"
-                image = read_dicom_series(folder, str(ref.get("SeriesInstanceUID", "") or "") or None)
-                rel = folder.relative_to(root) / stem
-                (tmp / rel.parent).mkdir(parents=True, exist_ok=True)
-                array = prepare_like_training(image, model.info, model.intensity.units, what[0], "detect")
-                maps = job.volume(str(rel), array, image.meta.affine, tmp / f"{rel}.map.nii.gz", tmp / f"{rel}.heat.png")
-                job.dicom_maps(list(what), maps, tmp / f"{rel}.map", tmp)
-            else:
-                rel = what.relative_to(root)
-                (tmp / rel.parent).mkdir(parents=True, exist_ok=True)
-                image = read_nifti(what) if fmt == "nifti" else read_raster(what)
-                array = prepare_like_training(image, model.info, model.intensity.units, what, "detect")
-                if fmt == "nifti":
-                    name = rel.name[: -len(".nii.gz")] if rel.name.lower().endswith(".nii.gz") else rel.stem
-                    job.volume(str(rel), array, image.meta.affine, tmp / rel.parent / f"{name}.map.nii.gz", tmp / rel.parent / f"{name}.heat.png")
-                else:
-                    job.image(str(rel), array, tmp / rel.parent / f"{rel.stem}.map.tif", tmp / rel.parent / f"{rel.stem}.heat.png")
-            bar.advance(task)
-        shift = None
-        if presumed_normal and job.image_cal is not None:
-            from medgan.tasks.anomaly.calibration import check_uniform_p_values
-
-            scores = np.array([r["score"] for r in job.rows if r["level"] != "volume"])
-            shift = check_uniform_p_values(job.image_cal, scores, where=str(input_path))
-            if shift:
-                warn(shift)
-        _write_tables(tmp, model, job.rows, {"presumed_normal": presumed_normal, "domain_shift": shift, "skipped": job.skipped})
-    return out
+    job = _DetectJob(model, presumed_normal, str(input_path))
+    return apply_to_files(job, input_path, out_path, overwrite=overwrite, progress=progress)
 
 
 def _write_tables(folder: Path, model, rows: list[dict[str, Any]], checks: dict[str, Any]) -> None:

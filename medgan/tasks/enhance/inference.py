@@ -413,7 +413,7 @@ def enhance_path(
       identifiers and no geometry beyond pixel spacing (file and folder NAMES are kept as
       given: choose them yourself); a source marked ``BurnedInAnnotation = YES`` is refused
       unless ``pixels_clean``. Both keep the source's BurnedInAnnotation and
-      RecognizableVisualFeatures. Non-image DICOM objects in a folder are skipped.
+      RecognizableVisualFeatures. Non-image DICOM objects (reports, SEG, RTSTRUCT) in a folder are skipped.
     - NIfTI (``.nii``/``.nii.gz``) -> float32 NIfTI, slice by slice along the stored third
       axis (medgan's axis 0), same affine; at ``scale > 1`` the in-plane columns are
       divided by the scale and the origin moved (:func:`upsampled_affine`).

@@ -49,8 +49,8 @@ import numpy as np
 import torch
 
 from medgan.data.geometry import fitted_shape, resize_image
-from medgan.errors import MedganError, warn
-from medgan.infer import input_units, per_slice, prepare_like_training, progress_bar, tiled_apply
+from medgan.errors import MedganError
+from medgan.infer import Input, apply_to_files, optional_output, per_slice, prepare_like_training, progress_bar, tiled_apply
 from medgan.tasks.segment.recipe import SegmentationModel
 
 __all__ = ["segment_image", "segment_images", "segment_path", "segment_volume"]
@@ -167,88 +167,59 @@ def _overlay(path: Path, model: SegmentationModel, array: np.ndarray, labels: np
 
 
 class _SegmentJob:
-    """One :func:`segment_path` call: the model, options and what was measured so far."""
+    """One :func:`segment_path` call (a :class:`medgan.infer.InputJob`): the model, options
+    and what was measured so far."""
 
-    def __init__(self, model: SegmentationModel, tile: int, device: str | torch.device, bar: Any):
-        self.model, self.kw, self.bar = model, {"tile": tile, "device": device}, bar
+    verb = "segment"
+
+    def __init__(self, model: SegmentationModel, tile: int, device: str | torch.device):
+        self.model, self.kw = model, {"tile": tile, "device": device}
         self.summary: dict[str, Any] = {}
 
-    def _record(self, name: str, kind: str, labels: np.ndarray, spacing, outputs: list[Path], root: Path,
-                skipped: list[dict[str, str]] | None = None) -> None:
-        self.summary[name] = {"kind": kind, "shape": list(labels.shape), "spacing_mm": None if spacing is None else [float(v) for v in spacing],
-                              "outputs": [str(p.relative_to(root)) for p in outputs], "skipped": skipped or [],
-                              "classes": _measure(self.model, labels, spacing)}
+    def run(self, item: Input, out: Path, bar: Any) -> None:
+        array = _prepare(self.model, item.image, item.files[0])
+        labels = segment_volume(self.model, array, bar, **self.kw) if array.ndim == 3 else segment_image(self.model, array, **self.kw)
+        outputs: list[Path] = []
+        skipped: list[dict[str, str]] = []
+        if item.fmt == "dicom":
+            import pydicom
 
-    def _segment(self, array: np.ndarray) -> np.ndarray:
-        if array.ndim == 3:
-            return segment_volume(self.model, array, self.bar, **self.kw)
-        return segment_image(self.model, array, **self.kw)
+            seg = item.output(out, ".seg.dcm")
+            with optional_output(seg, out, skipped, source=item.files[0],
+                                 consequence="the label map, overlay and volumes are written without it"):
+                volume = labels if labels.ndim == 3 else labels[None]  # (F, H, W), frames in slice order
+                write_dicom_seg(seg, volume, [pydicom.dcmread(f) for f in item.files], self.model)
+                outputs.append(seg)
+        # The label map: NIfTI with the input's affine; PNG for an image, and for a 2D DICOM without position.
+        if item.fmt == "nifti" or (item.fmt == "dicom" and (labels.ndim == 3 or item.image.meta.affine is not None)):
+            from medgan.io.nifti import write_nifti
 
-    def nifti(self, src: Path, rel: Path, root: Path) -> None:
-        from medgan.io.nifti import read_nifti, write_nifti
-
-        image = read_nifti(src)
-        array = _prepare(self.model, image, src)
-        labels = self._segment(array)
-        name = rel.name[: -len(".nii.gz")] if rel.name.lower().endswith(".nii.gz") else rel.stem
-        out, overlay = root / rel.parent / f"{name}.nii.gz", root / rel.parent / f"{name}.overlay.png"
-        write_nifti(out, labels, affine=image.meta.affine, dtype=labels.dtype)
-        _overlay(overlay, self.model, array, labels)
-        self._record(str(rel), "nifti", labels, image.meta.spacing, [out, overlay], root)
-
-    def raster(self, src: Path, rel: Path, root: Path) -> None:
-        from medgan.io.raster import read_raster
-
-        image = read_raster(src)
-        array = _prepare(self.model, image, src)
-        labels = self._segment(array)
-        out, overlay = root / rel.parent / f"{rel.stem}.png", root / rel.parent / f"{rel.stem}.overlay.png"
-        _write_label_png(out, labels)
-        _overlay(overlay, self.model, array, labels)
-        self._record(str(rel), "image", labels, image.meta.spacing, [out, overlay], root)
-
-    def dicom_series(self, files: list[Path], rel_folder: Path, root: Path, input_root: Path) -> None:
-        import pydicom
-
-        from medgan.io.dicom import read_dicom, series_order
-        from medgan.io.nifti import write_nifti
-
-        members = [(f, pydicom.dcmread(f, stop_before_pixels=True, force=True)) for f in files]
-        ref = members[0][1]
-        number = ref.get("SeriesNumber")
-        stem = f"series-{int(number)}" if number not in (None, "") else f"series-{str(ref.get('SeriesInstanceUID', 'x'))[-8:]}"
-        if len(members) == 1:  # one file: a 2D image or one multi-frame object
-            image = read_dicom(files[0])
-            order, affine = np.array([0]), image.meta.affine
+            outputs.append(item.output(out, ".nii.gz"))
+            write_nifti(outputs[-1], labels, affine=item.image.meta.affine, dtype=labels.dtype)
         else:
-            if any(int(ds.get("NumberOfFrames", 1) or 1) > 1 for _, ds in members):
-                raise MedganError("series mixes several multi-frame files", path=files[0].parent, hint="segment the multi-frame files one by one")
-            from medgan.io.dicom import read_dicom_series
-
-            order, _, affine, _, _ = series_order(members, files[0].parent)
-            image = read_dicom_series(files[0].parent, str(ref.get("SeriesInstanceUID", "") or "") or None)
-        array = _prepare(self.model, image, files[0])
-        labels = self._segment(array)
-        volume = labels if labels.ndim == 3 else labels[None]  # (F, H, W), frames in `order`
-        sources = [pydicom.dcmread(members[i][0]) for i in order]
-        outputs, skipped = [], []
-        seg = root / rel_folder / f"{stem}.seg.dcm"
-        try:
-            write_dicom_seg(seg, volume, sources, self.model)
-            outputs.append(seg)
-        except MedganError as exc:  # the SEG alone: the label map, overlay and table rows are still written
-            warn(f"{exc.message.rstrip('.')}; the label map, overlay and volumes are written without it", path=exc.path or files[0],
-                 hint=exc.hint)
-            skipped.append({"output": str(seg.relative_to(root)), "reason": exc.message})
-        if volume.shape[0] > 1 or affine is not None:
-            outputs.append(root / rel_folder / f"{stem}.nii.gz")
-            write_nifti(outputs[-1], labels, affine=affine, dtype=labels.dtype)
-        else:  # a 2D image without position: its label map as PNG, like a PNG input's
-            outputs.append(root / rel_folder / f"{stem}.png")
+            outputs.append(item.output(out, ".png"))
             _write_label_png(outputs[-1], labels)
-        outputs.append(root / rel_folder / f"{stem}.overlay.png")
+        outputs.append(item.output(out, ".overlay.png"))
         _overlay(outputs[-1], self.model, array, labels)
-        self._record(str(files[0].relative_to(input_root).parent / stem), "dicom", labels, image.meta.spacing, outputs, root, skipped)
+        spacing = item.image.meta.spacing
+        self.summary[item.name] = {"kind": item.fmt if item.fmt in ("dicom", "nifti") else "image", "shape": list(labels.shape),
+                                   "spacing_mm": None if spacing is None else [float(v) for v in spacing],
+                                   "outputs": [str(p.relative_to(out)) for p in outputs], "skipped": skipped,
+                                   "classes": _measure(self.model, labels, spacing)}
+
+    def finish(self, out: Path) -> None:
+        from medgan.io.output import csv_cell
+
+        with open(out / "summary.json", "w") as f:
+            json.dump({"model": self.model.label, "classes": self.model.class_names, "label_values": self.model.label_values,
+                       "inputs": self.summary}, f, indent=1)
+        with open(out / "volumes.csv", "w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(["input", "class", "label", "pixels", "area_mm2", "volume_ml"])
+            for name, entry in self.summary.items():
+                for cls, row in entry["classes"].items():
+                    cells = [name, cls, row["label"], row["pixels"], row.get("area_mm2", ""), row.get("volume_ml", "")]
+                    writer.writerow([csv_cell(v) for v in cells])
 
 
 def _write_label_png(path: Path, labels: np.ndarray) -> None:
@@ -308,7 +279,8 @@ def write_dicom_seg(path: Path, labels: np.ndarray, sources: list, model: Segmen
 def segment_path(model: SegmentationModel, input_path: str | os.PathLike, out_path: str | os.PathLike, *, overwrite: bool = False,
                  tile: int = 256, device: str | torch.device = "cpu", progress: bool = True) -> Path:
     """Segment an image file, a volume or a folder tree of them into the folder ``out_path``
-    (the outputs are listed in the module docstring).
+    (the outputs are listed in the module docstring; walking, reading and atomicity are
+    :func:`medgan.infer.apply_to_files`'s).
 
     Returns:
         ``out_path``.
@@ -318,36 +290,4 @@ def segment_path(model: SegmentationModel, input_path: str | os.PathLike, out_pa
             model's, output equal to or inside the input, an existing output without
             ``overwrite``, and everything the readers raise (``out_path`` is left as it was).
     """
-    from medgan.io.output import atomic_dir
-
-    root, units = input_units(input_path, out_path, "segment")
-    out = Path(out_path)
-    with progress_bar(progress) as bar, atomic_dir(out, overwrite) as tmp:
-        job = _SegmentJob(model, tile, device, bar)
-        task = bar.add_task("inputs", total=len(units))
-        for fmt, what in units:
-            if fmt == "dicom":
-                folder = what[0].parent
-                (tmp / folder.relative_to(root)).mkdir(parents=True, exist_ok=True)
-                job.dicom_series(what, folder.relative_to(root), tmp, root)
-            else:
-                rel = what.relative_to(root)
-                (tmp / rel.parent).mkdir(parents=True, exist_ok=True)
-                (job.nifti if fmt == "nifti" else job.raster)(what, rel, tmp)
-            bar.advance(task)
-        _write_summary(tmp, model, job.summary)
-    return out
-
-
-def _write_summary(folder: Path, model: SegmentationModel, summary: dict[str, Any]) -> None:
-    from medgan.io.output import csv_cell
-
-    with open(folder / "summary.json", "w") as f:
-        json.dump({"model": model.label, "classes": model.class_names, "label_values": model.label_values, "inputs": summary}, f, indent=1)
-    with open(folder / "volumes.csv", "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["input", "class", "label", "pixels", "area_mm2", "volume_ml"])
-        for name, entry in summary.items():
-            for cls, row in entry["classes"].items():
-                cells = [name, cls, row["label"], row["pixels"], row.get("area_mm2", ""), row.get("volume_ml", "")]
-                writer.writerow([csv_cell(v) for v in cells])
+    return apply_to_files(_SegmentJob(model, tile, device), input_path, out_path, overwrite=overwrite, progress=progress)
