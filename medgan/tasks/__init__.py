@@ -119,7 +119,7 @@ def load_model(path: str | Path, device: str = "cpu") -> Any:
     Builds only the networks the task exported for inference (``RUN/<name>/config.json`` +
     ``model.safetensors``, no pickle), in eval mode on ``device``, and hands them to the
     task's :meth:`~medgan.train.task.Task.from_pretrained`, which checks their configs and
-    returns e.g. a :class:`~medgan.tasks.synth.recipe.SynthesisModel` or an
+    returns e.g. a :class:`~medgan.tasks.synth.model.SynthesisModel` or an
     :class:`~medgan.tasks.enhance.recipe.EnhancementModel`.
 
     Args:

@@ -16,7 +16,8 @@ from medgan.errors import MedganError
 from medgan.metrics.segmentation import hausdorff95, slice_stack_metrics
 import torch
 
-from medgan.tasks.segment.recipe import critic_map, evenly_chosen, label_classes, parse_class_names, to_indices
+from medgan.tasks.segment.model import to_indices
+from medgan.tasks.segment.recipe import critic_map, evenly_chosen, label_classes, parse_class_names
 
 
 def square(size, y0, x0, side, value=1):
@@ -193,7 +194,7 @@ def test_adversarial_semi_supervised_run_evaluates_reports_and_writes_dicom_seg(
     assert "volume_ml" in (out / "volumes.csv").read_text().splitlines()[0]
 
     # A SEG of known masks (slice k: a square at row 2k) read back frame by frame.
-    from medgan.tasks.segment.evaluate import segmentation_model
+    from medgan.tasks.segment.model import segmentation_model
     from medgan.tasks.segment.inference import write_dicom_seg
 
     ordered = sorted((pydicom.dcmread(f) for f in ct_folder.iterdir()), key=lambda ds: float(ds.ImagePositionPatient[2]))
@@ -263,7 +264,7 @@ class _Threshold(torch.nn.Module):
 def threshold_model(low=-1000.0, high=1000.0, units="HU", label=1, **info):
     """A :class:`SegmentationModel` labelling ``label`` where the image is above ``(low + high) / 2``."""
     from medgan.data.intensity import IntensityMap
-    from medgan.tasks.segment.recipe import SegmentationModel
+    from medgan.tasks.segment.model import SegmentationModel
 
     return SegmentationModel(segmentor=_Threshold(), intensity=IntensityMap(low, high, units), class_names=["background", "lesion"],
                              label_values=[0, label], multiple=1, info={"step": 0, "model": "unet", "source": "test", **info})

@@ -8,20 +8,12 @@ import numpy as np
 
 from medgan.data.imageset import ImageSet
 from medgan.errors import MedganError
-from medgan.evaluate import run_holdout
 from medgan.io.records import append_jsonl, utc_now
 from medgan.metrics.classification import classification_metrics
+from medgan.runs import run_holdout
+from medgan.tasks.classify.model import classifier_model
 
-__all__ = ["classifier_model", "classifier_scores", "evaluate_classifier_run"]
-
-
-def classifier_model(run: str | Path, device: str = "cpu"):
-    """The :class:`~medgan.tasks.classify.recipe.ClassifierModel` of a run (one clear error
-    for a run of another task)."""
-    from medgan.tasks import load_model_of
-    from medgan.tasks.classify.recipe import ClassifierModel
-
-    return load_model_of(ClassifierModel, run, device, "medgan train classify")
+__all__ = ["classifier_scores", "evaluate_classifier_run"]
 
 
 def classifier_scores(model, test: ImageSet) -> dict[str, float]:

@@ -9,50 +9,18 @@ augmentation applied to each batch on the device.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from medgan.data.intensity import IntensityMap
 from medgan.errors import MedganError
 from medgan.nets.classifier import ClassifierConfig, ResNetClassifier
 from medgan.train.augment import classical_augment
+from medgan.tasks.classify.model import MODEL, ClassifierModel, build_classifier, from_exported
 from medgan.train.task import Networks, Optimizer, Phase, Task, Update
-
-MODEL = "resnet18"
-
-
-@dataclass
-class ClassifierModel:
-    """A trained classifier (see :func:`medgan.tasks.load_model`).
-
-    Attributes:
-        classifier: the network in eval mode: ``(B, C, H, W)`` in [-1, 1] -> logits.
-        intensity: the training data's units that [-1, 1] stands for.
-        class_names: name of each output.
-        info: the export's ``config.json``.
-    """
-
-    classifier: nn.Module
-    intensity: IntensityMap
-    class_names: list[str]
-    info: dict[str, Any]
-
-    @torch.no_grad()
-    def predict_proba(self, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
-        """Class probabilities ``(N, K)`` of images in the data's units, ``(N, H, W)`` or
-        ``(N, C, H, W)``; each image is scored alone (eval mode), whatever the batch."""
-        x = self.intensity.forward(np.asarray(images, np.float32))
-        x = x[:, None] if x.ndim == 3 else x
-        device = next(self.classifier.parameters()).device
-        out = [torch.softmax(self.classifier(torch.from_numpy(x[i : i + batch_size]).to(device)).float(), 1).cpu().numpy()
-               for i in range(0, len(x), batch_size)]
-        return np.concatenate(out)
-
 
 class ClassifyTask(Task):
     """``classifier``: image -> class logits, trained on cross-entropy (classical augmentation optional)."""
@@ -129,14 +97,11 @@ class ClassifyTask(Task):
     def build_network(cls, name: str, info: dict[str, Any]) -> nn.Module:
         if name != "classifier":
             return super().build_network(name, info)
-        return ResNetClassifier(ClassifierConfig(**info["net"]))
+        return build_classifier(info)
 
     @classmethod
     def from_pretrained(cls, exported) -> ClassifierModel:
-        if "classifier" not in exported:
-            raise MedganError("the run exported no classifier", hint="give the run folder of medgan train classify")
-        net, info = exported["classifier"]
-        return ClassifierModel(net, IntensityMap(**info["intensity"]), list(info["class_names"]), info)
+        return from_exported(exported)
 
     @classmethod
     def evaluate_run(cls, run_dir, *, n, seed, inception_weights, require_inception, metrics=None):

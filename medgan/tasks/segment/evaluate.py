@@ -17,31 +17,22 @@ import numpy as np
 
 from medgan.data.imageset import ImageSet
 from medgan.errors import MedganError
-from medgan.evaluate import run_holdout
 from medgan.io.records import append_jsonl, utc_now
 from medgan.metrics.segmentation import dice, slice_stack_metrics
+from medgan.runs import run_holdout
+from medgan.tasks.segment.model import segmentation_model, to_indices
+from medgan.tasks.segment.report import PICTURE, SCORES
 
-__all__ = ["evaluate_segmentation_run", "segmentation_model", "segmentation_scores"]
+__all__ = ["evaluate_segmentation_run", "segmentation_scores"]
 
-PICTURE = "segmentation-best-worst.png"
-SCORES = ("dice", "iou", "hd95", "asd", "nsd")
 NSD_TOLERANCE = 2.0  # mm where the files give pixel spacing, else pixels
-
-
-def segmentation_model(run: str | Path, device: str = "cpu"):
-    """The :class:`~medgan.tasks.segment.recipe.SegmentationModel` of a run (one clear
-    error for a run of another task)."""
-    from medgan.tasks import load_model_of
-    from medgan.tasks.segment.recipe import SegmentationModel
-
-    return load_model_of(SegmentationModel, run, device, "medgan train segment")
 
 
 def segmentation_scores(model, test: ImageSet, predicted: np.ndarray | None = None) -> dict:
     """The model's per-class and mean scores on labelled real images, per volume and overall.
 
     Args:
-        model: a :class:`~medgan.tasks.segment.recipe.SegmentationModel`.
+        model: a :class:`~medgan.tasks.segment.model.SegmentationModel`.
         test: images with masks (label values as the model's) and groups (volumes).
         predicted: the model's label maps of ``test`` if already computed.
 
@@ -51,8 +42,6 @@ def segmentation_scores(model, test: ImageSet, predicted: np.ndarray | None = No
         foreground Dice of each slice, "predicted": (N, H, W) label values}``.
     """
     from medgan.tasks.segment.inference import segment_images
-    from medgan.tasks.segment.recipe import to_indices
-
     if test.masks is None:
         raise MedganError("the test images have no masks", hint="give a source with masks")
     truth = to_indices(test.masks, model.label_values, "the test masks")
@@ -112,8 +101,6 @@ def evaluate_segmentation_run(run_dir: str | Path) -> dict:
 
 def _draw_best_worst(path: Path, model, test: ImageSet, predicted: np.ndarray, slice_dice: np.ndarray, save_grid, k: int = 4) -> None:
     """Rows of (image | prediction | truth) for the ``k`` best and ``k`` worst held-out slices."""
-    from medgan.tasks.segment.recipe import to_indices
-
     scored = np.flatnonzero(np.isfinite(slice_dice))
     if not len(scored):
         return

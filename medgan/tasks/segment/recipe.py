@@ -30,7 +30,7 @@ value, written back into label maps at inference). 0 is the background.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -42,42 +42,13 @@ from torch import nn
 from medgan import losses
 from medgan.data.dataset import MedicalImageDataset
 from medgan.data.imageset import ImageSet
-from medgan.data.intensity import IntensityMap
 from medgan.errors import MedganError, warn
 from medgan.nets.patchgan import PatchGANConfig, PatchGANDiscriminator
 from medgan.nets.segmentor import SegmentorConfig, UNetSegmentor
 from medgan.report.grid import MASK_COLOURS
 from medgan.train.augment import classical_augment
+from medgan.tasks.segment.model import MODEL, SegmentationModel, build_segmentor, from_exported, to_indices
 from medgan.train.task import Networks, Optimizer, Phase, Task, Update
-
-MODEL = "unet"
-
-
-@dataclass
-class SegmentationModel:
-    """A trained segmentor (see :func:`medgan.tasks.load_model` and :mod:`medgan.tasks.segment.inference`).
-
-    Attributes:
-        segmentor: the U-Net in eval mode: ``(B, C, H, W)`` in [-1, 1] -> logits ``(B, K, H, W)``.
-        intensity: the training data's units that [-1, 1] stands for.
-        class_names: name of each class (index 0: background).
-        label_values: the label-map value of each class.
-        multiple: input sides must be multiples of this (padded otherwise).
-        info: the export's ``config.json``.
-    """
-
-    segmentor: nn.Module
-    intensity: IntensityMap
-    class_names: list[str]
-    label_values: list[int]
-    multiple: int
-    info: dict[str, Any]
-
-    @property
-    def label(self) -> str:
-        """``"<model> step <n>"`` for output headers."""
-        return f"medgan {MODEL} step {self.info.get('step')}"
-
 
 def parse_class_names(path: str) -> dict[int, str]:
     """Label value -> class name from a JSON file: ``{"0": "background", "1": "lesion"}`` or
@@ -127,18 +98,6 @@ def label_classes(masks: np.ndarray, names: dict[int, str] | None, data_names: l
         values = list(range(len(data_names)))
         return values, list(data_names)
     return present, ["background" if v == 0 else f"label{v}" for v in present]
-
-
-def to_indices(masks: np.ndarray, label_values: list[int], where: str) -> np.ndarray:
-    """Label maps -> class indices (``uint8``); a value the run does not know is an error."""
-    lut = np.full(max(int(masks.max()), max(label_values)) + 1, 255, np.uint8)
-    lut[label_values] = np.arange(len(label_values), dtype=np.uint8)
-    out = lut[masks.astype(np.int64)]
-    if (out == 255).any():
-        value = int(masks.astype(np.int64)[out == 255][0])
-        raise MedganError(f"a mask holds label value {value}, not one of the run's labels {label_values}", path=where,
-                          hint="name it with --class-names, or fix the mask")
-    return out
 
 
 def evenly_chosen(n: int, k: int) -> np.ndarray:
@@ -411,18 +370,11 @@ class SegmentTask(Task):
     def build_network(cls, name: str, info: dict[str, Any]) -> nn.Module:
         if name != "segmentor":
             return super().build_network(name, info)
-        return UNetSegmentor(SegmentorConfig(**info["net"]))
+        return build_segmentor(info)
 
     @classmethod
     def from_pretrained(cls, exported) -> SegmentationModel:
-        if "segmentor" not in exported:
-            raise MedganError("the run exported no segmentor", hint="give the run folder of medgan train segment")
-        net, info = exported["segmentor"]
-        names, values = info.get("class_names"), info.get("label_values")
-        if not isinstance(names, list) or not isinstance(values, list) or len(names) != len(values):
-            raise MedganError("the model's config.json lacks matching class_names and label_values", hint="re-export it with a current medgan")
-        return SegmentationModel(net, IntensityMap(**info["intensity"]), list(names), [int(v) for v in values],
-                                 int(info.get("multiple", 16)), info)
+        return from_exported(exported)
 
     @classmethod
     def evaluate_run(cls, run_dir, *, n, seed, inception_weights, require_inception, metrics=None):

@@ -2,40 +2,20 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from typing import Any
 
 import torch
 from torch import nn
 
 from medgan import losses
-from medgan.data.intensity import IntensityMap
 from medgan.errors import MedganError
 from medgan.nets import build_pair, config_from_dict
 from medgan.nets.dcgan import set_condition_strength
+from medgan.tasks.synth.model import SynthesisModel, from_exported
 from medgan.train.augment import diff_augment, parse_policy
 from medgan.train.distributed import unwrap
 from medgan.train.task import GANTask, Networks
-
-
-@dataclass
-class SynthesisModel:
-    """A trained synthesis generator, ready to sample from (see :func:`medgan.tasks.load_model`).
-
-    Attributes:
-        generator: G in eval mode: ``G(z, labels=None) -> (B, C, H, W)`` in [-1, 1].
-        z_dim: latent size.
-        num_classes: classes of a conditional G (0: unconditional); ``class_names`` their names.
-        intensity: maps [-1, 1] back to the training data's units.
-        info: the export's ``config.json`` (model, net, step, source ...).
-    """
-
-    generator: nn.Module
-    z_dim: int
-    num_classes: int
-    class_names: list[str]
-    intensity: IntensityMap
-    info: dict[str, Any]
 
 
 class SynthesisTask(GANTask):
@@ -175,22 +155,14 @@ class SynthesisTask(GANTask):
     def evaluate_run(cls, run_dir, *, n, seed, inception_weights, require_inception, metrics=None):
         """Realism of the generator against the training images: by default every registered
         realism metric (FID, KID, Inception and pixel PRDC, SWD, MS-SSIM)."""
-        from medgan.evaluate import evaluate_synthesis_run
+        from medgan.tasks.synth.evaluate import evaluate_synthesis_run
 
         return evaluate_synthesis_run(run_dir, n=n, seed=seed, inception_weights=inception_weights,
                                       require_inception=require_inception, metrics=metrics)
 
     @classmethod
     def from_pretrained(cls, exported) -> SynthesisModel:
-        if "generator" not in exported:
-            raise MedganError("the run exported no generator", hint="give the run folder of medgan train synth")
-        G, info = exported["generator"]
-        net = info.get("net") or {}
-        if "z_dim" not in net or not isinstance(info.get("intensity"), dict):
-            raise MedganError("the generator's config.json lacks 'net.z_dim' or 'intensity'", hint="export the run again with this medgan")
-        classes = int(net.get("num_classes", 0) or 0)
-        return SynthesisModel(G, int(net["z_dim"]), classes, list(info.get("class_names") or [])[:classes] if classes else [],
-                              IntensityMap(**info["intensity"]), info)
+        return from_exported(exported)
 
     def export_info(self, name: str) -> dict[str, Any]:
         data = self.dataset.data
