@@ -429,3 +429,41 @@ def test_the_default_u_net_is_the_one_measured_best_per_cpu_second(capsys):
     assert json.loads(capsys.readouterr().out)["model"]["net"]["width"] == 32
     assert main(["train", "synth", "--data", "brain-mri", "--dry-run"]) == 0  # other tasks keep theirs
     assert json.loads(capsys.readouterr().out)["model"]["net"]["width"] == 32
+
+
+def dry_run_matches_the_saved_config(argv, run, capsys) -> dict:
+    """``medgan train ARGV --dry-run`` prints what ``config.json`` of the same run holds
+    (but the step plan the engine writes); the saved config is returned."""
+    assert main([*argv, "--run-dir", str(run), "--dry-run"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert main([*argv, "--run-dir", str(run)]) == 0
+    saved = json.loads((run / "config.json").read_text())
+    printed["loop"].pop("plan", None)
+    saved["loop"].pop("plan", None)
+    assert printed == saved
+    return saved
+
+
+def test_the_dry_run_prints_the_saved_config_with_the_u_nets_classes(tmp_path, capsys):
+    argv = ["train", "segment", "--data", "phantom", "--n-images", "8", "--lesion-fraction", "1", "--size", "32", "--steps", "2",
+            "--batch-size", "4", "--width", "4", "--depth", "1", "--holdout", "0", "--no-progress"]
+    saved = dry_run_matches_the_saved_config(argv, tmp_path / "run", capsys)
+    assert saved["model"]["net"]["num_classes"] == 2 and saved["model"]["net"]["d_width"] == 64
+
+
+def test_evaluate_honours_metrics_through_the_segmentation_family(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["train", "segment", "--data", "phantom", "--n-images", "8", "--lesion-fraction", "1", "--size", "32", "--steps", "2",
+                 "--batch-size", "4", "--width", "4", "--depth", "1", "--holdout", "0.25", "--run-dir", str(run), "--no-progress"]) == 0
+    assert main(["evaluate", str(run), "--json"]) == 0
+    full = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert {"dice", "iou", "hd95", "asd", "nsd"} <= set(full["metrics"]) and full["settings"]["metrics"] == ["overlap", "surface", "nsd"]
+    assert main(["evaluate", str(run), "--metrics", "overlap", "--json"]) == 0
+    overlap = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert set(overlap["metrics"]) == {k for k in full["metrics"] if k.startswith(("dice", "iou"))}
+    assert all(overlap["metrics"][k] == full["metrics"][k] or (np.isnan(overlap["metrics"][k]) and np.isnan(full["metrics"][k]))
+               for k in overlap["metrics"])
+    assert "hd95_lesion" not in overlap["volumes"][0]
+    assert main(["evaluate", str(run), "--metrics", "dice"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "unknown segmentation metric 'dice'" in err and "overlap, surface, nsd" in err

@@ -9,7 +9,7 @@ augmentation applied to each batch on the device.
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import asdict, fields
 from typing import Any
 
 import torch
@@ -43,18 +43,19 @@ class ClassifyTask(Task):
     def resolve(cls, config, dataset) -> None:
         if config.model.name != MODEL:
             raise MedganError(f"the classify task trains a {MODEL}, not {config.model.name!r}", hint="leave out --model")
-
-    def __init__(self, config, dataset):
-        super().__init__(config, dataset)
         data = dataset.data
         if data.labels is None or not data.class_names:
             raise MedganError("classification needs labelled data (subfolders per class, --labels-csv or an npz with labels)",
                               path=config.data.source)
         if len(data.class_names) < 2:
             raise MedganError(f"classification needs at least two classes, the data has {len(data.class_names)}", path=config.data.source)
-        self.net_config = ClassifierConfig(channels=dataset.channels, num_classes=len(data.class_names),
-                                           image_size=dataset.image_size[0], width=int(config.model.net.get("width", 32)))
-        config.model.net = asdict(self.net_config)
+        # the network's full config, so config.json names every field
+        config.model.net = asdict(ClassifierConfig(channels=dataset.channels, num_classes=len(data.class_names),
+                                                   image_size=dataset.image_size[0], width=int(config.model.net.get("width", 32))))
+
+    def __init__(self, config, dataset):
+        super().__init__(config, dataset)
+        self.net_config = ClassifierConfig(**{f.name: config.model.net[f.name] for f in fields(ClassifierConfig)})
         self.augment = config.task_config.augmentation == "classical"
 
     def networks(self) -> dict[str, nn.Module]:
@@ -105,10 +106,11 @@ class ClassifyTask(Task):
 
     @classmethod
     def evaluate_run(cls, run_dir, *, n, seed, inception_weights, require_inception, metrics=None):
-        """Accuracy, balanced accuracy, AUROC and calibration on the run's held-out patients."""
+        """Accuracy, balanced accuracy, AUROC and calibration on the run's held-out patients
+        (``metrics``: the registered classification metrics; default all)."""
         from medgan.tasks.classify.evaluate import evaluate_classifier_run
 
-        return evaluate_classifier_run(run_dir)
+        return evaluate_classifier_run(run_dir, metrics=metrics)
 
     @classmethod
     def describe_evaluation(cls, record):

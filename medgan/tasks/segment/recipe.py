@@ -30,7 +30,7 @@ value, written back into label maps at inference). 0 is the background.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, replace
+from dataclasses import asdict, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -164,6 +164,29 @@ class SegmentTask(Task):
         if config.task_config.unlabelled and config.task_config.adversarial == "off":
             raise MedganError("--unlabelled images train the U-Net through the critic, which is off by default",
                               path=config.task_config.unlabelled, hint="add --adversarial on (measured: no gain so far; see the README)")
+        # The networks' full configs, so config.json names every field: the U-Net's classes are
+        # the run's label values (cls.classes), its sides must be multiples of 2^depth.
+        net = config.model.net
+        _, class_names = cls.classes(config, dataset)
+        unet = SegmentorConfig(channels=dataset.channels, num_classes=len(class_names), **{
+            key: net[key] for key in ("width", "depth", "res_units", "dropout") if key in net})
+        size = dataset.image_size
+        if size[0] % unet.multiple or size[1] % unet.multiple:
+            raise MedganError(f"a depth-{unet.depth} U-Net needs sides that are multiples of {unet.multiple}, "
+                              f"the images are {size[0]}x{size[1]}", hint=f"use --size {max(16, size[0] // 16 * 16)}")
+        config.model.net = {**asdict(unet), "d_width": int(net.get("d_width", 64)), "d_layers": int(net.get("d_layers", 3))}
+
+    @staticmethod
+    def classes(config, dataset) -> tuple[list[int], list[str]]:
+        """The run's ``(label_values, class_names)``: those of ``--class-names``, else the
+        values the training masks hold (see :func:`label_classes`)."""
+        data, where = dataset.data, config.data.source
+        if data.masks is None:
+            raise MedganError("segmentation needs masks", path=where,
+                              hint="give --masks FOLDER (one mask per image, same name), or brain-mri / phantom")
+        s = config.task_config
+        names = parse_class_names(s.class_names) if s.class_names else None
+        return label_classes(data.masks[data.labelled_index()], names, data.mask_names, where)
 
     @classmethod
     def method_line(cls, config) -> str:
@@ -179,12 +202,8 @@ class SegmentTask(Task):
         super().__init__(config, dataset)
         s = config.task_config
         data, where = dataset.data, config.data.source
-        if data.masks is None:
-            raise MedganError("segmentation needs masks", path=where,
-                              hint="give --masks FOLDER (one mask per image, same name), or brain-mri / phantom")
-        names = parse_class_names(s.class_names) if s.class_names else None
+        self.label_values, self.class_names = self.classes(config, dataset)
         annotated = data.labelled_index()  # all, or those a partly labelled scan has masks for
-        self.label_values, self.class_names = label_classes(data.masks[annotated], names, data.mask_names, where)
         k = len(self.class_names)
         masks = to_indices(data.masks, self.label_values, where)
 
@@ -210,15 +229,10 @@ class SegmentTask(Task):
             warn(f"{len(rest)} training images without masks are not used: only the critic learns from unlabelled images",
                  path=where, hint="add --adversarial on to train through them (measured: no gain so far; see the README)")
 
-        self.net_config = SegmentorConfig(channels=dataset.channels, num_classes=k, **{
-            key: config.model.net[key] for key in ("width", "depth", "res_units", "dropout") if key in config.model.net})
-        size = dataset.image_size
-        if size[0] % self.net_config.multiple or size[1] % self.net_config.multiple:
-            raise MedganError(f"a depth-{self.net_config.depth} U-Net needs sides that are multiples of {self.net_config.multiple}, "
-                              f"the images are {size[0]}x{size[1]}", hint=f"use --size {max(16, size[0] // 16 * 16)}")
-        self.critic_config = PatchGANConfig(cond_channels=dataset.channels, image_channels=k, width=int(config.model.net.get("d_width", 64)),
-                                            n_layers=int(config.model.net.get("d_layers", 3)), norm="none")
-        config.model.net = {**asdict(self.net_config), "d_width": self.critic_config.width, "d_layers": self.critic_config.n_layers}
+        net = config.model.net
+        self.net_config = SegmentorConfig(**{f.name: net[f.name] for f in fields(SegmentorConfig)})
+        self.critic_config = PatchGANConfig(cond_channels=dataset.channels, image_channels=k, width=int(net["d_width"]),
+                                            n_layers=int(net["d_layers"]), norm="none")
         self.d_loss, self.g_loss = losses.ADVERSARIAL[config.loss.name]
         from monai.losses import DiceCELoss
 
@@ -378,10 +392,11 @@ class SegmentTask(Task):
 
     @classmethod
     def evaluate_run(cls, run_dir, *, n, seed, inception_weights, require_inception, metrics=None):
-        """Dice, IoU, HD95 and ASD per class on the run's held-out volumes."""
+        """Dice, IoU, HD95, ASD and NSD per class on the run's held-out volumes (``metrics``:
+        the registered segmentation metrics, overlap, surface and nsd; default all)."""
         from medgan.tasks.segment.evaluate import evaluate_segmentation_run
 
-        return evaluate_segmentation_run(run_dir)
+        return evaluate_segmentation_run(run_dir, metrics=metrics)
 
     @classmethod
     def describe_evaluation(cls, record):

@@ -58,17 +58,21 @@ class SynthesisTask(GANTask):
         size = config.data.options.size
         if config.model.name == "dcgan" and size not in SIZES:
             raise MedganError(f"DCGAN cannot make {size}x{size} images", hint=f"use --size one of {', '.join(map(str, SIZES))}")
-
-    def __init__(self, config, dataset):
-        super().__init__(config, dataset)
-        if config.model.net.get("num_classes", 0) == -1:  # --conditional: as many classes as the data has
+        # The network's full config, so config.json names every field: the image's size and
+        # channels and the width TrainConfig.resolve fills in for every task, the classes of
+        # --conditional (num_classes -1: as many as the data has).
+        net = {"width": 32, **config.model.net, "image_size": size, "channels": 1 if config.data.options.grey else 3}
+        if net.get("num_classes", 0) == -1:
             names = dataset.data.class_names
             if not names:
                 raise MedganError("--conditional needs labelled data (subfolders per class, --labels-csv or an npz with labels)",
                                   path=config.data.source)
-            config.model.net["num_classes"] = len(names)
+            net["num_classes"] = len(names)
+        config.model.net = asdict(config_from_dict(config.model.name, net))
+
+    def __init__(self, config, dataset):
+        super().__init__(config, dataset)
         self.net_config = config_from_dict(config.model.name, config.model.net)
-        config.model.net = asdict(self.net_config)  # the resolved config names every field
         self.d_loss, self.g_loss = losses.ADVERSARIAL[config.loss.name]
         self.policy = parse_policy(config.loop.augment)
         self.conditional = getattr(self.net_config, "num_classes", 0) > 0
