@@ -1,13 +1,15 @@
 """Evaluation of a segmentation run on its held-out volumes.
 
 Each held-out group (a patient's volume, or one embedded head) is segmented slice by slice
-and scored with the registered segmentation metrics (:data:`medgan.metrics.registry.SEGMENTATION`,
-``--metrics overlap,surface,nsd``; the rules of :func:`medgan.metrics.segmentation.slice_stack_metrics`) per foreground
-class: Dice and IoU over the whole volume, HD95, ASD and normalised surface Dice (at 2) in
-the slices' planes (mm where the files give pixel spacing, pixels otherwise). The run's figure for a class is the mean
-over volumes (nan ignored: a volume where the class is absent from truth and prediction
-does not count). The best and worst held-out slices (by their mean foreground Dice) are
-drawn to ``segmentation-best-worst.png`` for the report.
+and scored per foreground class with the registered segmentation metrics
+(:data:`medgan.metrics.registry.SEGMENTATION`: ``overlap``, ``surface``, ``nsd``, all by
+default, or those of ``--metrics``), which follow the rules of
+:func:`medgan.metrics.segmentation.slice_stack_metrics`: Dice and IoU over the whole volume,
+HD95, ASD and normalised surface Dice (at 2) in the slices' planes (mm where the files give
+pixel spacing, pixels otherwise). The run's figure for a class is the mean over volumes (nan
+ignored: a volume where the class is absent from truth and prediction does not count). The
+best and worst held-out slices (by their mean foreground Dice) are drawn to
+``segmentation-best-worst.png`` for the report.
 """
 
 from __future__ import annotations
