@@ -41,7 +41,7 @@ def median_step_seconds(run: Path) -> float:
 
 
 def synth(seed: int, amp: bool, args, root: Path) -> dict:
-    from medgan.evaluate import evaluate_synthesis_run
+    from medgan.tasks.synth.evaluate import evaluate_synthesis_run
 
     config = TrainConfig.from_dict({"task": "synth", "data": {"source": "brain-mri", "holdout": 0.1},
                                     "loop": {"steps": args.synth_steps, "seed": seed, "amp": amp, "checkpoint_every": args.synth_steps,

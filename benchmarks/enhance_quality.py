@@ -109,7 +109,7 @@ def train(case: dict, method: str, seed: int, steps: int, batch: int, run_dir: P
 def held_out(run: Path, n_test: int) -> tuple[np.ndarray, np.ndarray, object]:
     """``(test clean, tuning clean, intensity)``: up to ``n_test`` held-out images spread
     over the set, and 8 training images spread over the set (for tuning the baselines)."""
-    from medgan.evaluate import run_holdout
+    from medgan.runs import run_holdout
 
     _, dataset, holdout = run_holdout(run)
     squeeze = lambda a: (a if a.ndim == 3 else a[:, 0]).astype(np.float32)  # noqa: E731

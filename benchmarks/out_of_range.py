@@ -117,7 +117,7 @@ def main() -> None:
     results = {"real-ct": compare(ct, [real_ct()]),
                "phantom-head": compare(ct, [make_phantom(size=256, seed=10_000 + k, kind="head").clean.astype(np.float64) for k in range(8)])}
 
-    from medgan.evaluate import run_holdout
+    from medgan.runs import run_holdout
 
     _, _, holdout = run_holdout(runs / "denoise-brain-dncnn-500")
     slices = holdout.images if holdout.images.ndim == 3 else holdout.images[:, 0]

@@ -40,7 +40,8 @@ import torch
 from medgan.data.imageset import ImageSet
 from medgan.data.training import DataConfig, load_training_data
 from medgan.tasks.segment.evaluate import segmentation_scores
-from medgan.tasks.segment.recipe import SegmentationModel, evenly_chosen, to_indices
+from medgan.tasks.segment.model import SegmentationModel, to_indices
+from medgan.tasks.segment.recipe import evenly_chosen
 from medgan.train import TrainConfig, Trainer
 
 CASES = {

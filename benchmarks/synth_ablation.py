@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from medgan.data.training import DataConfig, load_training_data
-from medgan.evaluate import generated_images, realism_metrics
+from medgan.tasks.synth.evaluate import generated_images, realism_metrics
 from medgan.train import TrainConfig, Trainer
 
 #: name -> overrides of TrainConfig().to_dict(), as nested dicts.

@@ -20,7 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from medgan.evaluate import evaluate_synthesis_run
+from medgan.tasks.synth.evaluate import evaluate_synthesis_run
 from medgan.train import TrainConfig, Trainer
 
 CASES = {

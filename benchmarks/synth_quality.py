@@ -21,7 +21,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from medgan.evaluate import generated_images, real_images, realism_metrics, run_config
+from medgan.runs import real_images, run_config
+from medgan.tasks.synth.evaluate import generated_images, realism_metrics
 from medgan.nets import build_pair
 
 

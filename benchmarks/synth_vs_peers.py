@@ -40,7 +40,7 @@ import torch
 from torch import nn
 
 from medgan.data.training import DataConfig, load_training_data
-from medgan.evaluate import generated_images, realism_metrics
+from medgan.tasks.synth.evaluate import generated_images, realism_metrics
 from medgan.report.grid import image_grid
 from medgan.train import LoopConfig, TrainConfig, Trainer
 

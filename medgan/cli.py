@@ -113,7 +113,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     console.print(f"training a {config.model.name.upper()} for {length}; samples go to {run_dir / 'samples'}")
     Trainer(config, run_dir, progress=not args.no_progress).fit()
 
-    from medgan.evaluate import audit_run, evaluate_run
+    from medgan.runs import evaluate_run
+    from medgan.tasks.synth.audit import audit_run
     from medgan.report.html import build_report
 
     console.print(f"evaluating {args.eval_n} generated images and auditing them for copies of training images")
@@ -267,7 +268,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from medgan.evaluate import evaluate_run, evaluate_sources
+    from medgan.runs import evaluate_run
+    from medgan.tasks.synth.evaluate import evaluate_sources
 
     if args.fake is None:
         record = evaluate_run(args.source, n=args.n, seed=args.seed, inception_weights=args.inception_weights,
@@ -315,7 +317,7 @@ def _print_metrics(record: dict) -> None:
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
-    from medgan.evaluate import audit_run
+    from medgan.tasks.synth.audit import audit_run
 
     summary = audit_run(args.run, n=args.n, seed=args.seed, quantile=args.quantile, inception_weights=args.inception_weights)
     print(f"{summary['fraction_flagged']:.1%} of {summary['n_generated']} generated images flagged as near-copies "

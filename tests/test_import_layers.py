@@ -1,5 +1,6 @@
-"""The package's import structure: no module imports another that (directly or through
-others) imports it back at import time, and the shared layers never import upwards."""
+"""The package's import structure: no medgan module imports another that (directly or through
+others) imports it back — counting imports inside functions, which run later but still tie
+the two modules together — and the shared layers never import upwards."""
 
 import ast
 from pathlib import Path
@@ -14,11 +15,12 @@ def module_name(path: Path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-def top_level_imports(path: Path) -> set[str]:
-    """medgan modules imported by statements at module level (not inside functions)."""
+def medgan_imports(path: Path, top_level_only: bool = False) -> set[str]:
+    """medgan modules named by the import statements of a module: at module level only, or
+    anywhere in it (inside functions and methods too)."""
     tree = ast.parse(path.read_text())
     found = set()
-    for node in tree.body:
+    for node in (tree.body if top_level_only else ast.walk(tree)):
         if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("medgan"):
             found.add(node.module)
             found.update(f"{node.module}.{alias.name}" for alias in node.names)
@@ -28,51 +30,102 @@ def top_level_imports(path: Path) -> set[str]:
 
 
 def graph() -> dict[str, set[str]]:
+    """Module -> the medgan modules it imports anywhere in its text. Importing ``a.b.c`` also
+    runs ``a.b``'s ``__init__``; a submodule depends on its package's ``__init__``."""
     modules = {module_name(p): p for p in ROOT.rglob("*.py")}
     edges = {}
     for name, path in modules.items():
-        targets = {t for t in top_level_imports(path) if t in modules and t != name}
-        # importing a.b.c runs a/__init__ and a/b/__init__ first
-        edges[name] = targets | {".".join(t.split(".")[:k]) for t in targets for k in range(2, t.count(".") + 1)} - {name}
+        targets = {t for t in medgan_imports(path) if t in modules and t != name}
+        packages = {".".join(t.split(".")[:k]) for t in targets for k in range(2, t.count(".") + 1)}
+        edges[name] = (targets | packages) - {name}
         parent = name.rsplit(".", 1)[0]
-        if parent != name and parent in modules and not name.endswith("__init__"):
+        if parent != name and parent in modules:
             edges[name].add(parent)
+    # a package's __init__ reaching into its own submodules (re-exports, lazy loaders) is the
+    # package's public face, not a circle: leave those edges out
+    for name in edges:
+        edges[name] = {t for t in edges[name] if not t.startswith(name + ".")}
     return edges
 
 
-def test_no_import_cycles():
-    edges = graph()
-    state, stack, cycles = {}, [], []
+def cycles(edges: dict[str, set[str]]) -> list[str]:
+    """One line per strongly connected group of modules (Tarjan): its shortest circle through
+    its first module (``a -> b -> ... -> a``), and the group's other modules."""
+    index, low, stack, on_stack, groups = {}, {}, [], set(), []
 
-    def visit(node):
-        state[node] = "open"
+    def connect(node):
+        index[node] = low[node] = len(index)
         stack.append(node)
+        on_stack.add(node)
         for nxt in sorted(edges.get(node, ())):
-            if state.get(nxt) == "open":
-                cycles.append(stack[stack.index(nxt):] + [nxt])
-            elif nxt not in state:
-                visit(nxt)
-        stack.pop()
-        state[node] = "done"
+            if nxt not in index:
+                connect(nxt)
+                low[node] = min(low[node], low[nxt])
+            elif nxt in on_stack:
+                low[node] = min(low[node], index[nxt])
+        if low[node] == index[node]:
+            group = []
+            while True:
+                member = stack.pop()
+                on_stack.discard(member)
+                group.append(member)
+                if member == node:
+                    break
+            if len(group) > 1:
+                groups.append(sorted(group))
 
     for node in sorted(edges):
-        if node not in state:
-            visit(node)
-    # a package importing its own submodules in __init__ is not a cycle
-    real = [c for c in cycles if not all(m == c[0] or m.startswith(c[0] + ".") or c[0].startswith(m + ".") for m in c)]
-    assert not real, real[:3]
+        if node not in index:
+            connect(node)
+    lines = []
+    for group in groups:
+        circle = _circle(group, edges)
+        others = [m for m in group if m not in circle]
+        lines.append(" -> ".join(circle) + (f" (with {', '.join(others)})" if others else ""))
+    return lines
+
+
+def _circle(group: list[str], edges: dict[str, set[str]]) -> list[str]:
+    """The shortest circle through the group's first module (breadth-first)."""
+    start, members = group[0], set(group)
+    paths = {start: [start]}
+    frontier = [start]
+    while frontier:
+        following = []
+        for node in frontier:
+            for nxt in sorted(edges[node] & members):
+                if nxt == start:
+                    return paths[node] + [start]
+                if nxt not in paths:
+                    paths[nxt] = paths[node] + [nxt]
+                    following.append(nxt)
+        frontier = following
+    return group
+
+
+def test_the_check_sees_imports_inside_functions_and_names_the_circle(tmp_path):
+    module = tmp_path / "m.py"
+    module.write_text("from medgan.errors import MedganError\n\ndef f():\n    from medgan.runs import run_config\n")
+    assert medgan_imports(module) >= {"medgan.errors", "medgan.runs"} and "medgan.runs" not in medgan_imports(module, True)
+    edges = {"a": {"b"}, "b": {"c"}, "c": {"a", "d"}, "d": {"c"}, "e": {"a"}}
+    assert cycles(edges) == ["a -> b -> c -> a (with d)"]
+
+
+def test_no_import_cycles():
+    found = cycles(graph())
+    assert not found, "import cycles: " + "; ".join(found)
 
 
 def test_shared_layers_do_not_import_upwards():
-    upper = {"io": {"data", "datasets", "nets", "train", "tasks", "metrics", "report", "infer", "evaluate", "cli"},
-             "data": {"datasets", "nets", "train", "tasks", "metrics", "report", "infer", "evaluate", "cli"},
-             "nets": {"datasets", "train", "tasks", "metrics", "report", "losses", "evaluate", "cli"},
-             "metrics": {"train", "tasks", "report", "evaluate", "cli"},
-             "infer": {"train", "tasks", "evaluate", "cli"}}
+    upper = {"io": {"data", "datasets", "nets", "train", "tasks", "metrics", "report", "infer", "runs", "evaluate", "cli"},
+             "data": {"datasets", "nets", "train", "tasks", "metrics", "report", "infer", "runs", "evaluate", "cli"},
+             "nets": {"datasets", "train", "tasks", "metrics", "report", "losses", "runs", "evaluate", "cli"},
+             "metrics": {"train", "tasks", "report", "runs", "evaluate", "cli"},
+             "infer": {"train", "tasks", "runs", "evaluate", "cli"}}
     for path in ROOT.rglob("*.py"):
         name = module_name(path)
         layer = name.split(".")[1] if "." in name else ""
-        for target in top_level_imports(path):
+        for target in medgan_imports(path):
             other = target.split(".")[1] if target.count(".") else ""
             assert other not in upper.get(layer, ()), f"{name} imports {target}"
 

@@ -1,14 +1,17 @@
 """Metrics by name: one registered function each, picked with ``--metrics``; tasks name
 their defaults.
 
-Three families, each a :class:`MetricFamily` of functions of one inputs record:
+Four families, each a :class:`MetricFamily` of functions of one inputs record:
 
 - :data:`REALISM` (synthesis): :class:`RealismInputs`, the real and generated images in
   [-1, 1], the seed, and the Inception features computed once on first use and shared by
   every metric that needs them;
 - :data:`FIDELITY` (enhancement, reconstruction): :class:`FidelityInputs`, reference and
   output images in data units and the data range;
-- :data:`SEGMENTATION`: :class:`SegmentationInputs`, predicted and true label maps.
+- :data:`SEGMENTATION`: :class:`SegmentationInputs`, predicted and true label maps (one
+  image or one volume's slices), scored once for Dice/IoU, surface distances and NSD;
+- :data:`CLASSIFICATION`: :class:`ClassificationInputs`, true classes and predicted
+  probabilities.
 
 Registering a metric is one decorated function here::
 
@@ -32,7 +35,8 @@ from medgan.errors import MedganError
 from medgan.metrics.realism import fid_from_features, kid_from_features, ms_ssim_diversity, pixel_features, prdc, swd
 
 __all__ = [
-    "FIDELITY", "FidelityInputs", "MetricFamily", "REALISM", "RealismInputs", "SEGMENTATION", "SegmentationInputs",
+    "CLASSIFICATION", "ClassificationInputs", "FIDELITY", "FidelityInputs", "MetricFamily", "REALISM", "RealismInputs",
+    "SEGMENTATION", "SegmentationInputs",
     "compute_realism", "register_realism",
 ]
 
@@ -233,13 +237,35 @@ def _spectrum(inputs: FidelityInputs) -> dict:
 
 @dataclass
 class SegmentationInputs:
-    """Predicted and true integer label maps of one shape, the pixel/voxel spacing (mm) and
-    the foreground labels to score (``None``: any non-zero label as one foreground)."""
+    """Predicted and true integer label maps of one image ``(H, W)`` or one volume as a stack
+    of slices ``(N, H, W)``, the pixel spacing (mm, ``(2,)`` or per slice ``(N, 2)``; pixels
+    when ``None``), the foreground labels to score (``None``: any non-zero label as one
+    foreground) and the normalised surface Dice's tolerance (units of ``spacing``).
+
+    The scores follow :func:`medgan.metrics.segmentation.slice_stack_metrics`'s rules
+    (overlap pooled over the stack, surface distances in each slice's plane) and are computed
+    once, on first use, for every metric that reads them.
+    """
 
     pred: np.ndarray
     target: np.ndarray
-    spacing: tuple[float, ...] | float | None = None
+    spacing: np.ndarray | tuple[float, ...] | float | None = None
     labels: list[int] | None = None
+    tolerance: float = 2.0
+    _scores: dict[int, dict[str, float]] | None = None
+
+    def scores(self) -> dict[int, dict[str, float]]:
+        """``{label: {"dice", "iou", "hd95", "asd", "nsd", "missed_slices", "extra_slices"}}``."""
+        if self._scores is None:
+            from medgan.metrics.segmentation import slice_stack_metrics
+
+            pred, target = np.asarray(self.pred), np.asarray(self.target)
+            labels = self.labels
+            if labels is None:  # any non-zero label: one foreground
+                pred, target, labels = (pred != 0).astype(np.uint8), (target != 0).astype(np.uint8), [1]
+            stack = (lambda x: x[None]) if pred.ndim == 2 else (lambda x: x)  # (N, H, W)
+            self._scores = slice_stack_metrics(stack(pred), stack(target), labels, self.spacing, tolerance=self.tolerance)
+        return self._scores
 
 
 SEGMENTATION = MetricFamily("segmentation")
@@ -247,26 +273,70 @@ SEGMENTATION = MetricFamily("segmentation")
 
 @SEGMENTATION.register("overlap")
 def _overlap(inputs: SegmentationInputs) -> dict:
-    from medgan.metrics.segmentation import dice, iou
-
-    out = {}
-    for name, fn in (("dice", dice), ("iou", iou)):
-        out.update(_flat(name, fn(inputs.pred, inputs.target, inputs.labels)))
-    return out
+    return _per_label(inputs, ("dice", "iou"))
 
 
 @SEGMENTATION.register("surface")
 def _surface(inputs: SegmentationInputs) -> dict:
-    from medgan.metrics.segmentation import average_surface_distance, hausdorff95
+    return _per_label(inputs, ("hd95", "asd", "missed_slices", "extra_slices"))
 
+
+@SEGMENTATION.register("nsd")
+def _nsd(inputs: SegmentationInputs) -> dict:
+    return _per_label(inputs, ("nsd",))
+
+
+def _per_label(inputs: SegmentationInputs, names: tuple[str, ...]) -> dict[str, float]:
+    """``name`` (the mean over the labels where it is defined, ``nan`` where none is) and
+    ``name_<label>`` for each score; one foreground (``labels`` ``None``) gives ``name`` alone."""
+    scores = inputs.scores()
     out = {}
-    for name, fn in (("hd95", hausdorff95), ("asd", average_surface_distance)):
-        out.update(_flat(name, fn(inputs.pred, inputs.target, inputs.spacing, labels=inputs.labels)))
+    for name in names:
+        values = {label: s[name] for label, s in scores.items()}
+        finite = [v for v in values.values() if np.isfinite(v)]
+        out[name] = float(np.mean(finite)) if finite else float("nan")
+        if inputs.labels is not None:
+            out.update({f"{name}_{label}": v for label, v in values.items()})
     return out
 
 
-def _flat(name: str, scores: Any) -> dict[str, float]:
-    """A metric's result (a float, or per-label values with their ``"mean"``) as flat figures."""
-    if not isinstance(scores, dict):
-        return {name: float(scores)}
-    return {name: float(scores["mean"]), **{f"{name}_{label}": float(v) for label, v in scores.items() if label != "mean"}}
+# ----------------------------------------------------------------------------- classification
+
+
+@dataclass
+class ClassificationInputs:
+    """True class indices ``(N,)`` and predicted class probabilities ``(N, K)``."""
+
+    labels: np.ndarray
+    probabilities: np.ndarray
+
+
+CLASSIFICATION = MetricFamily("classification")
+
+
+@CLASSIFICATION.register("accuracy")
+def _accuracy(inputs: ClassificationInputs) -> dict:
+    from medgan.metrics.classification import accuracy
+
+    return {"accuracy": accuracy(inputs.labels, inputs.probabilities)}
+
+
+@CLASSIFICATION.register("balanced_accuracy")
+def _balanced_accuracy(inputs: ClassificationInputs) -> dict:
+    from medgan.metrics.classification import balanced_accuracy
+
+    return {"balanced_accuracy": balanced_accuracy(inputs.labels, inputs.probabilities)}
+
+
+@CLASSIFICATION.register("auroc")
+def _auroc(inputs: ClassificationInputs) -> dict:
+    from medgan.metrics.classification import auroc_ovr
+
+    return {"auroc": auroc_ovr(inputs.labels, inputs.probabilities)}
+
+
+@CLASSIFICATION.register("ece")
+def _ece(inputs: ClassificationInputs) -> dict:
+    from medgan.metrics.classification import expected_calibration_error
+
+    return {"ece": expected_calibration_error(inputs.labels, inputs.probabilities)}

@@ -1,5 +1,8 @@
-"""The tasks, one package each: its recipe (networks and objectives for the engine), its
-inference, evaluation, report sections and task-specific data code.
+"""The tasks, one package each: its model (``model.py``: the typed record of a trained run,
+how its networks are rebuilt and loaded, its scoring), its recipe (networks and objectives
+for the engine), its inference, evaluation, report sections and task-specific data code.
+The model sits below the rest: recipe, evaluation, report and commands import it, never
+each other in a circle.
 
 - :mod:`medgan.tasks.synth`: unconditional and class-conditional synthesis, and sampling.
 - :mod:`medgan.tasks.enhance`: denoising and super-resolution, paired, self-supervised
@@ -119,7 +122,8 @@ def load_model(path: str | Path, device: str = "cpu") -> Any:
     Builds only the networks the task exported for inference (``RUN/<name>/config.json`` +
     ``model.safetensors``, no pickle), in eval mode on ``device``, and hands them to the
     task's :meth:`~medgan.train.task.Task.from_pretrained`, which checks their configs and
-    returns e.g. a :class:`~medgan.tasks.synth.recipe.SynthesisModel` or an
+    returns e.g. a :class:`~medgan.tasks.synth.model.SynthesisModel` (each task's loader,
+    ``synthesis_model(run)`` ..., lives in its ``model.py`` and calls :func:`load_model_of`) or an
     :class:`~medgan.tasks.enhance.recipe.EnhancementModel`.
 
     Args:

@@ -74,3 +74,25 @@ def test_segmentation_family_scores_labels_and_their_mean():
     figures = SEGMENTATION.compute(SegmentationInputs(pred, target, labels=[1, 2]))
     assert figures["dice_1"] == pytest.approx(2 * 32 / (32 + 64)) and figures["dice_2"] == 1.0
     assert figures["dice"] == pytest.approx((figures["dice_1"] + 1.0) / 2) and figures["hd95_2"] == 0.0
+    assert figures["nsd_2"] == 1.0 and set(SEGMENTATION) == {"overlap", "surface", "nsd"}
+    # a volume as a stack of slices: the rules of slice_stack_metrics, computed once for every metric
+    from medgan.metrics.segmentation import slice_stack_metrics
+
+    stack_p, stack_t = np.stack([pred, target, np.zeros_like(target)]), np.stack([target, target, np.zeros_like(target)])
+    inputs = SegmentationInputs(stack_p, stack_t, spacing=(0.5, 0.5), labels=[1, 2])
+    expected = slice_stack_metrics(stack_p, stack_t, [1, 2], (0.5, 0.5))
+    assert SEGMENTATION.compute(inputs, ["surface"])["hd95_1"] == expected[1]["hd95"]
+    assert SEGMENTATION.compute(inputs, ["overlap"])["iou_1"] == expected[1]["iou"]
+    # no labels: any non-zero label is one foreground, one figure per score
+    assert set(SEGMENTATION.compute(SegmentationInputs(pred, target), ["overlap"])) == {"dice", "iou"}
+
+
+def test_classification_family_gives_the_figures_of_classification_metrics():
+    from medgan.metrics.classification import classification_metrics
+    from medgan.metrics.registry import CLASSIFICATION, ClassificationInputs
+
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 3, 50)
+    proba = rng.dirichlet(np.ones(3), 50)
+    assert CLASSIFICATION.compute(ClassificationInputs(labels, proba)) == classification_metrics(labels, proba)
+    assert list(CLASSIFICATION.compute(ClassificationInputs(labels, proba), ["auroc"])) == ["auroc"]

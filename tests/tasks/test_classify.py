@@ -97,6 +97,14 @@ def test_a_classifier_learns_through_the_engine_and_evaluates_on_held_out_patien
     record = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert record["task"] == "classify" and record["n_test"] == 12
     assert record["metrics"]["accuracy"] >= 0.9 and record["metrics"]["auroc"] >= 0.95
+    # --metrics picks registered classification metrics, the same figures; another family's name is one line
+    assert main(["evaluate", str(run), "--metrics", "ece,accuracy", "--json"]) == 0
+    chosen = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert chosen["metrics"] == {"ece": record["metrics"]["ece"], "accuracy": record["metrics"]["accuracy"]}
+    assert chosen["settings"]["metrics"] == ["ece", "accuracy"]
+    assert main(["evaluate", str(run), "--metrics", "kid"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "unknown classification metric 'kid'" in err and "balanced_accuracy" in err
     # unlabelled data: one line
     ImageSet(images=np.zeros((40, 32, 32), np.float32)).save_npz(tmp_path / "plain.npz")
     assert main(["train", "classify", "--data", str(tmp_path / "plain.npz"), "--size", "32", "--steps", "1", "--no-progress",
@@ -143,3 +151,24 @@ def test_augment_eval_runs_the_grid_end_to_end(tmp_path, capsys):
     # a second run into the same folder is refused
     assert main(args) == 2
     assert "--overwrite" in capsys.readouterr().err
+
+
+def dry_run_matches_the_saved_config(argv, run, capsys) -> dict:
+    """``medgan train ARGV --dry-run`` prints what ``config.json`` of the same run holds
+    (but the step plan the engine writes); the saved config is returned."""
+    assert main([*argv, "--run-dir", str(run), "--dry-run"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert main([*argv, "--run-dir", str(run)]) == 0
+    saved = json.loads((run / "config.json").read_text())
+    printed["loop"].pop("plan", None)
+    saved["loop"].pop("plan", None)
+    assert printed == saved
+    return saved
+
+
+def test_the_dry_run_prints_the_saved_config_with_the_classifiers_classes(tmp_path, capsys):
+    source = _two_class_npz(tmp_path / "discs.npz")
+    argv = ["train", "classify", "--data", str(source), "--size", "32", "--width", "8", "--batch-size", "8", "--steps", "2",
+            "--holdout", "0.25", "--sample-every", "2", "--checkpoint-every", "2", "--n-samples", "4", "--no-progress"]
+    saved = dry_run_matches_the_saved_config(argv, tmp_path / "run", capsys)
+    assert saved["model"]["net"] == {"channels": 1, "num_classes": 2, "image_size": 32, "width": 8, "spatial_dims": 2}

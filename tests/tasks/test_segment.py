@@ -16,7 +16,8 @@ from medgan.errors import MedganError
 from medgan.metrics.segmentation import hausdorff95, slice_stack_metrics
 import torch
 
-from medgan.tasks.segment.recipe import critic_map, evenly_chosen, label_classes, parse_class_names, to_indices
+from medgan.tasks.segment.model import to_indices
+from medgan.tasks.segment.recipe import critic_map, evenly_chosen, label_classes, parse_class_names
 
 
 def square(size, y0, x0, side, value=1):
@@ -193,7 +194,7 @@ def test_adversarial_semi_supervised_run_evaluates_reports_and_writes_dicom_seg(
     assert "volume_ml" in (out / "volumes.csv").read_text().splitlines()[0]
 
     # A SEG of known masks (slice k: a square at row 2k) read back frame by frame.
-    from medgan.tasks.segment.evaluate import segmentation_model
+    from medgan.tasks.segment.model import segmentation_model
     from medgan.tasks.segment.inference import write_dicom_seg
 
     ordered = sorted((pydicom.dcmread(f) for f in ct_folder.iterdir()), key=lambda ds: float(ds.ImagePositionPatient[2]))
@@ -263,7 +264,7 @@ class _Threshold(torch.nn.Module):
 def threshold_model(low=-1000.0, high=1000.0, units="HU", label=1, **info):
     """A :class:`SegmentationModel` labelling ``label`` where the image is above ``(low + high) / 2``."""
     from medgan.data.intensity import IntensityMap
-    from medgan.tasks.segment.recipe import SegmentationModel
+    from medgan.tasks.segment.model import SegmentationModel
 
     return SegmentationModel(segmentor=_Threshold(), intensity=IntensityMap(low, high, units), class_names=["background", "lesion"],
                              label_values=[0, label], multiple=1, info={"step": 0, "model": "unet", "source": "test", **info})
@@ -428,3 +429,41 @@ def test_the_default_u_net_is_the_one_measured_best_per_cpu_second(capsys):
     assert json.loads(capsys.readouterr().out)["model"]["net"]["width"] == 32
     assert main(["train", "synth", "--data", "brain-mri", "--dry-run"]) == 0  # other tasks keep theirs
     assert json.loads(capsys.readouterr().out)["model"]["net"]["width"] == 32
+
+
+def dry_run_matches_the_saved_config(argv, run, capsys) -> dict:
+    """``medgan train ARGV --dry-run`` prints what ``config.json`` of the same run holds
+    (but the step plan the engine writes); the saved config is returned."""
+    assert main([*argv, "--run-dir", str(run), "--dry-run"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert main([*argv, "--run-dir", str(run)]) == 0
+    saved = json.loads((run / "config.json").read_text())
+    printed["loop"].pop("plan", None)
+    saved["loop"].pop("plan", None)
+    assert printed == saved
+    return saved
+
+
+def test_the_dry_run_prints_the_saved_config_with_the_u_nets_classes(tmp_path, capsys):
+    argv = ["train", "segment", "--data", "phantom", "--n-images", "8", "--lesion-fraction", "1", "--size", "32", "--steps", "2",
+            "--batch-size", "4", "--width", "4", "--depth", "1", "--holdout", "0", "--no-progress"]
+    saved = dry_run_matches_the_saved_config(argv, tmp_path / "run", capsys)
+    assert saved["model"]["net"]["num_classes"] == 2 and saved["model"]["net"]["d_width"] == 64
+
+
+def test_evaluate_honours_metrics_through_the_segmentation_family(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["train", "segment", "--data", "phantom", "--n-images", "8", "--lesion-fraction", "1", "--size", "32", "--steps", "2",
+                 "--batch-size", "4", "--width", "4", "--depth", "1", "--holdout", "0.25", "--run-dir", str(run), "--no-progress"]) == 0
+    assert main(["evaluate", str(run), "--json"]) == 0
+    full = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert {"dice", "iou", "hd95", "asd", "nsd"} <= set(full["metrics"]) and full["settings"]["metrics"] == ["overlap", "surface", "nsd"]
+    assert main(["evaluate", str(run), "--metrics", "overlap", "--json"]) == 0
+    overlap = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert set(overlap["metrics"]) == {k for k in full["metrics"] if k.startswith(("dice", "iou"))}
+    assert all(overlap["metrics"][k] == full["metrics"][k] or (np.isnan(overlap["metrics"][k]) and np.isnan(full["metrics"][k]))
+               for k in overlap["metrics"])
+    assert "hd95_lesion" not in overlap["volumes"][0]
+    assert main(["evaluate", str(run), "--metrics", "dice"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "unknown segmentation metric 'dice'" in err and "overlap, surface, nsd" in err

@@ -12,7 +12,7 @@ from safetensors.torch import load_file
 from medgan.cli import main
 from medgan.data.sampling import BalancedSampler
 from medgan.errors import MedganError
-from medgan.evaluate import class_realism
+from medgan.tasks.synth.evaluate import class_realism
 from medgan.tasks.synth.config import SynthConfig
 
 TINY = ["--data", "phantom", "--n-images", "48", "--lesion-fraction", "0.25", "--size", "32", "--width", "8",

@@ -69,3 +69,25 @@ def test_train_says_which_method_it_trains_and_why(tmp_path, capsys):
                  "--run-dir", str(tmp_path / "run")]) == 0
     err = " ".join(capsys.readouterr().err.split())
     assert "method: a DCGAN with medgan's recipe" in err and "benchmarks/synth_vs_peers.py" in err
+
+
+def dry_run_matches_the_saved_config(argv, run, capsys) -> dict:
+    """``medgan train ARGV --dry-run`` prints what ``config.json`` of the same run holds
+    (but the step plan the engine writes); the saved config is returned."""
+    assert main([*argv, "--run-dir", str(run), "--dry-run"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert main([*argv, "--run-dir", str(run)]) == 0
+    saved = json.loads((run / "config.json").read_text())
+    printed["loop"].pop("plan", None)
+    saved["loop"].pop("plan", None)
+    assert printed == saved
+    return saved
+
+
+@pytest.mark.parametrize("model", ["dcgan", "mlp"])
+def test_the_dry_run_prints_the_saved_config_with_the_classes_of_conditional(tmp_path, capsys, model):
+    argv = ["train", "synth", "--model", model, "--data", "phantom", "--n-images", "16", "--lesion-fraction", "0.5", "--size", "32",
+            "--width", "8", "--batch-size", "8", "--steps", "2", "--conditional", "--sample-every", "100",
+            "--checkpoint-every", "100", "--n-samples", "4", "--no-progress"]
+    saved = dry_run_matches_the_saved_config(argv, tmp_path / "run", capsys)
+    assert saved["model"]["net"]["num_classes"] == 2 and saved["model"]["net"]["image_size"] == 32

@@ -33,7 +33,8 @@ def test_evaluate_appends_metrics_with_settings(run, capsys):
 
 
 def test_evaluate_shows_each_figure_beside_the_real_floor(run, capsys):
-    from medgan.evaluate import real_images, realism_metrics
+    from medgan.runs import real_images
+    from medgan.tasks.synth.evaluate import realism_metrics
 
     assert main(["evaluate", str(run), "--n", "24", "--metrics", "swd,kid", "--json"]) == 0
     out = capsys.readouterr()

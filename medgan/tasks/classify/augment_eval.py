@@ -225,7 +225,8 @@ def run_augment_eval(config: AugmentEvalConfig, out: str | Path, progress: bool 
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-    from medgan.tasks.classify.evaluate import classifier_model, classifier_scores
+    from medgan.tasks.classify.evaluate import classifier_scores
+    from medgan.tasks.classify.model import classifier_model
     from medgan.tasks.synth.generate import sample
 
     out = Path(out)

@@ -9,50 +9,18 @@ augmentation applied to each batch on the device.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, fields
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from medgan.data.intensity import IntensityMap
 from medgan.errors import MedganError
 from medgan.nets.classifier import ClassifierConfig, ResNetClassifier
 from medgan.train.augment import classical_augment
+from medgan.tasks.classify.model import MODEL, ClassifierModel, build_classifier, from_exported
 from medgan.train.task import Networks, Optimizer, Phase, Task, Update
-
-MODEL = "resnet18"
-
-
-@dataclass
-class ClassifierModel:
-    """A trained classifier (see :func:`medgan.tasks.load_model`).
-
-    Attributes:
-        classifier: the network in eval mode: ``(B, C, H, W)`` in [-1, 1] -> logits.
-        intensity: the training data's units that [-1, 1] stands for.
-        class_names: name of each output.
-        info: the export's ``config.json``.
-    """
-
-    classifier: nn.Module
-    intensity: IntensityMap
-    class_names: list[str]
-    info: dict[str, Any]
-
-    @torch.no_grad()
-    def predict_proba(self, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
-        """Class probabilities ``(N, K)`` of images in the data's units, ``(N, H, W)`` or
-        ``(N, C, H, W)``; each image is scored alone (eval mode), whatever the batch."""
-        x = self.intensity.forward(np.asarray(images, np.float32))
-        x = x[:, None] if x.ndim == 3 else x
-        device = next(self.classifier.parameters()).device
-        out = [torch.softmax(self.classifier(torch.from_numpy(x[i : i + batch_size]).to(device)).float(), 1).cpu().numpy()
-               for i in range(0, len(x), batch_size)]
-        return np.concatenate(out)
-
 
 class ClassifyTask(Task):
     """``classifier``: image -> class logits, trained on cross-entropy (classical augmentation optional)."""
@@ -75,18 +43,19 @@ class ClassifyTask(Task):
     def resolve(cls, config, dataset) -> None:
         if config.model.name != MODEL:
             raise MedganError(f"the classify task trains a {MODEL}, not {config.model.name!r}", hint="leave out --model")
-
-    def __init__(self, config, dataset):
-        super().__init__(config, dataset)
         data = dataset.data
         if data.labels is None or not data.class_names:
             raise MedganError("classification needs labelled data (subfolders per class, --labels-csv or an npz with labels)",
                               path=config.data.source)
         if len(data.class_names) < 2:
             raise MedganError(f"classification needs at least two classes, the data has {len(data.class_names)}", path=config.data.source)
-        self.net_config = ClassifierConfig(channels=dataset.channels, num_classes=len(data.class_names),
-                                           image_size=dataset.image_size[0], width=int(config.model.net.get("width", 32)))
-        config.model.net = asdict(self.net_config)
+        # the network's full config, so config.json names every field
+        config.model.net = asdict(ClassifierConfig(channels=dataset.channels, num_classes=len(data.class_names),
+                                                   image_size=dataset.image_size[0], width=int(config.model.net.get("width", 32))))
+
+    def __init__(self, config, dataset):
+        super().__init__(config, dataset)
+        self.net_config = ClassifierConfig(**{f.name: config.model.net[f.name] for f in fields(ClassifierConfig)})
         self.augment = config.task_config.augmentation == "classical"
 
     def networks(self) -> dict[str, nn.Module]:
@@ -129,21 +98,19 @@ class ClassifyTask(Task):
     def build_network(cls, name: str, info: dict[str, Any]) -> nn.Module:
         if name != "classifier":
             return super().build_network(name, info)
-        return ResNetClassifier(ClassifierConfig(**info["net"]))
+        return build_classifier(info)
 
     @classmethod
     def from_pretrained(cls, exported) -> ClassifierModel:
-        if "classifier" not in exported:
-            raise MedganError("the run exported no classifier", hint="give the run folder of medgan train classify")
-        net, info = exported["classifier"]
-        return ClassifierModel(net, IntensityMap(**info["intensity"]), list(info["class_names"]), info)
+        return from_exported(exported)
 
     @classmethod
     def evaluate_run(cls, run_dir, *, n, seed, inception_weights, require_inception, metrics=None):
-        """Accuracy, balanced accuracy, AUROC and calibration on the run's held-out patients."""
+        """Accuracy, balanced accuracy, AUROC and calibration on the run's held-out patients
+        (``metrics``: the registered classification metrics; default all)."""
         from medgan.tasks.classify.evaluate import evaluate_classifier_run
 
-        return evaluate_classifier_run(run_dir)
+        return evaluate_classifier_run(run_dir, metrics=metrics)
 
     @classmethod
     def describe_evaluation(cls, record):

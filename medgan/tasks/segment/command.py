@@ -19,7 +19,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
 
 
 def cmd_segment(args: argparse.Namespace) -> int:
-    from medgan.tasks.segment.evaluate import segmentation_model
+    from medgan.tasks.segment.model import segmentation_model
     from medgan.tasks.segment.inference import segment_path
 
     model = segmentation_model(args.model, args.device)

@@ -1,12 +1,15 @@
 """Evaluation of a segmentation run on its held-out volumes.
 
 Each held-out group (a patient's volume, or one embedded head) is segmented slice by slice
-and scored with :func:`medgan.metrics.segmentation.slice_stack_metrics` per foreground
-class: Dice and IoU over the whole volume, HD95, ASD and normalised surface Dice (at 2) in
-the slices' planes (mm where the files give pixel spacing, pixels otherwise). The run's figure for a class is the mean
-over volumes (nan ignored: a volume where the class is absent from truth and prediction
-does not count). The best and worst held-out slices (by their mean foreground Dice) are
-drawn to ``segmentation-best-worst.png`` for the report.
+and scored per foreground class with the registered segmentation metrics
+(:data:`medgan.metrics.registry.SEGMENTATION`: ``overlap``, ``surface``, ``nsd``, all by
+default, or those of ``--metrics``), which follow the rules of
+:func:`medgan.metrics.segmentation.slice_stack_metrics`: Dice and IoU over the whole volume,
+HD95, ASD and normalised surface Dice (at 2) in the slices' planes (mm where the files give
+pixel spacing, pixels otherwise). The run's figure for a class is the mean over volumes (nan
+ignored: a volume where the class is absent from truth and prediction does not count). The
+best and worst held-out slices (by their mean foreground Dice) are drawn to
+``segmentation-best-worst.png`` for the report.
 """
 
 from __future__ import annotations
@@ -17,42 +20,41 @@ import numpy as np
 
 from medgan.data.imageset import ImageSet
 from medgan.errors import MedganError
-from medgan.evaluate import run_holdout
 from medgan.io.records import append_jsonl, utc_now
-from medgan.metrics.segmentation import dice, slice_stack_metrics
+from medgan.metrics.registry import SEGMENTATION, SegmentationInputs
+from medgan.metrics.segmentation import dice
+from medgan.runs import run_holdout
+from medgan.tasks.segment.model import segmentation_model, to_indices
+from medgan.tasks.segment.report import PICTURE, SCORES
 
-__all__ = ["evaluate_segmentation_run", "segmentation_model", "segmentation_scores"]
+__all__ = ["evaluate_segmentation_run", "segmentation_scores"]
 
-PICTURE = "segmentation-best-worst.png"
-SCORES = ("dice", "iou", "hd95", "asd", "nsd")
 NSD_TOLERANCE = 2.0  # mm where the files give pixel spacing, else pixels
+#: What a volume's row holds per class: the scores and the slices where only one side has the class.
+PER_CLASS = (*SCORES, "missed_slices", "extra_slices")
 
 
-def segmentation_model(run: str | Path, device: str = "cpu"):
-    """The :class:`~medgan.tasks.segment.recipe.SegmentationModel` of a run (one clear
-    error for a run of another task)."""
-    from medgan.tasks import load_model_of
-    from medgan.tasks.segment.recipe import SegmentationModel
-
-    return load_model_of(SegmentationModel, run, device, "medgan train segment")
-
-
-def segmentation_scores(model, test: ImageSet, predicted: np.ndarray | None = None) -> dict:
+def segmentation_scores(model, test: ImageSet, predicted: np.ndarray | None = None, metrics: list[str] | None = None) -> dict:
     """The model's per-class and mean scores on labelled real images, per volume and overall.
 
     Args:
-        model: a :class:`~medgan.tasks.segment.recipe.SegmentationModel`.
+        model: a :class:`~medgan.tasks.segment.model.SegmentationModel`.
         test: images with masks (label values as the model's) and groups (volumes).
         predicted: the model's label maps of ``test`` if already computed.
+        metrics: the :data:`~medgan.metrics.registry.SEGMENTATION` metrics to compute
+            (``overlap``: Dice, IoU; ``surface``: HD95, ASD; ``nsd``); default all.
 
     Returns:
         ``{"metrics": {"dice": mean over classes, "dice_<class>": ..., "hd95_<class>": ...},
         "volumes": [{"group", "slices", "<score>_<class>" ...}], "slice_dice": (N,) mean
         foreground Dice of each slice, "predicted": (N, H, W) label values}``.
+
+    Raises:
+        MedganError: test images without masks, or an unknown metric name.
     """
     from medgan.tasks.segment.inference import segment_images
-    from medgan.tasks.segment.recipe import to_indices
 
+    chosen = SEGMENTATION.check(metrics)
     if test.masks is None:
         raise MedganError("the test images have no masks", hint="give a source with masks")
     truth = to_indices(test.masks, model.label_values, "the test masks")
@@ -61,17 +63,19 @@ def segmentation_scores(model, test: ImageSet, predicted: np.ndarray | None = No
     pred = to_indices(predicted, model.label_values, "the predictions")
     labels = list(range(1, len(model.class_names)))
     groups = test.groups if test.groups is not None else np.arange(len(test))
-    volumes = []
+    volumes, scored = [], []
     for group in np.unique(groups):
         index = np.flatnonzero(groups == group)
         spacing = None if test.spacing is None else test.spacing[index]
-        scores = slice_stack_metrics(pred[index], truth[index], labels, spacing, tolerance=NSD_TOLERANCE)
+        inputs = SegmentationInputs(pred[index], truth[index], spacing, labels, tolerance=NSD_TOLERANCE)
+        figures = SEGMENTATION.compute(inputs, chosen)
+        scored = [name for name in PER_CLASS if name in figures]
         row = {"group": int(group), "slices": int(len(index))}
-        for k, s in scores.items():
-            row.update({f"{name}_{model.class_names[k]}": value for name, value in s.items()})
+        for k in labels:
+            row.update({f"{name}_{model.class_names[k]}": figures[f"{name}_{k}"] for name in scored})
         volumes.append(row)
     figures: dict[str, float] = {}
-    for name in SCORES:
+    for name in (s for s in SCORES if s in scored):
         per_class = []
         for k in labels:
             values = np.array([v[f"{name}_{model.class_names[k]}"] for v in volumes], np.float64)
@@ -81,13 +85,15 @@ def segmentation_scores(model, test: ImageSet, predicted: np.ndarray | None = No
         kept = [v for v in per_class if np.isfinite(v)]
         figures[name] = float(np.mean(kept)) if kept else float("nan")
     slice_dice = np.array([np.nanmean([dice(pred[i] == k, truth[i] == k, nan_for_empty=True) for k in labels] or [np.nan]) for i in range(len(pred))])
-    return {"metrics": figures, "volumes": volumes, "slice_dice": slice_dice, "predicted": predicted}
+    return {"metrics": figures, "volumes": volumes, "slice_dice": slice_dice, "predicted": predicted, "chosen": chosen}
 
 
-def evaluate_segmentation_run(run_dir: str | Path) -> dict:
-    """Score a segmentation run on its held-out volumes; appended to ``metrics.jsonl``."""
+def evaluate_segmentation_run(run_dir: str | Path, metrics: list[str] | None = None) -> dict:
+    """Score a segmentation run on its held-out volumes with the registered segmentation
+    metrics named in ``metrics`` (default all); appended to ``metrics.jsonl``."""
     from medgan.report.grid import save_grid
 
+    SEGMENTATION.check(metrics)  # an unknown name before any work
     run_dir = Path(run_dir)
     _, _, holdout = run_holdout(run_dir, "volumes")
     if holdout.masks is not None and holdout.annotated is not None:  # a partly labelled hold-out: score its labelled slices
@@ -95,7 +101,7 @@ def evaluate_segmentation_run(run_dir: str | Path) -> dict:
             raise MedganError("no held-out slice has a mask", path=run_dir, hint="hold out labelled volumes, or label some of their slices")
         holdout = holdout.subset(holdout.labelled_index())
     model = segmentation_model(run_dir)
-    result = segmentation_scores(model, holdout)
+    result = segmentation_scores(model, holdout, metrics=metrics)
     _draw_best_worst(run_dir / PICTURE, model, holdout, result["predicted"], result["slice_dice"], save_grid)
     record = {"kind": "evaluate", "task": "segment", "time": utc_now(), "step": model.info.get("step"), "n_test": len(holdout),
               "n_volumes": len(result["volumes"]), "class_names": model.class_names[1:],
@@ -103,7 +109,7 @@ def evaluate_segmentation_run(run_dir: str | Path) -> dict:
               "metrics": result["metrics"], "volumes": result["volumes"],
               "settings": {"overlap": "per volume (all its slices pooled); a class absent from truth and prediction is not scored",
                            "distances": "2D per slice, pooled per volume; HD95 = 95th percentile of both directions",
-                           "nsd_tolerance": NSD_TOLERANCE,
+                           "nsd_tolerance": NSD_TOLERANCE, "metrics": result["chosen"],
                            "adversarial": bool(model.info.get("adversarial")), "labelled": model.info.get("labelled"),
                            "unlabelled": model.info.get("unlabelled")}}
     append_jsonl(run_dir / "metrics.jsonl", record)
@@ -112,8 +118,6 @@ def evaluate_segmentation_run(run_dir: str | Path) -> dict:
 
 def _draw_best_worst(path: Path, model, test: ImageSet, predicted: np.ndarray, slice_dice: np.ndarray, save_grid, k: int = 4) -> None:
     """Rows of (image | prediction | truth) for the ``k`` best and ``k`` worst held-out slices."""
-    from medgan.tasks.segment.recipe import to_indices
-
     scored = np.flatnonzero(np.isfinite(slice_dice))
     if not len(scored):
         return

@@ -30,7 +30,7 @@ value, written back into label maps at inference). 0 is the background.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -42,42 +42,13 @@ from torch import nn
 from medgan import losses
 from medgan.data.dataset import MedicalImageDataset
 from medgan.data.imageset import ImageSet
-from medgan.data.intensity import IntensityMap
 from medgan.errors import MedganError, warn
 from medgan.nets.patchgan import PatchGANConfig, PatchGANDiscriminator
 from medgan.nets.segmentor import SegmentorConfig, UNetSegmentor
 from medgan.report.grid import MASK_COLOURS
 from medgan.train.augment import classical_augment
+from medgan.tasks.segment.model import MODEL, SegmentationModel, build_segmentor, from_exported, to_indices
 from medgan.train.task import Networks, Optimizer, Phase, Task, Update
-
-MODEL = "unet"
-
-
-@dataclass
-class SegmentationModel:
-    """A trained segmentor (see :func:`medgan.tasks.load_model` and :mod:`medgan.tasks.segment.inference`).
-
-    Attributes:
-        segmentor: the U-Net in eval mode: ``(B, C, H, W)`` in [-1, 1] -> logits ``(B, K, H, W)``.
-        intensity: the training data's units that [-1, 1] stands for.
-        class_names: name of each class (index 0: background).
-        label_values: the label-map value of each class.
-        multiple: input sides must be multiples of this (padded otherwise).
-        info: the export's ``config.json``.
-    """
-
-    segmentor: nn.Module
-    intensity: IntensityMap
-    class_names: list[str]
-    label_values: list[int]
-    multiple: int
-    info: dict[str, Any]
-
-    @property
-    def label(self) -> str:
-        """``"<model> step <n>"`` for output headers."""
-        return f"medgan {MODEL} step {self.info.get('step')}"
-
 
 def parse_class_names(path: str) -> dict[int, str]:
     """Label value -> class name from a JSON file: ``{"0": "background", "1": "lesion"}`` or
@@ -127,18 +98,6 @@ def label_classes(masks: np.ndarray, names: dict[int, str] | None, data_names: l
         values = list(range(len(data_names)))
         return values, list(data_names)
     return present, ["background" if v == 0 else f"label{v}" for v in present]
-
-
-def to_indices(masks: np.ndarray, label_values: list[int], where: str) -> np.ndarray:
-    """Label maps -> class indices (``uint8``); a value the run does not know is an error."""
-    lut = np.full(max(int(masks.max()), max(label_values)) + 1, 255, np.uint8)
-    lut[label_values] = np.arange(len(label_values), dtype=np.uint8)
-    out = lut[masks.astype(np.int64)]
-    if (out == 255).any():
-        value = int(masks.astype(np.int64)[out == 255][0])
-        raise MedganError(f"a mask holds label value {value}, not one of the run's labels {label_values}", path=where,
-                          hint="name it with --class-names, or fix the mask")
-    return out
 
 
 def evenly_chosen(n: int, k: int) -> np.ndarray:
@@ -205,6 +164,29 @@ class SegmentTask(Task):
         if config.task_config.unlabelled and config.task_config.adversarial == "off":
             raise MedganError("--unlabelled images train the U-Net through the critic, which is off by default",
                               path=config.task_config.unlabelled, hint="add --adversarial on (measured: no gain so far; see the README)")
+        # The networks' full configs, so config.json names every field: the U-Net's classes are
+        # the run's label values (cls.classes), its sides must be multiples of 2^depth.
+        net = config.model.net
+        _, class_names = cls.classes(config, dataset)
+        unet = SegmentorConfig(channels=dataset.channels, num_classes=len(class_names), **{
+            key: net[key] for key in ("width", "depth", "res_units", "dropout") if key in net})
+        size = dataset.image_size
+        if size[0] % unet.multiple or size[1] % unet.multiple:
+            raise MedganError(f"a depth-{unet.depth} U-Net needs sides that are multiples of {unet.multiple}, "
+                              f"the images are {size[0]}x{size[1]}", hint=f"use --size {max(16, size[0] // 16 * 16)}")
+        config.model.net = {**asdict(unet), "d_width": int(net.get("d_width", 64)), "d_layers": int(net.get("d_layers", 3))}
+
+    @staticmethod
+    def classes(config, dataset) -> tuple[list[int], list[str]]:
+        """The run's ``(label_values, class_names)``: those of ``--class-names``, else the
+        values the training masks hold (see :func:`label_classes`)."""
+        data, where = dataset.data, config.data.source
+        if data.masks is None:
+            raise MedganError("segmentation needs masks", path=where,
+                              hint="give --masks FOLDER (one mask per image, same name), or brain-mri / phantom")
+        s = config.task_config
+        names = parse_class_names(s.class_names) if s.class_names else None
+        return label_classes(data.masks[data.labelled_index()], names, data.mask_names, where)
 
     @classmethod
     def method_line(cls, config) -> str:
@@ -220,12 +202,8 @@ class SegmentTask(Task):
         super().__init__(config, dataset)
         s = config.task_config
         data, where = dataset.data, config.data.source
-        if data.masks is None:
-            raise MedganError("segmentation needs masks", path=where,
-                              hint="give --masks FOLDER (one mask per image, same name), or brain-mri / phantom")
-        names = parse_class_names(s.class_names) if s.class_names else None
+        self.label_values, self.class_names = self.classes(config, dataset)
         annotated = data.labelled_index()  # all, or those a partly labelled scan has masks for
-        self.label_values, self.class_names = label_classes(data.masks[annotated], names, data.mask_names, where)
         k = len(self.class_names)
         masks = to_indices(data.masks, self.label_values, where)
 
@@ -251,15 +229,10 @@ class SegmentTask(Task):
             warn(f"{len(rest)} training images without masks are not used: only the critic learns from unlabelled images",
                  path=where, hint="add --adversarial on to train through them (measured: no gain so far; see the README)")
 
-        self.net_config = SegmentorConfig(channels=dataset.channels, num_classes=k, **{
-            key: config.model.net[key] for key in ("width", "depth", "res_units", "dropout") if key in config.model.net})
-        size = dataset.image_size
-        if size[0] % self.net_config.multiple or size[1] % self.net_config.multiple:
-            raise MedganError(f"a depth-{self.net_config.depth} U-Net needs sides that are multiples of {self.net_config.multiple}, "
-                              f"the images are {size[0]}x{size[1]}", hint=f"use --size {max(16, size[0] // 16 * 16)}")
-        self.critic_config = PatchGANConfig(cond_channels=dataset.channels, image_channels=k, width=int(config.model.net.get("d_width", 64)),
-                                            n_layers=int(config.model.net.get("d_layers", 3)), norm="none")
-        config.model.net = {**asdict(self.net_config), "d_width": self.critic_config.width, "d_layers": self.critic_config.n_layers}
+        net = config.model.net
+        self.net_config = SegmentorConfig(**{f.name: net[f.name] for f in fields(SegmentorConfig)})
+        self.critic_config = PatchGANConfig(cond_channels=dataset.channels, image_channels=k, width=int(net["d_width"]),
+                                            n_layers=int(net["d_layers"]), norm="none")
         self.d_loss, self.g_loss = losses.ADVERSARIAL[config.loss.name]
         from monai.losses import DiceCELoss
 
@@ -411,25 +384,19 @@ class SegmentTask(Task):
     def build_network(cls, name: str, info: dict[str, Any]) -> nn.Module:
         if name != "segmentor":
             return super().build_network(name, info)
-        return UNetSegmentor(SegmentorConfig(**info["net"]))
+        return build_segmentor(info)
 
     @classmethod
     def from_pretrained(cls, exported) -> SegmentationModel:
-        if "segmentor" not in exported:
-            raise MedganError("the run exported no segmentor", hint="give the run folder of medgan train segment")
-        net, info = exported["segmentor"]
-        names, values = info.get("class_names"), info.get("label_values")
-        if not isinstance(names, list) or not isinstance(values, list) or len(names) != len(values):
-            raise MedganError("the model's config.json lacks matching class_names and label_values", hint="re-export it with a current medgan")
-        return SegmentationModel(net, IntensityMap(**info["intensity"]), list(names), [int(v) for v in values],
-                                 int(info.get("multiple", 16)), info)
+        return from_exported(exported)
 
     @classmethod
     def evaluate_run(cls, run_dir, *, n, seed, inception_weights, require_inception, metrics=None):
-        """Dice, IoU, HD95 and ASD per class on the run's held-out volumes."""
+        """Dice, IoU, HD95, ASD and NSD per class on the run's held-out volumes (``metrics``:
+        the registered segmentation metrics, overlap, surface and nsd; default all)."""
         from medgan.tasks.segment.evaluate import evaluate_segmentation_run
 
-        return evaluate_segmentation_run(run_dir)
+        return evaluate_segmentation_run(run_dir, metrics=metrics)
 
     @classmethod
     def describe_evaluation(cls, record):

@@ -9,7 +9,12 @@ from pathlib import Path
 from medgan.io.records import read_jsonl
 from medgan.report.html import img_tag
 
-__all__ = ["segmentation_section"]
+__all__ = ["PICTURE", "SCORES", "segmentation_section"]
+
+#: The best and worst held-out slices, drawn by :mod:`.evaluate` into the run folder.
+PICTURE = "segmentation-best-worst.png"
+#: The per-class scores of an evaluation record, in the order of the table's columns.
+SCORES = ("dice", "iou", "hd95", "asd", "nsd")
 
 
 def _cell(value) -> str:
@@ -18,8 +23,6 @@ def _cell(value) -> str:
 
 def segmentation_section(run: Path) -> list[str]:
     """Per-class scores of the latest evaluation and the best / worst held-out slices."""
-    from medgan.tasks.segment.evaluate import PICTURE, SCORES
-
     records = [r for r in read_jsonl(run / "metrics.jsonl") if r.get("kind") == "evaluate" and r.get("task") == "segment"]
     parts: list[str] = []
     if records:

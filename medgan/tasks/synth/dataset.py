@@ -26,7 +26,8 @@ import torch
 from torch.utils.data import Dataset
 
 from medgan.errors import MedganError
-from medgan.tasks.synth.generate import class_names, latents, plan_labels, synthesis_model
+from medgan.tasks.synth.generate import plan_labels
+from medgan.tasks.synth.model import class_names, latents, synthesis_model
 
 __all__ = ["MixedDataset", "SyntheticDataset", "mix_synthetic"]
 

@@ -23,6 +23,7 @@ from medgan.errors import MedganError
 from medgan.io import write_dicom, write_nifti, write_npz, write_png
 from medgan.io.output import atomic_dir
 from medgan.io.records import read_jsonl, utc_now
+from medgan.tasks.synth.model import class_names, draw, synthesis_model
 
 FORMATS = ("png", "npz", "dcm", "nii")
 
@@ -122,35 +123,6 @@ def sample(run: str | Path, n: int | None = None, seed: int = 0, labels: str | M
     return (images[:, 0] if images.shape[1] == 1 else images), labels, model.info
 
 
-def synthesis_model(run: str | Path, device: str | torch.device = "cpu"):
-    """The :class:`~medgan.tasks.synth.recipe.SynthesisModel` of a run (one clear error for
-    a run of another task)."""
-    from medgan.tasks import load_model_of
-    from medgan.tasks.synth.recipe import SynthesisModel
-
-    return load_model_of(SynthesisModel, run, device, "medgan train synth")
-
-
-def latents(seed: int, indices, z_dim: int) -> torch.Tensor:
-    """``(len(indices), z_dim)`` latents; row ``i`` is a function of ``(seed, i)`` only, so an
-    image does not depend on the batch or the process it is drawn in."""
-    return torch.stack([torch.randn(z_dim, generator=torch.Generator().manual_seed(seed * 1_000_003 + int(i))) for i in indices])
-
-
-@torch.no_grad()
-def draw(G: torch.nn.Module, z_dim: int, n: int, seed: int = 0, labels: np.ndarray | None = None,
-         batch_size: int = 256, device: str | torch.device = "cpu") -> np.ndarray:
-    """``n`` images of ``G`` in [-1, 1], ``(N, C, H, W)``, from the latents :func:`latents`
-    gives ``seed`` (image ``i`` is :class:`~medgan.tasks.synth.dataset.SyntheticDataset`'s item ``i``)."""
-    out = []
-    for start in range(0, n, batch_size):
-        m = min(batch_size, n - start)
-        z = latents(seed, range(start, start + m), z_dim).to(device)
-        kwargs = {} if labels is None else {"labels": torch.from_numpy(np.asarray(labels[start : start + m])).to(device)}
-        out.append(G(z, **kwargs).float().cpu().numpy())
-    return np.concatenate(out)
-
-
 def class_folder(name: str) -> str:
     """A class name as a folder name (path separators and odd characters become ``_``)."""
     cleaned = re.sub(r"[^A-Za-z0-9._ -]+", "_", name).strip(" .")
@@ -210,12 +182,6 @@ def write_images(images: np.ndarray, out: str | Path, fmt: str, info: dict, labe
                 else:
                     write_nifti(name.with_suffix(".nii.gz"), image)
     return Path(out)
-
-
-def class_names(info: dict) -> list[str]:
-    """The class names of an exported generator's ``config.json`` (``[]``: unconditional)."""
-    k = int((info.get("net") or {}).get("num_classes", 0) or 0)
-    return (list(info.get("class_names") or []) + [str(i) for i in range(k)])[:k] if k else []
 
 
 def manifest(run: str | Path, info: dict, *, seed: int, fmt: str, labels: np.ndarray | None) -> dict:

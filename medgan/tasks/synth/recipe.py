@@ -2,40 +2,20 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from typing import Any
 
 import torch
 from torch import nn
 
 from medgan import losses
-from medgan.data.intensity import IntensityMap
 from medgan.errors import MedganError
 from medgan.nets import build_pair, config_from_dict
 from medgan.nets.dcgan import set_condition_strength
+from medgan.tasks.synth.model import SynthesisModel, from_exported
 from medgan.train.augment import diff_augment, parse_policy
 from medgan.train.distributed import unwrap
 from medgan.train.task import GANTask, Networks
-
-
-@dataclass
-class SynthesisModel:
-    """A trained synthesis generator, ready to sample from (see :func:`medgan.tasks.load_model`).
-
-    Attributes:
-        generator: G in eval mode: ``G(z, labels=None) -> (B, C, H, W)`` in [-1, 1].
-        z_dim: latent size.
-        num_classes: classes of a conditional G (0: unconditional); ``class_names`` their names.
-        intensity: maps [-1, 1] back to the training data's units.
-        info: the export's ``config.json`` (model, net, step, source ...).
-    """
-
-    generator: nn.Module
-    z_dim: int
-    num_classes: int
-    class_names: list[str]
-    intensity: IntensityMap
-    info: dict[str, Any]
 
 
 class SynthesisTask(GANTask):
@@ -78,17 +58,21 @@ class SynthesisTask(GANTask):
         size = config.data.options.size
         if config.model.name == "dcgan" and size not in SIZES:
             raise MedganError(f"DCGAN cannot make {size}x{size} images", hint=f"use --size one of {', '.join(map(str, SIZES))}")
-
-    def __init__(self, config, dataset):
-        super().__init__(config, dataset)
-        if config.model.net.get("num_classes", 0) == -1:  # --conditional: as many classes as the data has
+        # The network's full config, so config.json names every field: the image's size and
+        # channels and the width TrainConfig.resolve fills in for every task, the classes of
+        # --conditional (num_classes -1: as many as the data has).
+        net = {"width": 32, **config.model.net, "image_size": size, "channels": 1 if config.data.options.grey else 3}
+        if net.get("num_classes", 0) == -1:
             names = dataset.data.class_names
             if not names:
                 raise MedganError("--conditional needs labelled data (subfolders per class, --labels-csv or an npz with labels)",
                                   path=config.data.source)
-            config.model.net["num_classes"] = len(names)
+            net["num_classes"] = len(names)
+        config.model.net = asdict(config_from_dict(config.model.name, net))
+
+    def __init__(self, config, dataset):
+        super().__init__(config, dataset)
         self.net_config = config_from_dict(config.model.name, config.model.net)
-        config.model.net = asdict(self.net_config)  # the resolved config names every field
         self.d_loss, self.g_loss = losses.ADVERSARIAL[config.loss.name]
         self.policy = parse_policy(config.loop.augment)
         self.conditional = getattr(self.net_config, "num_classes", 0) > 0
@@ -175,22 +159,14 @@ class SynthesisTask(GANTask):
     def evaluate_run(cls, run_dir, *, n, seed, inception_weights, require_inception, metrics=None):
         """Realism of the generator against the training images: by default every registered
         realism metric (FID, KID, Inception and pixel PRDC, SWD, MS-SSIM)."""
-        from medgan.evaluate import evaluate_synthesis_run
+        from medgan.tasks.synth.evaluate import evaluate_synthesis_run
 
         return evaluate_synthesis_run(run_dir, n=n, seed=seed, inception_weights=inception_weights,
                                       require_inception=require_inception, metrics=metrics)
 
     @classmethod
     def from_pretrained(cls, exported) -> SynthesisModel:
-        if "generator" not in exported:
-            raise MedganError("the run exported no generator", hint="give the run folder of medgan train synth")
-        G, info = exported["generator"]
-        net = info.get("net") or {}
-        if "z_dim" not in net or not isinstance(info.get("intensity"), dict):
-            raise MedganError("the generator's config.json lacks 'net.z_dim' or 'intensity'", hint="export the run again with this medgan")
-        classes = int(net.get("num_classes", 0) or 0)
-        return SynthesisModel(G, int(net["z_dim"]), classes, list(info.get("class_names") or [])[:classes] if classes else [],
-                              IntensityMap(**info["intensity"]), info)
+        return from_exported(exported)
 
     def export_info(self, name: str) -> dict[str, Any]:
         data = self.dataset.data

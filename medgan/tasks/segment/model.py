@@ -1,0 +1,85 @@
+"""The segmentation model apart from its training: the typed record of an exported U-Net,
+how it is rebuilt and loaded, and the label-map helpers inference and evaluation share.
+
+:mod:`.recipe` (training), :mod:`.evaluate`, :mod:`.report` and the ``medgan segment``
+command import this module; it imports none of them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from torch import nn
+
+from medgan.data.intensity import IntensityMap
+from medgan.errors import MedganError
+from medgan.nets.segmentor import SegmentorConfig, UNetSegmentor
+
+__all__ = ["MODEL", "SegmentationModel", "build_segmentor", "from_exported", "segmentation_model", "to_indices"]
+
+MODEL = "unet"
+
+
+@dataclass
+class SegmentationModel:
+    """A trained segmentor (see :func:`medgan.tasks.load_model` and :mod:`medgan.tasks.segment.inference`).
+
+    Attributes:
+        segmentor: the U-Net in eval mode: ``(B, C, H, W)`` in [-1, 1] -> logits ``(B, K, H, W)``.
+        intensity: the training data's units that [-1, 1] stands for.
+        class_names: name of each class (index 0: background).
+        label_values: the label-map value of each class.
+        multiple: input sides must be multiples of this (padded otherwise).
+        info: the export's ``config.json``.
+    """
+
+    segmentor: nn.Module
+    intensity: IntensityMap
+    class_names: list[str]
+    label_values: list[int]
+    multiple: int
+    info: dict[str, Any]
+
+    @property
+    def label(self) -> str:
+        """``"<model> step <n>"`` for output headers."""
+        return f"medgan {MODEL} step {self.info.get('step')}"
+
+
+def build_segmentor(info: dict[str, Any]) -> nn.Module:
+    """The untrained U-Net of an exported ``config.json`` (its ``net`` section)."""
+    return UNetSegmentor(SegmentorConfig(**info["net"]))
+
+
+def from_exported(exported: dict[str, tuple[nn.Module, dict[str, Any]]]) -> SegmentationModel:
+    """The record of a run's loaded networks (``name -> (module, config.json)``)."""
+    if "segmentor" not in exported:
+        raise MedganError("the run exported no segmentor", hint="give the run folder of medgan train segment")
+    net, info = exported["segmentor"]
+    names, values = info.get("class_names"), info.get("label_values")
+    if not isinstance(names, list) or not isinstance(values, list) or len(names) != len(values):
+        raise MedganError("the model's config.json lacks matching class_names and label_values", hint="re-export it with a current medgan")
+    return SegmentationModel(net, IntensityMap(**info["intensity"]), list(names), [int(v) for v in values],
+                             int(info.get("multiple", 16)), info)
+
+
+def segmentation_model(run: str | Path, device: str = "cpu") -> SegmentationModel:
+    """The :class:`SegmentationModel` of a run (one clear error for a run of another task)."""
+    from medgan.tasks import load_model_of
+
+    return load_model_of(SegmentationModel, run, device, "medgan train segment")
+
+
+def to_indices(masks: np.ndarray, label_values: list[int], where: str) -> np.ndarray:
+    """Label maps -> class indices (``uint8``); a value the run does not know is an error."""
+    lut = np.full(max(int(masks.max()), max(label_values)) + 1, 255, np.uint8)
+    lut[label_values] = np.arange(len(label_values), dtype=np.uint8)
+    out = lut[masks.astype(np.int64)]
+    if (out == 255).any():
+        value = int(masks.astype(np.int64)[out == 255][0])
+        raise MedganError(f"a mask holds label value {value}, not one of the run's labels {label_values}", path=where,
+                          hint="name it with --class-names, or fix the mask")
+    return out
