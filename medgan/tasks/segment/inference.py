@@ -51,7 +51,7 @@ import torch
 from medgan.data.geometry import fitted_shape, resize_image
 from medgan.errors import MedganError
 from medgan.infer import Input, apply_to_files, optional_output, per_slice, prepare_like_training, progress_bar, tiled_apply
-from medgan.tasks.segment.recipe import SegmentationModel
+from medgan.tasks.segment.model import SegmentationModel
 
 __all__ = ["segment_image", "segment_images", "segment_path", "segment_volume"]
 
@@ -150,7 +150,7 @@ def _measure(model: SegmentationModel, labels: np.ndarray, spacing: tuple[float,
 def _overlay(path: Path, model: SegmentationModel, array: np.ndarray, labels: np.ndarray) -> None:
     """An overlay PNG: the image with its classes in colour (a mosaic of <= 16 slices of a volume)."""
     from medgan.report.grid import save_grid
-    from medgan.tasks.segment.recipe import to_indices
+    from medgan.tasks.segment.model import to_indices
 
     if array.ndim == 2:
         array, labels = array[None], labels[None]
@@ -247,7 +247,7 @@ def write_dicom_seg(path: Path, labels: np.ndarray, sources: list, model: Segmen
     from medgan import __version__
     from medgan.io.output import atomic_path
     from medgan.privacy import shareable_source  # a model exported before exports were shareable names its data path
-    from medgan.tasks.segment.recipe import to_indices
+    from medgan.tasks.segment.model import to_indices
 
     index = to_indices(labels, model.label_values, str(path))  # (F, H, W) 0..K-1
     algorithm = hd.AlgorithmIdentificationSequence(name=f"medgan {model.info.get('model', 'unet')}", version=str(__version__),
