@@ -7,10 +7,11 @@ from dataclasses import dataclass
 
 from medgan.errors import MedganError
 from medgan.options import option
+from medgan.tasks.anomaly import methods
 
 __all__ = ["IMAGE_SCORES", "METHODS", "AnomalyConfig"]
 
-METHODS = ("fanogan", "ganomaly", "ae")
+METHODS = tuple(methods.METHODS)  # one class each, in medgan/tasks/anomaly/methods/
 IMAGE_SCORES = ("method", "map-max")
 
 
