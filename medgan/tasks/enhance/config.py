@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from medgan.options import option
+from medgan.tasks.enhance import methods
 
 __all__ = ["EnhanceConfig"]
 
@@ -19,9 +20,10 @@ class EnhanceConfig:
             pixel-shuffle generator).
         supervision: ``"paired"`` (degraded -> clean pairs simulated from clean images),
             ``"self"`` (Neighbor2Neighbor on noisy images alone: no clean image is seen;
-            see :mod:`medgan.tasks.enhance.selfsup`) or ``"unpaired"`` (CycleGAN between
+            see :mod:`medgan.tasks.enhance.methods.selfsup`) or ``"unpaired"`` (CycleGAN between
             noisy images and clean images of other patients; see
-            :mod:`medgan.tasks.enhance.unpaired`).
+            :mod:`medgan.tasks.enhance.methods.unpaired`); one class each in
+            :mod:`medgan.tasks.enhance.methods`.
         clean_data: unpaired only: the folder (or file) of clean images, read like
             ``--data``; empty: the training images are split in two disjoint halves, the
             first degraded (the noisy side), the second kept clean (a simulation to measure
@@ -54,7 +56,7 @@ class EnhanceConfig:
                               "sr:factor=2 ('': by mode and data)")
     supervision: str = option("paired", "what the network learns from: degraded -> clean pairs, noisy images alone "
                               "(Neighbor2Neighbor), or noisy and clean images of different patients (CycleGAN)",
-                              choices=("paired", "self", "unpaired"))
+                              choices=tuple(methods.METHODS))
     clean_data: str = option("", "unpaired: folder or file of clean images of other patients ('': half of --data, kept clean)")
     levels: str = option("", "noise levels for one blind model, e.g. 10,20,40 (the degradation's sigma, snr or dose)")
     adversarial: bool | None = option(None, "train against a PatchGAN adversary (pix2pix, SRGAN)", flag=("--adversary", "--l1-only"),
