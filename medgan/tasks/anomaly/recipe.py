@@ -27,7 +27,6 @@ import torch
 from torch import nn
 
 from medgan.errors import MedganError
-from medgan.nets.dcgan import SIZES
 from medgan.tasks.anomaly import model
 from medgan.tasks.anomaly.methods import method_class
 from medgan.tasks.anomaly.model import AnomalyModel
@@ -40,7 +39,7 @@ class AnomalyTask(Task):
     """A model of normal images by one of the methods of :mod:`medgan.tasks.anomaly.methods`."""
 
     name = "anomaly"
-    models = ("dcgan",)
+    models = None  # each method's own (AnomalyMethod.model), checked by resolve
     samples_title = "The same training images at every step: image | reconstruction (f-AnoGAN's GAN phase: image | a sample G(z))"
     grid_columns = 8
 
@@ -49,9 +48,16 @@ class AnomalyTask(Task):
         return method_class(config.task_config.method).line()
 
     @classmethod
+    def default_model(cls, config) -> str:
+        return method_class(config.task_config.method).model
+
+    @classmethod
     def resolve(cls, config, dataset) -> None:
         a = config.task_config
         method = method_class(a.method)
+        if config.model.name != method.model:
+            raise MedganError(f"the {a.method} method trains its own {method.model} networks, not --model {config.model.name}",
+                              hint="leave out --model")
         d = method.defaults
         for name, value in (("lr_g", d.lr), ("lr_d", d.lr), ("beta1", d.betas[0]), ("beta2", d.betas[1]), ("n_critic", d.n_critic)):
             if getattr(config.optim, name) is None:
@@ -63,22 +69,15 @@ class AnomalyTask(Task):
             config.loop.augment = ""
         if config.loop.augment:
             raise MedganError("--augment would teach the model of normal images that augmented images are normal", hint="leave it out")
-        size = config.data.options.size
-        if size not in SIZES:
-            raise MedganError(f"the anomaly networks make {', '.join(map(str, SIZES))}-pixel images, not {size}", hint="use --size 64")
-        # The networks' whole config, as they are built and exported.
-        net = config.model.net
-        net.setdefault("z_dim", d.z_dim)
-        net.update(z_dim=int(net["z_dim"]), image_size=dataset.image_size[0], channels=dataset.channels,
-                   width=int(net.get("width", 32)), upsample=net.get("upsample", "deconv"))
+        method.resolve_net(config, dataset)
 
     def __init__(self, config, dataset):
         super().__init__(config, dataset)
-        net = config.model.net
+        method = method_class(config.task_config.method)
         #: the networks' config (exported in each network's ``config.json``).
-        self.net = {key: net[key] for key in ("z_dim", "image_size", "channels", "width", "upsample")}
+        self.net = {key: config.model.net[key] for key in method.net_keys}
         #: the chosen method: its networks, optimisers, phases and objectives.
-        self.method = method_class(config.task_config.method)(config, self.net)
+        self.method = method(config, self.net)
         self.exported = self.method.exported
         self._step = 0  # of the run, for the sample grids of f-AnoGAN's two phases
 
@@ -104,12 +103,15 @@ class AnomalyTask(Task):
     def fixed_inputs(self, n: int, device: torch.device) -> dict[str, torch.Tensor]:
         k = max(1, min(n // 2, len(self.dataset)))
         index = torch.as_tensor(np.unique(np.linspace(0, len(self.dataset) - 1, k).round().astype(np.int64)))
-        z = torch.rand(len(index), self.net["z_dim"], generator=torch.Generator().manual_seed(self.config.loop.seed + 7919)) * 2 - 1
-        return {"x": self.dataset.batch(index)["image"].to(device), "z": z.to(device)}
+        fixed = {"x": self.dataset.batch(index)["image"].to(device)}
+        if "z_dim" in self.net:  # latent codes for a method whose grid shows samples G(z)
+            z = torch.rand(len(index), self.net["z_dim"], generator=torch.Generator().manual_seed(self.config.loop.seed + 7919)) * 2 - 1
+            fixed["z"] = z.to(device)
+        return fixed
 
     @torch.no_grad()
     def render(self, nets, fixed):
-        return self.method.render(nets, fixed["x"], fixed["z"], self._step)  # (2B, C, S, S)
+        return self.method.render(nets, fixed, self._step)  # (2B, C, S, S)
 
     def after_training(self, run_dir) -> None:
         """Calibrate on the held-out normal volumes (``RUN/calibration.json``); a run kept

@@ -14,8 +14,8 @@ from medgan.lazy import load
 
 __all__ = ["METHODS", "method_class"]
 
-#: ``--method`` name -> where its class lives (the first line's method is not the default:
-#: :class:`~medgan.tasks.anomaly.config.AnomalyConfig` says which is).
+#: ``--method`` name -> where its class lives, in the order ``--help`` lists them (the
+#: default is :class:`~medgan.tasks.anomaly.config.AnomalyConfig`'s).
 METHODS = {
     "fanogan": "medgan.tasks.anomaly.methods.fanogan:FAnoGAN",
     "ganomaly": "medgan.tasks.anomaly.methods.ganomaly:GANomaly",

@@ -17,7 +17,7 @@ from torch import nn
 
 from medgan import losses
 from medgan.errors import MedganError
-from medgan.nets.dcgan import DCGANConfig
+from medgan.nets.dcgan import SIZES, DCGANConfig
 from medgan.train.distributed import unwrap
 from medgan.train.task import Networks, Optimizer, Phase
 
@@ -50,20 +50,26 @@ def features(D: nn.Module, x: torch.Tensor) -> torch.Tensor:
 class AnomalyMethod:
     """One anomaly method (see :mod:`medgan.tasks.anomaly.methods`).
 
-    Built by the task with the resolved run config and the networks' config ``net``
-    (``z_dim``, ``image_size``, ``channels``, ``width``, ``upsample``).
+    Built by the task with the resolved run config and the networks' config ``net`` (the
+    :attr:`net_keys` of ``model.net``). The defaults here are for DCGAN-shaped networks
+    (:mod:`medgan.nets.dcgan`, :mod:`medgan.nets.encoder`); a method with other networks
+    sets :attr:`model` and :attr:`net_keys` and overrides :meth:`resolve_net`.
 
     Class attributes:
         name: its ``--method`` name.
         networks: the networks it trains, built in this order (the order seeds their weights).
         exported: those written to the run folder for scoring.
         defaults: see :class:`Defaults`.
+        model: the ``model.name`` of its runs (``--model`` may only repeat it).
+        net_keys: the keys of ``model.net`` its networks are built from, exported as ``net``.
     """
 
     name: ClassVar[str]
     networks: ClassVar[tuple[str, ...]]
     exported: ClassVar[tuple[str, ...]]
     defaults: ClassVar[Defaults]
+    model: ClassVar[str] = "dcgan"
+    net_keys: ClassVar[tuple[str, ...]] = ("z_dim", "image_size", "channels", "width", "upsample")
 
     def __init__(self, config, net: dict[str, Any]):
         self.config = config
@@ -80,6 +86,18 @@ class AnomalyMethod:
     @classmethod
     def resolve(cls, config) -> None:
         """Checks of the resolved config that only this method makes (none by default)."""
+
+    @classmethod
+    def resolve_net(cls, config, dataset) -> None:
+        """Fill ``config.model.net`` with the networks' whole config, as they are built and
+        exported, for the training images ``dataset``; refuse a size they cannot make."""
+        size = config.data.options.size
+        if size not in SIZES:
+            raise MedganError(f"the anomaly networks make {', '.join(map(str, SIZES))}-pixel images, not {size}", hint="use --size 64")
+        net = config.model.net
+        net.setdefault("z_dim", cls.defaults.z_dim)
+        net.update(z_dim=int(net["z_dim"]), image_size=dataset.image_size[0], channels=dataset.channels,
+                   width=int(net.get("width", 32)), upsample=net.get("upsample", "deconv"))
 
     @classmethod
     def build(cls, name: str, net: Mapping[str, Any]) -> nn.Module:
@@ -101,9 +119,10 @@ class AnomalyMethod:
         """A time budget's steps, one per phase (see :meth:`medgan.train.task.Task.plan`)."""
         self.config.loop.steps = steps[0]
 
-    def render(self, nets: Networks, x: torch.Tensor, z: torch.Tensor, step: int) -> torch.Tensor:
-        """``(2B, C, S, S)``: image, reconstruction pairs of the fixed images ``x`` at ``step``
-        (``z``: fixed latent codes, for a method whose grid shows samples in a phase)."""
+    def render(self, nets: Networks, fixed: dict[str, torch.Tensor], step: int) -> torch.Tensor:
+        """``(2B, C, S, S)``: image, reconstruction pairs of the fixed images ``fixed["x"]`` at
+        ``step`` (``fixed["z"]``: latent codes, for a method with ``z_dim`` whose grid shows samples)."""
+        x = fixed["x"]
         rec = nets.generator(nets.encoder(x))
         return torch.stack([x, rec], dim=1).flatten(0, 1)
 

@@ -103,10 +103,10 @@ class FAnoGAN(AnomalyMethod):
         feature = F.mse_loss(features(nets.critic, rec), features(nets.critic, x))
         return {"loss": pixel + self.config.task_config.kappa * feature, "pixel_mse": pixel.detach(), "feature_mse": feature.detach()}
 
-    def render(self, nets: Networks, x: torch.Tensor, z: torch.Tensor, step: int) -> torch.Tensor:
+    def render(self, nets: Networks, fixed: dict[str, torch.Tensor], step: int) -> torch.Tensor:
         if step < self.gan_steps:  # the GAN phase: images | samples G(z)
-            return torch.stack([x, nets.generator(z)], dim=1).flatten(0, 1)
-        return super().render(nets, x, z, step)
+            return torch.stack([fixed["x"], nets.generator(fixed["z"])], dim=1).flatten(0, 1)
+        return super().render(nets, fixed, step)
 
     # ---- scoring
 
