@@ -63,7 +63,7 @@ def enhance(seed: int, amp: bool, args, root: Path, case: str = "enhance") -> di
     from enhance_quality import BRAIN, held_out, score
 
     from medgan.tasks.enhance.degrade import parse_degradation
-    from medgan.tasks.enhance.evaluate import enhancement_model
+    from medgan.tasks.enhance.model import load_model
     from medgan.tasks.enhance.inference import enhance_image
 
     denoiser = DENOISERS[case]
@@ -76,7 +76,7 @@ def enhance(seed: int, amp: bool, args, root: Path, case: str = "enhance") -> di
     run = Trainer(config, root / f"{case}-{seed}-{amp}", progress=False).fit()
     clean, _, intensity = held_out(run, args.n_test)
     degraded = parse_degradation("gaussian:sigma=20").apply(clean, seed=1).astype(np.float32)
-    model = enhancement_model(run)
+    model = load_model(run)
     s = score(clean, np.stack([enhance_image(model, d) for d in degraded]), intensity.high - intensity.low)
     return {"psnr": s["psnr"], "ssim": s["ssim"], "sec_per_step": median_step_seconds(run)}
 

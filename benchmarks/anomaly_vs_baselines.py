@@ -39,8 +39,8 @@ import torch.nn.functional as F
 from medgan.data.training import DataConfig, load_training_data
 from medgan.metrics.anomaly import anomaly_metrics, auprc, auroc, sensitivity_at_specificity
 from medgan.tasks.anomaly.calibration import calibrate, check_false_positive_rate
-from medgan.tasks.anomaly.evaluate import _anomalous_set, _split_volumes, anomaly_model, pixel_threshold, score_set
-from medgan.tasks.anomaly.recipe import body, gaussian_blur, map_peak
+from medgan.tasks.anomaly.evaluate import _anomalous_set, _split_volumes, pixel_threshold
+from medgan.tasks.anomaly.model import body, gaussian_blur, load_model, map_peak, score_set
 from medgan.train import TrainConfig, Trainer
 
 CASES = {
@@ -58,7 +58,7 @@ def medgan_scorer(case: dict, method: str, seed: int, steps: int, batch: int, ru
                        "checkpoint_every": steps, "n_samples": 16, "ema": 0.0},
               "anomaly": {"method": method, "encoder_steps": steps - gan_steps if method == "fanogan" else 0}}
     Trainer(TrainConfig.from_dict(values), run_dir, progress=False).fit()
-    model = anomaly_model(run_dir)
+    model = load_model(run_dir)
     return lambda images: score_set(model, images, image_score="method")
 
 

@@ -48,8 +48,9 @@ from roof import machine
 from medgan.report.grid import image_grid
 from medgan.tasks.enhance.classical import classical_baselines
 from medgan.tasks.enhance.degrade import Degradation, parse_degradation, upsample_bicubic
-from medgan.tasks.enhance.evaluate import enhancement_model, enhancement_scores
+from medgan.tasks.enhance.evaluate import enhancement_scores
 from medgan.tasks.enhance.inference import enhance_image
+from medgan.tasks.enhance.model import load_model
 from medgan.train import TrainConfig, Trainer
 
 PHANTOMS = {"source": "phantom", "options": {"size": 64, "n": 400, "kind": "head"}, "holdout": 0.1}
@@ -163,7 +164,7 @@ def run_case(name: str, args) -> dict:
     clean, tune_clean, intensity = held_out(first, args.n_test)
     low, high = intensity.low, intensity.high
     data_range = high - low
-    models = {m: {level: [enhancement_model(r) for r in rs] for level, rs in by_level.items()} for m, by_level in runs.items()}
+    models = {m: {level: [load_model(r) for r in rs] for level, rs in by_level.items()} for m, by_level in runs.items()}
 
     out: dict = {"degradation": base.to_dict(), "levels": case["levels"], "n_test": int(len(clean)), "data_range": data_range,
                  "units": intensity.units, "train_cpu_seconds": {m: round(float(np.mean(s)), 1) for m, s in seconds.items()},  # per model

@@ -57,10 +57,10 @@ def medgan(*args: str) -> float:
 
 def enhance_flops(run: Path, size: int) -> float:
     """FLOPs of ``medgan enhance`` on one ``size``² slice (its tiles through the network)."""
-    from medgan.tasks.enhance.evaluate import enhancement_model
+    from medgan.tasks.enhance.model import load_model
     from medgan.tasks.enhance.inference import enhance_image
 
-    model = enhancement_model(run)
+    model = load_model(run)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # the tiles then run in this thread, where the counter sees them
     try:

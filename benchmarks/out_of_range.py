@@ -41,7 +41,7 @@ from roof import machine
 
 from medgan.cli import main as medgan
 from medgan.datasets import make_phantom
-from medgan.tasks.enhance.evaluate import enhancement_model
+from medgan.tasks.enhance.model import load_model
 from medgan.tasks.enhance.inference import DENOISE_EXCESS_SIGMA, enhance_image
 
 SIGMA = 40.0
@@ -113,7 +113,7 @@ def main() -> None:
     runs = Path(args.runs_dir)
     seconds = {"ct": train(runs / f"denoise-phantom-{args.steps}", ["--data", "phantom", "--model", "pix2pix", "--steps", str(args.steps)]),
                "mri": train(runs / "denoise-brain-dncnn-500", MRI)}
-    ct = enhancement_model(str(runs / f"denoise-phantom-{args.steps}"), "cpu")
+    ct = load_model(str(runs / f"denoise-phantom-{args.steps}"), "cpu")
     results = {"real-ct": compare(ct, [real_ct()]),
                "phantom-head": compare(ct, [make_phantom(size=256, seed=10_000 + k, kind="head").clean.astype(np.float64) for k in range(8)])}
 
@@ -122,7 +122,7 @@ def main() -> None:
     _, _, holdout = run_holdout(runs / "denoise-brain-dncnn-500")
     slices = holdout.images if holdout.images.ndim == 3 else holdout.images[:, 0]
     slices = slices[np.linspace(0, len(slices) - 1, 32).astype(int)].astype(np.float64)
-    results["brain-mri"] = compare(enhancement_model(str(runs / "denoise-brain-dncnn-500"), "cpu"), list(slices))
+    results["brain-mri"] = compare(load_model(str(runs / "denoise-brain-dncnn-500"), "cpu"), list(slices))
     print(json.dumps({"benchmark": "out_of_range", "machine": machine(), "noise_sigma": SIGMA, "ct_steps": args.steps,
                       "train_seconds": {k: round(v, 1) for k, v in seconds.items()}, "cases": results}, indent=2))
 

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 from medgan.cli import main
-from medgan.tasks.anomaly.evaluate import anomaly_model, score_set
+from medgan.tasks.anomaly.model import load_model, score_set
 
 
 def _train(tmp_path, method, *extra):
@@ -27,7 +27,7 @@ def test_each_method_trains_scores_each_image_alone_and_calibrates(tmp_path, met
         assert any("gp" in r for r in stats) and any("pixel_mse" in r for r in stats)
         config = json.loads((run / "config.json").read_text())
         assert config["optim"]["n_critic"] == 5 and config["loss"]["name"] == "wgan-gp" and config["optim"]["beta1"] == 0.0
-    model = anomaly_model(run)
+    model = load_model(run)
     from medgan.datasets.phantom import phantom_set
 
     images = phantom_set(n=6, size=32, seed=9).images
@@ -63,7 +63,7 @@ def test_too_few_calibration_normals_are_named_not_thresholded(tmp_path):
         run = _train(tmp_path, "ae", "--alpha", "0.01")  # 12 calibration phantoms; 99 are needed at 1%
     record = json.loads((run / "calibration.json").read_text())
     assert "99 are needed" in record["levels"]["image"]["error"] and "scores" not in record["levels"]["image"]
-    assert anomaly_model(run).calibration == {}
+    assert load_model(run).calibration == {}
 
 
 def test_calibrate_recalibrates_on_a_new_sites_normals_and_keeps_the_old_calibration(tmp_path, capsys):
@@ -76,7 +76,7 @@ def test_calibrate_recalibrates_on_a_new_sites_normals_and_keeps_the_old_calibra
     second = json.loads((run / "calibration.json").read_text())
     assert second["alpha"] == 0.2 and second["normals"] == "phantom" and second["time"] >= first["time"]
     assert len(list(run.glob("calibration-*.json"))) == 1  # the previous one kept
-    assert anomaly_model(run).calibration["image"].alpha == 0.2
+    assert load_model(run).calibration["image"].alpha == 0.2
     assert main(["calibrate", str(run), "phantom", "--alpha", "2"]) != 0
     assert "--alpha 2" in capsys.readouterr().err
 
@@ -187,7 +187,7 @@ def test_the_heat_map_peaks_on_a_planted_lesion(tmp_path):
         assert main(argv) == 0
     from scipy import ndimage
 
-    model = anomaly_model(run)
+    model = load_model(run)
     hits = 0
     for seed in range(1000, 1008):
         ph = make_phantom(size=32, seed=seed)
@@ -207,7 +207,7 @@ def test_the_heat_map_peaks_on_a_planted_lesion(tmp_path):
 def test_map_max_is_the_peak_of_the_map_inside_the_body():
     import torch
 
-    from medgan.tasks.anomaly.recipe import body, map_peak
+    from medgan.tasks.anomaly.model import body, map_peak
 
     x = torch.full((2, 1, 4, 4), -1.0)
     x[:, :, 1:3, 1:3] = 0.2  # a 2x2 body in air
@@ -259,7 +259,7 @@ def test_detect_flags_every_row_by_the_conformal_rule_of_its_own_levels_calibrat
     _volume(inputs / "lesions.nii.gz", phantom_set(n=4, size=32, seed=6, lesion_fraction=1.0).images)
     _volume(inputs / "shifted.nii.gz", normal * 0.6 + 60)
     PILImage.fromarray(np.clip(normal[0] + 100, 0, 255).astype(np.uint8)).save(inputs / "one.png")
-    first = list(csv.DictReader(open(detect_path(anomaly_model(run), inputs, tmp_path / "first", progress=False) / "scores.csv")))
+    first = list(csv.DictReader(open(detect_path(load_model(run), inputs, tmp_path / "first", progress=False) / "scores.csv")))
     slice_scores = np.array([float(r["score"]) for r in first if r["level"] != "volume"])
     volume_scores = np.sort([float(r["score"]) for r in first if r["level"] == "volume"])
     assert len(slice_scores) == 13 and len(volume_scores) == 3
@@ -360,3 +360,28 @@ def test_the_default_is_the_measured_best_learned_detector_and_says_so(tmp_path,
     assert "method: a plain autoencoder on L1: the best learned detector" in err and "atlas z-score" in err
     assert json.loads((run / "config.json").read_text())["anomaly"]["method"] == "ae"
     assert sorted(p.name for p in run.iterdir() if (p / "model.safetensors").is_file()) == ["encoder", "generator"]
+
+
+def test_the_dry_run_prints_the_config_the_run_saves_and_evaluate_refuses_metrics(tmp_path, capsys):
+    """Every default (the method's learning rates and loss, the networks' whole config) is
+    resolved before --dry-run prints; ``medgan evaluate --metrics`` is refused in one line:
+    an anomaly run's figures come together."""
+    run = tmp_path / "run"
+    argv = ["train", "anomaly", "--method", "fanogan", "--data", "phantom", "--n-images", "16", "--size", "32", "--width", "4",
+            "--steps", "1", "--batch-size", "4", "--holdout", "0", "--run-dir", str(run), "--no-progress"]
+    assert main([*argv, "--dry-run"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert not run.exists()
+    assert main(argv) == 0
+    saved = json.loads((run / "config.json").read_text())
+    printed["loop"].pop("plan", None), saved["loop"].pop("plan", None)  # written by the engine as it lays the run out
+    assert printed == saved
+    assert saved["model"]["net"] == {"width": 4, "z_dim": 128, "image_size": 32, "channels": 1, "upsample": "deconv"}
+    assert (saved["loss"]["name"], saved["optim"]["n_critic"], saved["optim"]["lr_g"]) == ("wgan-gp", 5, 1e-4)
+    capsys.readouterr()
+    assert main(["evaluate", str(run), "--metrics", "auroc"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "--metrics auroc" in err and "leave --metrics out" in err
+    # the networks are the method's own: another --model is refused, not replaced
+    assert main([*argv[:-3], "--model", "pix2pix", "--dry-run"]) == 2
+    assert "trains its own dcgan networks, not --model pix2pix" in capsys.readouterr().err

@@ -61,3 +61,28 @@ def test_super_resolution_on_a_nifti_volume(tmp_path, nifti_volume):
     src, res = nib.load(nifti_volume), nib.load(out)
     assert res.shape[:2] == (src.shape[0] * 2, src.shape[1] * 2) and res.shape[2] == src.shape[2]
     np.testing.assert_allclose(res.header.get_zooms()[:2], np.array(src.header.get_zooms()[:2]) / 2)
+
+
+def test_the_dry_run_prints_the_config_the_run_saves_and_evaluate_honours_metrics(tmp_path, capsys):
+    """The defaults by data and mode (the degradation for data in HU, the noise draws, the
+    generator's whole config) are resolved before --dry-run prints them; ``medgan evaluate
+    --metrics`` computes the named fidelity metrics alone and refuses an unknown one."""
+    run = tmp_path / "run"
+    argv = ["train", "enhance", "--data", "phantom", "--n-images", "16", "--holdout", "0.25", "--run-dir", str(run), *TINY]
+    assert main([*argv, "--dry-run"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert (printed["enhance"]["degradation"], printed["enhance"]["realizations"]) == ("lowdose-ct:dose=0.25", 4)
+    assert (printed["model"]["name"], printed["model"]["net"]["layers"], printed["model"]["net"]["in_channels"]) == ("dncnn", 10, 1)
+    assert main(argv) == 0
+    saved = json.loads((run / "config.json").read_text())
+    printed["loop"].pop("plan", None), saved["loop"].pop("plan", None)  # written by the engine as it lays the run out
+    assert printed == saved
+
+    capsys.readouterr()
+    assert main(["evaluate", str(run), "--metrics", "psnr_ssim", "--json"]) == 0
+    record = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert {"input_psnr", "model_psnr", "model_ssim"} <= set(record["metrics"])
+    assert not {k for k in record["metrics"] if "hf_energy" in k or "spectrum" in k}  # the metrics not named are not computed
+    assert main(["evaluate", str(run), "--metrics", "psnr_ssim,nope"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "unknown fidelity metric 'nope'" in err and "hf_energy" in err

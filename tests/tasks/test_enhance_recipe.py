@@ -8,7 +8,7 @@ from medgan.data.sources import SourceOptions
 from medgan.errors import MedganError
 from medgan.train import DataConfig, LoopConfig, ModelConfig, TrainConfig, Trainer
 from medgan.tasks.enhance.config import EnhanceConfig
-from medgan.tasks.enhance.recipe import symmetries
+from medgan.tasks.enhance.methods.base import symmetries
 from medgan.train.config import OptimConfig
 
 
@@ -56,19 +56,19 @@ def test_pairs_stay_aligned_under_symmetries_and_are_a_function_of_the_batch_num
     seen = set()
     for k in range(4):
         batch = trainer.batch(k)
-        x, y = task._pair(batch)
+        x, y = task.method.pair(batch)
         stored, clean = task.inputs[0, batch["index"]], batch["image"]
         for i in range(len(x)):  # each pair is the stored pair under one symmetry, the same for both
             match = [s for s in range(8) if torch.equal(x[i], symmetries([stored[i:i + 1]], torch.tensor([s]))[0][0])
                      and torch.equal(y[i], symmetries([clean[i:i + 1]], torch.tensor([s]))[0][0])]
             assert match
             seen.add(match[0])
-        again = task._pair(trainer.batch(k))
+        again = task.method.pair(trainer.batch(k))
         assert torch.equal(again[0], x) and torch.equal(again[1], y)
     assert len(seen) >= 6  # 32 pairs draw most of the 8 symmetries
     no_flip = Trainer(enhance_config("sr:factor=2,method=area", flip=False), tmp_path / "plain", progress=False)
     batch = no_flip.batch(0)
-    assert torch.equal(no_flip.task._pair(batch)[0], no_flip.task.inputs[0, batch["index"]])
+    assert torch.equal(no_flip.task.method.pair(batch)[0], no_flip.task.inputs[0, batch["index"]])
 
 
 def test_learning_rate_schedules():

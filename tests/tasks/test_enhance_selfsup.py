@@ -14,7 +14,7 @@ from medgan.nets import build_network
 from medgan.nets.dncnn import DnCNNConfig
 from medgan.tasks.enhance.config import EnhanceConfig
 from medgan.tasks.enhance.degrade import parse_degradation
-from medgan.tasks.enhance.selfsup import NEIGHBOUR_PAIRS, SelfSupervisedEnhanceTask, neighbour_subsample
+from medgan.tasks.enhance.methods.selfsup import NEIGHBOUR_PAIRS, SelfSupervised, neighbour_subsample
 from medgan.train import DataConfig, LoopConfig, ModelConfig, TrainConfig, Trainer
 from medgan.train.task import Networks
 
@@ -47,16 +47,16 @@ def test_neighbour_subsample_takes_two_different_neighbours_of_each_cell():
 def test_self_supervised_run_never_uses_a_clean_image_and_has_no_adversary(tmp_path):
     trainer = Trainer(config(supervision="self"), tmp_path / "run", progress=False)
     task = trainer.task
-    assert isinstance(task, SelfSupervisedEnhanceTask) and set(task.networks()) == {"generator"}
+    assert isinstance(task.method, SelfSupervised) and set(task.networks()) == {"generator"}
     assert task.config.task_config.adversarial is False and task.config.task_config.recon_loss == "l2"
     batch = trainer.batch(0)
-    out = task.generator_objective(Networks(generator=task.build_pair()[0]), batch)
+    out = task.method.generator_objective(Networks(generator=task.method.build_pair()[0]), batch)
     # poison the clean images: the objective must not change, since it never reads them
     batch_poisoned = dict(batch, image=torch.full_like(batch["image"], 0.5))
     torch.manual_seed(0)
-    G = task.build_pair()[0]
-    a = task.generator_objective(Networks(generator=G), batch)["loss"]
-    b = task.generator_objective(Networks(generator=G), batch_poisoned)["loss"]
+    G = task.method.build_pair()[0]
+    a = task.method.generator_objective(Networks(generator=G), batch)["loss"]
+    b = task.method.generator_objective(Networks(generator=G), batch_poisoned)["loss"]
     assert torch.isfinite(out["loss"]) and torch.equal(a, b)
     with pytest.raises(MedganError, match="multiple of 16"):  # 24 px halves to 12, not a multiple of a depth-3 U-Net's 8
         Trainer(config(supervision="self", size=24, net={"width": 8, "depth": 3}), tmp_path / "bad", progress=False)
@@ -71,10 +71,10 @@ def test_self_supervised_training_denoises_unseen_images(tmp_path):
     cfg.data = DataConfig(source="brain-mri", options=SourceOptions(size=32), holdout=0.1)
     run = Trainer(cfg, tmp_path / "run", progress=False).fit()
     from medgan.evaluate import run_holdout
-    from medgan.tasks.enhance.evaluate import enhancement_model
     from medgan.tasks.enhance.inference import enhance_image
+    from medgan.tasks.enhance.model import load_model
 
-    model = enhancement_model(run)
+    model = load_model(run)
     clean = run_holdout(run)[2].images[::25].astype(np.float32)  # 18 slices of the held-out head
     noisy = parse_degradation("gaussian:sigma=30").apply(clean, seed=7)
     error = lambda x: float(np.mean((np.clip(x, 0, 255) - clean) ** 2))  # noqa: E731

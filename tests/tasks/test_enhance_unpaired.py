@@ -14,8 +14,8 @@ from medgan.data.sources import SourceOptions
 from medgan.datasets.phantom import phantom_set
 from medgan.errors import MedganError
 from medgan.tasks.enhance.config import EnhanceConfig
-from medgan.tasks.enhance.recipe import symmetries
-from medgan.tasks.enhance.unpaired import CYCLE_WEIGHT, IDENTITY_WEIGHT, UnpairedEnhanceTask, split_halves
+from medgan.tasks.enhance.methods.base import symmetries
+from medgan.tasks.enhance.methods.unpaired import CYCLE_WEIGHT, IDENTITY_WEIGHT, Unpaired, split_halves
 from medgan.train import DataConfig, LoopConfig, ModelConfig, TrainConfig, Trainer
 from medgan.train.task import Networks
 
@@ -46,7 +46,7 @@ class Shift(nn.Module):
 def test_four_networks_and_an_objective_that_starts_at_zero_cycle_and_identity(tmp_path):
     trainer = Trainer(config(), tmp_path / "run", progress=False)
     task, nets = trainer.task, trainer.nets
-    assert isinstance(task, UnpairedEnhanceTask) and task.uses_discriminator
+    assert isinstance(task.method, Unpaired) and task.config.task_config.adversarial is True
     assert list(nets) == ["generator", "generator_back", "discriminator", "discriminator_back"]
     assert {k: v.networks for k, v in task.optimizers().items()} == {
         "generator": ("generator", "generator_back"), "discriminator": ("discriminator", "discriminator_back")}
@@ -55,22 +55,22 @@ def test_four_networks_and_an_objective_that_starts_at_zero_cycle_and_identity(t
     assert task.exported == ("generator",) and task.averaged == ("generator",)
 
     batch = trainer.batch(0)
-    x, y = task.unpaired_batch(batch)
-    again = task.unpaired_batch(trainer.batch(0))  # what the D and G updates of step 0 both draw
+    x, y = task.method.unpaired_batch(batch)
+    again = task.method.unpaired_batch(trainer.batch(0))  # what the D and G updates of step 0 both draw
     assert torch.equal(x, again[0]) and torch.equal(y, again[1]) and x.shape == y.shape == (4, 1, 32, 32)
     # Both residual generators start as the identity: F(G(x)) = x and G(y) = y exactly.
-    out = task.generator_objective(nets, batch)
+    out = task.method.generator_objective(nets, batch)
     assert float(out["cycle"]) < 1e-6 and float(out["identity"]) < 1e-6
     assert torch.isfinite(out["loss"]) and float(out["g_adv"]) > 0
     # Which term is which: with G adding 0.05 and F 0.1, each cycle is off by 0.15, G's identity by 0.05, F's by 0.1.
-    shifted = task.generator_objective(Networks(nets, generator=Shift(0.05), generator_back=Shift(0.1)), batch)
+    shifted = task.method.generator_objective(Networks(nets, generator=Shift(0.05), generator_back=Shift(0.1)), batch)
     assert float(shifted["cycle"]) == pytest.approx(0.3, abs=1e-5) and float(shifted["identity"]) == pytest.approx(0.15, abs=1e-5)
     assert float(shifted["loss"].detach()) == pytest.approx(float(shifted["g_adv"]) + 0.3 * CYCLE_WEIGHT + 0.15 * IDENTITY_WEIGHT, rel=1e-5)
 
     stats = trainer.train_step()
     assert {"loss_d", "loss_g", "d_real", "d_fake", "d_back_real", "d_back_fake", "cycle", "identity"} <= set(stats)
     assert all(np.isfinite(v) for v in stats.values())
-    after = task.generator_objective(nets, trainer.batch(1))
+    after = task.method.generator_objective(nets, trainer.batch(1))
     assert float(after["identity"]) > 1e-6  # the update moved G and F off the identity
 
     with pytest.raises(MedganError, match="--l1-only"):
@@ -80,14 +80,14 @@ def test_four_networks_and_an_objective_that_starts_at_zero_cycle_and_identity(t
 def test_the_noisy_and_the_clean_side_are_disjoint_halves_of_the_training_images(tmp_path):
     trainer = Trainer(config(n=16), tmp_path / "run", progress=False)
     task = trainer.task
-    noisy, clean = set(task.noisy_index.tolist()), set(task.clean_index.tolist())
+    noisy, clean = set(task.method.noisy_index.tolist()), set(task.method.clean_index.tolist())
     assert not noisy & clean and noisy | clean == set(range(16)) and len(noisy) == 8
     images = trainer.dataset.batch(torch.arange(16))["image"]  # (16, 1, 32, 32) the clean training images
     seen_x, seen_y = set(), set()
     views = lambda image: symmetries([image[None].expand(8, *image.shape)], torch.arange(8))[0]  # noqa: E731
     shown = lambda xi, image: any(torch.equal(xi, v) for v in views(image))  # noqa: E731
     for k in range(8):  # every drawn image, under whichever symmetry, is one of its own side's
-        x, y = task.unpaired_batch(trainer.batch(k))
+        x, y = task.method.unpaired_batch(trainer.batch(k))
         for xi in x:
             seen_x |= {i for i in range(16) for r in range(len(task.inputs)) if shown(xi, task.inputs[r, i])}
         for yi in y:
@@ -95,7 +95,7 @@ def test_the_noisy_and_the_clean_side_are_disjoint_halves_of_the_training_images
     assert seen_x and seen_y and seen_x <= noisy and seen_y <= clean
     # the sample grid's truth is the noisy inputs' own clean images, never trained on as clean
     fixed = task.fixed_inputs(6, torch.device("cpu"))
-    assert torch.equal(fixed["y"], images[task.noisy_index[:2]])
+    assert torch.equal(fixed["y"], images[task.method.noisy_index[:2]])
 
     halves = split_halves(10, np.array([0, 0, 0, 1, 1, 2, 2, 2, 2, 2]))  # cut at a patient boundary near the middle
     assert halves[0].tolist() == [0, 1, 2, 3, 4] and halves[1].tolist() == [5, 6, 7, 8, 9]
@@ -112,11 +112,11 @@ def test_clean_images_from_a_folder_in_the_training_units(tmp_path):
     nib.save(nib.Nifti1Image(np.moveaxis(hu, 0, -1), np.eye(4)), folder / "clean.nii.gz")  # one volume, slices on the last axis
     trainer = Trainer(config(clean_data=str(folder), steps=2), tmp_path / "run", progress=False)
     task = trainer.task
-    assert task.clean.shape == (6, 1, 32, 32) and task.clean_index is None
-    assert task.noisy_index.tolist() == list(range(16))  # every training image is on the noisy side
+    assert task.method.clean.shape == (6, 1, 32, 32) and task.method.clean_index is None
+    assert task.method.noisy_index.tolist() == list(range(16))  # every training image is on the noisy side
     # mapped by the training data's HU range (whatever orientation the reader gives the slices)
     expected = trainer.dataset.intensity.forward(hu)
-    np.testing.assert_allclose(np.sort(task.clean.numpy().ravel()), np.sort(expected.ravel()), atol=1e-6)
+    np.testing.assert_allclose(np.sort(task.method.clean.numpy().ravel()), np.sort(expected.ravel()), atol=1e-6)
     run = trainer.fit()
     assert json.loads((run / "generator" / "config.json").read_text())["clean_data"] == str(folder)
 
@@ -166,8 +166,8 @@ def test_training_moves_both_generators_and_resumes_exactly(tmp_path):
     """
     whole = Trainer(config(steps=4), tmp_path / "whole", progress=False)
     task = whole.task
-    x = task.inputs[0, task.noisy_index]  # (8, 1, 32, 32) noisy
-    truth = whole.dataset.batch(task.noisy_index)["image"]  # their clean versions
+    x = task.inputs[0, task.method.noisy_index]  # (8, 1, 32, 32) noisy
+    truth = whole.dataset.batch(task.method.noisy_index)["image"]  # their clean versions
     whole.fit()
     G, F = whole.nets.generator.eval(), whole.nets.generator_back.eval()
     with torch.no_grad():

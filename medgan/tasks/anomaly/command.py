@@ -27,9 +27,9 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
 
 def cmd_detect(args: argparse.Namespace) -> int:
     from medgan.tasks.anomaly.detect import detect_path
-    from medgan.tasks.anomaly.evaluate import anomaly_model
+    from medgan.tasks.anomaly.model import load_model
 
-    model = anomaly_model(args.model, args.device)
+    model = load_model(args.model, args.device)
     out = detect_path(model, args.input, args.out, overwrite=args.overwrite, progress=not args.no_progress,
                       presumed_normal=args.presumed_normal)
     print(f"screened: {out} (scores.csv, summary.json, maps, heat-map overlays)")

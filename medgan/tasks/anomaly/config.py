@@ -8,11 +8,12 @@ from typing import ClassVar
 
 from medgan.errors import MedganError
 from medgan.options import option
+from medgan.tasks.anomaly import methods
 from medgan.train.config import GAN_SETTINGS
 
 __all__ = ["IMAGE_SCORES", "METHODS", "AnomalyConfig"]
 
-METHODS = ("fanogan", "ganomaly", "ae")
+METHODS = tuple(methods.METHODS)  # one class each, in medgan/tasks/anomaly/methods/
 IMAGE_SCORES = ("method", "map-max")
 
 

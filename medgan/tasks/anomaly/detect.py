@@ -55,7 +55,7 @@ def detect_slices(model, slices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``(scores (N,), maps (N, H, W))`` of grey slices ``(N, H, W)`` in the training units,
     each resized to the model's square as in training and its map back to ``(H, W)``."""
     from medgan.data.geometry import fit_square, unfit_square
-    from medgan.tasks.anomaly.evaluate import score_set
+    from medgan.tasks.anomaly.model import score_set
 
     fit = model.info.get("resize") or {}
     size, mode = int(fit.get("size") or slices.shape[-1]), str(fit.get("mode", "pad"))
@@ -121,7 +121,7 @@ class _DetectJob:
         p, flags = self._decide(self.image_cal, scores)
         pixels: list = [None] * len(scores)
         if self.model.pixel_threshold is not None:
-            from medgan.tasks.anomaly.evaluate import body_mask
+            from medgan.tasks.anomaly.model import body_mask
 
             pixels = [int(v) for v in ((maps > self.model.pixel_threshold) & body_mask(self.model, slices)).sum(axis=(1, 2))]
         for i, (s, pv, fl, px) in enumerate(zip(scores, p, flags, pixels)):

@@ -1,5 +1,4 @@
-"""Scoring image sets with a trained anomaly detector, and calibrating a run on its held-out
-normal volumes.
+"""Calibrating an anomaly run on its held-out normal volumes, and evaluating it against lesions.
 
 After training (:meth:`AnomalyTask.after_training`) the run's held-out volumes, all normal
 (the training data must be normal images), are split at the volume (patient) level: a share
@@ -7,7 +6,8 @@ After training (:meth:`AnomalyTask.after_training`) the run's held-out volumes, 
 checks the false-positive rate reached (with its exact 95% interval). Volume-level scores
 (the maximum over a volume's slices) are calibrated on the calibration volumes when there
 are enough of them; otherwise ``calibration.json`` says how many are needed. Everything is
-written to ``RUN/calibration.json``, which :func:`anomaly_model` loads with the networks.
+written to ``RUN/calibration.json``, which :func:`medgan.tasks.anomaly.model.load_model` loads
+with the networks.
 """
 
 from __future__ import annotations
@@ -20,49 +20,12 @@ import torch
 
 from medgan.errors import MedganError
 from medgan.io.records import utc_now
-from medgan.tasks.anomaly.calibration import Calibration, calibrate, check_false_positive_rate, needed_for
+from medgan.tasks.anomaly.calibration import calibrate, check_false_positive_rate, needed_for
+from medgan.tasks.anomaly.model import CALIBRATION, body_mask, load_model, score_images, score_set
 
-__all__ = ["CALIBRATION", "anomaly_model", "calibrate_run", "calibrate_source", "evaluate_anomaly_run", "score_set"]
+__all__ = ["CALIBRATION", "PICTURE", "calibrate_run", "calibrate_source", "evaluate_anomaly_run"]
 
-CALIBRATION = "calibration.json"
 PICTURE = "anomaly-heatmaps.png"  # drawn by medgan evaluate for the embedded sources
-
-
-def anomaly_model(run: str | Path, device: str = "cpu"):
-    """The :class:`~medgan.tasks.anomaly.recipe.AnomalyModel` of a run, with its calibration
-    from ``RUN/calibration.json`` (none when uncalibrated)."""
-    from medgan.tasks import load_model_of
-    from medgan.tasks.anomaly.recipe import AnomalyModel
-
-    model = load_model_of(AnomalyModel, run, device, "medgan train anomaly")
-    file = Path(run) / CALIBRATION
-    if file.is_file():
-        record = json.loads(file.read_text())
-        model.calibration = {level: Calibration.from_dict(c) for level, c in record.get("levels", {}).items() if "scores" in c}
-        pixel = record.get("levels", {}).get("pixel")
-        model.pixel_threshold = float(pixel["threshold"]) if pixel and "threshold" in pixel else None
-    return model
-
-
-def score_set(model, images: np.ndarray, batch_size: int = 32, map_sigma: float | None = None,
-              image_score: str | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """``(scores (N,), maps (N, S, S))`` of images in the data's units at the model's size.
-
-    ``map_sigma`` and ``image_score`` default to the run's. Batches only bound memory: every
-    network is in eval mode, so a score does not depend on which other images share its batch."""
-    from medgan.tasks.anomaly.recipe import score_images
-
-    options = model.info["anomaly"]
-    sigma = float(options.get("map_sigma", 0.0)) if map_sigma is None else map_sigma
-    how = str(options.get("image_score", "method")) if image_score is None else image_score
-    x = model.intensity.forward(np.asarray(images, np.float32))
-    x = x[:, None] if x.ndim == 3 else x
-    scores, maps = [], []
-    for start in range(0, len(x), batch_size):
-        s, m, _ = score_images(model, torch.from_numpy(np.ascontiguousarray(x[start : start + batch_size])), sigma, how)
-        scores.append(s.numpy())
-        maps.append(m.numpy())
-    return np.concatenate(scores).astype(np.float64), np.concatenate(maps)
 
 
 def _split_volumes(groups: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -92,7 +55,7 @@ def calibrate_run(run_dir: str | Path) -> dict:
     run_dir = Path(run_dir)
     config, _, holdout = run_holdout(run_dir, "normal volumes to calibrate on")
     a = config.task_config
-    return _calibrate(run_dir, anomaly_model(run_dir), holdout, a.alpha, a.calibration_fraction, config.data.split_seed,
+    return _calibrate(run_dir, load_model(run_dir), holdout, a.alpha, a.calibration_fraction, config.data.split_seed,
                       "the run's held-out normal volumes")
 
 
@@ -107,7 +70,7 @@ def calibrate_source(run_dir: str | Path, source: str, alpha: float | None = Non
 
     run_dir = Path(run_dir)
     config = run_config(run_dir)
-    model = anomaly_model(run_dir)
+    model = load_model(run_dir)
     a = config.task_config
     data = load_source(source, dc_replace(config.data.options, masks=None, lesion_fraction=0.0))
     old = run_dir / CALIBRATION
@@ -156,15 +119,6 @@ def _calibrate(run_dir: Path, model, normals, alpha: float, fraction: float, see
     return record
 
 
-def body_mask(model, images: np.ndarray) -> np.ndarray:
-    """``(N, H, W)`` pixels inside the body (or brain): above the lowest 5% of the training
-    range (air, background), where pixel thresholds are calibrated and applied."""
-    from medgan.tasks.anomaly.recipe import body
-
-    x = model.intensity.forward(np.asarray(images, np.float32))
-    return body(torch.from_numpy(x if x.ndim == 4 else x[:, None])).numpy()
-
-
 def pixel_threshold(pixels: np.ndarray, alpha: float) -> float:
     """The conformal rank ``ceil((n + 1)(1 - alpha))`` of normal body pixels' map values.
     Pixels of one image are not exchangeable with each other: the rate it keeps is a mean
@@ -202,7 +156,6 @@ def draw_heatmaps(path: Path, model, normals: np.ndarray, normal_scores: np.ndar
     alarms, if any); the caption gives the score and, when calibrated, the p-value."""
     from medgan.report.grid import save_grid
     from medgan.tasks.anomaly.detect import heat_overlay
-    from medgan.tasks.anomaly.recipe import score_images
 
     order = np.argsort(-lesion_scores)
     picks = [("lesion", i) for i in order[:k]] + [("lesion", i) for i in order[::-1][:k] if i not in order[:k]]
@@ -227,25 +180,32 @@ def draw_heatmaps(path: Path, model, normals: np.ndarray, normal_scores: np.ndar
               overwrite=True)
 
 
-def evaluate_anomaly_run(run_dir: str | Path) -> dict:
+def evaluate_anomaly_run(run_dir: str | Path, metrics: list[str] | None = None) -> dict:
     """The false-positive rate on the run's check normals at the calibrated threshold and,
     for the embedded sources, image and pixel AUROC / AUPRC, sensitivity at 95% specificity
-    and best Dice against lesions (appended to ``metrics.jsonl``)."""
+    and best Dice against lesions (appended to ``metrics.jsonl``).
+
+    Raises:
+        MedganError: ``metrics`` given: these figures come together, there is none to choose.
+    """
+    if metrics:
+        raise MedganError(f"an anomaly run is evaluated by one fixed set of figures, not --metrics {','.join(metrics)}",
+                          path=run_dir, hint="leave --metrics out")
     from medgan.evaluate import run_holdout
     from medgan.io.records import append_jsonl
     from medgan.metrics.anomaly import anomaly_metrics
 
     run_dir = Path(run_dir)
     config, _, holdout = run_holdout(run_dir, "normal volumes")
-    model = anomaly_model(run_dir)
+    model = load_model(run_dir)
     groups = holdout.groups if holdout.groups is not None else np.arange(len(holdout))
     _, check = _split_volumes(groups, config.task_config.calibration_fraction, config.data.split_seed)
     normals = holdout.subset(check) if len(check) else holdout
     normal_scores, normal_maps = score_set(model, normals.images)
-    metrics: dict[str, float] = {}
+    figures: dict[str, float] = {}
     if "image" in model.calibration:
         fpr = check_false_positive_rate(model.calibration["image"], normal_scores)
-        metrics.update(fpr_at_alpha=fpr.rate, fpr_ci_low=fpr.low, fpr_ci_high=fpr.high)
+        figures.update(fpr_at_alpha=fpr.rate, fpr_ci_low=fpr.low, fpr_ci_high=fpr.high)
     anomalous = _anomalous_set(config, normals)
     n_anomalous = 0
     if anomalous is not None:
@@ -254,20 +214,20 @@ def evaluate_anomaly_run(run_dir: str | Path) -> dict:
         n_anomalous = len(images)
         labels = np.r_[np.zeros(len(normal_scores)), np.ones(len(scores))]
         all_masks = np.concatenate([np.zeros(normal_maps.shape, np.uint8), (masks > 0).astype(np.uint8)])
-        metrics.update(anomaly_metrics(labels, np.r_[normal_scores, scores], all_masks, np.concatenate([normal_maps, maps]),
+        figures.update(anomaly_metrics(labels, np.r_[normal_scores, scores], all_masks, np.concatenate([normal_maps, maps]),
                                        max_pixels=200_000, seed=0))
         if "image" in model.calibration:
-            metrics["sensitivity_at_alpha"] = float(model.calibration["image"].flagged(scores).mean())
+            figures["sensitivity_at_alpha"] = float(model.calibration["image"].flagged(scores).mean())
         if model.pixel_threshold is not None:
             called = (maps > model.pixel_threshold) & body_mask(model, images)
             truth = masks > 0
-            metrics["dice_at_threshold"] = float(2 * (called & truth).sum() / max(1, called.sum() + truth.sum()))
+            figures["dice_at_threshold"] = float(2 * (called & truth).sum() / max(1, called.sum() + truth.sum()))
         draw_heatmaps(run_dir / PICTURE, model, normals.images, normal_scores, images, masks, scores)
     if model.pixel_threshold is not None:
-        metrics["pixel_fpr_at_alpha"] = float((normal_maps > model.pixel_threshold)[body_mask(model, normals.images)].mean())
+        figures["pixel_fpr_at_alpha"] = float((normal_maps > model.pixel_threshold)[body_mask(model, normals.images)].mean())
     record = {"kind": "evaluate", "task": "anomaly", "time": utc_now(), "step": model.info.get("step"), "method": model.method,
               "n_test": int(len(normals) + n_anomalous), "n_normal": int(len(normals)), "n_anomalous": n_anomalous,
-              "alpha": config.task_config.alpha, "metrics": {k: float(v) for k, v in metrics.items()},
+              "alpha": config.task_config.alpha, "metrics": {k: float(v) for k, v in figures.items()},
               "settings": {"normals": "held-out normal volumes not used for calibration",
                            "anomalous": "none known" if anomalous is None else f"lesions of the {config.data.source} source"}}
     append_jsonl(run_dir / "metrics.jsonl", record)

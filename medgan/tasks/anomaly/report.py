@@ -46,7 +46,8 @@ def _calibration_rows(record: dict) -> str:
 
 def anomaly_section(run: Path) -> list[str]:
     """Calibration table, latest evaluation and heat maps (what exists of them)."""
-    from medgan.tasks.anomaly.evaluate import CALIBRATION, PICTURE
+    from medgan.tasks.anomaly.evaluate import PICTURE
+    from medgan.tasks.anomaly.model import CALIBRATION
 
     parts: list[str] = []
     file = run / CALIBRATION

@@ -23,10 +23,10 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
 
 
 def cmd_enhance(args: argparse.Namespace) -> int:
-    from medgan.tasks.enhance.evaluate import enhancement_model
     from medgan.tasks.enhance.inference import enhance_path
+    from medgan.tasks.enhance.model import load_model
 
-    model = enhancement_model(args.model, args.device)
+    model = load_model(args.model, args.device)
     out = enhance_path(model, Path(args.input), Path(args.out), anonymize=args.anonymize, pixels_clean=args.pixels_clean, overwrite=args.overwrite,
                        tile=args.tile, device=args.device, progress=not args.no_progress)
     print(f"enhanced: {out}")

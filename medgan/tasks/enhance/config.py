@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from medgan.options import option
+from medgan.tasks.enhance import methods
 from medgan.train.config import GAN_SETTINGS
 
 __all__ = ["EnhanceConfig"]
@@ -21,9 +22,10 @@ class EnhanceConfig:
             pixel-shuffle generator).
         supervision: ``"paired"`` (degraded -> clean pairs simulated from clean images),
             ``"self"`` (Neighbor2Neighbor on noisy images alone: no clean image is seen;
-            see :mod:`medgan.tasks.enhance.selfsup`) or ``"unpaired"`` (CycleGAN between
+            see :mod:`medgan.tasks.enhance.methods.selfsup`) or ``"unpaired"`` (CycleGAN between
             noisy images and clean images of other patients; see
-            :mod:`medgan.tasks.enhance.unpaired`).
+            :mod:`medgan.tasks.enhance.methods.unpaired`); one class each in
+            :mod:`medgan.tasks.enhance.methods`.
         clean_data: unpaired only: the folder (or file) of clean images, read like
             ``--data``; empty: the training images are split in two disjoint halves, the
             first degraded (the noisy side), the second kept clean (a simulation to measure
@@ -70,7 +72,7 @@ class EnhanceConfig:
     degradation: str = option("", "what to undo, e.g. lowdose-ct:dose=0.25, rician:snr=10, gaussian:sigma=20, sr:factor=2 "
                               "(default: by mode and data)", metavar="SPEC")
     supervision: str = option("paired", "degraded -> clean pairs (default), noisy images alone (Neighbor2Neighbor) or "
-                              "unpaired noisy and clean images (CycleGAN)", choices=("paired", "self", "unpaired"))
+                              "unpaired noisy and clean images (CycleGAN)", choices=tuple(methods.METHODS))
     clean_data: str = option("", "unpaired: clean images of other patients (default: half of --data, kept clean)", metavar="SOURCE")
     levels: str = option("", "noise levels for one blind model, e.g. 10,20,40 (the degradation's sigma, snr or dose)")
     adversarial: bool | None = option(None, "train against a PatchGAN adversary (pix2pix, SRGAN)", flag=("--adversary", "--l1-only"),

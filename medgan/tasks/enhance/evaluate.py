@@ -13,8 +13,9 @@ import numpy as np
 from medgan.data.intensity import IntensityMap
 from medgan.evaluate import run_holdout
 from medgan.io.records import append_jsonl, utc_now
+from medgan.tasks.enhance.model import load_model
 
-__all__ = ["enhancement_model", "enhancement_scores", "enhancement_test_set", "evaluate_enhancement_run"]
+__all__ = ["enhancement_scores", "enhancement_test_set", "evaluate_enhancement_run"]
 
 
 def enhancement_test_set(run_dir: Path, seed: int = 1) -> tuple[np.ndarray, np.ndarray, dict, IntensityMap]:
@@ -36,15 +37,6 @@ def enhancement_test_set(run_dir: Path, seed: int = 1) -> tuple[np.ndarray, np.n
     return clean.astype(np.float32), degraded.astype(np.float32), info, dataset.intensity
 
 
-def enhancement_model(run: str | Path, device: str = "cpu"):
-    """The :class:`~medgan.tasks.enhance.recipe.EnhancementModel` of a run (one clear error
-    for a run of another task)."""
-    from medgan.tasks import load_model_of
-    from medgan.tasks.enhance.recipe import EnhancementModel
-
-    return load_model_of(EnhancementModel, run, device, "medgan train enhance")
-
-
 def enhancement_scores(clean: np.ndarray, output: np.ndarray, data_range: float, metrics: list[str] | None = None) -> dict:
     """The fidelity metrics (default: every one registered in :data:`medgan.metrics.registry.FIDELITY`):
     PSNR / SSIM / MAE / RMSE on the data's own range, the high-frequency energy ratio (1 = as
@@ -63,14 +55,16 @@ def describe_training(info: dict[str, Any]) -> str:
 
 
 def evaluate_enhancement_run(run_dir: str | Path, seed: int = 1, metrics: list[str] | None = None, **_: object) -> dict:
-    """The degraded input and the model's output scored against the held-out clean images;
-    appended to ``metrics.jsonl``."""
+    """The degraded input and the model's output scored against the held-out clean images by
+    the fidelity metrics named in ``metrics`` (default: all); appended to ``metrics.jsonl``."""
+    from medgan.metrics.registry import FIDELITY
     from medgan.tasks.enhance.degrade import upsample_bicubic
     from medgan.tasks.enhance.inference import enhance_image
 
+    FIDELITY.check(metrics)  # an unknown name is refused before any image is scored
     run_dir = Path(run_dir)
     clean, degraded, info, intensity = enhancement_test_set(run_dir, seed)
-    model = enhancement_model(run_dir)
+    model = load_model(run_dir)
     scale = model.scale
     data_range = intensity.high - intensity.low
     baseline = degraded if scale == 1 else np.stack([upsample_bicubic(d, scale) for d in degraded])

@@ -74,7 +74,7 @@ from medgan.errors import MedganError
 from medgan.infer import apply_to_files, check_units, per_slice, progress_bar, same_format_name, tiled_apply
 from medgan.io.base import Image
 from medgan.tasks.enhance.degrade import upsample_bicubic
-from medgan.tasks.enhance.recipe import EnhancementModel
+from medgan.tasks.enhance.model import EnhancementModel
 
 __all__ = ["RangeReport", "enhance_image", "enhance_path", "enhance_volume", "outside_range", "upsampled_affine"]
 

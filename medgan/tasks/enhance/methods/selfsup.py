@@ -29,11 +29,16 @@ With ``--degradation none`` the training images are the noisy scans themselves.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
 from medgan.errors import MedganError
-from medgan.tasks.enhance.recipe import NOT_SEEN_TITLE, EnhanceTask
+from medgan.tasks.enhance.methods.base import NOT_SEEN_TITLE
+from medgan.tasks.enhance.methods.paired import Paired
 from medgan.train.task import Networks
+
+__all__ = ["NEIGHBOUR_PAIRS", "SelfSupervised", "neighbour_subsample"]
 
 # In a 2x2 cell flattened as (top-left, top-right, bottom-left, bottom-right) = (0, 1, 2, 3),
 # the 8 ordered pairs of horizontal or vertical neighbours.
@@ -59,32 +64,49 @@ def neighbour_subsample(images: torch.Tensor, choice: torch.Tensor) -> tuple[tor
     return pick(0), pick(1)
 
 
-class SelfSupervisedEnhanceTask(EnhanceTask):
+class SelfSupervised(Paired):
     """Neighbor2Neighbor through the engine: one generator, one L2 objective, no adversary."""
 
+    name = "self"
     samples_title = NOT_SEEN_TITLE
 
-    def __init__(self, config, dataset):
+    def __init__(self, task):
+        super().__init__(task)
+        self._gamma = 0.0
+
+    @classmethod
+    def line(cls, config) -> str:
+        return "Neighbor2Neighbor on the noisy images alone (no clean image is seen)"
+
+    @classmethod
+    def resolve(cls, config, dataset) -> None:
         e = config.task_config
-        e.adversarial = False  # resolved: no clean image for an adversary to judge against
-        e.recon_loss = "l2"  # resolved: the mean of a noisy target is the clean image (module docstring)
-        super().__init__(config, dataset)
-        if e.mode != "denoise":
+        e.adversarial = False  # no clean image for an adversary to judge against
+        e.recon_loss = "l2"  # the mean of a noisy target is the clean image (module docstring)
+
+    @classmethod
+    def check(cls, config, dataset, degradation, multiple: int) -> None:
+        if config.task_config.mode != "denoise":
             raise MedganError("self-supervised training only denoises", hint="use --mode denoise, or --supervision paired for super-resolution")
-        h, w = self.inputs.shape[-2:]
-        need = 2 * self.multiple
+        h, w = dataset.image_size
+        need = 2 * multiple
         if h % need or w % need:
             raise MedganError(f"self-supervised training halves the {h}x{w} images, and the {config.model.name} network needs "
-                              f"multiples of {self.multiple}: the image size must be a multiple of {need}",
+                              f"multiples of {multiple}: the image size must be a multiple of {need}",
                               hint=f"train at --size {max(need, h // need * need)} or use a shallower network")
-        self._gamma = 0.0
+
+    @classmethod
+    def caption(cls, options: dict[str, Any]) -> str:
+        if str(options.get("degradation", "")).strip().lower() == "none":  # real noisy scans: no truth to show
+            return "The same training images at every step: noisy input | output | the noisy input again (no clean image exists)"
+        return cls.samples_title
 
     def before_step(self, nets: Networks, step: int) -> None:
         self._gamma = GAMMA_END * step / max(self.config.loop.steps, 1)  # a function of the step alone: resume is exact
 
     def generator_objective(self, nets: Networks, batch):
         G = nets.generator
-        y, _ = self._pair(batch)  # (B, C, H, W) noisy; the clean half of the pair is never used
+        y, _ = self.pair(batch)  # (B, C, H, W) noisy; the clean half of the pair is never used
         g = torch.Generator().manual_seed(self.config.loop.seed * 1_000_003 + int(batch["number"]) + 500_009)
         choice = torch.randint(len(NEIGHBOUR_PAIRS), (y.shape[0], y.shape[-2] // 2, y.shape[-1] // 2), generator=g).to(y.device)
         g1, g2 = neighbour_subsample(y, choice)  # (B, C, H/2, W/2) each

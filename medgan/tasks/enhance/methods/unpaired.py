@@ -4,8 +4,8 @@ Users often have noisy scans and clean scans of *other* patients, never both of 
 learns from the two piles alone. Four networks:
 
 - ``generator`` G: noisy -> clean (the exported denoiser: the paired task's U-Net or DnCNN,
-  same config, so ``medgan enhance`` and :meth:`EnhanceTask.from_pretrained` load it as any
-  enhancement model);
+  same config, so ``medgan enhance`` and :func:`medgan.tasks.enhance.model.load_model` load it as
+  any enhancement model);
 - ``generator_back`` F: clean -> noisy (same architecture, trained, not exported);
 - ``discriminator`` D_Y and ``discriminator_back`` D_X: unconditional PatchGANs on clean and
   on noisy images (there is no input to condition on: an unpaired image has no partner).
@@ -59,10 +59,10 @@ from torch import nn
 from medgan.data.sources import load_source
 from medgan.errors import MedganError, warn
 from medgan.nets import PatchGANDiscriminator, build_network
-from medgan.tasks.enhance.recipe import NOT_SEEN_TITLE, EnhanceTask, symmetries
+from medgan.tasks.enhance.methods.base import NOT_SEEN_TITLE, EnhanceMethod, symmetries
 from medgan.train.task import Networks, Optimizer, Phase, Update
 
-__all__ = ["CYCLE_WEIGHT", "IDENTITY_WEIGHT", "UnpairedEnhanceTask", "split_halves"]
+__all__ = ["CYCLE_WEIGHT", "IDENTITY_WEIGHT", "Unpaired", "split_halves"]
 
 # CycleGAN's weights, against an adversarial weight of 1. Not read from ``l1_weight``: that is
 # pix2pix's weight (100) of a supervised L1 to the truth, a different term; at 100 the cycle
@@ -99,19 +99,16 @@ def _judge(D: nn.Module, image: torch.Tensor) -> torch.Tensor:
     return D(image[:, :0], image)
 
 
-class UnpairedEnhanceTask(EnhanceTask):
+class Unpaired(EnhanceMethod):
     """CycleGAN through the engine: G, F and two unconditional PatchGANs (see the module doc)."""
 
-    averaged = ("generator",)
+    name = "unpaired"
     exported = ("generator",)  # F and the discriminators only serve training
     samples_title = NOT_SEEN_TITLE
 
-    def __init__(self, config, dataset):
-        e = config.task_config
-        if not e.adversarial:
-            raise MedganError("unpaired training needs its adversaries: without them nothing pulls the output towards the clean images",
-                              hint="leave out --l1-only, or use --supervision paired for the L1-only baseline")
-        super().__init__(config, dataset)  # refuses --mode sr without paired supervision
+    def __init__(self, task):
+        super().__init__(task)
+        e, dataset = self.config.task_config, task.dataset
         n = len(dataset)
         #: indices into the training images of the noisy side, and of the clean side (``None``:
         #: the clean images are ``clean_data``'s); ``clean`` holds the clean side ``(M, C, h, w)``.
@@ -121,16 +118,40 @@ class UnpairedEnhanceTask(EnhanceTask):
             self.noisy_index = torch.arange(n)
             self.clean = self._read_clean(e.clean_data)
         else:
-            if self.degradation.kind == "none":
-                raise MedganError("unpaired training with --degradation none has noisy images only: there are no clean images",
-                                  hint="give --clean-data FOLDER (clean images of other patients), or use --supervision self")
-            if n < 2:
-                raise MedganError(f"{n} training image cannot be split into a noisy and a clean half",
-                                  hint="give more images or --clean-data FOLDER")
             self.noisy_index, self.clean_index = split_halves(n, dataset.data.groups)
             self.clean = dataset.batch(self.clean_index)["image"]  # the clean half as it is
         #: with a simulated degradation every noisy input has its clean truth (for the sample grid)
-        self.has_truth = self.degradation.kind != "none"  # the report's caption follows (EnhanceTask.samples_caption)
+        self.has_truth = task.degradation.kind != "none"  # the report's caption follows (Unpaired.caption)
+
+    @classmethod
+    def line(cls, config) -> str:
+        return "a CycleGAN between noisy images and clean images of other patients (no pairs)"
+
+    @classmethod
+    def resolve(cls, config, dataset) -> None:
+        e = config.task_config
+        if e.adversarial is None:
+            e.adversarial = True
+        if not e.adversarial:
+            raise MedganError("unpaired training needs its adversaries: without them nothing pulls the output towards the clean images",
+                              hint="leave out --l1-only, or use --supervision paired for the L1-only baseline")
+
+    @classmethod
+    def check(cls, config, dataset, degradation, multiple: int) -> None:
+        if config.task_config.clean_data:
+            return
+        if degradation.kind == "none":
+            raise MedganError("unpaired training with --degradation none has noisy images only: there are no clean images",
+                              hint="give --clean-data FOLDER (clean images of other patients), or use --supervision self")
+        if len(dataset) < 2:
+            raise MedganError(f"{len(dataset)} training image cannot be split into a noisy and a clean half",
+                              hint="give more images or --clean-data FOLDER")
+
+    @classmethod
+    def caption(cls, options: dict[str, Any]) -> str:
+        if str(options.get("degradation", "")).strip().lower() == "none":  # real noisy scans: no truth to show
+            return "The same training images at every step: noisy input | output | output mapped back by F"
+        return cls.samples_title
 
     def _read_clean(self, source: str) -> torch.Tensor:
         """The ``clean_data`` images ``(M, C, h, w)`` in [-1, 1]: read with the training data's
@@ -143,7 +164,7 @@ class UnpairedEnhanceTask(EnhanceTask):
             inner = "" if error.path in (None, source, str(Path(source).expanduser())) else f"{error.path}: "
             raise MedganError(f"--clean-data cannot be read: {inner}{error.message}", path=source,
                               hint=error.hint or "give a folder or file of clean images that --data would read") from None
-        intensity = self.dataset.intensity
+        intensity = self.task.dataset.intensity
         outside = float(np.mean((data.images < intensity.low) | (data.images > intensity.high)))
         if outside > 0.5:  # e.g. 0..255 PNGs against CT in HU: clipped to one grey, silently useless
             warn(f"{outside:.0%} of the clean images' values lie outside the training range [{intensity.low:g}, {intensity.high:g}]"
@@ -151,7 +172,7 @@ class UnpairedEnhanceTask(EnhanceTask):
                  hint="give clean images in the units of the training images (same modality, --window, --normalize)")
         images = intensity.forward(data.images)
         clean = torch.from_numpy(images if images.ndim == 4 else images[:, None])  # (M, C, h, w)
-        want = (self.dataset.channels, *self.dataset.image_size)
+        want = (self.task.dataset.channels, *self.task.dataset.image_size)
         if tuple(clean.shape[1:]) != want:
             raise MedganError(f"the clean images are {clean.shape[1]}-channel {clean.shape[2]}x{clean.shape[3]}, the training images "
                               f"{want[0]}-channel {want[1]}x{want[2]}", path=source,
@@ -163,9 +184,10 @@ class UnpairedEnhanceTask(EnhanceTask):
     def networks(self) -> dict[str, nn.Module]:
         name = self.config.model.name
         # The pair's PatchGAN settings (d_width, d_layers, d_norm, spectral_norm) without a condition.
-        judge = replace(self.net_config.patchgan_config(), cond_channels=0)
-        return {"generator": build_network(name, self.net_config, "generator"),
-                "generator_back": build_network(name, self.net_config, "generator"),
+        net = self.task.net_config
+        judge = replace(net.patchgan_config(), cond_channels=0)
+        return {"generator": build_network(name, net, "generator"),
+                "generator_back": build_network(name, net, "generator"),
                 "discriminator": PatchGANDiscriminator(judge),
                 "discriminator_back": PatchGANDiscriminator(judge)}
 
@@ -188,8 +210,9 @@ class UnpairedEnhanceTask(EnhanceTask):
         b, device = len(batch["index"]), batch["image"].device
         g = torch.Generator().manual_seed(self.config.loop.seed * 1_000_003 + int(batch["number"]))
         noisy = self.noisy_index[_draw(len(self.noisy_index), b, g)]
-        realization = torch.randint(len(self.inputs), (b,), generator=g)
-        x = self.inputs[realization, noisy]  # (B, C, h, w)
+        inputs = self.task.inputs
+        realization = torch.randint(len(inputs), (b,), generator=g)
+        x = inputs[realization, noisy]  # (B, C, h, w)
         y = self.clean[_draw(len(self.clean), b, g)]  # (B, C, h, w)
         if self.config.task_config.flip:  # each side on its own: the images are not pairs
             k = torch.randint(8, (2, b), generator=g)
@@ -226,9 +249,9 @@ class UnpairedEnhanceTask(EnhanceTask):
     def fixed_inputs(self, n: int, device: torch.device) -> dict[str, torch.Tensor]:
         k = max(2, n // 6 * 2)  # whole rows of two triplets
         index = self.noisy_index[:k]
-        fixed = {"x": self.inputs[0, index].to(device)}
+        fixed = {"x": self.task.inputs[0, index].to(device)}
         if self.has_truth:
-            fixed["y"] = self.dataset.batch(index)["image"].to(device)
+            fixed["y"] = self.task.dataset.batch(index)["image"].to(device)
         return fixed
 
     @torch.no_grad()
@@ -241,6 +264,5 @@ class UnpairedEnhanceTask(EnhanceTask):
 
     # ----------------------------------------------------------------------- export
 
-    def export_info(self, name: str) -> dict[str, Any]:
-        return {**super().export_info(name), "cycle_weight": CYCLE_WEIGHT, "identity_weight": IDENTITY_WEIGHT,
-                "clean_data": self.config.task_config.clean_data or None}
+    def export_info(self) -> dict[str, Any]:
+        return {"cycle_weight": CYCLE_WEIGHT, "identity_weight": IDENTITY_WEIGHT, "clean_data": self.config.task_config.clean_data or None}
