@@ -137,7 +137,7 @@ def load_model(path: str | Path, device: str = "cpu") -> Any:
     import json
 
     from medgan.errors import MedganError
-    from medgan.train.checkpoint import exported_folders, load_network
+    from medgan.train.checkpoint import exported_folders, is_export, load_network
 
     folders = exported_folders(path)
     if not folders:
@@ -150,4 +150,5 @@ def load_model(path: str | Path, device: str = "cpu") -> Any:
     task = TASKS[next(iter(tasks))]
     loaded = {name: load_network(folder, lambda info, name=name: task.build_network(name, info), device)
               for name, folder in folders.items()}
-    return task.from_pretrained(loaded)
+    run = Path(path).parent if is_export(Path(path)) else Path(path)  # what the run keeps besides its networks (a calibration)
+    return task.from_pretrained(loaded, run=run)

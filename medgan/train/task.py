@@ -215,9 +215,10 @@ class Task(ABC):
         raise MedganError(f"the {cls.name!r} task cannot rebuild a network named {name!r}")
 
     @classmethod
-    def from_pretrained(cls, exported: dict[str, tuple[nn.Module, dict[str, Any]]]) -> Any:
-        """The task's typed model record from its loaded networks (``name -> (module, info)``);
-        see :func:`medgan.tasks.load_model`."""
+    def from_pretrained(cls, exported: dict[str, tuple[nn.Module, dict[str, Any]]], run: Path | None = None) -> Any:
+        """The task's typed model record, ready to use, from its loaded networks (``name ->
+        (module, info)``) and the run folder they came from (``run``: what a task keeps
+        beside its networks, e.g. an anomaly model's calibration); see :func:`medgan.tasks.load_model`."""
         raise MedganError(f"the {cls.name!r} task has no inference model")
 
     def after_training(self, run_dir: Path) -> None:

@@ -7,7 +7,8 @@ import json
 import numpy as np
 import pytest
 from medgan.cli import main
-from medgan.tasks.anomaly.model import load_model, score_set
+from medgan.tasks import load_model  # the one loader: an anomaly model comes with its calibration
+from medgan.tasks.anomaly.model import score_set
 
 
 def _train(tmp_path, method, *extra):

@@ -101,7 +101,7 @@ def load_model(run: str | Path, device: str = "cpu") -> AnomalyModel:
     calibration (none when uncalibrated); one clear error for a run of another task."""
     from medgan.tasks import load_model_of
 
-    return read_calibration(load_model_of(AnomalyModel, run, device, "medgan train anomaly"), run)
+    return load_model_of(AnomalyModel, run, device, "medgan train anomaly")  # the generic loader reads the calibration
 
 
 # ---------------------------------------------------------------------------- scoring

@@ -101,7 +101,7 @@ class ClassifyTask(Task):
         return build_classifier(info)
 
     @classmethod
-    def from_pretrained(cls, exported) -> ClassifierModel:
+    def from_pretrained(cls, exported, run=None) -> ClassifierModel:
         return from_exported(exported)
 
     @classmethod

@@ -235,5 +235,5 @@ class EnhanceTask(Task):
         return model.build_network(name, info)
 
     @classmethod
-    def from_pretrained(cls, exported) -> EnhancementModel:
+    def from_pretrained(cls, exported, run=None) -> EnhancementModel:
         return model.from_pretrained(exported)

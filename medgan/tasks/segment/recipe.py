@@ -387,7 +387,7 @@ class SegmentTask(Task):
         return build_segmentor(info)
 
     @classmethod
-    def from_pretrained(cls, exported) -> SegmentationModel:
+    def from_pretrained(cls, exported, run=None) -> SegmentationModel:
         return from_exported(exported)
 
     @classmethod

@@ -165,7 +165,7 @@ class SynthesisTask(GANTask):
                                       require_inception=require_inception, metrics=metrics)
 
     @classmethod
-    def from_pretrained(cls, exported) -> SynthesisModel:
+    def from_pretrained(cls, exported, run=None) -> SynthesisModel:
         return from_exported(exported)
 
     def export_info(self, name: str) -> dict[str, Any]:

@@ -173,7 +173,7 @@ class TemplateTask(Task):
         return _build(name, info["net"])
 
     @classmethod
-    def from_pretrained(cls, exported) -> TemplateModel:
+    def from_pretrained(cls, exported, run=None) -> TemplateModel:
         missing = {"generator", "critic", "encoder"} - set(exported)
         if missing:
             raise MedganError(f"the run exported no {', '.join(sorted(missing))}", hint="give the whole run folder")
