@@ -66,6 +66,17 @@ class TaskRegistry(Mapping):
         if location is not None:
             load(location)(commands)
 
+    def example(self, name: str) -> dict[str, Any] | None:
+        """The task in miniature (``EXAMPLE`` of its commands module): ``train``, the flags of
+        a short run on embedded data, ``infer``, its inference command with ``{run}``,
+        ``{input}`` and ``{out}`` to fill in, and optionally ``evaluate``, flags of a quick
+        ``medgan evaluate``; ``None`` when the task has not written one.
+        The registry's contract test runs it for every task."""
+        import importlib
+
+        location = self._entries[name]["commands"]
+        return None if location is None else getattr(importlib.import_module(location.partition(":")[0]), "EXAMPLE", None)
+
     def register(self, name: str, recipe: str, options: str | None = None, commands: str | None = None) -> None:
         """Add a task: each location is ``"package.module:name"``, imported on first use.
 

@@ -70,7 +70,7 @@ def test_self_supervised_training_denoises_unseen_images(tmp_path):
     cfg = config(supervision="self", steps=150, net={"width": 16, "depth": 2})
     cfg.data = DataConfig(source="brain-mri", options=SourceOptions(size=32), holdout=0.1)
     run = Trainer(cfg, tmp_path / "run", progress=False).fit()
-    from medgan.evaluate import run_holdout
+    from medgan.runs import run_holdout
     from medgan.tasks.enhance.inference import enhance_image
     from medgan.tasks.enhance.model import load_model
 

@@ -17,7 +17,7 @@ from medgan.train import DataConfig, LoopConfig, TrainConfig, Trainer
 from medgan.train.checkpoint import latest_checkpoint, load_checkpoint
 
 from template_task.config import TemplateConfig
-from template_task.recipe import TemplateModel
+from template_task.model import TemplateModel
 
 
 @pytest.fixture
@@ -118,3 +118,19 @@ def test_an_option_of_another_task_is_refused_and_help_lists_the_tasks_own(templ
     assert "--encoder-steps" in own and "--recipe {" not in own  # (other help texts mention --recipe)
     assert "--recipe {" in synth and "--encoder-steps" not in synth
     assert "--z-dim" in own and "--loss" not in own and "--ema" not in own  # its settings alone
+
+
+def test_the_template_keeps_the_contract_of_every_registered_task(template, tmp_path, capsys):
+    from test_task_contract import check_contract
+
+    check_contract("template", None, tmp_path, capsys)
+
+
+def test_a_fourth_anomaly_method_is_one_class_and_one_line(tmp_path, capsys, monkeypatch):
+    from test_task_contract import check_contract
+
+    from medgan.tasks.anomaly.methods import METHODS
+
+    monkeypatch.setitem(METHODS, "template-restore", "template_task.anomaly_method:TemplateRestorer")  # the one line
+    check_contract("anomaly", ("--method", "template-restore"), tmp_path, capsys)
+    assert json.loads((tmp_path / "run" / "restorer" / "config.json").read_text())["method"] == "template-restore"

@@ -4,6 +4,12 @@ from __future__ import annotations
 
 import argparse
 
+#: This task in miniature, for the registry's contract test (tests/tasks/test_task_contract.py):
+#: ``train``, flags of a short run on embedded data; ``infer``, its inference command, with
+#: ``{run}``, ``{input}`` (a folder of images) and ``{out}`` (a new path) filled in.
+EXAMPLE = {"train": ["--data", "phantom", "--n-images", "24", "--width", "4"],
+           "infer": ["detect", "{run}", "{input}", "--out", "{out}", "--no-progress"]}
+
 
 def add_commands(commands: argparse._SubParsersAction) -> None:
     det = commands.add_parser("detect", help="screen images with a calibrated anomaly model (scores, p-values, decisions, heat maps)")

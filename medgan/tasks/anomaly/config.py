@@ -13,7 +13,7 @@ from medgan.train.config import GAN_SETTINGS
 
 __all__ = ["IMAGE_SCORES", "METHODS", "AnomalyConfig"]
 
-METHODS = tuple(methods.METHODS)  # one class each, in medgan/tasks/anomaly/methods/
+METHODS = methods.METHODS  # name -> class location, one class each in medgan/tasks/anomaly/methods/ (live: a method added there is a choice)
 IMAGE_SCORES = ("method", "map-max")
 
 
@@ -44,6 +44,8 @@ class AnomalyConfig:
             whole-image mean little but its map's peak a lot.
     """
 
+    #: the option that picks one of the task's methods (a class each, medgan.tasks.anomaly.methods)
+    method_field: ClassVar[str] = "method"
     #: the run-wide settings an anomaly run reads (see medgan.train.config.TASK_SETTINGS)
     settings: ClassVar[dict[str, str]] = {
         **GAN_SETTINGS, "loss.name": "adversarial loss of GANomaly (default bce); f-AnoGAN's is wgan-gp",

@@ -50,7 +50,7 @@ def _volume_scores(scores: np.ndarray, groups: np.ndarray) -> np.ndarray:
 def calibrate_run(run_dir: str | Path) -> dict:
     """Calibrate a finished anomaly run on its held-out normal volumes; writes and returns
     ``calibration.json``'s record (levels that could not be calibrated say why)."""
-    from medgan.evaluate import run_holdout
+    from medgan.runs import run_holdout
 
     run_dir = Path(run_dir)
     config, _, holdout = run_holdout(run_dir, "normal volumes to calibrate on")
@@ -66,7 +66,7 @@ def calibrate_source(run_dir: str | Path, source: str, alpha: float | None = Non
     from dataclasses import replace as dc_replace
 
     from medgan.data.sources import load_source
-    from medgan.evaluate import run_config
+    from medgan.runs import run_config
 
     run_dir = Path(run_dir)
     config = run_config(run_dir)
@@ -191,7 +191,7 @@ def evaluate_anomaly_run(run_dir: str | Path, metrics: list[str] | None = None) 
     if metrics:
         raise MedganError(f"an anomaly run is evaluated by one fixed set of figures, not --metrics {','.join(metrics)}",
                           path=run_dir, hint="leave --metrics out")
-    from medgan.evaluate import run_holdout
+    from medgan.runs import run_holdout
     from medgan.io.records import append_jsonl
     from medgan.metrics.anomaly import anomaly_metrics
 

@@ -1,9 +1,16 @@
-"""The classification task's command: ``medgan augment-eval --data SOURCE --out FOLDER``."""
+"""The classification task's commands: ``medgan classify MODEL INPUT --out OUT`` and
+``medgan augment-eval --data SOURCE --out FOLDER``."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
+
+#: This task in miniature, for the registry's contract test (tests/tasks/test_task_contract.py):
+#: ``train``, flags of a short run on embedded data; ``infer``, its inference command, with
+#: ``{run}``, ``{input}`` (a folder of images) and ``{out}`` (a new path) filled in.
+EXAMPLE = {"train": ["--data", "phantom", "--n-images", "24", "--lesion-fraction", "0.5", "--width", "8"],
+           "infer": ["classify", "{run}", "{input}", "--out", "{out}", "--no-progress"]}
 
 CONDITION_NAMES = "real, classical, synthetic, classical+synthetic, synthetic-only"
 
@@ -20,6 +27,15 @@ def _numbers(kind):
 
 def add_commands(commands: argparse._SubParsersAction) -> None:
     from medgan.cli import add_source_options
+
+    cls = commands.add_parser("classify", help="classify images with a trained classifier (predictions.csv: class and probabilities)")
+    cls.add_argument("model", help="run folder made by medgan train classify")
+    cls.add_argument("input", help="DICOM file or series folder, NIfTI volume, PNG/TIFF, or a folder tree of them")
+    cls.add_argument("--out", required=True, help="new output folder: predictions.csv, summary.json")
+    cls.add_argument("--device", default="cpu")
+    cls.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
+    cls.add_argument("--no-progress", action="store_true")
+    cls.set_defaults(func=cmd_classify)
 
     ae = commands.add_parser("augment-eval", help="does synthetic data help a classifier? real vs classical vs synthetic augmentation at few labels")
     ae.add_argument("--data", default="phantom", help="labelled real images: folder with a subfolder per class, CSV labels, npz, "
@@ -65,4 +81,14 @@ def cmd_augment_eval(args: argparse.Namespace) -> int:
     print(f"results: {Path(args.out) / 'results.json'}, {Path(args.out) / 'results.md'}, {Path(args.out) / 'results.png'}")
     if args.json:
         print(json.dumps({"table": results["table"]}))
+    return 0
+
+
+def cmd_classify(args: argparse.Namespace) -> int:
+    from medgan.tasks.classify.inference import classify_path
+    from medgan.tasks.classify.model import classifier_model
+
+    model = classifier_model(args.model, args.device)
+    out = classify_path(model, Path(args.input), Path(args.out), overwrite=args.overwrite, progress=not args.no_progress)
+    print(f"classified: {out} (predictions.csv)")
     return 0

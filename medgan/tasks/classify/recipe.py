@@ -90,9 +90,11 @@ class ClassifyTask(Task):
     # ---- export, loading, evaluation
 
     def export_info(self, name: str) -> dict[str, Any]:
+        opts = self.config.data.options
         return {"model": MODEL, "net": asdict(self.net_config), "intensity": self.dataset.intensity.to_dict(),
                 "class_names": list(self.dataset.data.class_names), "source": self.config.data.source,
-                "augmentation": self.config.task_config.augmentation}
+                "augmentation": self.config.task_config.augmentation, "units": self.dataset.data.units,
+                "resize": {"size": opts.size, "mode": opts.resize_mode}, "preprocess": {"window": opts.window, "normalize": opts.normalize}}
 
     @classmethod
     def build_network(cls, name: str, info: dict[str, Any]) -> nn.Module:

@@ -5,6 +5,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+#: This task in miniature, for the registry's contract test (tests/tasks/test_task_contract.py):
+#: ``train``, flags of a short run on embedded data; ``infer``, its inference command, with
+#: ``{run}``, ``{input}`` (a folder of images) and ``{out}`` (a new path) filled in.
+EXAMPLE = {"train": ["--data", "phantom", "--n-images", "16", "--width", "8", "--degradation", "gaussian:sigma=20"],
+           "infer": ["enhance", "{run}", "{input}", "--out", "{out}"]}
+
 
 def add_commands(commands: argparse._SubParsersAction) -> None:
     enh = commands.add_parser("enhance", help="denoise or super-resolve images with a trained enhancement model")

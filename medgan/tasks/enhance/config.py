@@ -53,6 +53,8 @@ class EnhanceConfig:
             (mirrors and 90-degree turns, both images alike; 4 for non-square images).
     """
 
+    #: the option that picks one of the task's methods (a class each, medgan.tasks.enhance.methods)
+    method_field: ClassVar[str] = "supervision"
     #: the run-wide settings an enhancement run reads (see medgan.train.config.TASK_SETTINGS)
     settings: ClassVar[dict[str, str]] = {
         **GAN_SETTINGS, "loop.ema": "EMA decay of the generator that is exported (0: off; default 0.999)",

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from medgan.data.intensity import IntensityMap
-from medgan.evaluate import run_holdout
+from medgan.runs import run_holdout
 from medgan.io.records import append_jsonl, utc_now
 from medgan.tasks.enhance.model import load_model
 

@@ -5,6 +5,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+#: This task in miniature, for the registry's contract test (tests/tasks/test_task_contract.py):
+#: ``train``, flags of a short run on embedded data; ``infer``, its inference command, with
+#: ``{run}``, ``{input}`` (a folder of images) and ``{out}`` (a new path) filled in.
+EXAMPLE = {"train": ["--data", "phantom", "--n-images", "16", "--lesion-fraction", "1", "--width", "8"],
+           "infer": ["segment", "{run}", "{input}", "--out", "{out}", "--no-progress"]}
+
 
 def add_commands(commands: argparse._SubParsersAction) -> None:
     seg = commands.add_parser("segment", help="segment images with a trained segmentation model (label maps, DICOM SEG, overlays, volumes)")

@@ -7,6 +7,13 @@ from pathlib import Path
 
 from medgan.errors import MedganError
 
+#: This task in miniature, for the registry's contract test (tests/tasks/test_task_contract.py):
+#: ``train``, flags of a short run on embedded data; ``infer``, its inference command, with
+#: ``{run}``, ``{input}`` (a folder of images) and ``{out}`` (a new path) filled in.
+EXAMPLE = {"train": ["--data", "phantom", "--n-images", "16", "--width", "8"],
+           "evaluate": ["--n", "32", "--metrics", "swd,ms_ssim"],  # the Inception metrics have tests of their own
+           "infer": ["generate", "{run}", "--n", "4", "--out", "{out}"]}
+
 
 def add_commands(commands: argparse._SubParsersAction) -> None:
     gen = commands.add_parser("generate", help="sample synthetic images from a trained run")

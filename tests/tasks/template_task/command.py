@@ -10,6 +10,12 @@ from typing import Any
 
 import numpy as np
 
+#: This task in miniature, for the registry's contract test (tests/tasks/test_task_contract.py):
+#: ``train``, flags of a short run on embedded data; ``infer``, its inference command, with
+#: ``{run}``, ``{input}`` (a folder of images) and ``{out}`` (a new path) filled in.
+EXAMPLE = {"train": ["--data", "phantom", "--n-images", "16", "--encoder-steps", "2"],
+           "infer": ["template-reconstruct", "{run}", "{input}", "--out", "{out}"]}
+
 
 class ReconstructJob:
     """A :class:`medgan.infer.FileJob`: one 8-bit PNG in, its reconstruction out."""

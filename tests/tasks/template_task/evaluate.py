@@ -10,7 +10,7 @@ import numpy as np
 
 from medgan.data.training import load_training_data
 from medgan.errors import MedganError
-from medgan.evaluate import run_config
+from medgan.runs import run_config
 from medgan.io.records import append_jsonl, utc_now
 from medgan.io.output import atomic_path
 from medgan.metrics.registry import FIDELITY, FidelityInputs

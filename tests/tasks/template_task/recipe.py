@@ -1,102 +1,21 @@
-"""The template task's recipe: networks, objectives, phases, sample grid, export, typed model."""
+"""The template task's recipe (training): objectives, phases, sample grid, export; its
+networks and typed model are in :mod:`template_task.model`."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from medgan import losses
-from medgan.data.intensity import IntensityMap
 from medgan.errors import MedganError
 from medgan.train.task import Networks, Optimizer, Phase, Task, Update
 
+from template_task.model import TemplateModel, _build, from_exported
 
-
-# ----------------------------------------------------------------------------- networks
-# (in a real task these live in medgan/nets/, which holds networks only)
-
-
-class Generator(nn.Module):
-    """z (B, z_dim) -> image (B, 1, S, S) in [-1, 1]."""
-
-    def __init__(self, z_dim: int, hidden: int, size: int):
-        super().__init__()
-        self.size = size
-        self.net = nn.Sequential(nn.Linear(z_dim, hidden), nn.ReLU(), nn.Linear(hidden, size * size), nn.Tanh())
-
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return self.net(z).view(-1, 1, self.size, self.size)
-
-
-class Critic(nn.Module):
-    """image -> score (B,); ``features`` is the hidden layer (f-AnoGAN's feature residual)."""
-
-    def __init__(self, hidden: int, size: int):
-        super().__init__()
-        self.body = nn.Sequential(nn.Flatten(), nn.Linear(size * size, hidden), nn.LeakyReLU(0.2))
-        self.head = nn.Linear(hidden, 1)
-
-    def features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.body(x)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.body(x)).squeeze(1)
-
-
-class Encoder(nn.Module):
-    """image -> z (B, z_dim), bounded like the latents G saw."""
-
-    def __init__(self, z_dim: int, hidden: int, size: int):
-        super().__init__()
-        self.net = nn.Sequential(nn.Flatten(), nn.Linear(size * size, hidden), nn.LeakyReLU(0.2), nn.Linear(hidden, z_dim))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)
-
-
-def _build(name: str, net: dict[str, int]) -> nn.Module:
-    if name == "generator":
-        return Generator(net["z_dim"], net["hidden"], net["image_size"])
-    if name == "critic":
-        return Critic(net["hidden"], net["image_size"])
-    if name == "encoder":
-        return Encoder(net["z_dim"], net["hidden"], net["image_size"])
-    raise MedganError(f"the template task has no network named {name!r}")
-
-
-# ----------------------------------------------------------------------------- the typed model
-
-
-@dataclass
-class TemplateModel:
-    """What :func:`medgan.tasks.load_model` returns for a template run."""
-
-    generator: nn.Module
-    encoder: nn.Module
-    critic: nn.Module
-    intensity: IntensityMap
-    kappa: float
-    info: dict[str, Any]
-
-    @torch.no_grad()
-    def reconstruct(self, images: np.ndarray) -> np.ndarray:
-        """``(N, S, S)`` images in data units -> their reconstructions G(E(x)), in data units."""
-        x = torch.from_numpy(self.intensity.forward(np.asarray(images, np.float32))[:, None])
-        return self.intensity.inverse(self.generator(self.encoder(x)).numpy())[:, 0]
-
-    @torch.no_grad()
-    def score(self, images: np.ndarray) -> np.ndarray:
-        """Per-image residual score (pixel MSE + κ · critic-feature MSE), batch-independent."""
-        x = torch.from_numpy(self.intensity.forward(np.asarray(images, np.float32))[:, None])
-        rec = self.generator(self.encoder(x))
-        pixel = ((rec - x) ** 2).flatten(1).mean(1)
-        feature = ((self.critic.features(rec) - self.critic.features(x)) ** 2).mean(1)
-        return (pixel + self.kappa * feature).numpy()
 
 
 # ----------------------------------------------------------------------------- the recipe
@@ -174,12 +93,7 @@ class TemplateTask(Task):
 
     @classmethod
     def from_pretrained(cls, exported, run=None) -> TemplateModel:
-        missing = {"generator", "critic", "encoder"} - set(exported)
-        if missing:
-            raise MedganError(f"the run exported no {', '.join(sorted(missing))}", hint="give the whole run folder")
-        info = exported["generator"][1]
-        return TemplateModel(exported["generator"][0], exported["encoder"][0], exported["critic"][0],
-                             IntensityMap(**info["intensity"]), float(info["config"]["kappa"]), info)
+        return from_exported(exported)
 
     @classmethod
     def evaluate_run(cls, run_dir, *, n, seed, metrics=None, **_):
