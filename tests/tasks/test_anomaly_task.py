@@ -383,6 +383,10 @@ def test_the_dry_run_prints_the_config_the_run_saves_and_evaluate_refuses_metric
     assert main(["evaluate", str(run), "--metrics", "auroc"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "--metrics auroc" in err and "leave --metrics out" in err
-    # the networks are the method's own: another --model is refused, not replaced
-    assert main([*argv[:-3], "--model", "pix2pix", "--dry-run"]) == 2
+    # the networks are the method's own: --model is no flag of the task, and a config file's model is refused, not replaced
+    with pytest.raises(SystemExit) as exit:
+        main([*argv[:-3], "--model", "pix2pix", "--dry-run"])
+    assert exit.value.code == 2 and "for medgan train anomaly: --model" in capsys.readouterr().err
+    (tmp_path / "c.yaml").write_text("model:\n  name: pix2pix\n")
+    assert main([*argv[:-3], "--config", str(tmp_path / "c.yaml"), "--dry-run"]) == 2
     assert "trains its own dcgan networks, not --model pix2pix" in capsys.readouterr().err
