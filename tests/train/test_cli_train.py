@@ -206,6 +206,8 @@ def test_dry_run_reads_and_checks_the_data_as_training_does(tmp_path, capsys):
     assert "does not exist" in capsys.readouterr().err
     assert main(["train", "segment", "--data", "phantom", "--masks", str(tmp_path / "none"), "--dry-run"]) == 2
     assert "--masks pairs with a folder or files of images" in capsys.readouterr().err
-    assert main(["train", "segment", "--data", "phantom", "--dry-run"]) == 0
+    assert main(["train", "segment", "--data", "phantom", "--dry-run"]) == 2  # head phantoms without lesions: nothing to segment
+    assert "every training mask is empty" in capsys.readouterr().err
+    assert main(["train", "segment", "--data", "phantom", "--lesion-fraction", "1", "--dry-run"]) == 0
     captured = capsys.readouterr()
     assert "--size 64 was chosen for you" in captured.err and json.loads(captured.out)["data"]["options"]["size"] == 64
