@@ -252,6 +252,8 @@ def simulate_lesions(images: np.ndarray, regions: np.ndarray, seed: int = 0, con
             continue
         strength *= regions[i]
         change *= regions[i]
+        if kind == "texture":  # overlapping lesions: keep their union's summed intensity too
+            change -= strength * (x * change).sum() / max((x * strength).sum(), 1e-12)
         touched = strength > 0
         out[i][touched] = (images[i][touched] * (1 + np.maximum(change[touched], -1.0))).astype(np.float32)
         masks[i] = (strength >= 0.5).astype(np.uint8)
