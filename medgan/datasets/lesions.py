@@ -69,10 +69,12 @@ class LesionConfig:
     Attributes:
         count: lesions per image, drawn uniformly from ``[low, high]``.
         radius: mean radius in pixels, drawn uniformly from ``[low, high]``.
-        contrast: relative intensity change ``|c|``, drawn uniformly from ``[low, high]``.
+        contrast: relative intensity change ``|c|`` (for ``texture``, the pattern's relative
+            standard deviation), drawn uniformly from ``[low, high]``; ``contrast[0] / 2`` is
+            also the least removed structure a ``missing`` lesion's truth counts.
         polarity: ``"both"`` (each lesion darker or brighter at random), ``"hypo"`` or ``"hyper"``.
         irregularity: relative amplitude of the outline's wobble (0: ellipses).
-        texture: relative standard deviation of the change inside the lesion.
+        texture: relative standard deviation of an intensity lesion's change (not the ``texture`` kind).
         edge: width in pixels of the soft border (0: a hard edge).
         margin: the centre lies at least this many pixels inside the region mask.
         kind: what a lesion does: ``"intensity"`` (brighter or darker by ``polarity``),
