@@ -13,14 +13,27 @@ Methods:
   image in units of their standard deviation (an atlas z-score), the image's score the
   mean absolute z inside the body; a lesion is often just darker or brighter than its tissue.
 
-Cases: ``phantom`` (CT head phantoms through a brain window; test lesions from the phantom
-generator) and ``brain`` (the embedded MR slices; train on one head, test on the other with
-lesions from :mod:`medgan.datasets.lesions`). Every method is calibrated on the same held-out
+Cases: ``phantom`` (CT head phantoms through a brain window) and ``brain`` (the embedded MR
+slices; train on one head, test on the other). Every method is calibrated on the same held-out
 normals and checked on others (conformal threshold at ``--alpha``). Per run: image AUROC /
 AUPRC, pixel AUROC / AUPRC, best Dice, sensitivity at 95% specificity, the false-positive
 rate on the check normals and the sensitivity at the calibrated threshold, seconds.
 
+Test lesions: :mod:`medgan.datasets.lesions` draws them into the check normals' brain (the
+MR slices' brain mask; the phantoms' brain tissue less its border pixels, ventricles
+excluded), seeded by the run's seed + 1000, one kind per image taken in turn from
+``--lesion-kinds`` (default ``mix``: bright, dark, texture, mass effect, missing structure,
+evenly), so every lesion figure is given overall and per kind (``by_kind``); the
+false-positive rates concern normals only and are given once. Nothing is chosen by looking at the lesions: the methods are calibrated on
+normals, and each is scored at its last training step. On phantoms the intensity and texture
+contrasts are 0.7-0.95 of the brain's 24-42 HU (about the phantom generator's own ±20-60 HU
+lesions); on the MR slices the simulator's default 0.25-0.5. A kind that no image kept is
+listed with ``n_lesion`` 0: on phantoms, whose brain is flat but for a grey-white step of
+about 10 HU (less than the 10-15 HU the truth asks of a removed structure), a missing
+structure rarely removes anything visible.
+
     python benchmarks/anomaly_vs_baselines.py [--cases phantom,brain] [--methods ...] [--seeds 0,1,2] [--steps 1000]
+                                              [--lesion-kinds mix|hyper,hypo,texture,mass,missing]
 """
 
 from __future__ import annotations
@@ -35,17 +48,22 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from scipy import ndimage
 
 from medgan.data.training import DataConfig, load_training_data
+from medgan.datasets.lesions import KINDS, LesionConfig, simulate_lesions
+from medgan.datasets.phantom import TISSUES, make_phantom
+from medgan.errors import MedganError
 from medgan.metrics.anomaly import anomaly_metrics, auprc, auroc, sensitivity_at_specificity
 from medgan.tasks.anomaly.calibration import calibrate, check_false_positive_rate
-from medgan.tasks.anomaly.evaluate import _anomalous_set, _split_volumes, pixel_threshold
+from medgan.tasks.anomaly.evaluate import _split_volumes, pixel_threshold
 from medgan.tasks.anomaly.model import body, gaussian_blur, load_model, map_peak, score_set
 from medgan.train import TrainConfig, Trainer
 
 CASES = {
-    "phantom": {"source": "phantom", "options": {"size": 64, "n": 400, "window": "40,160"}, "holdout": 0.3},
-    "brain": {"source": "brain-mri", "options": {"size": 64}, "holdout": 0.5},
+    "phantom": {"source": "phantom", "options": {"size": 64, "n": 400, "window": "40,160"}, "holdout": 0.3,
+                "lesions": {"contrast": (0.7, 0.95)}},
+    "brain": {"source": "brain-mri", "options": {"size": 64}, "holdout": 0.5, "lesions": {}},
 }
 METHODS = ("fanogan", "ganomaly", "ae", "knn", "mean")
 
@@ -112,6 +130,30 @@ def with_smoothed_maps(score):
     return scorer
 
 
+def _phantom_brain(normals) -> np.ndarray:
+    """``(N, S, S)`` the brain tissue of phantoms drawn by :func:`phantom_set` (image ``#i`` of
+    seed ``s`` is the phantom of ``SeedSequence(s, spawn_key=(i,))``), redrawn to find it, less
+    its border pixels."""
+    extra, brain = normals.extra, TISSUES["head"].index("brain")
+    regions = []
+    for image, source in zip(normals.images, normals.sources):
+        index = int(source.rsplit("#", 1)[1])
+        ph = make_phantom(image.shape[-1], np.random.SeedSequence(extra["seed"], spawn_key=(index,)), extra["kind"], extra["texture"])
+        assert np.array_equal(ph.clean, image), f"{source} is not the phantom redrawn"
+        regions.append(ndimage.binary_erosion(ph.tissue == brain))  # not the pixels that partly hold bone or CSF
+    return np.stack(regions)
+
+
+def lesion_set(name: str, normals, kinds: str, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The check normals with simulated lesions: ``(images, masks, kinds)`` of the images
+    whose lesions left a mask (a missing structure in flat tissue may remove nothing)."""
+    regions = _phantom_brain(normals) if name == "phantom" else normals.masks > 0
+    config = LesionConfig(kind=kinds, **CASES[name]["lesions"])
+    images, masks, kind = simulate_lesions(normals.images, regions, seed=seed + 1000, config=config, return_kinds=True)
+    keep = masks.any(axis=(1, 2))
+    return images[keep], masks[keep], kind[keep]
+
+
 def image_figures(prefix: str, alpha: float, cal: np.ndarray, normal: np.ndarray, lesion: np.ndarray) -> dict:
     """Calibrate one image score on ``cal``, check it on ``normal``, rank ``lesion`` against ``normal``."""
     calibration = calibrate(cal, alpha)
@@ -124,7 +166,31 @@ def image_figures(prefix: str, alpha: float, cal: np.ndarray, normal: np.ndarray
             f"{prefix}sensitivity_at_alpha": float(calibration.flagged(lesion).mean())}
 
 
-def run_case(name: str, methods: list[str], seed: int, steps: int, batch: int, alpha: float, root: Path, width: int) -> list[dict]:
+def lesion_figures(alpha: float, scored: dict, bodies: dict, masks: np.ndarray, pick: np.ndarray) -> dict:
+    """Every figure that involves the lesions, for the lesion images ``pick``: image figures
+    (the method's own score and ``map_max_``), pixel AUROC / AUPRC and best Dice over the
+    check normals and these images, and the Dice at the pixel threshold calibrated as medgan
+    calibrates it (over the calibration normals' body pixels)."""
+    row = {"n_lesion": int(len(pick))}
+    for prefix, k in (("", 0), ("map_max_", 1)):
+        row.update(image_figures(prefix, alpha, scored["cal"][k], scored["normal"][k], scored["lesion"][k][pick]))
+    normal_maps, lesion_maps, truth = scored["normal"][2], scored["lesion"][2][pick], masks[pick] > 0
+    labels = np.r_[np.zeros(len(normal_maps)), np.ones(len(lesion_maps))]
+    pixel = anomaly_metrics(labels, np.r_[scored["normal"][0], scored["lesion"][0][pick]],
+                            np.concatenate([np.zeros(normal_maps.shape, np.uint8), truth.astype(np.uint8)]),
+                            np.concatenate([normal_maps, lesion_maps]), max_pixels=200_000, seed=0)
+    row.update({k: pixel[k] for k in ("pixel_auroc", "pixel_auprc", "best_dice")})
+    threshold = pixel_threshold(scored["cal"][2][bodies["cal"]], alpha)
+    called = (lesion_maps > threshold) & bodies["lesion"][pick]
+    row["dice_at_threshold"] = float(2 * (called & truth).sum() / max(1, called.sum() + truth.sum()))
+    return row
+
+
+NORMAL_ONLY = ("fpr_at_alpha", "fpr_ci95", "map_max_fpr_at_alpha", "map_max_fpr_ci95")  # the same for every kind
+
+
+def run_case(name: str, methods: list[str], seed: int, steps: int, batch: int, alpha: float, root: Path, width: int,
+             kinds: str = "mix") -> list[dict]:
     case = CASES[name]
     config = DataConfig(source=case["source"], holdout=case["holdout"])
     for key, value in case["options"].items():
@@ -134,10 +200,7 @@ def run_case(name: str, methods: list[str], seed: int, steps: int, batch: int, a
     cal, check = _split_volumes(groups, 0.5, 0)
     normals = holdout.subset(check)
 
-    class _Config:  # what _anomalous_set reads of a run's config
-        data, loop = config, type("L", (), {"seed": seed})
-
-    lesions, masks = _anomalous_set(_Config, normals)
+    lesions, masks, lesion_kinds = lesion_set(name, normals, kinds, seed)
     out = []
     for method in methods:
         start = time.perf_counter()
@@ -154,24 +217,38 @@ def run_case(name: str, methods: list[str], seed: int, steps: int, batch: int, a
             bodies[part] = body(_to_unit(images, dataset.intensity)).numpy()
             scored[part] = (scores, map_peak(torch.from_numpy(maps), torch.from_numpy(bodies[part])).numpy().astype(np.float64), maps)
         row = {"case": name, "method": method, "seed": seed, "train_seconds": round(trained, 1), "n_calibration": int(len(cal)),
-               "n_normal": int(len(normals)), "n_lesion": int(len(lesions))}
-        for prefix, k in (("", 0), ("map_max_", 1)):
-            row.update(image_figures(prefix, alpha, scored["cal"][k], scored["normal"][k], scored["lesion"][k]))
-        normal_maps, lesion_maps = scored["normal"][2], scored["lesion"][2]
-        truth = np.concatenate([np.zeros(normal_maps.shape, np.uint8), (masks > 0).astype(np.uint8)])
-        all_maps = np.concatenate([normal_maps, lesion_maps])
-        labels = np.r_[np.zeros(len(normal_maps)), np.ones(len(lesion_maps))]
-        pixel = anomaly_metrics(labels, np.r_[scored["normal"][0], scored["lesion"][0]], truth, all_maps, max_pixels=200_000, seed=0)
-        row.update({k: pixel[k] for k in ("pixel_auroc", "pixel_auprc", "best_dice")})
-        # the pixel threshold calibrated as medgan calibrates it: over the calibration normals' body pixels
+               "n_normal": int(len(normals))}
+        row.update(lesion_figures(alpha, scored, bodies, masks, np.arange(len(lesions))))
         threshold = pixel_threshold(scored["cal"][2][bodies["cal"]], alpha)
-        called = (lesion_maps > threshold) & bodies["lesion"]
-        row["dice_at_threshold"] = float(2 * (called & (masks > 0)).sum() / max(1, called.sum() + (masks > 0).sum()))
-        row["pixel_fpr_at_alpha"] = float((normal_maps > threshold)[bodies["normal"]].mean())
+        row["pixel_fpr_at_alpha"] = float((scored["normal"][2] > threshold)[bodies["normal"]].mean())
+        row["by_kind"] = {}
+        for kind in LesionConfig(kind=kinds).kinds:  # a kind no image kept (nothing visible removed) says n_lesion 0
+            pick = np.flatnonzero(lesion_kinds == kind)
+            figures = lesion_figures(alpha, scored, bodies, masks, pick) if len(pick) else {"n_lesion": 0}
+            row["by_kind"][kind] = {k: v for k, v in figures.items() if k not in NORMAL_ONLY}
         row["seconds"] = round(time.perf_counter() - start, 1)
-        row = {k: (round(float(v), 4) if isinstance(v, (float, np.floating)) else v) for k, v in row.items()}
+        row = _rounded(row)
         print(json.dumps(row), flush=True)
         out.append(row)
+    return out
+
+
+def _rounded(row: dict) -> dict:
+    return {k: (round(float(v), 4) if isinstance(v, (float, np.floating)) else _rounded(v) if isinstance(v, dict) else v)
+            for k, v in row.items()}
+
+
+FIGURES = ("auroc", "auprc", "sensitivity_at_95spec", "fpr_at_alpha", "sensitivity_at_alpha", "map_max_auroc", "map_max_auprc",
+           "map_max_sensitivity_at_95spec", "map_max_fpr_at_alpha", "map_max_sensitivity_at_alpha", "pixel_auroc", "pixel_auprc",
+           "best_dice", "dice_at_threshold", "pixel_fpr_at_alpha", "seconds")
+
+
+def _mean_sd(cells: list[dict]) -> dict:
+    """``"mean ± sd"`` over seeds of every figure the cells share (n_lesion summed)."""
+    cells = [c for c in cells if c.get("n_lesion", 1)] or cells[:1]
+    out = {k: f"{np.mean([c[k] for c in cells]):.3f} ± {np.std([c[k] for c in cells]):.3f}" for k in FIGURES if k in cells[0]}
+    if "n_lesion" in cells[0]:
+        out["n_lesion"] = int(sum(c["n_lesion"] for c in cells))
     return out
 
 
@@ -185,7 +262,13 @@ def main() -> None:
     parser.add_argument("--width", type=int, default=32, help="the networks' base width")
     parser.add_argument("--alpha", type=float, default=0.05)
     parser.add_argument("--threads", type=int, default=0)
+    parser.add_argument("--lesion-kinds", default="mix",
+                        help=f"lesion kinds taken in turn by the test images: mix (= {','.join(KINDS)}) or a comma-separated list of them")
     args = parser.parse_args()
+    try:
+        LesionConfig(kind=args.lesion_kinds)
+    except MedganError as exc:
+        parser.error(f"--lesion-kinds: {exc}")
     if args.threads:
         torch.set_num_threads(args.threads)
     root = Path(tempfile.mkdtemp(prefix="anomaly-bench-"))
@@ -193,19 +276,20 @@ def main() -> None:
     try:
         for seed in [int(s) for s in args.seeds.split(",")]:
             for case in args.cases.split(","):
-                runs += run_case(case, args.methods.split(","), seed, args.steps, args.batch_size, args.alpha, root, args.width)
+                runs += run_case(case, args.methods.split(","), seed, args.steps, args.batch_size, args.alpha, root, args.width,
+                                 args.lesion_kinds)
     finally:
         shutil.rmtree(root, ignore_errors=True)
-    summary: dict[str, dict] = {}
+    cells: dict[str, list[dict]] = {}
     for r in runs:
-        cell = summary.setdefault(f"{r['case']} / {r['method']}", {})
-        for k in ("auroc", "auprc", "sensitivity_at_95spec", "fpr_at_alpha", "sensitivity_at_alpha", "map_max_auroc", "map_max_auprc",
-                  "map_max_sensitivity_at_95spec", "map_max_fpr_at_alpha", "map_max_sensitivity_at_alpha", "pixel_auroc", "pixel_auprc",
-                  "best_dice", "dice_at_threshold", "pixel_fpr_at_alpha", "seconds"):
-            cell.setdefault(k, []).append(r[k])
-    summary = {key: {k: f"{np.mean(v):.3f} ± {np.std(v):.3f}" for k, v in cell.items()} for key, cell in summary.items()}
+        cells.setdefault(f"{r['case']} / {r['method']}", []).append(r)
+    summary = {}
+    for key, rows in cells.items():
+        summary[key] = _mean_sd(rows)
+        summary[key]["by_kind"] = {kind: _mean_sd([r["by_kind"][kind] for r in rows if kind in r["by_kind"]])
+                                   for kind in dict.fromkeys(k for r in rows for k in r["by_kind"])}
     print(json.dumps({"benchmark": "anomaly_vs_baselines", "steps": args.steps, "batch_size": args.batch_size, "width": args.width, "alpha": args.alpha,
-                      "torch_threads": torch.get_num_threads(), "runs": runs, "summary": summary}, indent=1))
+                      "lesion_kinds": args.lesion_kinds, "torch_threads": torch.get_num_threads(), "runs": runs, "summary": summary}, indent=1))
 
 
 if __name__ == "__main__":
