@@ -35,7 +35,7 @@ CALIBRATION = "calibration.json"
 #: the per-pixel mean and spread of the residual on the calibration normals (``--normalise-residual on``), beside it.
 NORMALISATION = "normalisation.safetensors"
 #: Gaussian smoothing (pixels) of the residual's spread, and its floor as a share of the median spread in the body.
-SPREAD_SIGMA, SPREAD_FLOOR = 2.0, 0.5
+SPREAD_SIGMA, SPREAD_FLOOR = 2.0, 0.25
 
 
 @dataclass
@@ -324,7 +324,11 @@ def fit_normalisation(residuals: np.ndarray, inside: np.ndarray | None = None, s
 
     The spread is each pixel's standard deviation over the images, smoothed by a Gaussian of
     ``sigma`` pixels (a few normals estimate one pixel's spread badly; its neighbours' are
-    alike) and floored at ``floor`` times its median inside the body, so that a pixel the
+    alike) weighted by how often each pixel is body (normalised convolution: the air's zero
+    spread would otherwise thin the spread along the body's edge), and never below the
+    pixel's own (smoothing may lift a spread the few normals underestimated, but must not
+    thin a sharp band of large spread, an edge the model never redraws exactly, into false
+    alarms); then floored at ``floor`` times its median inside the body, so that a pixel the
     normals happened to leave quiet (air, or few images) cannot turn a small residual into a
     huge z-score.
 
@@ -343,9 +347,13 @@ def fit_normalisation(residuals: np.ndarray, inside: np.ndarray | None = None, s
                           hint="calibrate on more normals, or --normalise-residual off")
     mean = r.mean(0)
     spread = r.std(0, ddof=1)
-    if sigma > 0:
-        spread = gaussian_blur(torch.from_numpy(spread[None]), sigma)[0].numpy()
-    where = np.ones(mean.shape, bool) if inside is None else np.asarray(inside, bool).mean(0) >= 0.5  # body in most normals
+    share = np.ones(mean.shape) if inside is None else np.asarray(inside, bool).mean(0)  # (S, S) how often a pixel is body
+    if sigma > 0:  # weighted by the body share, so the air's zero spread does not thin the body's at its edge
+        blur = lambda a: gaussian_blur(torch.from_numpy(a[None]), sigma)[0].numpy()  # noqa: E731
+        weight = blur(share)
+        smooth = np.where(weight > 1e-3, blur(spread * share) / np.maximum(weight, 1e-3), blur(spread))
+        spread = np.maximum(spread, smooth)  # smoothing only lifts: a sharp band of large spread keeps its own
+    where = share >= 0.5  # body in most normals
     median = float(np.median(spread[where])) if where.any() else float(np.median(spread))
     lowest = max(floor * median, 1e-6)
     settings = {"n": int(len(r)), "spread_sigma": float(sigma), "spread_floor": float(floor), "floor_value": lowest}
