@@ -193,6 +193,14 @@ def test_a_normalising_run_calibrates_loads_detects_and_finds_a_planted_lesion(t
     raw.normalisation = None
     assert not np.allclose(detect_slices(raw, array[None])[1], expected)  # the normalisation did apply
 
+    # evaluate scores normalised maps; recalibrating on a new site's normals refits the statistics, keeping the old ones
+    assert main(["evaluate", str(run)]) == 0
+    evaluated = json.loads((run / "metrics.jsonl").read_text().splitlines()[-1])["metrics"]
+    assert evaluated["pixel_auroc"] > 0.5 and "pixel_fpr_at_alpha" in evaluated
+    assert main(["calibrate", str(run), "phantom"]) == 0
+    assert len(list(run.glob("normalisation-*.safetensors"))) == 1 and (run / NORMALISATION).is_file()
+    assert json.loads((run / "calibration.json").read_text())["normalisation"]["n"] != norm["n"]
+
     # a calibration.json naming statistics that are gone is one clear error; without the entry the run scores raw residuals
     (run / NORMALISATION).rename(tmp_path / "kept.safetensors")
     with pytest.raises(MedganError, match="statistics are missing"):

@@ -73,10 +73,9 @@ class AnomalyConfig:
     map_sigma: float = option(1.0, "Gaussian smoothing of the anomaly maps, in pixels (0: none)")
     image_score: str = option("method", "an image's score: method (the method's own) or map-max (the peak of the smoothed map "
                                         "inside the body)", choices=IMAGE_SCORES)
-    normalise_residual: str = option("off", "maps as z-scores of the residual against its per-pixel mean and spread on the "
-                                            "calibration normals (off until benchmarked)", choices=ON_OFF)
-    body_erosion: int = option(0, "pixels of body-mask erosion before scoring; maps are 0 outside (0: none)")
-    median_filter: int = option(0, "median-filter size of the maps, odd (0: none)")
+    normalise_residual: str = option("off", "z-scores of the residual (off until benchmarked)", choices=ON_OFF)
+    body_erosion: int = option(0, "body-mask erosion, pixels (0: none)")
+    median_filter: int = option(0, "median filter of the maps, odd (0: none)")
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
