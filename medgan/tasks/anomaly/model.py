@@ -7,6 +7,11 @@ report and ``medgan detect`` import this module; it imports none of them.
 Every network is in eval mode at scoring (batch norm with its running statistics), so one
 image's score never depends on the others in its batch; no score is rescaled over the
 images scored.
+
+A map is the residual ``|x - x^|`` at the model's square size, optionally made a z-score
+against the residual's per-pixel mean and spread on the calibration normals
+(:class:`ResidualNormalisation`, ``RUN/normalisation.safetensors``, loaded with the
+calibration), median filtered, smoothed and cut to the eroded body (:func:`finish_maps`).
 """
 
 from __future__ import annotations
