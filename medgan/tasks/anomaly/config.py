@@ -15,6 +15,7 @@ __all__ = ["IMAGE_SCORES", "METHODS", "AnomalyConfig"]
 
 METHODS = methods.METHODS  # name -> class location, one class each in medgan/tasks/anomaly/methods/ (live: a method added there is a choice)
 IMAGE_SCORES = ("method", "map-max")
+ON_OFF = ("on", "off")
 
 
 @dataclass
@@ -42,6 +43,12 @@ class AnomalyConfig:
             mean squared residual), or ``"map-max"``, the largest value of the smoothed map
             inside the body (as anomalib scores its patch models): a small lesion moves a
             whole-image mean little but its map's peak a lot.
+        normalise_residual: ``"on"``: maps are z-scores of the residual against its per-pixel
+            mean and spread on the calibration normals (:class:`~medgan.tasks.anomaly.model.ResidualNormalisation`);
+            ``"off"`` (the default until ``benchmarks/anomaly_vs_baselines.py`` measures it): ``|x - x^|``.
+        body_erosion: pixels (at the model's size) the body mask is eroded by before scoring;
+            the map is zero outside it (0: the whole body, maps unmasked).
+        median_filter: side of the median filter applied to the map (0: none; odd).
     """
 
     #: the option that picks one of the task's methods (a class each, medgan.tasks.anomaly.methods)
@@ -66,6 +73,9 @@ class AnomalyConfig:
     map_sigma: float = option(1.0, "Gaussian smoothing of the anomaly maps, in pixels (0: none)")
     image_score: str = option("method", "an image's score: method (the method's own) or map-max (the peak of the smoothed map "
                                         "inside the body)", choices=IMAGE_SCORES)
+    normalise_residual: str = option("off", "z-scores of the residual (off until benchmarked)", choices=ON_OFF)
+    body_erosion: int = option(0, "body-mask erosion, pixels (0: none)")
+    median_filter: int = option(0, "median filter of the maps, odd (0: none)")
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -80,3 +90,9 @@ class AnomalyConfig:
             raise MedganError(f"--alpha {self.alpha} must lie in (0, 1)", hint="e.g. 0.05 for a 5% false-positive rate")
         if not 0 < self.calibration_fraction <= 1:
             raise MedganError(f"--calibration-fraction {self.calibration_fraction} must lie in (0, 1]")
+        if self.normalise_residual not in ON_OFF:
+            raise MedganError(f"--normalise-residual {self.normalise_residual!r}", hint="use on or off")
+        if self.body_erosion < 0:
+            raise MedganError(f"--body-erosion {self.body_erosion} must be >= 0")
+        if self.median_filter < 0 or (self.median_filter > 1 and self.median_filter % 2 == 0):
+            raise MedganError(f"--median-filter {self.median_filter} must be 0 or odd", hint="e.g. 3 or 5")

@@ -16,12 +16,13 @@ Written into a new folder (mirroring the input's relative paths):
 - anomaly maps in the input's format: NIfTI for NIfTI volumes (the input's affine); for a
   DICOM series a derived DICOM series beside it (``series-N.map/``: same patient and study,
   one file per slice referencing its source, ImageType DERIVED\\SECONDARY, RescaleType
-  ``US``: stored value times ``MAP_SLOPE`` is the map in [-1, 1] units) and the same as NIfTI
+  ``US``: stored value times ``MAP_SLOPE`` is the map in [-1, 1] units, or ``Z_SLOPE`` for a
+  model that normalises the residual, whose maps are z-scores) and the same as NIfTI
   (the series' affine); a float32 TIFF for PNG/TIFF images;
 - a heat-map overlay PNG per input (a mosaic of the 16 highest-scoring slices of a volume):
   the map over the image, drawn on one fixed scale for every image (|x - x^| from 0 to
-  ``HEAT_SCALE`` in [-1, 1] units), never stretched per image, so a normal image looks
-  quiet.
+  ``HEAT_SCALE`` in [-1, 1] units; z-scores from 0 to ``Z_HEAT_SCALE`` for a model that
+  normalises the residual), never stretched per image, so a normal image looks quiet.
 
 A derived DICOM map series that cannot be written for a series (a multi-frame or colour
 source, a header the writer refuses) is skipped with one warning naming the file; the
@@ -43,12 +44,23 @@ import numpy as np
 from medgan.errors import warn
 from medgan.infer import Input, apply_to_files, optional_output, prepare_like_training
 
-__all__ = ["HEAT_SCALE", "detect_path", "detect_slices", "heat_overlay"]
+__all__ = ["HEAT_SCALE", "Z_HEAT_SCALE", "detect_path", "detect_slices", "heat_overlay", "map_units"]
 
 HEAT_SCALE = 0.5  # map values (|x - x^| in [-1, 1] units) drawn at full colour
 MAP_SLOPE = 1e-4  # DICOM maps: stored value * slope = |x - x^| in [-1, 1] units (0..2 -> 0..20000)
 MAP_SERIES_OFFSET = 2000  # SeriesNumber of a DICOM map series: the source's + this
 MAP_DESCRIPTION = "Anomaly map |image - reconstruction of a normal image| in the model's [-1, 1] units"
+Z_HEAT_SCALE = 4.0  # normalised maps (z-scores of the residual) drawn at full colour
+Z_SLOPE = 1e-3  # DICOM maps of z-scores: stored value * slope (0..65.5)
+Z_DESCRIPTION = "Anomaly map: z-score of |image - reconstruction| against its spread on normal images"
+
+
+def map_units(model) -> tuple[float, float, str]:
+    """``(heat scale, DICOM slope, description)`` of the model's maps: residuals in [-1, 1]
+    units, or z-scores when the model normalises the residual."""
+    if getattr(model, "normalisation", None) is not None:
+        return Z_HEAT_SCALE, Z_SLOPE, Z_DESCRIPTION
+    return HEAT_SCALE, MAP_SLOPE, MAP_DESCRIPTION
 
 
 def detect_slices(model, slices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -67,12 +79,12 @@ def detect_slices(model, slices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def heat_overlay(model, slices: np.ndarray, maps: np.ndarray) -> np.ndarray:
     """``(n, 3, H, W)`` RGB in 0..255: the grey image (the training range) with the map in
-    colour over it, on the fixed scale ``0..HEAT_SCALE`` (never stretched per image)."""
+    colour over it, on the fixed scale of :func:`map_units` (never stretched per image)."""
     import matplotlib
 
     low, high = model.intensity.low, model.intensity.high
     grey = np.clip((slices - low) / (high - low), 0, 1)[..., None] * 255  # (n, H, W, 1)
-    level = np.clip(maps / HEAT_SCALE, 0, 1)
+    level = np.clip(maps / map_units(model)[0], 0, 1)
     a = level[..., None]
     colour = matplotlib.colormaps["inferno"](level)[..., :3] * 255
     return np.moveaxis(grey * (1 - 0.6 * a) + colour * 0.6 * a, -1, 1)  # (n, 3, H, W)
@@ -167,12 +179,13 @@ class _DetectJob:
         for ds in item.headers:
             check_derivable(ds, item.files[0])
         uid = derived_series_uid()
+        scale, slope, description = map_units(self.model)
         folder.mkdir(parents=True, exist_ok=True)
         for k, ds in enumerate(item.headers):  # slice order, as the maps
             number = int(ds.get("SeriesNumber", 0) or 0) + MAP_SERIES_OFFSET
             write_derived_dicom(folder / f"{k:04d}.dcm", maps[k], ds, series_uid=uid, series_number=number,
-                                description=MAP_DESCRIPTION, model_name=self.model.label, rescale=(MAP_SLOPE, 0.0),
-                                window=(HEAT_SCALE / 2, HEAT_SCALE))
+                                description=description, model_name=self.model.label, rescale=(slope, 0.0),
+                                window=(scale / 2, scale))
 
     def finish(self, out: Path) -> None:
         shift = None
@@ -218,6 +231,8 @@ def _write_tables(folder: Path, model, rows: list[dict[str, Any]], checks: dict[
     calibration = {level: {"alpha": c.alpha, "threshold": c.threshold, "n": c.n} for level, c in model.calibration.items()}
     if model.pixel_threshold is not None:
         calibration["pixel"] = {"threshold": model.pixel_threshold}
+    if model.normalisation is not None:
+        calibration["normalisation"] = {**model.normalisation.settings, "maps": "z-scores of the residual"}
     with open(folder / "summary.json", "w") as f:
         json.dump({"model": model.label, "calibration": calibration or None,
                    "note": "scores are compared with the model's calibration only, never rescaled over these inputs",

@@ -8,6 +8,16 @@ checks the false-positive rate reached (with its exact 95% interval). Volume-lev
 are enough of them; otherwise ``calibration.json`` says how many are needed. Everything is
 written to ``RUN/calibration.json``, which :func:`medgan.tasks.anomaly.model.load_model` loads
 with the networks.
+
+With ``--normalise-residual on`` the maps are z-scores of the residual against its per-pixel
+mean and spread (:class:`~medgan.tasks.anomaly.model.ResidualNormalisation`), fitted on the
+*calibration* volumes only and saved as ``RUN/normalisation.safetensors``; the check volumes
+never enter it, so the rate they measure is the rate on new normals. The calibration scores
+themselves are cross-fitted: the calibration volumes are cut into up to
+:data:`NORMALISATION_FOLDS` folds and each fold's maps are normalised by statistics of the
+other folds, so no calibration image is scored against statistics that include its own
+residual (which would make its z-scores small and the thresholds too low). The saved
+statistics, from all calibration volumes, are what ``medgan detect`` and the check use.
 """
 
 from __future__ import annotations
@@ -21,11 +31,13 @@ import torch
 from medgan.errors import MedganError
 from medgan.io.records import utc_now
 from medgan.tasks.anomaly.calibration import calibrate, check_false_positive_rate, needed_for
-from medgan.tasks.anomaly.model import CALIBRATION, body_mask, load_model, score_images, score_set
+from medgan.tasks.anomaly.model import (CALIBRATION, NORMALISATION, body, body_mask, fit_normalisation, load_model, maps_of,
+                                        residual_set, score_images, score_set)
 
-__all__ = ["CALIBRATION", "PICTURE", "calibrate_run", "calibrate_source", "evaluate_anomaly_run"]
+__all__ = ["CALIBRATION", "NORMALISATION_FOLDS", "PICTURE", "calibrate_run", "calibrate_source", "evaluate_anomaly_run"]
 
 PICTURE = "anomaly-heatmaps.png"  # drawn by medgan evaluate for the embedded sources
+NORMALISATION_FOLDS = 5  # cross-fitting of the calibration scores against the residual statistics
 
 
 def _split_volumes(groups: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -77,14 +89,24 @@ def calibrate_source(run_dir: str | Path, source: str, alpha: float | None = Non
     if old.is_file():
         stamp = json.loads(old.read_text()).get("time", "old").replace(":", "").replace("-", "")
         old.replace(run_dir / f"calibration-{stamp}.json")
+        if (run_dir / NORMALISATION).is_file():
+            (run_dir / NORMALISATION).replace(run_dir / f"normalisation-{stamp}.safetensors")
     return _calibrate(run_dir, model, data, alpha or a.alpha, fraction or a.calibration_fraction, config.data.split_seed, str(source))
 
 
 def _calibrate(run_dir: Path, model, normals, alpha: float, fraction: float, seed: int, what: str) -> dict:
     groups = normals.groups if normals.groups is not None else np.arange(len(normals))
     cal, check = _split_volumes(groups, fraction, seed)
-    scores, maps = score_set(model, normals.images)
     levels, notes = {}, []
+    residuals = residual_set(model, normals.images)
+    normalisation = None
+    if model.option("normalise_residual", "off") == "on":
+        try:
+            scores, maps, normalisation = _normalised(model, residuals, groups, cal, check)
+        except MedganError as exc:
+            notes.append(f"the residual is not normalised: {exc.message}")
+    if normalisation is None:
+        scores, maps = maps_of(model, residuals, None)
     for level, cal_scores, check_scores in (
         ("image", scores[cal], scores[check]),
         ("volume", _volume_scores(scores[cal], groups[cal]), _volume_scores(scores[check], groups[check]) if len(check) else np.zeros(0)),
@@ -113,10 +135,42 @@ def _calibrate(run_dir: Path, model, normals, alpha: float, fraction: float, see
               "n_calibration_images": int(len(cal)), "n_check_images": int(len(check)),
               "n_calibration_volumes": int(len(np.unique(groups[cal]))), "n_check_volumes": int(len(np.unique(groups[check]))),
               "levels": levels, "notes": notes}
+    if normalisation is not None:  # its statistics beside calibration.json, its settings inside
+        normalisation.save(run_dir / NORMALISATION)
+        record["normalisation"] = {**normalisation.settings, "file": NORMALISATION,
+                                   "fitted_on": "the calibration images (cross-fitted for their own scores), never the check images"}
+    else:
+        (run_dir / NORMALISATION).unlink(missing_ok=True)  # a stale file: this calibration's maps are raw residuals
+    model.normalisation = normalisation
     tmp = run_dir / (CALIBRATION + ".tmp")
     tmp.write_text(json.dumps(record, indent=1))
     tmp.replace(run_dir / CALIBRATION)
     return record
+
+
+def _normalised(model, residuals, groups: np.ndarray, cal: np.ndarray, check: np.ndarray):
+    """``(scores (N,), maps (N, S, S), normalisation)`` of the normals with a residual
+    normalisation fitted on the calibration images ``cal``: the check images' maps by it,
+    the calibration images' by the statistics of the other folds of calibration volumes
+    (whole volumes; interleaved slices of a lone volume)."""
+    method_scores, raw, x = residuals
+    inside = body(torch.from_numpy(x)).numpy()
+    fitted = fit_normalisation(raw[cal], inside[cal])
+    scores = np.zeros(len(raw))
+    maps = np.zeros(raw.shape, np.float32)
+    pick = lambda i: (method_scores[i], raw[i], x[i])  # noqa: E731
+    if len(check):
+        scores[check], maps[check] = maps_of(model, pick(check), fitted)
+    volumes = np.unique(groups[cal])
+    unit = groups[cal] if len(volumes) >= 2 else np.arange(len(cal))  # what a fold is made of
+    ids = np.unique(unit)
+    k = min(NORMALISATION_FOLDS, len(ids))
+    fold_of = dict(zip(ids, np.arange(len(ids)) % k))
+    folds = np.array([fold_of[u] for u in unit])
+    for f in range(k):
+        part, rest = cal[folds == f], cal[folds != f]
+        scores[part], maps[part] = maps_of(model, pick(part), fit_normalisation(raw[rest], inside[rest]))
+    return scores, maps, fitted
 
 
 def pixel_threshold(pixels: np.ndarray, alpha: float) -> float:
