@@ -15,6 +15,7 @@ __all__ = ["IMAGE_SCORES", "METHODS", "AnomalyConfig"]
 
 METHODS = methods.METHODS  # name -> class location, one class each in medgan/tasks/anomaly/methods/ (live: a method added there is a choice)
 IMAGE_SCORES = ("method", "map-max")
+SWITCH = ("on", "off")
 
 
 @dataclass
@@ -42,6 +43,13 @@ class AnomalyConfig:
             mean squared residual), or ``"map-max"``, the largest value of the smoothed map
             inside the body (as anomalib scores its patch models): a small lesion moves a
             whole-image mean little but its map's peak a lot.
+        noise_grid: the restorer's training noise: Gaussian values on a grid of this many
+            cells per side, upsampled bilinearly (Kascenas et al.: 16 on 128-pixel images).
+        noise_amplitude: their standard deviation, in the [-1, 1] units of the images.
+        noise_inside_body: add the noise inside the body only (``--noise-everywhere``: all over).
+        adversarial: ``"on"``: the restorer also plays against a PatchGAN critic of
+            (noisy, restored) against (noisy, clean) pairs.
+        adversarial_weight: that term's weight beside the mean squared error.
     """
 
     #: the option that picks one of the task's methods (a class each, medgan.tasks.anomaly.methods)
@@ -66,6 +74,11 @@ class AnomalyConfig:
     map_sigma: float = option(1.0, "Gaussian smoothing of the anomaly maps, in pixels (0: none)")
     image_score: str = option("method", "an image's score: method (the method's own) or map-max (the peak of the smoothed map "
                                         "inside the body)", choices=IMAGE_SCORES)
+    noise_grid: int = option(8, "restore: noise grid cells per side")
+    noise_amplitude: float = option(0.2, "restore: noise std, in [-1, 1] units")
+    noise_inside_body: bool = option(True, "restore: noise all over, not in the body", flag="--noise-everywhere")
+    adversarial: str = option("off", "restore: a PatchGAN critic", choices=SWITCH)
+    adversarial_weight: float = option(0.01, "restore: weight of the critic's term", flag="--adv-weight")
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -74,6 +87,12 @@ class AnomalyConfig:
             raise MedganError(f"--image-score {self.image_score!r}", hint=f"use one of {', '.join(IMAGE_SCORES)}")
         if self.encoder_steps < 0:
             raise MedganError(f"--encoder-steps {self.encoder_steps} must be >= 0")
+        if self.adversarial not in SWITCH:
+            raise MedganError(f"--adversarial {self.adversarial!r}", hint="use on or off")
+        if self.noise_grid < 1:
+            raise MedganError(f"--noise-grid {self.noise_grid} must be at least 1", hint="e.g. --noise-grid 8")
+        if min(self.noise_amplitude, self.adversarial_weight) < 0:
+            raise MedganError("--noise-amplitude and --adv-weight must not be negative")
         if min(self.kappa, self.w_adv, self.w_con, self.w_enc, self.map_sigma) < 0:
             raise MedganError("--kappa, --w-adv, --w-con, --w-enc and --map-sigma must not be negative")
         if not 0 < self.alpha < 1:
