@@ -58,11 +58,14 @@ def coarse_noise(shape: tuple[int, int, int, int], grid: int, amplitude: float, 
     if not 1 <= grid <= min(h, w):
         raise ValueError(f"the noise grid needs 1 to {min(h, w)} cells per side, got {grid}")
     cell_h, cell_w = h / grid, w / grid
-    values = amplitude * torch.randn(b, c, grid + 1, grid + 1, generator=generator)  # one spare cell to shift into
-    big = F.interpolate(values, size=(round((grid + 1) * cell_h), round((grid + 1) * cell_w)), mode="bilinear",
-                        align_corners=False)  # (B, C, ~H + cell, ~W + cell)
-    dy = torch.randint(0, big.shape[-2] - h + 1, (b,), generator=generator)
-    dx = torch.randint(0, big.shape[-1] - w + 1, (b,), generator=generator)
+    # Two spare cells: one to shift into, and two half cells at the edges, where bilinear
+    # upsampling repeats the outer values and the field would vary more; they are cut off.
+    values = amplitude * torch.randn(b, c, grid + 2, grid + 2, generator=generator)
+    big = F.interpolate(values, size=(round((grid + 2) * cell_h), round((grid + 2) * cell_w)), mode="bilinear",
+                        align_corners=False)  # (B, C, ~H + 2 cells, ~W + 2 cells)
+    lo_h, lo_w = round(cell_h / 2), round(cell_w / 2)
+    dy = lo_h + torch.randint(0, big.shape[-2] - h - 2 * lo_h + 1, (b,), generator=generator)
+    dx = lo_w + torch.randint(0, big.shape[-1] - w - 2 * lo_w + 1, (b,), generator=generator)
     noise = torch.stack([big[i, :, dy[i] : dy[i] + h, dx[i] : dx[i] + w] for i in range(b)])  # (B, C, H, W)
     if inside is not None:
         inside = inside if inside.ndim == 4 else inside[:, None]
@@ -71,8 +74,8 @@ def coarse_noise(shape: tuple[int, int, int, int], grid: int, amplitude: float, 
 
 
 def innermost_depth(size: int) -> int:
-    """The U-Net's stride-2 levels for ``size``-pixel images: down to :data:`INNERMOST` pixels
-    (0: the size is no multiple of 2 above it)."""
+    """The U-Net's stride-2 levels for ``size``-pixel images: it halves while the next level
+    keeps :data:`INNERMOST` pixels or more (0: an odd size, or under twice that)."""
     depth = 0
     while size % 2 ** (depth + 1) == 0 and size // 2 ** (depth + 1) >= INNERMOST:
         depth += 1
@@ -105,7 +108,7 @@ class Restorer(AnomalyMethod):
         size = dataset.image_size[0]
         depth = innermost_depth(size)
         if depth < 1 or dataset.image_size[0] != dataset.image_size[1]:
-            raise MedganError(f"the restorer needs square images of a multiple of {2 * INNERMOST} pixels, not {size}", hint="use --size 64")
+            raise MedganError(f"the restorer needs square images of an even size of at least {2 * INNERMOST} pixels, not {size}", hint="use --size 64")
         if config.task_config.noise_grid > size:
             raise MedganError(f"--noise-grid {config.task_config.noise_grid} is finer than the {size}-pixel images", hint="e.g. --noise-grid 8")
         net = config.model.net
