@@ -75,6 +75,23 @@ def test_the_unet_goes_down_to_an_8_pixel_level():
     assert [innermost_depth(s) for s in (28, 32, 64, 128, 256, 12, 17)] == [1, 2, 3, 4, 5, 0, 0]  # 28: one level, to 14 pixels
 
 
+def test_the_training_input_is_noisy_in_the_body_only_unless_asked_everywhere():
+    from types import SimpleNamespace
+
+    from medgan.tasks.anomaly.config import AnomalyConfig
+    from medgan.tasks.anomaly.methods.restore import Restorer
+
+    x = torch.full((2, 1, 32, 32), -1.0)  # air
+    x[:, :, 8:24, 8:24] = 0.3  # a body
+    air = x[:, 0] < -0.95
+    for inside_only in (True, False):
+        config = SimpleNamespace(loss=SimpleNamespace(name="bce"), task_config=AnomalyConfig(noise_inside_body=inside_only))
+        torch.manual_seed(0)
+        noisy = Restorer(config, {}).noisy(x)
+        assert (noisy != x)[:, 0][~air].float().mean() > 0.99
+        assert (noisy == x)[:, 0][air].all() == inside_only
+
+
 # --------------------------------------------------------------------------- training and scoring
 
 
