@@ -136,7 +136,7 @@ def add_flags(parser: argparse.ArgumentParser | argparse._ArgumentGroup, cls: ty
         else:
             name = meta["flag"] or f"--{f.name.replace('_', '-')}"
             shown = meta["shown"] or (f"{default!r}" if isinstance(default, str) else f"{default}")
-            said = whole or "default" in help_text or default in (None, "")  # a help that states its default, or none to state
+            said = whole or "default" in help_text or (default in (None, "") and not meta["shown"])  # a help that says its default, or none to say
             kwargs.update(type=meta["parse"] or kind, help=help_text if said else f"{help_text} (default {shown})" if help_text else f"default {shown}")
             if meta["choices"]:
                 kwargs["choices"] = list(meta["choices"])

@@ -49,6 +49,13 @@ class AnomalyConfig:
         body_erosion: pixels (at the model's size) the body mask is eroded by before scoring;
             the map is zero outside it (0: the whole body, maps unmasked).
         median_filter: side of the median filter applied to the map (0: none; odd).
+        noise_grid: the restorer's training noise: Gaussian values on a grid of this many
+            cells per side, upsampled bilinearly (Kascenas et al.: 16 on 128-pixel images).
+        noise_amplitude: their standard deviation, in the [-1, 1] units of the images.
+        noise_inside_body: add the noise inside the body only (``--noise-everywhere``: all over).
+        adversarial: ``"on"``: the restorer also plays against a PatchGAN critic of
+            (noisy, restored) against (noisy, clean) pairs.
+        adversarial_weight: that term's weight beside the mean squared error.
     """
 
     #: the option that picks one of the task's methods (a class each, medgan.tasks.anomaly.methods)
@@ -61,21 +68,26 @@ class AnomalyConfig:
         "model.net.z_dim": "latent size (default 128 for f-AnoGAN, else 100)", "model.net.upsample": "",
     }
 
-    method: str = option("ae", "ae (a plain autoencoder on L1: the best learned detector measured, and the cheapest), "
-                               "fanogan (WGAN-GP + encoder) or ganomaly", choices=METHODS)
-    encoder_steps: int = option(0, "f-AnoGAN encoder steps after the GAN's --steps (0: as many)")
-    kappa: float = option(1.0, "f-AnoGAN weight of the critic-feature residual in the score")
-    w_adv: float = option(1.0, "GANomaly weight of the adversarial feature-matching term")
+    method: str = option("ae", "ae (the best learned detector measured, and the cheapest), restore (a U-Net that removes "
+                               "coarse noise; not yet measured), fanogan or ganomaly", choices=METHODS)
+    encoder_steps: int = option(0, "f-AnoGAN encoder steps after the GAN's (default 0: as many)")
+    kappa: float = option(1.0, "f-AnoGAN weight of the critic-feature residual (default 1)")
+    w_adv: float = option(1.0, "GANomaly feature-matching weight")
     w_con: float = option(50.0, "GANomaly weight of the L1 reconstruction term")
     w_enc: float = option(1.0, "GANomaly weight of the latent term")
     alpha: float = option(0.05, "false-positive rate of the calibrated thresholds")
     calibration_fraction: float = option(0.5, "share of the held-out normal volumes that calibrate (the rest check)")
-    map_sigma: float = option(1.0, "Gaussian smoothing of the anomaly maps, in pixels (0: none)")
+    map_sigma: float = option(1.0, "Gaussian smoothing of the maps, pixels (default 1; 0: none)")
     image_score: str = option("method", "an image's score: method (the method's own) or map-max (the peak of the smoothed map "
                                         "inside the body)", choices=IMAGE_SCORES)
     normalise_residual: str = option("off", "z-scores of the residual (off until benchmarked)", choices=ON_OFF)
     body_erosion: int = option(0, "body-mask erosion, pixels (0: none)")
     median_filter: int = option(0, "median filter of the maps, odd (0: none)")
+    noise_grid: int = option(8, "restore: noise grid cells per side")
+    noise_amplitude: float = option(0.2, "restore: noise std, in [-1, 1] units")
+    noise_inside_body: bool = option(True, "restore: noise all over, not in the body", flag="--noise-everywhere")
+    adversarial: str = option("off", "restore: a PatchGAN critic", choices=ON_OFF)
+    adversarial_weight: float = option(0.01, "restore: weight of the critic's term", flag="--adv-weight")
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -84,6 +96,12 @@ class AnomalyConfig:
             raise MedganError(f"--image-score {self.image_score!r}", hint=f"use one of {', '.join(IMAGE_SCORES)}")
         if self.encoder_steps < 0:
             raise MedganError(f"--encoder-steps {self.encoder_steps} must be >= 0")
+        if self.adversarial not in ON_OFF:
+            raise MedganError(f"--adversarial {self.adversarial!r}", hint="use on or off")
+        if self.noise_grid < 1:
+            raise MedganError(f"--noise-grid {self.noise_grid} must be at least 1", hint="e.g. --noise-grid 8")
+        if min(self.noise_amplitude, self.adversarial_weight) < 0:
+            raise MedganError("--noise-amplitude and --adv-weight must not be negative")
         if min(self.kappa, self.w_adv, self.w_con, self.w_enc, self.map_sigma) < 0:
             raise MedganError("--kappa, --w-adv, --w-con, --w-enc and --map-sigma must not be negative")
         if not 0 < self.alpha < 1:

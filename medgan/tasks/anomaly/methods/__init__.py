@@ -20,6 +20,7 @@ METHODS = {
     "fanogan": "medgan.tasks.anomaly.methods.fanogan:FAnoGAN",
     "ganomaly": "medgan.tasks.anomaly.methods.ganomaly:GANomaly",
     "ae": "medgan.tasks.anomaly.methods.ae:Autoencoder",
+    "restore": "medgan.tasks.anomaly.methods.restore:Restorer",
 }
 
 
