@@ -20,6 +20,8 @@ METHODS = {
     "fanogan": "medgan.tasks.anomaly.methods.fanogan:FAnoGAN",
     "ganomaly": "medgan.tasks.anomaly.methods.ganomaly:GANomaly",
     "ae": "medgan.tasks.anomaly.methods.ae:Autoencoder",
+    "zscore": "medgan.tasks.anomaly.methods.zscore:ZScore",
+    "knn": "medgan.tasks.anomaly.methods.knn:NearestPatch",
 }
 
 
