@@ -110,7 +110,8 @@ class NearestPatch(AnomalyMethod):
     def line(cls) -> str:
         return ("the nearest normal patch: each 8x8 patch's distance to a bank of patches drawn from --steps batches of the "
                 "training normals, no learned weights; it assumes inputs at the training images' pixel size, orientation "
-                "and units (not their position); measured in benchmarks/anomaly_vs_baselines.py")
+                "and units (not their position); one pass (seed 0) gives pixel AUPRC 0.14 on the phantoms (the z-score "
+                "rule 0.58) and 0.03 on the brain slices (the rule 0.01), image AUROC 0.65 and 0.53")
 
     @classmethod
     def resolve_net(cls, config, dataset) -> None:

@@ -100,8 +100,9 @@ class ZScore(AnomalyMethod):
     def line(cls) -> str:
         return ("the intensity rule: each pixel's z-score against the training normals' mean and (smoothed, floored) "
                 "deviation, summed over --steps batches; it assumes inputs aligned like the training images (real "
-                "unregistered scans are not) and sees only lesions brighter or darker than their tissue; the best "
-                "detector on aligned phantoms in benchmarks/anomaly_vs_baselines.py (pixel AUPRC 0.54)")
+                "unregistered scans are not) and sees only lesions brighter or darker than their tissue; one pass over the "
+                "phantoms (seed 0) gives pixel AUPRC 0.58, image AUROC 0.65, better than every learned method in "
+                "benchmarks/anomaly_vs_baselines.py; on the unregistered brain slices 0.01 and 0.51")
 
     @classmethod
     def resolve_net(cls, config, dataset) -> None:
