@@ -24,6 +24,15 @@ other method. ``--steps`` is the number of batches summed: ``steps * batch`` tra
 (one pass over ``N`` images is ``N // batch`` steps; more steps revisit the images in a new
 order, and every full pass weighs each image alike). Each process sums its own batches, so
 train the rules on one process (the statistics of a multi-process run are rank 0's share).
+
+Why sums fed by the engine's batches rather than a fit the task runs once over the whole
+training set before the loop: a rule then takes the one path every method takes (phases,
+steps, time budget, checkpoints, ``--resume``, export, ``after_training`` calibration), with
+no hook in the task and no phase left with nothing to do; and exactness under resume needs
+nothing new, since the engine's ``k``-th batch is already a function of ``k`` and the seed.
+The price is that the statistics are those of the images the steps drew, which is why
+``--steps`` is documented above. (The baseline that ``medgan evaluate`` shows beside every
+run is fitted on all training images at once: :func:`medgan.tasks.anomaly.evaluate.intensity_rule`.)
 """
 
 from __future__ import annotations
