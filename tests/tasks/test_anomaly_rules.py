@@ -70,7 +70,7 @@ def test_knn_scores_a_normal_patch_zero_and_a_planted_bright_square_high_where_i
     texture = torch.from_numpy(rng.uniform(-0.6, -0.2, (4, 1, 32, 32)).astype(np.float32))
     bank = PatchBank(1, patch=8, stride=4, bank=100_000)  # keeps every patch offered
     bank.add(texture, torch.Generator().manual_seed(0))
-    assert int(bank.seen.item()) == 4 * 49
+    assert int(bank.seen.item()) == 4 * 25 * 25  # offered at every position
     scores, maps = bank(texture[:1])
     assert scores[0] < 1e-2 and maps.abs().max() < 1e-2  # its own patches: nearest distance ~0
     lesion = texture[:1].clone()
@@ -86,9 +86,29 @@ def test_the_knn_reservoir_keeps_its_size_and_draws_from_the_whole_stream():
     bank = PatchBank(1, patch=4, stride=4, bank=50)
     for k in range(20):  # 20 batches of images whose patches are constant at the batch's number
         bank.add(torch.full((2, 1, 8, 8), float(k)), torch.Generator().manual_seed(k))
-    assert int(bank.seen.item()) == 20 * 2 * 4
+    assert int(bank.seen.item()) == 20 * 2 * 25
     values = bank.bank[:, 0].numpy()
     assert len(values) == 50 and values.min() < 5 and values.max() > 14  # early and late batches both kept
+
+
+def test_a_shift_the_zscore_rule_assumes_away_costs_the_nearest_patch_little():
+    """What each rule assumes: the z-score compares pixel positions, so a normal head shifted by
+    2 pixels looks anomalous to it; the patch bank forgets positions."""
+    import torch.nn.functional as F
+
+    from medgan.datasets.phantom import phantom_set
+
+    images = phantom_set(n=72, size=32, seed=3).images.astype(np.float32)
+    x = torch.from_numpy(np.clip((images + 20) / 200 * 2 - 1, -1, 1))[:, None]  # a brain window, in [-1, 1]
+    train, test = x[:64], x[64:]
+    shifted = F.pad(test, (2, 0, 2, 0), value=-1.0)[..., :32, :32]  # down and right by 2 pixels, air coming in
+    stats = PixelStatistics(1, 32)
+    stats.add(train)
+    bank = PatchBank(1, 8, 4, 20000)
+    bank.add(train, torch.Generator().manual_seed(0))
+    z_ratio = (stats(shifted).abs().mean() / stats(test).abs().mean()).item()
+    knn_ratio = (bank(shifted)[0].mean() / bank(test)[0].mean()).item()
+    assert z_ratio > 2 and knn_ratio < 1.6 and z_ratio > knn_ratio + 1
 
 
 # ---------------------------------------------------------------------------- through the engine and back
