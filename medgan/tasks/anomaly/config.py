@@ -68,18 +68,17 @@ class AnomalyConfig:
         "model.net.z_dim": "latent size (default 128 for f-AnoGAN, else 100)", "model.net.upsample": "",
     }
 
-    method: str = option("ae", "ae (the best learned detector measured, and the cheapest), restore (a U-Net that removes "
-                               "coarse noise; not yet measured), fanogan or ganomaly", choices=METHODS)
-    encoder_steps: int = option(0, "f-AnoGAN encoder steps after the GAN's (default 0: as many)")
+    method: str = option("ae", "ae (default: the best learned detector measured), restore, fanogan, ganomaly, or the "
+                               "plain rules zscore and knn", choices=METHODS)
+    encoder_steps: int = option(0, "f-AnoGAN encoder steps (default 0: the GAN's)")
     kappa: float = option(1.0, "f-AnoGAN weight of the critic-feature residual (default 1)")
     w_adv: float = option(1.0, "GANomaly feature-matching weight")
     w_con: float = option(50.0, "GANomaly weight of the L1 reconstruction term")
     w_enc: float = option(1.0, "GANomaly weight of the latent term")
     alpha: float = option(0.05, "false-positive rate of the calibrated thresholds")
-    calibration_fraction: float = option(0.5, "share of the held-out normal volumes that calibrate (the rest check)")
+    calibration_fraction: float = option(0.5, "share of held-out normal volumes that calibrate (default 0.5)")
     map_sigma: float = option(1.0, "Gaussian smoothing of the maps, pixels (default 1; 0: none)")
-    image_score: str = option("method", "an image's score: method (the method's own) or map-max (the peak of the smoothed map "
-                                        "inside the body)", choices=IMAGE_SCORES)
+    image_score: str = option("method", "an image's score: method (its own, default) or map-max (the map's peak)", choices=IMAGE_SCORES)
     normalise_residual: str = option("off", "z-scores of the residual (off until benchmarked)", choices=ON_OFF)
     body_erosion: int = option(0, "body-mask erosion, pixels (0: none)")
     median_filter: int = option(0, "median filter of the maps, odd (0: none)")

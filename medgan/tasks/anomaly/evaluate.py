@@ -34,7 +34,8 @@ from medgan.tasks.anomaly.calibration import calibrate, check_false_positive_rat
 from medgan.tasks.anomaly.model import (CALIBRATION, NORMALISATION, body, body_mask, fit_normalisation, load_model, maps_of,
                                         residual_set, score_images, score_set)
 
-__all__ = ["CALIBRATION", "NORMALISATION_FOLDS", "PICTURE", "calibrate_run", "calibrate_source", "evaluate_anomaly_run"]
+__all__ = ["CALIBRATION", "NORMALISATION_FOLDS", "PICTURE", "baseline_record", "calibrate_run", "calibrate_source",
+           "evaluate_anomaly_run", "intensity_rule", "verdict"]
 
 PICTURE = "anomaly-heatmaps.png"  # drawn by medgan evaluate for the embedded sources
 NORMALISATION_FOLDS = 5  # cross-fitting of the calibration scores against the residual statistics
@@ -250,7 +251,7 @@ def evaluate_anomaly_run(run_dir: str | Path, metrics: list[str] | None = None) 
     from medgan.metrics.anomaly import anomaly_metrics
 
     run_dir = Path(run_dir)
-    config, _, holdout = run_holdout(run_dir, "normal volumes")
+    config, dataset, holdout = run_holdout(run_dir, "normal volumes")
     model = load_model(run_dir)
     groups = holdout.groups if holdout.groups is not None else np.arange(len(holdout))
     _, check = _split_volumes(groups, config.task_config.calibration_fraction, config.data.split_seed)
@@ -277,6 +278,7 @@ def evaluate_anomaly_run(run_dir: str | Path, metrics: list[str] | None = None) 
             truth = masks > 0
             figures["dice_at_threshold"] = float(2 * (called & truth).sum() / max(1, called.sum() + truth.sum()))
         draw_heatmaps(run_dir / PICTURE, model, normals.images, normal_scores, images, masks, scores)
+    baseline = None if anomalous is None else baseline_record(intensity_rule(dataset, model), normals.images, *anomalous, figures)
     if model.pixel_threshold is not None:
         figures["pixel_fpr_at_alpha"] = float((normal_maps > model.pixel_threshold)[body_mask(model, normals.images)].mean())
     record = {"kind": "evaluate", "task": "anomaly", "time": utc_now(), "step": model.info.get("step"), "method": model.method,
@@ -284,5 +286,57 @@ def evaluate_anomaly_run(run_dir: str | Path, metrics: list[str] | None = None) 
               "alpha": config.task_config.alpha, "metrics": {k: float(v) for k, v in figures.items()},
               "settings": {"normals": "held-out normal volumes not used for calibration",
                            "anomalous": "none known" if anomalous is None else f"lesions of the {config.data.source} source"}}
+    if baseline is not None:
+        record["baseline"] = baseline
     append_jsonl(run_dir / "metrics.jsonl", record)
     return record
+
+
+# ---------------------------------------------------------------------------- the baseline beside every result
+
+
+def intensity_rule(dataset, model):
+    """The z-score rule (:class:`~medgan.tasks.anomaly.methods.zscore.ZScore`) fitted on every
+    image of a run's training ``dataset``, scored with ``model``'s map smoothing and image
+    score: the plain alternative a run's figures are shown beside."""
+    from medgan.tasks.anomaly.methods.zscore import ZScore
+    from medgan.tasks.anomaly.model import AnomalyModel
+
+    size, channels = dataset.image_size[0], dataset.channels
+    atlas = ZScore.build("atlas", {"image_size": size, "channels": channels})
+    for start in range(0, len(dataset), 256):
+        atlas.add(dataset.batch(torch.arange(start, min(start + 256, len(dataset))))["image"])  # (B, C, S, S) in [-1, 1]
+    info = {"method": ZScore.name, "step": None, "anomaly": dict(model.info["anomaly"]),
+            "net": {"image_size": size, "channels": channels}}
+    return AnomalyModel(ZScore.name, {"atlas": atlas.eval()}, model.intensity, 1.0, info)
+
+
+def baseline_record(rule, normals: np.ndarray, lesions: np.ndarray, masks: np.ndarray, figures: dict) -> dict:
+    """The rule's image and pixel figures on the same held-out normals and lesions as a run's
+    ``figures``, and the one-line :func:`verdict` between them."""
+    from medgan.metrics.anomaly import anomaly_metrics
+
+    normal_scores, normal_maps = score_set(rule, normals)
+    scores, maps = score_set(rule, lesions)
+    labels = np.r_[np.zeros(len(normal_scores)), np.ones(len(scores))]
+    truth = np.concatenate([np.zeros(normal_maps.shape, np.uint8), (masks > 0).astype(np.uint8)])
+    metrics = {k: float(v) for k, v in anomaly_metrics(labels, np.r_[normal_scores, scores], truth,
+                                                        np.concatenate([normal_maps, maps]), max_pixels=200_000, seed=0).items()}
+    return {"method": rule.method, "fitted_on": "the run's training images", "metrics": metrics, "verdict": verdict(figures, metrics)}
+
+
+#: the figure a verdict compares, the first both records have.
+VERDICT_KEYS = (("pixel_auprc", "pixel AUPRC"), ("auroc", "image AUROC"))
+
+
+def verdict(figures: dict, baseline: dict) -> str:
+    """One line: does the model beat the intensity rule (on pixel AUPRC, else image AUROC)?"""
+    for key, label in VERDICT_KEYS:
+        ours, theirs = figures.get(key), baseline.get(key)
+        if ours is None or theirs is None or not (np.isfinite(ours) and np.isfinite(theirs)):
+            continue
+        if round(ours, 2) == round(theirs, 2):
+            return f"ties with the intensity rule on {label}: {ours:.2f} vs {theirs:.2f}"
+        word = "beats" if ours > theirs else "loses to"
+        return f"{word} the intensity rule on {label}: {ours:.2f} vs {theirs:.2f}"
+    return "no figure to compare with the intensity rule"

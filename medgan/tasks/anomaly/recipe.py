@@ -137,8 +137,10 @@ class AnomalyTask(Task):
 
     @classmethod
     def describe_evaluation(cls, record):
-        return (f"{record['n_normal']} held-out normal images (not used to calibrate) and {record['n_anomalous']} with lesions; "
+        line = (f"{record['n_normal']} held-out normal images (not used to calibrate) and {record['n_anomalous']} with lesions; "
                 f"threshold at alpha {record['alpha']:g}")
+        baseline = record.get("baseline")  # the z-score rule on the same images (evaluate.baseline_record)
+        return line if baseline is None else f"{line}; the model {baseline['verdict']}"
 
     @classmethod
     def report_parts(cls, run_dir):

@@ -1,5 +1,6 @@
 """The anomaly task's part of the run report: the calibration and whether its promise held,
-the latest evaluation against lesions, and the heat-map picture."""
+the latest evaluation against lesions beside the intensity rule's on the same images, and
+the heat-map picture."""
 
 from __future__ import annotations
 
@@ -63,8 +64,15 @@ def anomaly_section(run: Path) -> list[str]:
     records = [r for r in read_jsonl(run / "metrics.jsonl") if r.get("kind") == "evaluate" and r.get("task") == "anomaly"]
     if records:
         r = records[-1]
-        rows = "".join(f"<tr><td>{label}</td><td>{_fmt(r['metrics'].get(key))}</td></tr>" for key, label in SHOWN if key in r["metrics"])
-        parts.append(f"<h2>Detection</h2><table><tr><th>figure</th><th>value</th></tr>{rows}</table>"
+        base = r.get("baseline")  # the z-score rule fitted on the run's training images, scored on the same images
+        rule = base["metrics"] if base else {}
+        head = f"<th>{html.escape(r.get('method', 'model'))}</th>" + ("<th>intensity rule (z-score)</th>" if base else "")
+        rows = "".join(f"<tr><td>{label}</td><td>{_fmt(r['metrics'].get(key))}</td>" + (f"<td>{_fmt(rule.get(key))}</td>" if base else "")
+                       + "</tr>" for key, label in SHOWN if key in r["metrics"])
+        said = (f"<p><b>The model {html.escape(base['verdict'])}</b> (the rule: each pixel's z-score against "
+                f"{html.escape(base['fitted_on'])}, on the same held-out images; uncalibrated, so its rates are left blank).</p>"
+                if base else "")
+        parts.append(f"<h2>Detection</h2><table><tr><th>figure</th>{head}</tr>{rows}</table>{said}"
                      f"<p>{r['n_normal']} held-out normal images not used to calibrate; {r['n_anomalous']} images with "
                      f"{html.escape(r['settings']['anomalous'])}.</p>")
     if (run / PICTURE).is_file():

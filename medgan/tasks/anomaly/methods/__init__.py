@@ -21,6 +21,8 @@ METHODS = {
     "ganomaly": "medgan.tasks.anomaly.methods.ganomaly:GANomaly",
     "ae": "medgan.tasks.anomaly.methods.ae:Autoencoder",
     "restore": "medgan.tasks.anomaly.methods.restore:Restorer",
+    "zscore": "medgan.tasks.anomaly.methods.zscore:ZScore",
+    "knn": "medgan.tasks.anomaly.methods.knn:NearestPatch",
 }
 
 
