@@ -6,6 +6,10 @@ Methods:
 
 - ``fanogan``, ``ganomaly``, ``ae``: ``medgan train anomaly --method ...`` (the same DCGAN-shaped
   encoder / decoder; f-AnoGAN's steps are split between its WGAN-GP and its encoder);
+- ``restore``: ``--method restore``, a U-Net that removes coarse noise from normal images;
+- ``<method>+norm``: the same with ``--normalise-residual on`` (maps are z-scores of the residual
+  against its per-pixel mean and spread on the calibration normals); ``restore+critic``: with
+  its PatchGAN critic (``--adversarial on``);
 - ``knn``: every 8x8 patch (stride 4) of the training normals in [-1, 1] is a bank; a test
   patch's score is its distance to the nearest bank patch, the image's the largest, the map
   the patch scores spread over their pixels (no training);
@@ -65,16 +69,23 @@ CASES = {
                 "lesions": {"contrast": (0.7, 0.95)}},
     "brain": {"source": "brain-mri", "options": {"size": 64}, "holdout": 0.5, "lesions": {}},
 }
-METHODS = ("fanogan", "ganomaly", "ae", "knn", "mean")
+#: medgan's trained methods; ``+norm`` (the residual z-scored against the calibration normals,
+#: --normalise-residual on) and ``+critic`` (restore's PatchGAN critic, --adversarial on) are
+#: variants of them, e.g. ``restore+critic+norm``.
+LEARNED = ("fanogan", "ganomaly", "ae", "restore")
+METHODS = ("fanogan", "ganomaly", "ae", "restore", "ae+norm", "restore+norm", "restore+critic+norm", "knn", "mean")
 
 
 def medgan_scorer(case: dict, method: str, seed: int, steps: int, batch: int, run_dir: Path, width: int):
-    gan_steps = steps // 2 if method == "fanogan" else steps
+    base, *variants = method.split("+")
+    gan_steps = steps // 2 if base == "fanogan" else steps
     values = {"task": "anomaly", "data": {"source": case["source"], "options": dict(case["options"]), "holdout": case["holdout"]},
-              "model": {"name": "dcgan", "net": {"width": width}},
+              "model": {"name": "auto", "net": {"width": width}},
               "loop": {"steps": gan_steps, "batch_size": batch, "seed": seed, "log_every": max(1, steps // 10), "sample_every": steps,
                        "checkpoint_every": steps, "n_samples": 16, "ema": 0.0},
-              "anomaly": {"method": method, "encoder_steps": steps - gan_steps if method == "fanogan" else 0}}
+              "anomaly": {"method": base, "encoder_steps": steps - gan_steps if base == "fanogan" else 0,
+                          "normalise_residual": "on" if "norm" in variants else "off",
+                          "adversarial": "on" if "critic" in variants else "off"}}
     Trainer(TrainConfig.from_dict(values), run_dir, progress=False).fit()
     model = load_model(run_dir)
     return lambda images: score_set(model, images, image_score="method")
@@ -204,7 +215,7 @@ def run_case(name: str, methods: list[str], seed: int, steps: int, batch: int, a
     out = []
     for method in methods:
         start = time.perf_counter()
-        if method in ("fanogan", "ganomaly", "ae"):
+        if method.split("+")[0] in LEARNED:
             scorer = medgan_scorer(case, method, seed, steps, batch, root / f"{name}-{method}-{seed}", width)
         elif method == "knn":
             scorer = with_smoothed_maps(knn_scorer(dataset.data.images, dataset.intensity, seed=seed))
