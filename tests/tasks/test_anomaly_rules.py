@@ -147,6 +147,11 @@ def test_a_rule_round_trips_through_export_load_model_and_detect(tmp_path, metho
     rows = list(csv.DictReader((tmp_path / "out" / "scores.csv").open()))
     assert len(rows) == 2 and all(np.isfinite(float(r["score"])) and r["p_value"] and r["flagged"] for r in rows)
     assert (tmp_path / "out" / "image0.map.tif").is_file()
+    # drawn and stored on a scale for standard deviations / distances, not for [-1, 1] residuals
+    from medgan.tasks.anomaly.detect import Z_HEAT_SCALE, map_units
+
+    scale, _, description = map_units(model)
+    assert scale == Z_HEAT_SCALE and ("z-score" in description if method == "zscore" else "nearest normal patch" in description)
 
 
 @pytest.mark.parametrize("method", ["zscore", "knn"])

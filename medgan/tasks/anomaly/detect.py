@@ -57,9 +57,16 @@ Z_DESCRIPTION = "Anomaly map: z-score of |image - reconstruction| against its sp
 
 def map_units(model) -> tuple[float, float, str]:
     """``(heat scale, DICOM slope, description)`` of the model's maps: residuals in [-1, 1]
-    units, or z-scores when the model normalises the residual."""
+    units, or z-scores when the model normalises the residual, or the scale of a rule's own
+    maps (its method's ``map_description``: standard deviations, patch distances), drawn and
+    stored as z-scores are."""
+    from medgan.tasks.anomaly.methods import method_class
+
     if getattr(model, "normalisation", None) is not None:
         return Z_HEAT_SCALE, Z_SLOPE, Z_DESCRIPTION
+    own = method_class(model.method).map_description
+    if own is not None:
+        return Z_HEAT_SCALE, Z_SLOPE, own
     return HEAT_SCALE, MAP_SLOPE, MAP_DESCRIPTION
 
 

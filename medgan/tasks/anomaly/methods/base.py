@@ -69,6 +69,10 @@ class AnomalyMethod:
     exported: ClassVar[tuple[str, ...]]
     defaults: ClassVar[Defaults]
     model: ClassVar[str] = "dcgan"
+    #: what its maps hold, for how they are drawn and stored (:func:`medgan.tasks.anomaly.detect.map_units`):
+    #: ``None`` for a residual |x - x^| in [-1, 1] units, else a description of maps on a scale
+    #: like a z-score's (a rule's standard deviations, a patch distance)
+    map_description: ClassVar[str | None] = None
     net_keys: ClassVar[tuple[str, ...]] = ("z_dim", "image_size", "channels", "width", "upsample")
 
     def __init__(self, config, net: dict[str, Any]):

@@ -108,6 +108,7 @@ class NearestPatch(AnomalyMethod):
     """The distance to the nearest normal patch (see the module doc)."""
 
     name = "knn"
+    map_description = "Anomaly map: distance of each patch to its nearest normal patch, in the model's [-1, 1] units"
     networks = ("bank",)
     exported = ("bank",)
     defaults = Defaults(lr=1e-3, betas=(0.9, 0.999))  # an optimiser the engine holds; it never moves a weight

@@ -100,6 +100,7 @@ class ZScore(AnomalyMethod):
     """The per-pixel intensity z-score against the training normals (see the module doc)."""
 
     name = "zscore"
+    map_description = "Anomaly map: |image - mean normal image| in units of the normal images' spread (a z-score)"
     networks = ("atlas",)
     exported = ("atlas",)
     defaults = Defaults(lr=1e-3, betas=(0.9, 0.999))  # an optimiser the engine holds; it never moves a weight
