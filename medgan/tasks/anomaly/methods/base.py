@@ -19,9 +19,9 @@ from medgan import losses
 from medgan.errors import MedganError
 from medgan.nets.dcgan import SIZES, DCGANConfig
 from medgan.train.distributed import unwrap
-from medgan.train.task import Networks, Optimizer, Phase
+from medgan.train.task import Networks, Optimizer, Phase, Update
 
-__all__ = ["AnomalyMethod", "Defaults", "dcgan_config", "features"]
+__all__ = ["AnomalyMethod", "Defaults", "FittedRule", "dcgan_config", "features", "no_gradient"]
 
 
 @dataclass(frozen=True)
@@ -137,4 +137,29 @@ class AnomalyMethod:
         """``(scores (B,), reconstructions (B, C, S, S))`` of images ``x`` in [-1, 1] by a
         trained :class:`~medgan.tasks.anomaly.model.AnomalyModel` (networks in eval mode);
         each image's values depend on that image alone."""
+        raise NotImplementedError
+
+
+def no_gradient(nets: Networks) -> torch.Tensor:
+    """A zero loss that reaches no weight: the engine's optimiser step then changes nothing."""
+    some = next(iter(nets.values()))
+    return torch.zeros((), device=next(some.parameters()).device, requires_grad=True)
+
+
+class FittedRule(AnomalyMethod):
+    """A method without learned weights: its one network holds statistics of the training
+    normals, which one phase ``fit`` fills, a batch per step (:meth:`objective` adds it and
+    returns :func:`no_gradient`). The optimiser is there because the engine holds one per
+    phase; it never moves a weight."""
+
+    defaults = Defaults(lr=1e-3, betas=(0.9, 0.999))
+
+    def optimizers(self) -> dict[str, Optimizer]:
+        o = self.config.optim
+        return {self.networks[0]: Optimizer(self.networks, o.lr_g, (o.beta1, o.beta2))}
+
+    def phases(self) -> list[Phase]:
+        return [Phase("fit", self.config.loop.steps, (Update("fit", self.networks[0], self.objective),))]
+
+    def objective(self, nets: Networks, batch):
         raise NotImplementedError

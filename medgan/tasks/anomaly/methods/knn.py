@@ -36,9 +36,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from medgan.errors import MedganError
-from medgan.tasks.anomaly.methods.base import AnomalyMethod, Defaults
-from medgan.tasks.anomaly.methods.zscore import no_gradient
-from medgan.train.task import Networks, Optimizer, Phase, Update
+from medgan.tasks.anomaly.methods.base import FittedRule, no_gradient
+from medgan.train.task import Networks
 
 __all__ = ["NearestPatch", "PatchBank"]
 
@@ -104,14 +103,13 @@ class PatchBank(nn.Module):
         return d.max(1).values, (total / count.clamp(min=1))[:, 0]
 
 
-class NearestPatch(AnomalyMethod):
+class NearestPatch(FittedRule):
     """The distance to the nearest normal patch (see the module doc)."""
 
     name = "knn"
     map_description = "Anomaly map: distance of each patch to its nearest normal patch, in the model's [-1, 1] units"
     networks = ("bank",)
     exported = ("bank",)
-    defaults = Defaults(lr=1e-3, betas=(0.9, 0.999))  # an optimiser the engine holds; it never moves a weight
     net_keys = ("image_size", "channels", "patch", "stride", "bank")
 
     @classmethod
@@ -136,13 +134,6 @@ class NearestPatch(AnomalyMethod):
         if name == "bank":
             return PatchBank(int(net["channels"]), net.get("patch", PATCH), net.get("stride", STRIDE), net.get("bank", BANK))
         return super().build(name, net)
-
-    def optimizers(self) -> dict[str, Optimizer]:
-        o = self.config.optim
-        return {"bank": Optimizer(("bank",), o.lr_g, (o.beta1, o.beta2))}
-
-    def phases(self) -> list[Phase]:
-        return [Phase("fit", self.config.loop.steps, (Update("fit", "bank", self.objective),))]
 
     def objective(self, nets: Networks, batch):
         # the reservoir's draws: a function of the run's seed and the batch number alone

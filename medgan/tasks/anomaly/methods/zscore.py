@@ -40,19 +40,13 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from medgan.tasks.anomaly.methods.base import AnomalyMethod, Defaults
-from medgan.train.task import Networks, Optimizer, Phase, Update
+from medgan.tasks.anomaly.methods.base import FittedRule, no_gradient
+from medgan.train.task import Networks
 
-__all__ = ["PixelStatistics", "ZScore", "no_gradient"]
+__all__ = ["PixelStatistics", "ZScore"]
 
 #: ``model.net`` defaults: the deviation's smoothing (pixels) and floor ([-1, 1] units).
 STD_SIGMA, STD_FLOOR = 1.0, 0.05
-
-
-def no_gradient(nets: Networks) -> torch.Tensor:
-    """A zero loss that reaches no weight: the engine's optimiser step then changes nothing."""
-    some = next(iter(nets.values()))
-    return torch.zeros((), device=next(some.parameters()).device, requires_grad=True)
 
 
 class PixelStatistics(nn.Module):
@@ -96,14 +90,13 @@ class PixelStatistics(nn.Module):
         return (x - mean) / std
 
 
-class ZScore(AnomalyMethod):
+class ZScore(FittedRule):
     """The per-pixel intensity z-score against the training normals (see the module doc)."""
 
     name = "zscore"
     map_description = "Anomaly map: |image - mean normal image| in units of the normal images' spread (a z-score)"
     networks = ("atlas",)
     exported = ("atlas",)
-    defaults = Defaults(lr=1e-3, betas=(0.9, 0.999))  # an optimiser the engine holds; it never moves a weight
     net_keys = ("image_size", "channels", "std_sigma", "std_floor")
 
     @classmethod
@@ -131,13 +124,6 @@ class ZScore(AnomalyMethod):
             return PixelStatistics(int(net["channels"]), int(net["image_size"]), net.get("std_sigma", STD_SIGMA),
                                    net.get("std_floor", STD_FLOOR))
         return super().build(name, net)
-
-    def optimizers(self) -> dict[str, Optimizer]:
-        o = self.config.optim
-        return {"atlas": Optimizer(("atlas",), o.lr_g, (o.beta1, o.beta2))}
-
-    def phases(self) -> list[Phase]:
-        return [Phase("fit", self.config.loop.steps, (Update("fit", "atlas", self.objective),))]
 
     def objective(self, nets: Networks, batch):
         nets.atlas.add(batch["image"])
