@@ -16,6 +16,8 @@ from medgan.metrics.classification import accuracy, auroc_ovr, balanced_accuracy
 from medgan.tasks.classify.augment_eval import AugmentEvalConfig, balanced_labels, split_train_test, stratified_subset
 from medgan.train.augment import classical_augment
 
+from checks import dry_run_matches_the_saved_config
+
 
 @pytest.mark.parametrize("classes", [2, 4])
 def test_classification_metrics_match_torchmetrics(require, classes):
@@ -151,19 +153,6 @@ def test_augment_eval_runs_the_grid_end_to_end(tmp_path, capsys):
     # a second run into the same folder is refused
     assert main(args) == 2
     assert "--overwrite" in capsys.readouterr().err
-
-
-def dry_run_matches_the_saved_config(argv, run, capsys) -> dict:
-    """``medgan train ARGV --dry-run`` prints what ``config.json`` of the same run holds
-    (but the step plan the engine writes); the saved config is returned."""
-    assert main([*argv, "--run-dir", str(run), "--dry-run"]) == 0
-    printed = json.loads(capsys.readouterr().out)
-    assert main([*argv, "--run-dir", str(run)]) == 0
-    saved = json.loads((run / "config.json").read_text())
-    printed["loop"].pop("plan", None)
-    saved["loop"].pop("plan", None)
-    assert printed == saved
-    return saved
 
 
 def test_the_dry_run_prints_the_saved_config_with_the_classifiers_classes(tmp_path, capsys):

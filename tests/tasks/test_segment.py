@@ -19,6 +19,8 @@ import torch
 from medgan.tasks.segment.model import to_indices
 from medgan.tasks.segment.recipe import critic_map, evenly_chosen, label_classes, parse_class_names
 
+from checks import dry_run_matches_the_saved_config
+
 
 def square(size, y0, x0, side, value=1):
     m = np.zeros((size, size), np.uint8)
@@ -429,19 +431,6 @@ def test_the_default_u_net_is_the_one_measured_best_per_cpu_second(capsys):
     assert json.loads(capsys.readouterr().out)["model"]["net"]["width"] == 32
     assert main(["train", "synth", "--data", "brain-mri", "--dry-run"]) == 0  # other tasks keep theirs
     assert json.loads(capsys.readouterr().out)["model"]["net"]["width"] == 32
-
-
-def dry_run_matches_the_saved_config(argv, run, capsys) -> dict:
-    """``medgan train ARGV --dry-run`` prints what ``config.json`` of the same run holds
-    (but the step plan the engine writes); the saved config is returned."""
-    assert main([*argv, "--run-dir", str(run), "--dry-run"]) == 0
-    printed = json.loads(capsys.readouterr().out)
-    assert main([*argv, "--run-dir", str(run)]) == 0
-    saved = json.loads((run / "config.json").read_text())
-    printed["loop"].pop("plan", None)
-    saved["loop"].pop("plan", None)
-    assert printed == saved
-    return saved
 
 
 def test_the_dry_run_prints_the_saved_config_with_the_u_nets_classes(tmp_path, capsys):

@@ -8,6 +8,8 @@ from medgan.cli import main
 from medgan.tasks.synth.config import RECIPES, SynthConfig
 from medgan.train import TrainConfig
 
+from checks import dry_run_matches_the_saved_config
+
 
 def resolved(argv, capsys) -> dict:
     assert main(["train", *argv, "--dry-run"]) == 0
@@ -70,19 +72,6 @@ def test_train_says_which_method_it_trains_and_why(tmp_path, capsys):
                  "--run-dir", str(tmp_path / "run")]) == 0
     err = " ".join(capsys.readouterr().err.split())
     assert "method: a DCGAN with medgan's recipe" in err and "benchmarks/synth_vs_peers.py" in err
-
-
-def dry_run_matches_the_saved_config(argv, run, capsys) -> dict:
-    """``medgan train ARGV --dry-run`` prints what ``config.json`` of the same run holds
-    (but the step plan the engine writes); the saved config is returned."""
-    assert main([*argv, "--run-dir", str(run), "--dry-run"]) == 0
-    printed = json.loads(capsys.readouterr().out)
-    assert main([*argv, "--run-dir", str(run)]) == 0
-    saved = json.loads((run / "config.json").read_text())
-    printed["loop"].pop("plan", None)
-    saved["loop"].pop("plan", None)
-    assert printed == saved
-    return saved
 
 
 @pytest.mark.parametrize("model", ["dcgan", "mlp"])

@@ -22,6 +22,8 @@ from medgan.options import add_flags
 from medgan.tasks import TASKS, load_model
 from medgan.train.checkpoint import exported_folders
 
+from checks import dry_run_matches_the_saved_config
+
 #: Engine flags of the short run, the same for every task.
 TINY = ["--size", "32", "--steps", "2", "--batch-size", "4", "--holdout", "0.25", "--log-every", "1", "--sample-every", "2",
         "--checkpoint-every", "2", "--n-samples", "4", "--seed", "0", "--no-progress"]
@@ -87,13 +89,7 @@ def check_contract(task: str, method: tuple[str, str] | None, tmp_path: Path, ca
 
     # One resolution: --dry-run prints what config.json holds (the engine adds the budget plan alone).
     run = tmp_path / "run"
-    argv = ["train", task, *example["train"], *(method or []), *TINY, "--run-dir", str(run)]
-    assert main([*argv, "--dry-run"]) == 0
-    printed = json.loads(capsys.readouterr().out)
-    assert main(argv) == 0
-    saved = json.loads((run / "config.json").read_text())
-    printed["loop"].pop("plan", None), saved["loop"].pop("plan", None)
-    assert printed == saved
+    dry_run_matches_the_saved_config(["train", task, *example["train"], *(method or []), *TINY], run, capsys)
 
     # The export and the typed model of the task's model module.
     folders = exported_folders(run)
