@@ -23,9 +23,9 @@ normals and checked on others (conformal threshold at ``--alpha``). Per run: ima
 AUPRC, pixel AUROC / AUPRC, best Dice, sensitivity at 95% specificity, the false-positive
 rate on the check normals and the sensitivity at the calibrated threshold, seconds.
 
-Test lesions: :mod:`medgan.datasets.lesions` draws them into the check normals' brain (the
-MR slices' brain mask; the phantoms' brain tissue less its border pixels, ventricles
-excluded), seeded by the run's seed + 1000, one kind per image taken in turn from
+Test lesions: :func:`medgan.tasks.anomaly.evaluate.lesion_set` (what ``medgan evaluate`` tests a
+run on) draws them into the check normals' brain (the MR slices' brain mask; the phantoms'
+brain tissue less its border pixels, ventricles excluded), seeded by the run's seed + 1000, one kind per image taken in turn from
 ``--lesion-kinds`` (default ``mix``: bright, dark, texture, mass effect, missing structure,
 evenly), so every lesion figure is given overall and per kind (``by_kind``); the
 false-positive rates concern normals only and are given once. Nothing is chosen by looking at the lesions: the methods are calibrated on
@@ -53,22 +53,19 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from scipy import ndimage
 
 from medgan.data.training import DataConfig, load_training_data
-from medgan.datasets.lesions import KINDS, LesionConfig, simulate_lesions
-from medgan.datasets.phantom import TISSUES, make_phantom
+from medgan.datasets.lesions import KINDS, LesionConfig
 from medgan.errors import MedganError
 from medgan.metrics.anomaly import anomaly_metrics, auprc, auroc, sensitivity_at_specificity
 from medgan.tasks.anomaly.calibration import calibrate, check_false_positive_rate
-from medgan.tasks.anomaly.evaluate import _split_volumes, pixel_threshold
+from medgan.tasks.anomaly.evaluate import _split_volumes, lesion_set, pixel_threshold
 from medgan.tasks.anomaly.model import body, gaussian_blur, load_model, map_peak, score_set
 from medgan.train import TrainConfig, Trainer
 
 CASES = {
-    "phantom": {"source": "phantom", "options": {"size": 64, "n": 400, "window": "40,160"}, "holdout": 0.3,
-                "lesions": {"contrast": (0.7, 0.95)}},
-    "brain": {"source": "brain-mri", "options": {"size": 64}, "holdout": 0.5, "lesions": {}},
+    "phantom": {"source": "phantom", "options": {"size": 64, "n": 400, "window": "40,160"}, "holdout": 0.3},
+    "brain": {"source": "brain-mri", "options": {"size": 64}, "holdout": 0.5},
 }
 #: medgan's trained methods; ``+norm`` (the residual z-scored against the calibration normals,
 #: --normalise-residual on) and ``+critic`` (restore's PatchGAN critic, --adversarial on) are
@@ -155,30 +152,6 @@ def with_smoothed_maps(score):
     return scorer
 
 
-def _phantom_brain(normals) -> np.ndarray:
-    """``(N, S, S)`` the brain tissue of phantoms drawn by :func:`phantom_set` (image ``#i`` of
-    seed ``s`` is the phantom of ``SeedSequence(s, spawn_key=(i,))``), redrawn to find it, less
-    its border pixels."""
-    extra, brain = normals.extra, TISSUES["head"].index("brain")
-    regions = []
-    for image, source in zip(normals.images, normals.sources):
-        index = int(source.rsplit("#", 1)[1])
-        ph = make_phantom(image.shape[-1], np.random.SeedSequence(extra["seed"], spawn_key=(index,)), extra["kind"], extra["texture"])
-        assert np.array_equal(ph.clean, image), f"{source} is not the phantom redrawn"
-        regions.append(ndimage.binary_erosion(ph.tissue == brain))  # not the pixels that partly hold bone or CSF
-    return np.stack(regions)
-
-
-def lesion_set(name: str, normals, kinds: str, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The check normals with simulated lesions: ``(images, masks, kinds)`` of the images
-    whose lesions left a mask (a missing structure in flat tissue may remove nothing)."""
-    regions = _phantom_brain(normals) if name == "phantom" else normals.masks > 0
-    config = LesionConfig(kind=kinds, **CASES[name]["lesions"])
-    images, masks, kind = simulate_lesions(normals.images, regions, seed=seed + 1000, config=config, return_kinds=True)
-    keep = masks.any(axis=(1, 2))
-    return images[keep], masks[keep], kind[keep]
-
-
 def image_figures(prefix: str, alpha: float, cal: np.ndarray, normal: np.ndarray, lesion: np.ndarray) -> dict:
     """Calibrate one image score on ``cal``, check it on ``normal``, rank ``lesion`` against ``normal``."""
     calibration = calibrate(cal, alpha)
@@ -225,7 +198,7 @@ def run_case(name: str, methods: list[str], seed: int, steps: int, batch: int, a
     cal, check = _split_volumes(groups, 0.5, 0)
     normals = holdout.subset(check)
 
-    lesions, masks, lesion_kinds = lesion_set(name, normals, kinds, seed)
+    lesions, masks, lesion_kinds = lesion_set(case["source"], normals, seed, kinds)
     out, trained_models = [], {}  # training key -> (model, seconds it took)
     for method in methods:
         start = time.perf_counter()

@@ -403,3 +403,40 @@ def phantom_set(n: int = 256, size: int = 64, seed: int = 0, kind: str = "head",
         extra={"kind": kind, "seed": seed, "texture": texture, "lesion_fraction": lesion_fraction,
                "tissues": list(TISSUES[kind])},
     )
+
+
+#: the relative contrast of lesions simulated into phantom brain (``LesionConfig.contrast``): 0.7-0.95
+#: of the brain's 24-42 HU, about the generator's own lesions of ±20-60 HU.
+LESION_CONTRAST = (0.7, 0.95)
+
+
+def tissue_masks(data: ImageSet, tissue: str = "brain") -> np.ndarray:
+    """Where each lesion-free phantom of ``data`` holds ``tissue``, less its border pixels.
+
+    Args:
+        data: phantoms drawn by :func:`phantom_set` (or a subset of them, with their
+            ``sources`` and ``extra``): image ``#i`` of seed ``s`` is redrawn from
+            ``SeedSequence(s, spawn_key=(i,))`` to find its tissue map.
+        tissue: one of the phantom kind's :data:`TISSUES`.
+
+    Returns:
+        ``(N, S, S)`` booleans, eroded by one pixel: not the pixels that partly hold another
+        tissue (bone or CSF at the brain's border).
+
+    Raises:
+        MedganError: ``data`` is not such a set, or an image is not the lesion-free phantom redrawn.
+    """
+    extra = data.extra or {}
+    kind = extra.get("kind")
+    if kind not in TISSUES or tissue not in TISSUES[kind] or data.sources is None:
+        raise MedganError(f"the {tissue} of phantoms needs a set drawn by phantom_set, with its sources and kind",
+                          hint=f"use a {'/'.join(k for k in KINDS if tissue in TISSUES[k])} phantom set")
+    label = TISSUES[kind].index(tissue)
+    masks = []
+    for image, source in zip(data.images, data.sources):
+        index = int(source.rsplit("#", 1)[1])
+        ph = make_phantom(image.shape[-1], np.random.SeedSequence(extra["seed"], spawn_key=(index,)), kind, extra["texture"])
+        if not np.array_equal(ph.clean, image):
+            raise MedganError(f"{source} is not the lesion-free phantom redrawn", hint="give lesion-free phantoms at their drawn size")
+        masks.append(ndimage.binary_erosion(ph.tissue == label))
+    return np.stack(masks)

@@ -10,8 +10,12 @@ import pytest
 import torch
 
 from medgan.cli import main
+from medgan.data.imageset import ImageSet
+from medgan.datasets.lesions import KINDS
+from medgan.datasets.phantom import TISSUES, make_phantom, phantom_set, tissue_masks
+from medgan.errors import MedganError
 from medgan.tasks import load_model
-from medgan.tasks.anomaly.evaluate import verdict
+from medgan.tasks.anomaly.evaluate import lesion_set, verdict
 from medgan.tasks.anomaly.methods.knn import PatchBank
 from medgan.tasks.anomaly.methods.zscore import PixelStatistics
 from medgan.tasks.anomaly.model import score_images, score_set
@@ -197,9 +201,30 @@ def test_every_evaluation_shows_the_intensity_rule_on_the_same_images_with_a_ver
     assert base["verdict"] == verdict(record["metrics"], base["metrics"])
     assert f"{ours:.2f} vs {theirs:.2f}" in base["verdict"] and "intensity rule on pixel AUPRC" in base["verdict"]
     assert base["verdict"] in said
+    kinds = record["by_kind"]  # each lesion kind alone, the model's figures beside the rule's
+    assert set(kinds) <= set(KINDS) and len(kinds) >= 3 and sum(k["n"] for k in kinds.values()) == record["n_anomalous"]
+    assert all({"auroc", "pixel_auprc", "rule_auroc", "rule_pixel_auprc"} <= set(k) for k in kinds.values())
     assert main(["report", str(run)]) == 0
     page = (run / "report.html").read_text()
     assert "intensity rule (z-score)" in page and base["verdict"] in page
+    assert "lesion kind" in page and all(f"<td>{kind}</td>" in page for kind in kinds)
+
+
+def test_the_test_lesions_of_phantoms_lie_in_their_brain_and_mix_every_kind():
+    normals = phantom_set(n=20, size=64, seed=3)
+    brain = tissue_masks(normals, "brain")
+    images, masks, kinds = lesion_set("phantom", normals, seed=0)
+    assert len(images) >= 15 and set(kinds) >= {"hyper", "hypo", "texture", "mass"}
+    for mask, kind, source in zip(masks, kinds, normals.sources):
+        if kind in ("hyper", "hypo", "texture"):  # drawn in the tissue (a mass effect moves its surroundings too)
+            assert (mask > 0).sum() > 0 and brain[int(source.rsplit("#", 1)[1])][mask > 0].mean() > 0.8
+    # the brain mask is the phantom's brain tissue less its border
+    ph = make_phantom(64, np.random.SeedSequence(3, spawn_key=(0,)), "head", True)
+    region = ph.tissue == TISSUES["head"].index("brain")
+    assert brain[0].sum() < region.sum() and not (brain[0] & ~region).any()
+    assert lesion_set("digits", normals, seed=0) is None  # a user's data holds no known anomalies
+    with pytest.raises(MedganError, match="phantom_set"):
+        tissue_masks(ImageSet(images=normals.images[:1]), "brain")
 
 
 def test_the_verdict_says_who_wins_on_which_figure():

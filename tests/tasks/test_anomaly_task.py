@@ -49,7 +49,8 @@ def test_each_method_trains_scores_each_image_alone_and_calibrates(tmp_path, met
     assert model.pixel_threshold == pixel["threshold"] > 0 and 0 <= pixel["check"]["rate"] <= 1
     assert main(["evaluate", str(run)]) == 0
     evaluated = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()][-1]
-    assert evaluated["n_normal"] == 12 and evaluated["n_anomalous"] == 16
+    # lesions simulated into those 12 normals (an image whose missing structure removed nothing is left out)
+    assert evaluated["n_normal"] == 12 and 9 <= evaluated["n_anomalous"] <= 12
     assert 0 <= evaluated["metrics"]["auroc"] <= 1 and 0 <= evaluated["metrics"]["pixel_auroc"] <= 1
     assert {"fpr_at_alpha", "best_dice", "dice_at_threshold", "pixel_fpr_at_alpha"} <= set(evaluated["metrics"])
     if method == "ae":  # the report shows the calibration, whether its rate held, the detection figures and the heat maps

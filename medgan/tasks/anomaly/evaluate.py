@@ -35,7 +35,7 @@ from medgan.tasks.anomaly.model import (CALIBRATION, NORMALISATION, body, body_m
                                         residual_set, score_images, score_set)
 
 __all__ = ["CALIBRATION", "NORMALISATION_FOLDS", "PICTURE", "baseline_record", "calibrate_run", "calibrate_source",
-           "evaluate_anomaly_run", "intensity_rule", "verdict"]
+           "evaluate_anomaly_run", "intensity_rule", "lesion_set", "verdict"]
 
 PICTURE = "anomaly-heatmaps.png"  # drawn by medgan evaluate for the embedded sources
 NORMALISATION_FOLDS = 5  # cross-fitting of the calibration scores against the residual statistics
@@ -183,25 +183,36 @@ def pixel_threshold(pixels: np.ndarray, alpha: float) -> float:
     return float(np.partition(np.asarray(pixels, np.float64), k - 1)[k - 1])
 
 
-def _anomalous_set(config, normals):
-    """Images with lesions and their masks to test on, for the embedded sources: fresh
-    phantoms with lesions, or the held-out brain slices with simulated lesions; ``None`` for
-    a user's data (which holds no known anomalies)."""
-    from dataclasses import replace as dc_replace
+def lesion_set(source: str, normals, seed: int, kinds: str = "mix") -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """Simulated lesions in held-out normals of an embedded source, to test a run on.
 
-    from medgan.data.sources import load_source
+    Args:
+        source: the run's data source: ``"phantom"`` (lesions in the brain tissue of the
+            head phantoms, less its border: :func:`~medgan.datasets.phantom.tissue_masks`,
+            contrast :data:`~medgan.datasets.phantom.LESION_CONTRAST`) or ``"brain-mri"``
+            (inside the slices' brain mask, the simulator's default contrast); any other
+            source, a user's data, holds no known anomalies.
+        normals: the held-out normal images (:class:`~medgan.data.imageset.ImageSet`).
+        seed: the lesions are seeded by ``seed + 1000``.
+        kinds: :class:`~medgan.datasets.lesions.LesionConfig` ``kind``; ``"mix"``: bright,
+            dark, texture, mass effect and missing structure in turn.
 
-    source, opts = config.data.source, config.data.options
-    if source == "phantom":
-        data = load_source("phantom", dc_replace(opts, lesion_fraction=1.0, seed=opts.seed + 1000, n=max(len(normals), 16)))
-        return data.images, data.masks
-    if source == "brain-mri" and normals.masks is not None:
-        from medgan.datasets.lesions import simulate_lesions
+    Returns:
+        ``(images, masks, kinds)`` of the images whose lesions left a mask (a missing
+        structure in flat tissue may remove nothing), or ``None``.
+    """
+    from medgan.datasets.lesions import LesionConfig, simulate_lesions
+    from medgan.datasets.phantom import LESION_CONTRAST, tissue_masks
 
-        images, masks = simulate_lesions(normals.images, normals.masks > 0, seed=config.loop.seed + 1000)
-        keep = masks.any(axis=(1, 2))
-        return images[keep], masks[keep]
-    return None
+    if source == "phantom" and (normals.extra or {}).get("kind") == "head":
+        regions, config = tissue_masks(normals, "brain"), LesionConfig(kind=kinds, contrast=LESION_CONTRAST)
+    elif source == "brain-mri" and normals.masks is not None:
+        regions, config = normals.masks > 0, LesionConfig(kind=kinds)
+    else:
+        return None
+    images, masks, kind = simulate_lesions(normals.images, regions, seed=seed + 1000, config=config, return_kinds=True)
+    keep = masks.any(axis=(1, 2))
+    return images[keep], masks[keep], kind[keep]
 
 
 def draw_heatmaps(path: Path, model, normals: np.ndarray, normal_scores: np.ndarray, lesions: np.ndarray, masks: np.ndarray,
@@ -248,7 +259,6 @@ def evaluate_anomaly_run(run_dir: str | Path, metrics: list[str] | None = None) 
                           path=run_dir, hint="leave --metrics out")
     from medgan.runs import run_holdout
     from medgan.io.records import append_jsonl
-    from medgan.metrics.anomaly import anomaly_metrics
 
     run_dir = Path(run_dir)
     config, dataset, holdout = run_holdout(run_dir, "normal volumes")
@@ -261,16 +271,13 @@ def evaluate_anomaly_run(run_dir: str | Path, metrics: list[str] | None = None) 
     if "image" in model.calibration:
         fpr = check_false_positive_rate(model.calibration["image"], normal_scores)
         figures.update(fpr_at_alpha=fpr.rate, fpr_ci_low=fpr.low, fpr_ci_high=fpr.high)
-    anomalous = _anomalous_set(config, normals)
-    n_anomalous = 0
+    anomalous = lesion_set(config.data.source, normals, config.loop.seed)
+    n_anomalous, by_kind, baseline = 0, {}, None
     if anomalous is not None:
-        images, masks = anomalous
+        images, masks, kinds = anomalous
         scores, maps = score_set(model, images)
         n_anomalous = len(images)
-        labels = np.r_[np.zeros(len(normal_scores)), np.ones(len(scores))]
-        all_masks = np.concatenate([np.zeros(normal_maps.shape, np.uint8), (masks > 0).astype(np.uint8)])
-        figures.update(anomaly_metrics(labels, np.r_[normal_scores, scores], all_masks, np.concatenate([normal_maps, maps]),
-                                       max_pixels=200_000, seed=0))
+        figures.update(detection_figures((normal_scores, normal_maps), (scores, maps), masks))
         if "image" in model.calibration:
             figures["sensitivity_at_alpha"] = float(model.calibration["image"].flagged(scores).mean())
         if model.pixel_threshold is not None:
@@ -278,16 +285,27 @@ def evaluate_anomaly_run(run_dir: str | Path, metrics: list[str] | None = None) 
             truth = masks > 0
             figures["dice_at_threshold"] = float(2 * (called & truth).sum() / max(1, called.sum() + truth.sum()))
         draw_heatmaps(run_dir / PICTURE, model, normals.images, normal_scores, images, masks, scores)
-    baseline = None if anomalous is None else baseline_record(intensity_rule(dataset, model), normals.images, *anomalous, figures)
+        rule = intensity_rule(dataset, model)
+        rule_normals, rule_lesions = score_set(rule, normals.images), score_set(rule, images)
+        baseline = baseline_record(rule, detection_figures(rule_normals, rule_lesions, masks), figures)
+        for kind in dict.fromkeys(kinds):  # each kind of lesion alone against the same normals: what a method cannot see
+            pick = kinds == kind
+            ours = detection_figures((normal_scores, normal_maps), (scores[pick], maps[pick]), masks[pick])
+            theirs = detection_figures(rule_normals, (rule_lesions[0][pick], rule_lesions[1][pick]), masks[pick])
+            by_kind[str(kind)] = {"n": int(pick.sum()), **{k: ours[k] for k in KIND_FIGURES},
+                                  **{f"rule_{k}": theirs[k] for k in KIND_FIGURES}}
     if model.pixel_threshold is not None:
         figures["pixel_fpr_at_alpha"] = float((normal_maps > model.pixel_threshold)[body_mask(model, normals.images)].mean())
     record = {"kind": "evaluate", "task": "anomaly", "time": utc_now(), "step": model.info.get("step"), "method": model.method,
               "n_test": int(len(normals) + n_anomalous), "n_normal": int(len(normals)), "n_anomalous": n_anomalous,
               "alpha": config.task_config.alpha, "metrics": {k: float(v) for k, v in figures.items()},
               "settings": {"normals": "held-out normal volumes not used for calibration",
-                           "anomalous": "none known" if anomalous is None else f"lesions of the {config.data.source} source"}}
+                           "anomalous": "none known" if anomalous is None else
+                           f"simulated lesions (bright, dark, texture, mass effect, missing structure) in those normals of the "
+                           f"{config.data.source} source"}}
     if baseline is not None:
         record["baseline"] = baseline
+        record["by_kind"] = by_kind
     append_jsonl(run_dir / "metrics.jsonl", record)
     return record
 
@@ -311,17 +329,24 @@ def intensity_rule(dataset, model):
     return AnomalyModel(ZScore.name, {"atlas": atlas.eval()}, model.intensity, 1.0, info)
 
 
-def baseline_record(rule, normals: np.ndarray, lesions: np.ndarray, masks: np.ndarray, figures: dict) -> dict:
-    """The rule's image and pixel figures on the same held-out normals and lesions as a run's
-    ``figures``, and the one-line :func:`verdict` between them."""
+#: the figures given per lesion kind, the model's and the rule's.
+KIND_FIGURES = ("auroc", "pixel_auprc")
+
+
+def detection_figures(normal: tuple[np.ndarray, np.ndarray], lesion: tuple[np.ndarray, np.ndarray], masks: np.ndarray) -> dict:
+    """Image and pixel figures (:func:`~medgan.metrics.anomaly.anomaly_metrics`) of ``(scores (N,),
+    maps (N, S, S))`` of normal images against those of images with lesions ``masks``."""
     from medgan.metrics.anomaly import anomaly_metrics
 
-    normal_scores, normal_maps = score_set(rule, normals)
-    scores, maps = score_set(rule, lesions)
-    labels = np.r_[np.zeros(len(normal_scores)), np.ones(len(scores))]
-    truth = np.concatenate([np.zeros(normal_maps.shape, np.uint8), (masks > 0).astype(np.uint8)])
-    metrics = {k: float(v) for k, v in anomaly_metrics(labels, np.r_[normal_scores, scores], truth,
-                                                        np.concatenate([normal_maps, maps]), max_pixels=200_000, seed=0).items()}
+    labels = np.r_[np.zeros(len(normal[0])), np.ones(len(lesion[0]))]
+    truth = np.concatenate([np.zeros(normal[1].shape, np.uint8), (masks > 0).astype(np.uint8)])
+    return {k: float(v) for k, v in anomaly_metrics(labels, np.r_[normal[0], lesion[0]], truth, np.concatenate([normal[1], lesion[1]]),
+                                                    max_pixels=200_000, seed=0).items()}
+
+
+def baseline_record(rule, metrics: dict, figures: dict) -> dict:
+    """The rule's :func:`detection_figures` on the same held-out normals and lesions as a
+    run's ``figures``, and the one-line :func:`verdict` between them."""
     return {"method": rule.method, "fitted_on": "the run's training images", "metrics": metrics, "verdict": verdict(figures, metrics)}
 
 

@@ -45,6 +45,18 @@ def _calibration_rows(record: dict) -> str:
     return "".join(rows)
 
 
+def _kind_table(by_kind: dict, method: str) -> str:
+    """Each lesion kind alone against the same normals, the model beside the rule: which
+    lesions each one sees (a texture or a mass effect leaves the tissue's mean as it was)."""
+    if not by_kind:
+        return ""
+    m = html.escape(method)
+    rows = "".join(f"<tr><td>{html.escape(kind)}</td><td>{f['n']}</td><td>{_fmt(f.get('auroc'))}</td><td>{_fmt(f.get('rule_auroc'))}</td>"
+                   f"<td>{_fmt(f.get('pixel_auprc'))}</td><td>{_fmt(f.get('rule_pixel_auprc'))}</td></tr>" for kind, f in by_kind.items())
+    return ("<table><tr><th>lesion kind</th><th>images</th>"
+            f"<th>image AUROC, {m}</th><th>image AUROC, rule</th><th>pixel AUPRC, {m}</th><th>pixel AUPRC, rule</th></tr>{rows}</table>")
+
+
 def anomaly_section(run: Path) -> list[str]:
     """Calibration table, latest evaluation and heat maps (what exists of them)."""
     from medgan.tasks.anomaly.evaluate import PICTURE
@@ -74,7 +86,7 @@ def anomaly_section(run: Path) -> list[str]:
                 if base else "")
         parts.append(f"<h2>Detection</h2><table><tr><th>figure</th>{head}</tr>{rows}</table>{said}"
                      f"<p>{r['n_normal']} held-out normal images not used to calibrate; {r['n_anomalous']} images with "
-                     f"{html.escape(r['settings']['anomalous'])}.</p>")
+                     f"{html.escape(r['settings']['anomalous'])}.</p>" + _kind_table(r.get("by_kind") or {}, r.get("method", "model")))
     if (run / PICTURE).is_file():
         parts.append("<h2>Heat maps</h2>" + f"<figure>{img_tag(run / PICTURE, 'anomaly heat maps')}"
                      "<figcaption>image | reconstruction of a normal image | map (fixed scale) | truth; rows: the highest- and "
