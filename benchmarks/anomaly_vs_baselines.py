@@ -8,7 +8,8 @@ Methods:
   encoder / decoder; f-AnoGAN's steps are split between its WGAN-GP and its encoder);
 - ``restore``: ``--method restore``, a U-Net that removes coarse noise from normal images;
 - ``<method>+norm``: the same with ``--normalise-residual on`` (maps are z-scores of the residual
-  against its per-pixel mean and spread on the calibration normals); ``restore+critic``: with
+  against its per-pixel mean and spread on the calibration normals; the calibration normals'
+  own maps cross-fitted as ``medgan train`` makes them); ``restore+critic``: with
   its PatchGAN critic (``--adversarial on``);
 - ``knn``: every 8x8 patch (stride 4) of the training normals in [-1, 1] is a bank; a test
   patch's score is its distance to the nearest bank patch, the image's the largest, the map
@@ -59,8 +60,8 @@ from medgan.datasets.lesions import KINDS, LesionConfig
 from medgan.errors import MedganError
 from medgan.metrics.anomaly import anomaly_metrics, auprc, auroc, sensitivity_at_specificity
 from medgan.tasks.anomaly.calibration import calibrate, check_false_positive_rate
-from medgan.tasks.anomaly.evaluate import _split_volumes, lesion_set, pixel_threshold
-from medgan.tasks.anomaly.model import body, gaussian_blur, load_model, map_peak, score_set
+from medgan.tasks.anomaly.evaluate import _normalised, _split_volumes, lesion_set, pixel_threshold
+from medgan.tasks.anomaly.model import body, gaussian_blur, load_model, map_peak, residual_set, score_set
 from medgan.train import TrainConfig, Trainer
 
 CASES = {
@@ -95,6 +96,20 @@ def medgan_scorer(model, method: str):
     if "norm" not in method.split("+"):
         model = dataclasses.replace(model, normalisation=None)
     return lambda images: score_set(model, images, image_score="method")
+
+
+def crossfitted_scorer(model, groups: np.ndarray):
+    """The ``+norm`` scorer of the calibration normals, whose volumes ``groups`` are those the
+    run calibrated on: each fold's maps normalised by the statistics of the other folds, as
+    ``medgan train`` scores them (an image scored against statistics that include its own
+    residual gets small z-scores, and a threshold set on those is too low)."""
+
+    def score(images: np.ndarray):
+        scores, maps, fitted = _normalised(model, residual_set(model, images), groups, np.arange(len(images)), np.zeros(0, int))
+        assert np.allclose(fitted.mean, model.normalisation.mean), "the run's normalisation was fitted on other normals"
+        return scores, maps
+
+    return score
 
 
 def training_key(method: str) -> str:
@@ -215,10 +230,11 @@ def run_case(name: str, methods: list[str], seed: int, steps: int, batch: int, a
             scorer = with_smoothed_maps(knn_scorer(dataset.data.images, dataset.intensity, seed=seed))
         else:
             scorer = with_smoothed_maps(mean_scorer(dataset.data.images, dataset.intensity))
+        cal_scorer = crossfitted_scorer(model, groups[cal]) if "norm" in method.split("+") else scorer
         trained = time.perf_counter() - start
         scored, bodies = {}, {}
         for part, images in (("cal", holdout.images[cal]), ("normal", normals.images), ("lesion", lesions)):
-            scores, maps = scorer(images)
+            scores, maps = (cal_scorer if part == "cal" else scorer)(images)
             bodies[part] = body(_to_unit(images, dataset.intensity)).numpy()
             scored[part] = (scores, map_peak(torch.from_numpy(maps), torch.from_numpy(bodies[part])).numpy().astype(np.float64), maps)
         row = {"case": name, "method": method, "seed": seed, "train_seconds": round(trained, 1), "n_calibration": int(len(cal)),
