@@ -38,7 +38,7 @@ about 10 HU (less than the 10-15 HU the truth asks of a removed structure), a mi
 structure rarely removes anything visible.
 
     python benchmarks/anomaly_vs_baselines.py [--cases phantom,brain] [--methods ...] [--seeds 0,1,2] [--steps 1000]
-                                              [--lesion-kinds mix|hyper,hypo,texture,mass,missing]
+                                              [--lesion-kinds mix|hyper,hypo,texture,mass,missing] [--set noise_grid=16 ...]
 """
 
 from __future__ import annotations
@@ -75,7 +75,7 @@ LEARNED = ("fanogan", "ganomaly", "ae", "restore")
 METHODS = ("fanogan", "ganomaly", "ae", "restore", "ae+norm", "restore+norm", "restore+critic+norm", "knn", "mean")
 
 
-def medgan_model(case: dict, method: str, seed: int, steps: int, batch: int, run_dir: Path, width: int):
+def medgan_model(case: dict, method: str, seed: int, steps: int, batch: int, run_dir: Path, width: int, options: dict | None = None):
     """A trained run of ``method`` (its base and ``+critic``), always with ``--normalise-residual
     on``: normalisation is fitted after training and changes nothing in it, so the raw and
     ``+norm`` rows of one method score one model (:func:`medgan_scorer`)."""
@@ -86,7 +86,7 @@ def medgan_model(case: dict, method: str, seed: int, steps: int, batch: int, run
               "loop": {"steps": gan_steps, "batch_size": batch, "seed": seed, "log_every": max(1, steps // 10), "sample_every": steps,
                        "checkpoint_every": steps, "n_samples": 16, "ema": 0.0},
               "anomaly": {"method": base, "encoder_steps": steps - gan_steps if base == "fanogan" else 0, "normalise_residual": "on",
-                          "adversarial": "on" if "critic" in variants else "off"}}
+                          "adversarial": "on" if "critic" in variants else "off", **(options or {})}}
     Trainer(TrainConfig.from_dict(values), run_dir, progress=False).fit()
     return load_model(run_dir)
 
@@ -203,7 +203,7 @@ NORMAL_ONLY = ("fpr_at_alpha", "fpr_ci95", "map_max_fpr_at_alpha", "map_max_fpr_
 
 
 def run_case(name: str, methods: list[str], seed: int, steps: int, batch: int, alpha: float, root: Path, width: int,
-             kinds: str = "mix") -> list[dict]:
+             kinds: str = "mix", options: dict | None = None) -> list[dict]:
     case = CASES[name]
     config = DataConfig(source=case["source"], holdout=case["holdout"])
     for key, value in case["options"].items():
@@ -223,7 +223,7 @@ def run_case(name: str, methods: list[str], seed: int, steps: int, batch: int, a
                 model, took = trained_models[key]
                 start -= took  # a row's seconds count its model's training, though an earlier row paid for it
             else:
-                model = medgan_model(case, key, seed, steps, batch, root / f"{name}-{key}-{seed}", width)
+                model = medgan_model(case, key, seed, steps, batch, root / f"{name}-{key}-{seed}", width, options)
                 trained_models[key] = (model, time.perf_counter() - start)
             scorer = medgan_scorer(model, method)
         elif method == "knn":
@@ -285,11 +285,22 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=0)
     parser.add_argument("--lesion-kinds", default="mix",
                         help=f"lesion kinds taken in turn by the test images: mix (= {','.join(KINDS)}) or a comma-separated list of them")
+    parser.add_argument("--set", action="append", default=[], metavar="OPTION=VALUE",
+                        help="an anomaly option for every learned method, as in its config (e.g. noise_grid=16), repeatable")
     args = parser.parse_args()
     try:
         LesionConfig(kind=args.lesion_kinds)
     except MedganError as exc:
         parser.error(f"--lesion-kinds: {exc}")
+    options = {}
+    for item in args.set:
+        key, _, value = item.partition("=")
+        if not value:
+            parser.error(f"--set {item}: use OPTION=VALUE")
+        try:
+            options[key] = json.loads(value)  # numbers and true / false
+        except json.JSONDecodeError:
+            options[key] = value
     if args.threads:
         torch.set_num_threads(args.threads)
     root = Path(tempfile.mkdtemp(prefix="anomaly-bench-"))
@@ -298,7 +309,7 @@ def main() -> None:
         for seed in [int(s) for s in args.seeds.split(",")]:
             for case in args.cases.split(","):
                 runs += run_case(case, args.methods.split(","), seed, args.steps, args.batch_size, args.alpha, root, args.width,
-                                 args.lesion_kinds)
+                                 args.lesion_kinds, options)
     finally:
         shutil.rmtree(root, ignore_errors=True)
     cells: dict[str, list[dict]] = {}
@@ -310,7 +321,7 @@ def main() -> None:
         summary[key]["by_kind"] = {kind: _mean_sd([r["by_kind"][kind] for r in rows if kind in r["by_kind"]])
                                    for kind in dict.fromkeys(k for r in rows for k in r["by_kind"])}
     print(json.dumps({"benchmark": "anomaly_vs_baselines", "steps": args.steps, "batch_size": args.batch_size, "width": args.width, "alpha": args.alpha,
-                      "lesion_kinds": args.lesion_kinds, "torch_threads": torch.get_num_threads(), "runs": runs, "summary": summary}, indent=1))
+                      "lesion_kinds": args.lesion_kinds, "options": options, "torch_threads": torch.get_num_threads(), "runs": runs, "summary": summary}, indent=1))
 
 
 if __name__ == "__main__":
