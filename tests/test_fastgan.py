@@ -37,6 +37,14 @@ def test_shapes_range_and_skip_links_at_each_size(size, links):
     assert sorted(map(int, D.sle)) == [int(r) // 8 for r in links]  # 64 -> 8, 128 -> 16, 256 -> 32 px
 
 
+def test_channels_follow_the_resolution_not_the_image_size():
+    """Thin fine levels keep 128 and 256 px cheap: a 256 px model is a 64 px one plus two thin levels."""
+    c = FastGANConfig(width=32)
+    assert [c.channels_at(r) for r in (4, 8, 16, 32, 64, 128, 256)] == [256, 128, 64, 32, 16, 8, 8]
+    small, large = (sum(p.numel() for p in build_pair("fastgan", FastGANConfig(image_size=s))[0].parameters()) for s in (64, 256))
+    assert large < 1.05 * small
+
+
 def test_skip_layer_excitation_gates_the_fine_channels_by_the_coarse_map():
     torch.manual_seed(0)
     sle = SkipLayerExcitation(coarse_channels=6, fine_channels=4).eval()  # eval: no power iteration between calls
