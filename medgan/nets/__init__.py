@@ -6,6 +6,7 @@ register themselves in :data:`MODELS` under a model name.
 """
 
 from medgan.nets.dcgan import DCGANConfig, DCGANDiscriminator, DCGANGenerator
+from medgan.nets.fastgan import FastGANConfig, FastGANDiscriminator, FastGANGenerator
 from medgan.nets.mlp import MLPConfig, MLPDiscriminator, MLPGenerator
 from medgan.nets.patchgan import PatchGANConfig, PatchGANDiscriminator
 from medgan.nets.registry import MODELS, build_network, build_pair, config_from_dict
@@ -13,7 +14,8 @@ from medgan.nets.srresnet import SRConfig, SRResNetGenerator
 from medgan.nets.unet import UNetConfig, UNetGenerator
 
 __all__ = [
-    "DCGANConfig", "DCGANDiscriminator", "DCGANGenerator", "MLPConfig", "MLPDiscriminator", "MLPGenerator",
+    "DCGANConfig", "DCGANDiscriminator", "DCGANGenerator", "FastGANConfig", "FastGANDiscriminator", "FastGANGenerator",
+    "MLPConfig", "MLPDiscriminator", "MLPGenerator",
     "MODELS", "build_network", "build_pair", "config_from_dict",
     "PatchGANConfig", "PatchGANDiscriminator", "SRConfig", "SRResNetGenerator", "UNetConfig", "UNetGenerator",
 ]

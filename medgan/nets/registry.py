@@ -12,6 +12,7 @@ from torch import nn
 
 from medgan.nets.dcgan import DCGANConfig, DCGANDiscriminator, DCGANGenerator
 from medgan.nets.dncnn import DnCNNConfig, DnCNNGenerator
+from medgan.nets.fastgan import FastGANConfig, FastGANDiscriminator, FastGANGenerator
 from medgan.nets.mlp import MLPConfig, MLPDiscriminator, MLPGenerator
 from medgan.nets.patchgan import PatchGANDiscriminator
 from medgan.nets.srresnet import SRConfig, SRResNetGenerator
@@ -20,6 +21,7 @@ from medgan.nets.unet import UNetConfig, UNetGenerator
 MODELS: dict[str, tuple[type, type[nn.Module], type[nn.Module]]] = {
     "mlp": (MLPConfig, MLPGenerator, MLPDiscriminator),
     "dcgan": (DCGANConfig, DCGANGenerator, DCGANDiscriminator),
+    "fastgan": (FastGANConfig, FastGANGenerator, FastGANDiscriminator),  # 64-256 px, SLE, self-supervised D
     # Paired enhancement: G maps an image to an image; D(condition, image) builds itself
     # from the generator's config (its d_* fields) through ``patchgan_config()``.
     "pix2pix": (UNetConfig, UNetGenerator, PatchGANDiscriminator),

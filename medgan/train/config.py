@@ -36,7 +36,7 @@ class ModelConfig:
     brain slices on a CPU in minutes; raise it for larger, more varied data). The flags of
     ``net`` fields are :data:`NET_FLAGS`."""
 
-    name: str = option("auto", "mlp (the two-layer GAN of docs/design.md) or dcgan for synth; pix2pix, dncnn (denoising) or srgan for enhance",
+    name: str = option("auto", "mlp (the two-layer GAN of docs/design.md), dcgan or fastgan for synth; pix2pix, dncnn (denoising) or srgan for enhance",
                        flag="--model", shown="auto: by task, dcgan; for enhance dncnn, or srgan by --mode; unet for segment")
     net: dict[str, Any] = field(default_factory=dict)
 

@@ -31,6 +31,8 @@ def test_dry_run_prints_the_resolved_config(tmp_path, capsys):
 @pytest.mark.parametrize("argv, message", [
     (["--loss", "wasserstein"], "unknown loss"),
     (["--size", "48"], "DCGAN cannot make 48x48"),
+    (["--model", "fastgan", "--size", "32"], "FastGAN cannot make 32x32"),
+    (["--model", "pix2pix"], "unknown model 'pix2pix'; use one of dcgan, mlp, fastgan"),  # an enhancement network
     (["--augment", "flip"], "unknown augmentation"),
     (["--steps", "0"], "--steps must be at least 1"),
 ])

@@ -45,26 +45,34 @@ class SynthConfig:
         condition_ramp: steps over which the class strength then rises from 0 to 1
             (0: a switch at ``condition_start``; ``--condition-start 0 --condition-ramp 0``
             is a conditional GAN from the first step).
+        d_recon_weight: FastGAN only: weight of its D's self-supervised loss (the L1 error
+            of its decoders rebuilding the real images), added to D's adversarial loss.
     """
 
     #: the run-wide settings a synthesis run reads (see medgan.train.config.TASK_SETTINGS)
     settings: ClassVar[dict[str, str]] = {
-        **GAN_SETTINGS, "model.name": "", "loss.r1_gamma": "", "loss.gp_weight": "", "loop.ema": "", "loop.augment": "",
+        **GAN_SETTINGS, "loss.r1_gamma": "", "loss.gp_weight": "", "loop.ema": "", "loop.augment": "",
+        "model.name": "dcgan (default), mlp (the two-layer GAN of docs/design.md) or fastgan (64-256 px, small data)",
         "data.balance_classes": "conditional runs: draw every class equally often",
-        "model.net.width": "G and D channel width (default 32)", "model.net.z_dim": "", "model.net.hidden": "",
-        "model.net.upsample": "", "model.net.d_norm": "", "model.net.spectral_norm": "", "model.net.num_classes": "",
+        "model.net.width": "G and D channel width (default 32)", "model.net.z_dim": "latent size (default 100; fastgan 256)",
+        "model.net.hidden": "", "model.net.upsample": "", "model.net.d_norm": "",
+        "model.net.spectral_norm": "spectral normalisation in D, and in fastgan's G (default by --recipe: on for medgan, off for seed)",
+        "model.net.num_classes": "",
     }
 
     recipe: str = option("medgan", "defaults of loss, learning rates, augmentation and D normalisation: medgan (tuned) or seed "
                          "(the GAN of docs/design.md as written)", choices=tuple(RECIPES))
     condition_start: int = option(500, "conditional runs: train unconditionally for this many steps, then fade the classes in")
     condition_ramp: int = option(1000, "conditional runs: steps over which the class terms fade from 0 to full strength")
+    d_recon_weight: float = option(1.0, "fastgan only: weight of D's self-supervised loss (L1 of its decoders rebuilding real images)")
 
     def __post_init__(self) -> None:
         if self.recipe not in RECIPES:
             raise MedganError(f"unknown recipe {self.recipe!r}", hint=f"use one of {', '.join(RECIPES)}")
         if self.condition_start < 0 or self.condition_ramp < 0:
             raise MedganError(f"--condition-start {self.condition_start} and --condition-ramp {self.condition_ramp} must not be negative")
+        if not self.d_recon_weight >= 0:
+            raise MedganError(f"--d-recon-weight {self.d_recon_weight} must not be negative")
 
     def strength(self, step: int) -> float:
         """Class strength in [0, 1] for training step ``step`` (0-based)."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import asdict, fields
 from typing import Any
 
 import torch
@@ -26,6 +26,7 @@ class SynthesisTask(GANTask):
     """
 
     name = "synth"
+    models = ("dcgan", "mlp", "fastgan")
 
     @classmethod
     def method_line(cls, config) -> str:
@@ -34,11 +35,14 @@ class SynthesisTask(GANTask):
                     "0.13x a plain DCGAN's (benchmarks/synth_vs_peers.py)")
         if config.model.name == "mlp":
             return "the two-layer MLP GAN of docs/design.md §5, with its losses (§4)"
+        if config.model.name == "fastgan":
+            return (f"a FastGAN (Liu et al. 2021: skip-layer excitation, a self-supervised D) with the "
+                    f"{config.task_config.recipe} recipe; not yet measured against the DCGAN recipe")
         return f"a {config.model.name.upper()} with the {config.task_config.recipe} recipe (--recipe medgan is the measured best)"
 
     @classmethod
     def resolve(cls, config, dataset) -> None:
-        from medgan.nets.dcgan import SIZES
+        from medgan.nets import MODELS, dcgan, fastgan
         from medgan.tasks.synth.config import RECIPES
 
         recipe = RECIPES["seed" if config.model.name == "mlp" else config.task_config.recipe]
@@ -52,12 +56,19 @@ class SynthesisTask(GANTask):
                 setattr(config.optim, name, value)
         if config.loop.augment == "auto":
             config.loop.augment = recipe["augment"]
-        if config.model.name == "dcgan":
+        model = config.model.name
+        if model in ("dcgan", "fastgan"):  # the recipe's D options, where the model has them
+            own = {f.name for f in fields(MODELS[model][0])}
             for key, value in recipe["net"].items():
-                config.model.net.setdefault(key, value)
+                if key in own:
+                    config.model.net.setdefault(key, value)
         size = config.data.options.size
-        if config.model.name == "dcgan" and size not in SIZES:
-            raise MedganError(f"DCGAN cannot make {size}x{size} images", hint=f"use --size one of {', '.join(map(str, SIZES))}")
+        sizes = {"dcgan": dcgan.SIZES, "fastgan": fastgan.SIZES}.get(model)
+        if sizes and size not in sizes:
+            raise MedganError(f"{'DCGAN' if model == 'dcgan' else 'FastGAN'} cannot make {size}x{size} images",
+                              hint=f"use --size one of {', '.join(map(str, sizes))}")
+        if model == "fastgan" and config.model.net.get("num_classes", 0):
+            raise MedganError("fastgan is unconditional", hint="use --model dcgan for --conditional")
         # The network's full config, so config.json names every field: the image's size and
         # channels and the width TrainConfig.resolve fills in for every task, the classes of
         # --conditional (num_classes -1: as many as the data has).
@@ -101,7 +112,14 @@ class SynthesisTask(GANTask):
         with torch.no_grad():
             fake = G(self._noise(real.shape[0], real.device), **cond)
         real_aug, fake_aug = diff_augment(real, self.policy), diff_augment(fake, self.policy)
-        real_logits, fake_logits = D(real_aug, **cond), D(fake_aug, **cond)
+        # A self-supervised D (FastGAN) also rebuilds the real images it sees from its own
+        # features; the penalties below call it without that.
+        self_supervised = getattr(unwrap(D), "self_supervised", False)
+        if self_supervised:
+            real_logits, recon = D(real_aug, reconstruct=True, **cond)
+        else:
+            real_logits = D(real_aug, **cond)
+        fake_logits = D(fake_aug, **cond)
         adversarial = self.d_loss(real_logits, fake_logits)
         out = {
             "d_adv": adversarial.detach(),
@@ -109,6 +127,9 @@ class SynthesisTask(GANTask):
             "d_fake": torch.sigmoid(fake_logits.detach()).mean(),
         }
         loss = adversarial
+        if self_supervised:
+            loss = loss + self.config.task_config.d_recon_weight * recon
+            out["d_recon"] = recon.detach()
         if self.config.loss.name == "wgan-gp":
             gp = losses.gradient_penalty(unwrap(D), real_aug, fake_aug, **cond)
             loss = loss + self.config.loss.gp_weight * gp
