@@ -1,8 +1,9 @@
 #!/usr/bin/env python
-"""Build ``medgan/datasets/data/brain_mri_64.npz``, the embedded ``brain-mri`` slices.
+"""Build ``medgan/datasets/data/brain_mri_<size>.npz``, the embedded ``brain-mri`` slices.
 
-Two freely redistributable T1-weighted brain templates are sliced into 64x64 images in
-the three radiological orientations, with grey/white-matter label maps:
+Two freely redistributable T1-weighted brain templates are sliced into 64x64 (``--size
+64``, the default) or 128x128 (``--size 128``) images in the three radiological
+orientations, with grey/white-matter label maps:
 
 - subject 0, **MNI ICBM152 2009c nonlinear symmetric** (1 mm, brain-extracted), shipped in
   the nilearn wheel (``nilearn/datasets/data/mni_icbm152_{t1,gm,wm}_tal_nlin_sym_09a_converted.nii.gz``).
@@ -23,12 +24,16 @@ Display convention (radiological): axial and coronal slices have anterior / supe
 and the patient's right on the image left; sagittal slices have superior up and anterior
 on the left. Each volume is cropped to its brain bounding box per orientation (one box for
 all slices, so sizes stay anatomical), padded to a square and resized with antialiasing.
-Slices whose brain covers < 5 % of the square are skipped. Intensities are scaled per
-volume so that the 99.5th percentile of brain voxels is 255.
+Slices whose brain covers < 5 % of the square *at 64x64* are skipped: the rule is always
+evaluated at 64, so every size holds the same slices in the same order (slice ``i`` of
+the 128 set is slice ``i`` of the 64 set, resampled from the same crop box, only
+sharper). Label maps are made at the output size the same way at every size. Intensities
+are scaled per volume so that the 99.5th percentile of brain voxels is 255.
 
 Usage (on a fresh machine it fetches its inputs with pip and apt)::
 
-    python scripts/build_brain_mri.py
+    python scripts/build_brain_mri.py                # brain_mri_64.npz
+    python scripts/build_brain_mri.py --size 128     # brain_mri_128.npz
     python scripts/build_brain_mri.py --nilearn-wheel nilearn-0.14.1-py3-none-any.whl \
         --mricron-deb mricron-data_1.2.20211006+dfsg-4_all.deb
     python scripts/build_brain_mri.py --mni-dir .../nilearn/datasets/data --colin-dir .../mricron/templates
@@ -56,11 +61,17 @@ COLIN_FILES = ("ch2.nii.gz", "ch2bet.nii.gz", "aal.nii.gz")
 # AAL labels of the deep grey nuclei: hippocampus, amygdala, caudate, putamen, pallidum, thalamus (L/R).
 AAL_DEEP_GREY = (37, 38, 41, 42, 71, 72, 73, 74, 75, 76, 77, 78)
 ORIENTATIONS = ("axial", "coronal", "sagittal")
-SIZE = 64
-MIN_FOREGROUND = 0.05  # fraction of the 64x64 square the brain must cover
+SIZES = (64, 128)  # the sizes built (and embedded: medgan.datasets.brain_mri.EMBEDDED_SIZES)
+SELECT_SIZE = 64  # the size at which slices are selected, whatever the output size
+MIN_FOREGROUND = 0.05  # fraction of the SELECT_SIZE square the brain must cover
 PERCENTILE = 99.5
 MARGIN = 2  # voxels of background kept around the brain's bounding box
-OUT = Path(__file__).resolve().parents[1] / "medgan" / "datasets" / "data" / "brain_mri_64.npz"
+DATA_DIR = Path(__file__).resolve().parents[1] / "medgan" / "datasets" / "data"
+
+
+def out_path(size: int) -> Path:
+    """Where the set of one size is written by default."""
+    return DATA_DIR / f"brain_mri_{size}.npz"
 
 
 # --------------------------------------------------------------------------- fetching
@@ -138,20 +149,21 @@ def radiological(vol: np.ndarray, orientation: str, index: int) -> np.ndarray:
 AXIS = {"axial": 2, "coronal": 1, "sagittal": 0}
 
 
-def fit_square(img: np.ndarray, box: tuple[slice, slice], order: int) -> np.ndarray:
-    """Crop to ``box``, pad to a centred square and resize to SIZE with antialiasing."""
+def fit_square(img: np.ndarray, box: tuple[slice, slice], order: int, size: int) -> np.ndarray:
+    """Crop to ``box``, pad to a centred square and resize to ``size`` with antialiasing."""
     crop = img[box]
     h, w = crop.shape
     side = max(h, w) + 2 * MARGIN
     top, left = (side - h) // 2, (side - w) // 2
     square = np.zeros((side, side), np.float32)
     square[top:top + h, left:left + w] = crop
-    return resize(square, (SIZE, SIZE), order=order, anti_aliasing=order > 0,
+    return resize(square, (size, size), order=order, anti_aliasing=order > 0,
                   preserve_range=True, mode="constant").astype(np.float32)
 
 
-def slices(image: np.ndarray, labels: np.ndarray, subject: int, name: str) -> dict[str, list]:
-    """All kept 64x64 slices of one volume, in the three orientations."""
+def slices(image: np.ndarray, labels: np.ndarray, subject: int, name: str, size: int) -> dict[str, list]:
+    """All kept ``size`` x ``size`` slices of one volume, in the three orientations (kept:
+    by the SELECT_SIZE rule, so that every size keeps the same slices)."""
     brain = image > 0
     scale = 255.0 / np.percentile(image[brain], PERCENTILE)
     out: dict[str, list] = {k: [] for k in ("images", "masks", "orientation", "slice_index", "sources")}
@@ -162,14 +174,14 @@ def slices(image: np.ndarray, labels: np.ndarray, subject: int, name: str) -> di
         rows, cols = np.nonzero(proj)
         box = (slice(rows.min(), rows.max() + 1), slice(cols.min(), cols.max() + 1))
         for index in range(image.shape[axis]):
-            fg = fit_square(radiological(brain, orientation, index).astype(np.float32), box, 1)
+            fg = fit_square(radiological(brain, orientation, index).astype(np.float32), box, 1, SELECT_SIZE)
             if (fg > 0.5).mean() < MIN_FOREGROUND:
                 continue
-            img = fit_square(radiological(image, orientation, index) * scale, box, 1)
+            img = fit_square(radiological(image, orientation, index) * scale, box, 1, size)
             # Labels: resize one-hot channels smoothly and take the argmax, so boundaries
             # are as smooth as the image's instead of nearest-neighbour staircases.
             lab = radiological(labels, orientation, index)
-            onehot = np.stack([fit_square((lab == k).astype(np.float32), box, 1) for k in range(3)])
+            onehot = np.stack([fit_square((lab == k).astype(np.float32), box, 1, size) for k in range(3)])
             onehot[0] += 1e-3  # ties (empty padding) go to background
             out["images"].append(np.clip(np.rint(img), 0, 255).astype(np.uint8))
             out["masks"].append(np.argmax(onehot, axis=0).astype(np.uint8))
@@ -180,31 +192,33 @@ def slices(image: np.ndarray, labels: np.ndarray, subject: int, name: str) -> di
     return out
 
 
-META = {
-    "name": "brain-mri",
-    "description": "64x64 T1-weighted brain MRI slices (axial, coronal, sagittal) of two "
-                   "brain-extracted templates, radiological display, with grey/white-matter masks.",
-    "subjects": [
-        {"id": 0, "name": "MNI152-2009c",
-         "source": "MNI ICBM152 2009c nonlinear symmetric T1 + GM/WM probability maps, via nilearn "
-                   f"{NILEARN_VERSION} (nilearn/datasets/data/mni_icbm152_*_tal_nlin_sym_09a_converted.nii.gz)",
-         "attribution": "Copyright (C) 1993-2009 Louis Collins, McConnell Brain Imaging Centre, Montreal "
-                        "Neurological Institute, McGill University. Fonov et al., NeuroImage 47 S102 (2009); "
-                        "Fonov et al., NeuroImage 54(1) 313-327 (2011).",
-         "masks": "argmax(1 - gm - wm, gm, wm) of the tissue probability maps"},
-        {"id": 1, "name": "Colin27",
-         "source": "ch2.nii.gz, ch2bet.nii.gz, aal.nii.gz from Debian mricron-data (MRIcron templates, "
-                   "Chris Rorden, BSD-3-clause)",
-         "attribution": "Holmes et al., J Comput Assist Tomogr 22(2) 324-333 (1998); AAL atlas: "
-                        "Tzourio-Mazoyer et al., NeuroImage 15(1) 273-289 (2002).",
-         "masks": "3-class Otsu on brain intensities; white = above the white threshold outside the AAL "
-                  "deep grey nuclei; grey = other brain voxels above the CSF threshold"},
-    ],
-    "display": "radiological: axial/coronal anterior/superior up, patient right on image left; "
-               "sagittal superior up, anterior left",
-    "intensity": f"uint8, per volume {PERCENTILE}th percentile of brain voxels = 255",
-    "licence": "see medgan/datasets/data/NOTICE",
-}
+def meta(size: int) -> dict:
+    """The set's description, stored as ``meta_json`` (the 64 set's text is unchanged)."""
+    return {
+        "name": "brain-mri",
+        "description": f"{size}x{size} T1-weighted brain MRI slices (axial, coronal, sagittal) of two "
+                       "brain-extracted templates, radiological display, with grey/white-matter masks.",
+        "subjects": [
+            {"id": 0, "name": "MNI152-2009c",
+             "source": "MNI ICBM152 2009c nonlinear symmetric T1 + GM/WM probability maps, via nilearn "
+                       f"{NILEARN_VERSION} (nilearn/datasets/data/mni_icbm152_*_tal_nlin_sym_09a_converted.nii.gz)",
+             "attribution": "Copyright (C) 1993-2009 Louis Collins, McConnell Brain Imaging Centre, Montreal "
+                            "Neurological Institute, McGill University. Fonov et al., NeuroImage 47 S102 (2009); "
+                            "Fonov et al., NeuroImage 54(1) 313-327 (2011).",
+             "masks": "argmax(1 - gm - wm, gm, wm) of the tissue probability maps"},
+            {"id": 1, "name": "Colin27",
+             "source": "ch2.nii.gz, ch2bet.nii.gz, aal.nii.gz from Debian mricron-data (MRIcron templates, "
+                       "Chris Rorden, BSD-3-clause)",
+             "attribution": "Holmes et al., J Comput Assist Tomogr 22(2) 324-333 (1998); AAL atlas: "
+                            "Tzourio-Mazoyer et al., NeuroImage 15(1) 273-289 (2002).",
+             "masks": "3-class Otsu on brain intensities; white = above the white threshold outside the AAL "
+                      "deep grey nuclei; grey = other brain voxels above the CSF threshold"},
+        ],
+        "display": "radiological: axial/coronal anterior/superior up, patient right on image left; "
+                   "sagittal superior up, anterior left",
+        "intensity": f"uint8, per volume {PERCENTILE}th percentile of brain voxels = 255",
+        "licence": "see medgan/datasets/data/NOTICE",
+    }
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -213,15 +227,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--mricron-deb", type=Path, help="local mricron-data .deb")
     parser.add_argument("--mni-dir", type=Path, help="folder holding the three MNI .nii.gz files")
     parser.add_argument("--colin-dir", type=Path, help="folder holding ch2, ch2bet and aal .nii.gz")
-    parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument("--size", type=int, default=64, choices=SIZES, help="image side in pixels (default 64)")
+    parser.add_argument("--out", type=Path, help="output file (default medgan/datasets/data/brain_mri_<size>.npz)")
     args = parser.parse_args(argv)
+    out = args.out or out_path(args.size)
 
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         mni_dir = args.mni_dir or fetch_mni(args.nilearn_wheel, work)
         colin_dir = args.colin_dir or fetch_colin(args.mricron_deb, work)
-        parts = [slices(*mni_volume(mni_dir), 0, "MNI152-2009c"),
-                 slices(*colin_volume(colin_dir), 1, "Colin27")]
+        parts = [slices(*mni_volume(mni_dir), 0, "MNI152-2009c", args.size),
+                 slices(*colin_volume(colin_dir), 1, "Colin27", args.size)]
 
     data = {k: sum((p[k] for p in parts), []) for k in parts[0]}
     arrays = {
@@ -234,13 +250,13 @@ def main(argv: list[str] | None = None) -> None:
         "subject": np.asarray(data["subject"], np.int64),
         "slice_index": np.asarray(data["slice_index"], np.int64),
         "sources": np.asarray(data["sources"]),
-        "meta_json": np.asarray([json.dumps(META)]),
+        "meta_json": np.asarray([json.dumps(meta(args.size))]),
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(args.out, **arrays)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(out, **arrays)
     counts = {f"{s}/{o}": int(((arrays["subject"] == i) & (arrays["orientation"] == j)).sum())
               for i, s in enumerate(("MNI", "Colin")) for j, o in enumerate(ORIENTATIONS)}
-    print(f"wrote {args.out} ({args.out.stat().st_size / 1e6:.2f} MB), {len(arrays['images'])} slices: {counts}")
+    print(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB), {len(arrays['images'])} slices: {counts}")
 
 
 if __name__ == "__main__":
