@@ -2,7 +2,8 @@
 
 A source is what a user types after ``--data`` or ``medgan data show``:
 
-- an embedded set: ``brain-mri``, ``phantom``;
+- an embedded set: ``brain-mri`` (stored at 64 and 128 px: ``size`` reads one natively or
+  resizes from the nearest larger), ``phantom`` (drawn at ``size``);
 - a MedMNIST name: ``pneumoniamnist`` (``pneumoniamnist_64`` for the 64x64 release);
 - a file: DICOM, NIfTI (volumes are cut into slices), PNG/JPEG/TIFF, ``.npy``, ``.npz``
   (MedMNIST layout or a single array);
@@ -135,6 +136,10 @@ def _load_embedded(name: str, opts: SourceOptions) -> ImageSet:
     loader = embedded_loader(name)
     if name == "phantom":
         return loader(n=opts.n, size=opts.size or 64, seed=opts.seed, kind=opts.kind, lesion_fraction=opts.lesion_fraction)
+    if name == "brain-mri":
+        # an embedded size is read natively; any other is resized by _finish_set from the
+        # nearest larger embedded size (or the largest), never from a smaller one
+        return loader(size=load("medgan.datasets.brain_mri:stored_size")(opts.size))
     return loader()
 
 
