@@ -153,3 +153,21 @@ def test_nan_pixels_are_refused(tmp_path):
     nib.save(nib.Nifti1Image(data, np.eye(4)), path)
     with pytest.raises(MedganError, match="bad.nii.gz"):
         load_source(path)
+
+
+def test_brain_mri_reads_an_embedded_size_natively_and_resizes_others_from_the_nearest_larger():
+    from medgan.data.geometry import fit_square
+    from medgan.datasets import load_brain_mri
+
+    native = {size: load_brain_mri(size=size) for size in (64, 128)}
+    for size in (None, 64, 128):
+        data = load_source("brain-mri", SourceOptions(size=size))
+        stored = native[size or 64]
+        assert np.array_equal(data.images, stored.images) and np.array_equal(data.masks, stored.masks)
+    # 96 comes down from 128 and 32 from 64, as fit_square makes them from that file
+    for size, source in ((96, 128), (32, 64)):
+        data = load_source("brain-mri", SourceOptions(size=size))
+        assert data.images.shape[1:] == (size, size) and data.masks.shape[1:] == (size, size)
+        for i in (0, 400, len(data) - 1):
+            assert np.allclose(data.images[i], fit_square(native[source].images[i], size))
+            assert np.array_equal(data.masks[i], fit_square(native[source].masks[i], size, labels=True))

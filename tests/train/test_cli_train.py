@@ -213,3 +213,26 @@ def test_dry_run_reads_and_checks_the_data_as_training_does(tmp_path, capsys):
     assert main(["train", "segment", "--data", "phantom", "--lesion-fraction", "1", "--dry-run"]) == 0
     captured = capsys.readouterr()
     assert "--size 64 was chosen for you" in captured.err and json.loads(captured.out)["data"]["options"]["size"] == 64
+
+
+def test_dry_run_on_brain_mri_at_128_reads_the_embedded_128_slices(monkeypatch, capsys):
+    """--size 128 reads the 128 file as stored (not the 64 one upsampled); without --size
+    the 64 file is read and the choice is said."""
+    import medgan.data.training as training
+    from medgan.datasets import load_brain_mri
+
+    read = []
+    original = training.load_training_data
+    monkeypatch.setattr(training, "load_training_data", lambda config: read.append(original(config)) or read[-1])
+    assert main(["train", "synth", "--data", "brain-mri", "--size", "128", "--dry-run"]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["data"]["options"]["size"] == 128 and "chosen for you" not in captured.err
+    (dataset, holdout), stored = read[-1], load_brain_mri(size=128)
+    by_source = dict(zip(stored.sources, stored.images))
+    for part in (dataset.data, holdout):
+        assert part.images.shape[1:] == (128, 128)
+        assert all(np.array_equal(image, by_source[source]) for image, source in zip(part.images, part.sources))
+    assert len(dataset.data) + len(holdout) == len(stored)
+    assert main(["train", "synth", "--data", "brain-mri", "--dry-run"]) == 0
+    assert "--size 64 was chosen for you" in capsys.readouterr().err
+    assert read[-1][0].data.images.shape[1:] == (64, 64)
