@@ -7,6 +7,7 @@ how it is loaded, and how images are drawn from it.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,8 @@ from torch import nn
 from medgan.data.intensity import IntensityMap
 from medgan.errors import MedganError
 
-__all__ = ["SynthesisModel", "class_names", "draw", "from_exported", "latents", "synthesis_model"]
+__all__ = ["SynthesisModel", "class_names", "draw", "export_discriminator", "from_exported", "latents", "load_discriminator",
+           "synthesis_model"]
 
 
 @dataclass
@@ -60,6 +62,53 @@ def synthesis_model(run: str | Path, device: str | torch.device = "cpu") -> Synt
     from medgan.tasks import load_model_of
 
     return load_model_of(SynthesisModel, run, device, "medgan train synth")
+
+
+def export_discriminator(run: str | Path) -> Path:
+    """Write a synthesis run's discriminator beside its generator, as ``RUN/discriminator/``
+    (config.json + model.safetensors), from the run's last training state.
+
+    A synthesis run exports only G (what inference needs); D lives in the training states
+    ``checkpoints/training-state-*.pt``, read here with ``weights_only=True`` (no pickle), so
+    take D out before the states are deleted. D has no EMA copy: its weights are those of the
+    last saved step (the exported G is the EMA copy when the run has one).
+
+    Raises:
+        MedganError: no exported generator, no training state, or a state without a discriminator.
+    """
+    from medgan.nets import build_network
+    from medgan.train.checkpoint import export_network, latest_checkpoint, load_checkpoint, upgrade_state
+
+    run = Path(run)
+    generator = run / "generator" / "config.json"
+    if not generator.is_file():
+        raise MedganError("no exported generator here (generator/config.json)", path=run, hint="give a run folder made by medgan train synth")
+    state_file = latest_checkpoint(run)
+    if state_file is None:
+        raise MedganError("no training state to take the discriminator from (checkpoints/training-state-*.pt)", path=run,
+                          hint="train the run again and keep its checkpoints")
+    state = upgrade_state(load_checkpoint(state_file))
+    weights = state["networks"].get("discriminator")
+    if weights is None:
+        raise MedganError("the training state holds no discriminator", path=state_file, hint="the run was trained without an adversary")
+    info = {k: v for k, v in json.loads(generator.read_text()).items() if k != "medgan_version"}
+    D = build_network(info["model"], info["net"], "discriminator")
+    D.load_state_dict(weights)
+    return export_network(run / "discriminator", D, {**info, "network": "discriminator", "step": int(state["step"]), "ema": False})
+
+
+def load_discriminator(run: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, dict[str, Any]]:
+    """``(D in eval mode, its config.json)`` of a run's ``discriminator/`` export (see
+    :func:`export_discriminator`): ``D(x, labels=None) -> (B,)`` logits of images ``(B, C, H, W)``
+    in [-1, 1]."""
+    from medgan.nets import build_network
+    from medgan.train.checkpoint import is_export, load_network
+
+    folder = Path(run) / "discriminator"
+    if not is_export(folder):
+        raise MedganError("no exported discriminator here (discriminator/config.json + model.safetensors)", path=run,
+                          hint="export it with medgan.tasks.synth.model.export_discriminator before the run's checkpoints are deleted")
+    return load_network(folder, lambda info: build_network(info["model"], info["net"], "discriminator"), device)
 
 
 def class_names(info: dict) -> list[str]:
