@@ -12,7 +12,7 @@ from pathlib import Path
 EXAMPLE = {"train": ["--data", "phantom", "--n-images", "24", "--lesion-fraction", "0.5", "--width", "8"],
            "infer": ["classify", "{run}", "{input}", "--out", "{out}", "--no-progress"]}
 
-CONDITION_NAMES = "real, classical, synthetic, classical+synthetic, synthetic-only"
+CONDITION_NAMES = "real, classical, synthetic, classical+synthetic, synthetic-only, selected, classical+selected"
 
 
 def _numbers(kind):
@@ -46,11 +46,17 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     ae.add_argument("--fractions", type=_numbers(float), default=(0.1, 0.25, 1.0), help="shares of the training labels (default 0.1,0.25,1)")
     ae.add_argument("--seeds", type=_numbers(int), default=(0, 1, 2), help="classifier seeds (default 0,1,2)")
     ae.add_argument("--conditions", type=lambda t: tuple(x.strip() for x in t.split(",") if x.strip()), default=None,
-                    help=f"which of {CONDITION_NAMES} (default all)")
+                    help=f"which of {CONDITION_NAMES} (default all; the selected ones with --select only)")
     ae.add_argument("--gan-steps", type=int, default=2000, help="steps of each setting's conditional GAN (default 2000)")
     ae.add_argument("--classifier-steps", type=int, default=500, help="steps of each classifier (default 500)")
     ae.add_argument("--batch-size", type=int, default=32)
     ae.add_argument("--synthetic-ratio", type=float, default=1.0, help="synthetic images per real training image (default 1)")
+    ae.add_argument("--select", choices=("none", "confidence", "discriminator"), default="none",
+                    help="how the selected conditions keep the best synthetic images per class: confidence (probability of the "
+                         "image's class under the classical arm's classifier) or discriminator (the GAN's D logit); default none")
+    ae.add_argument("--select-keep", type=float, default=0.5, metavar="FRACTION",
+                    help="share of the generated images kept per class, in (0, 1]: 1/FRACTION times the images are drawn "
+                         "to keep as many as the unselected arms use (default 0.5)")
     ae.add_argument("--classifier-width", type=int, default=16, help="ResNet-18 first-stage channels (default 16)")
     ae.add_argument("--gan-width", type=int, default=32, help="DCGAN width (default 32)")
     ae.add_argument("--device", default="auto")
@@ -66,19 +72,20 @@ def cmd_augment_eval(args: argparse.Namespace) -> int:
     import json
 
     from medgan.cli import source_options
-    from medgan.tasks.classify.augment_eval import CONDITIONS, AugmentEvalConfig, markdown_table, run_augment_eval
+    from medgan.tasks.classify.augment_eval import AugmentEvalConfig, markdown_table, run_augment_eval
 
     options = source_options(args)
     if options.size is None:
         options.size = 64
     config = AugmentEvalConfig(source=args.data, options=options, test_source=args.test_data, test_fraction=args.test_fraction,
-                               fractions=args.fractions, seeds=args.seeds, conditions=args.conditions or tuple(CONDITIONS),
+                               fractions=args.fractions, seeds=args.seeds, conditions=args.conditions,
                                gan_steps=args.gan_steps, classifier_steps=args.classifier_steps, batch_size=args.batch_size,
                                synthetic_ratio=args.synthetic_ratio, classifier_width=args.classifier_width, gan_width=args.gan_width,
-                               device=args.device, split_seed=args.split_seed)
+                               device=args.device, split_seed=args.split_seed, select=args.select, select_keep=args.select_keep)
     results = run_augment_eval(config, Path(args.out), progress=not args.no_progress, overwrite=args.overwrite)
     print(markdown_table(results))
-    print(f"results: {Path(args.out) / 'results.json'}, {Path(args.out) / 'results.md'}, {Path(args.out) / 'results.png'}")
+    pictures = ", ".join(str(Path(args.out) / name) for name in ("results.png", "selection.png") if (Path(args.out) / name).is_file())
+    print(f"results: {Path(args.out) / 'results.json'}, {Path(args.out) / 'results.md'}, {pictures}")
     if args.json:
         print(json.dumps({"table": results["table"]}))
     return 0
