@@ -11,10 +11,15 @@
   a new subject; few labels (5%, 10%, 100%).
 
 For each: the table of ``medgan augment-eval`` (real, classical, real + synthetic,
-classical + synthetic, synthetic only; mean ± std over seeds) and the time it took. Prints
-one JSON object; the plots land in ``--out``.
+classical + synthetic, synthetic only, and with ``--select`` (default confidence) real +
+selected synthetic and classical + selected synthetic: as many synthetic images, the best
+``--select-keep`` of a larger draw per class; mean ± std over seeds), what the selection
+kept, and the time it took. Every arm of a case trains on the same data with the same
+budget, one after the other. Prints one JSON object; the plots (``results.png``,
+``selection.png``) land in ``--out``.
 
     python benchmarks/augment_eval.py [--cases phantom-lesion,brain-orientation] [--seeds 0,1,2] [--out bench-augment]
+        [--select confidence|discriminator|none] [--select-keep 0.5]
 """
 
 from __future__ import annotations
@@ -48,18 +53,24 @@ def main() -> None:
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--gan-steps", type=int, default=1000)
     parser.add_argument("--classifier-steps", type=int, default=250)
+    parser.add_argument("--select", default="confidence", choices=("none", "confidence", "discriminator"),
+                        help="selection of the selected arms (none: leave them out)")
+    parser.add_argument("--select-keep", type=float, default=0.5, help="share of the generated images kept per class")
+    parser.add_argument("--fractions", help="shares of the training labels instead of each case's own (e.g. 1 for a smoke run)")
     parser.add_argument("--out", default="bench-augment", help="folder for every case's runs, tables and plots")
     args = parser.parse_args()
 
     seeds = tuple(int(s) for s in args.seeds.split(","))
+    fractions = {"fractions": tuple(float(f) for f in args.fractions.split(","))} if args.fractions else {}
     report = {"machine": {"cpu": platform.processor() or platform.machine(), "threads": torch.get_num_threads()}, "cases": {}}
     for name in args.cases.split(","):
-        config = AugmentEvalConfig(**CASES[name], seeds=seeds, gan_steps=args.gan_steps, classifier_steps=args.classifier_steps)
+        config = AugmentEvalConfig(**{**CASES[name], **fractions}, seeds=seeds, gan_steps=args.gan_steps,
+                                   classifier_steps=args.classifier_steps, select=args.select, select_keep=args.select_keep)
         started = time.perf_counter()
         results = run_augment_eval(config, Path(args.out) / name, progress=False, overwrite=True)
         report["cases"][name] = {"minutes": (time.perf_counter() - started) / 60, "n_pool": results["n_pool"], "n_test": results["n_test"],
                                  "test": results["test"], "test_classes": results["test_classes"], "gans": results["gans"],
-                                 "table": results["table"], "markdown": markdown_table(results)}
+                                 "table": results["table"], "selection": results["selection"], "markdown": markdown_table(results)}
         print(json.dumps({name: report["cases"][name]["table"]}), flush=True)
     print(json.dumps(report, indent=2))
 
