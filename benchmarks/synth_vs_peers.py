@@ -24,6 +24,7 @@ floor (held-out head against the training slices). Writes the side-by-side sampl
 (real | medgan | MONAI | DCGAN) and prints one JSON object.
 
     python benchmarks/synth_vs_peers.py [--budget 600] [--n 500] [--out docs/synth-vs-peers.png]
+                                        [--contenders medgan,fastgan,monai,dcgan] [--size 64|128]
 """
 
 from __future__ import annotations
@@ -60,14 +61,18 @@ def cpu_model() -> str:
 # ----------------------------------------------------------------------------- contenders
 
 
-def train_medgan(budget: float, n: int, seed: int, work: Path) -> tuple[np.ndarray, dict]:
+def train_medgan(budget: float, n: int, seed: int, work: Path, model: str = "auto", size: int = 64) -> tuple[np.ndarray, dict]:
+    """``TrainConfig()`` (the main job's defaults) with ``--model model`` at ``size`` px, for ``budget`` seconds."""
     config = TrainConfig(loop=LoopConfig(steps=10**7, seed=seed, time_budget=budget))
-    trainer = Trainer(config, work / "medgan", progress=False)
+    config.model.name = model
+    config.data.options.size = size
+    run = work / f"medgan-{model}"
+    trainer = Trainer(config, run, progress=False)
     started = time.perf_counter()
     trainer.fit()
     seconds = time.perf_counter() - started
-    return generated_images(work / "medgan", n, seed), {"steps": trainer.step, "batch": config.loop.batch_size, "train_seconds": seconds,
-                                                        "config": trainer.config.to_dict()}
+    return generated_images(run, n, seed), {"steps": trainer.step, "batch": config.loop.batch_size, "train_seconds": seconds,
+                                            "config": trainer.config.to_dict()}
 
 
 def _loop(step_fn, budget: float) -> tuple[int, float]:
@@ -221,26 +226,32 @@ def main() -> None:
     parser.add_argument("--budget", type=float, default=600.0, help="training seconds per contender (default 600)")
     parser.add_argument("--n", type=int, default=500, help="images drawn per contender for the metrics (default 500)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--contenders", default="medgan,monai,dcgan")
+    parser.add_argument("--contenders", default="medgan,monai,dcgan",
+                        help="of medgan (its default DCGAN), fastgan (medgan's defaults with --model fastgan), monai, dcgan")
+    parser.add_argument("--size", type=int, default=64, help="image size; MONAI's and the plain DCGAN's networks make 64 px only")
     parser.add_argument("--out", default="docs/synth-vs-peers.png", help="the side-by-side picture")
     args = parser.parse_args()
 
-    dataset, held = load_training_data(DataConfig())
-    train_t = dataset.batch(torch.arange(len(dataset)))["image"].contiguous()  # (N, 1, 64, 64) in [-1, 1]
+    if args.size != 64 and set(args.contenders.split(",")) & {"monai", "dcgan"}:
+        parser.error("MONAI's tutorial networks and the plain DCGAN make 64 px images: use --contenders medgan,fastgan")
+    data = DataConfig()
+    data.options.size = args.size
+    dataset, held = load_training_data(data)
+    train_t = dataset.batch(torch.arange(len(dataset)))["image"].contiguous()  # (N, 1, S, S) in [-1, 1]
     train = train_t.numpy()
     holdout = dataset.intensity.forward(held.images)[:, None]
     floor, _, _ = realism_metrics(train, holdout, require_inception=True, seed=args.seed, metrics=METRICS)
     result = {"machine": {"cpu": cpu_model(), "threads": torch.get_num_threads(), "torch": torch.__version__},
-              "data": {"source": "brain-mri", "n_train": len(train), "n_holdout": len(holdout)},
+              "data": {"source": "brain-mri", "size": args.size, "n_train": len(train), "n_holdout": len(holdout)},
               "budget_seconds": args.budget, "n_generated": args.n,
               "floor_holdout_vs_train": {k: floor[k] for k in ("kid_mean", "kid_std", "fid", "inception_precision", "inception_recall")},
               "contenders": {}}
     samples = {"real (training slices)": train[np.random.default_rng(0).permutation(len(train))]}
-    names = {"medgan": "medgan default", "monai": "MONAI GAN tutorial", "dcgan": "plain DCGAN"}
+    names = {"medgan": "medgan default", "fastgan": "medgan --model fastgan", "monai": "MONAI GAN tutorial", "dcgan": "plain DCGAN"}
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.contenders.split(","):
-            if name == "medgan":
-                fake, info = train_medgan(args.budget, args.n, args.seed, Path(tmp))
+            if name in ("medgan", "fastgan"):
+                fake, info = train_medgan(args.budget, args.n, args.seed, Path(tmp), "auto" if name == "medgan" else name, args.size)
             elif name == "monai":
                 fake, info = train_monai(train_t, args.budget, args.n, args.seed)
             else:
@@ -251,6 +262,8 @@ def main() -> None:
     if "medgan" in kid:
         result["ratios"] = {f"kid_medgan_over_{k}": kid["medgan"] / v for k, v in kid.items() if k != "medgan"}
         result["ratios"]["kid_medgan_over_floor"] = kid["medgan"] / result["floor_holdout_vs_train"]["kid_mean"]
+    if "fastgan" in kid:
+        result["ratios"]["kid_fastgan_over_floor"] = kid["fastgan"] / result["floor_holdout_vs_train"]["kid_mean"]
     side_by_side(samples, Path(args.out))
     result["picture"] = args.out
     print(json.dumps(result, indent=2))
