@@ -118,7 +118,7 @@ def test_detect_screens_dicom_nifti_and_png_with_calibrated_p_values_and_maps(tm
     # DICOM in: the maps also as a derived DICOM series of the same patient, slice by slice
     import pydicom
 
-    from medgan.tasks.anomaly.detect import MAP_SLOPE
+    from medgan.tasks.anomaly.detect import map_units
 
     (nifti_map,) = (out / "ct").glob("*.map.nii.gz")
     (dicom_maps,) = [p for p in (out / "ct").iterdir() if p.is_dir() and p.name.endswith(".map")]
@@ -148,9 +148,11 @@ def test_detect_screens_dicom_nifti_and_png_with_calibrated_p_values_and_maps(tm
         index = np.rint(ijk[:3]).astype(int)
         assert np.allclose(ijk[:3], index, atol=1e-3) and len(set(index[2])) == 1  # on the grid, one NIfTI slice
         seen.add(int(index[2][0]))
-        np.testing.assert_allclose(dicom_map.ravel(), volume_map[index[0], index[1], index[2]], atol=MAP_SLOPE / 2 + 1e-6)
+        slope = float(ds.RescaleSlope)  # the model's map units (z-scores of the residual by default: map_units)
+        assert slope == map_units(load_model(run))[1]
+        np.testing.assert_allclose(dicom_map.ravel(), volume_map[index[0], index[1], index[2]], atol=slope / 2 + 1e-6)
     assert seen == set(range(volume_map.shape[2]))
-    assert volume_map.std() > 10 * MAP_SLOPE  # a map that varies: a transposition would show
+    assert volume_map.std() > 10 * slope  # a map that varies: a transposition would show
     # one file alone gets the score it got among the others
     alone = tmp_path / "alone"
     assert main(["detect", str(run), str(inputs / "one.png"), "--out", str(alone), "--no-progress"]) == 0
@@ -255,7 +257,9 @@ def test_detect_flags_every_row_by_the_conformal_rule_of_its_own_levels_calibrat
     # volume level: threshold between the two lowest volume maxima (rank 18 of 19 at alpha 0.1)
     levels = {"image": calibrate(np.quantile(slice_scores, np.linspace(0.05, 0.95, 19)), 0.1, "image"),
               "volume": calibrate(np.r_[np.linspace(0.5, 1.0, 18) * volume_scores[:2].mean(), 10 * volume_scores[-1]], 0.1, "volume")}
-    (run / "calibration.json").write_text(json.dumps({"alpha": 0.1, "levels": {k: c.to_dict() for k, c in levels.items()}}))
+    record = json.loads((run / "calibration.json").read_text())  # its residual normalisation stays as it was
+    record.update(alpha=0.1, levels={k: c.to_dict() for k, c in levels.items()})
+    (run / "calibration.json").write_text(json.dumps(record))
     out = tmp_path / "out"
     assert main(["detect", str(run), str(inputs), "--out", str(out), "--no-progress"]) == 0
     rows = list(csv.DictReader(open(out / "scores.csv")))
@@ -371,3 +375,25 @@ def test_the_dry_run_prints_the_config_the_run_saves_and_evaluate_refuses_metric
     (tmp_path / "c.yaml").write_text("model:\n  name: pix2pix\n")
     assert main([*argv[:-3], "--config", str(tmp_path / "c.yaml"), "--dry-run"]) == 2
     assert "trains its own dcgan networks, not --model pix2pix" in capsys.readouterr().err
+
+
+def test_scoring_left_on_auto_takes_the_methods_measured_defaults_and_a_flag_given_is_kept(capsys):
+    """``--normalise-residual`` and ``--image-score`` default to the method's own (its class's
+    ``defaults``): residual z-scores for the learned methods, not for the rules, whose maps are
+    already on a normal scale; the map's peak as the image score for all. A flag given wins."""
+    from medgan.tasks.anomaly.methods import method_class
+
+    base = ["train", "anomaly", "--data", "phantom", "--n-images", "16", "--size", "32", "--holdout", "0.5", "--dry-run"]
+
+    def resolved(*extra):
+        assert main([*base, *extra]) == 0
+        a = json.loads(capsys.readouterr().out)["anomaly"]
+        return a["method"], a["normalise_residual"], a["image_score"]
+
+    assert resolved() == ("ae", "on", "map-max")
+    for method in ("restore", "fanogan", "ganomaly", "zscore", "knn"):
+        d = method_class(method).defaults
+        assert resolved("--method", method) == (method, d.normalise_residual, d.image_score)
+    assert method_class("zscore").defaults.normalise_residual == method_class("knn").defaults.normalise_residual == "off"
+    assert resolved("--normalise-residual", "off", "--image-score", "method") == ("ae", "off", "method")
+    assert resolved("--method", "zscore", "--normalise-residual", "on") == ("zscore", "on", "map-max")

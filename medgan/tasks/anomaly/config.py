@@ -16,6 +16,7 @@ __all__ = ["IMAGE_SCORES", "METHODS", "AnomalyConfig"]
 METHODS = methods.METHODS  # name -> class location, one class each in medgan/tasks/anomaly/methods/ (live: a method added there is a choice)
 IMAGE_SCORES = ("method", "map-max")
 ON_OFF = ("on", "off")
+AUTO = "auto"  # the method's measured default (its class's ``defaults``)
 
 
 @dataclass
@@ -38,14 +39,18 @@ class AnomalyConfig:
         calibration_fraction: share of the held-out normal volumes used to calibrate; the
             rest check the false-positive rate reached.
         map_sigma: Gaussian smoothing (pixels) of the pixel anomaly maps (0: none).
-        image_score: what an image's score is: ``"method"``, the method's own (f-AnoGAN's
-            pixel + kappa * feature residual, GANomaly's latent distance, the autoencoder's
-            mean squared residual), or ``"map-max"``, the largest value of the smoothed map
-            inside the body (as anomalib scores its patch models): a small lesion moves a
-            whole-image mean little but its map's peak a lot.
+        image_score: what an image's score is: ``"map-max"``, the largest value of the
+            smoothed map inside the body (as anomalib scores its patch models): a small lesion
+            moves a whole-image mean little but its map's peak a lot; or ``"method"``, the
+            method's own (f-AnoGAN's pixel + kappa * feature residual, GANomaly's latent
+            distance, the autoencoder's and the restorer's mean squared residual). ``"auto"``:
+            the method's default (``defaults.image_score`` of its class), map-max for every
+            method, as ``benchmarks/anomaly_vs_baselines.py`` measured.
         normalise_residual: ``"on"``: maps are z-scores of the residual against its per-pixel
             mean and spread on the calibration normals (:class:`~medgan.tasks.anomaly.model.ResidualNormalisation`);
-            ``"off"`` (the default until ``benchmarks/anomaly_vs_baselines.py`` measures it): ``|x - x^|``.
+            ``"off"``: ``|x - x^|``. ``"auto"``: the method's default, on for the learned
+            methods (what carries their gain in the benchmark), off for the rules, whose maps
+            are already on a normal scale.
         body_erosion: pixels (at the model's size) the body mask is eroded by before scoring;
             the map is zero outside it (0: the whole body, maps unmasked).
         median_filter: side of the median filter applied to the map (0: none; odd).
@@ -78,8 +83,8 @@ class AnomalyConfig:
     alpha: float = option(0.05, "false-positive rate of the calibrated thresholds")
     calibration_fraction: float = option(0.5, "share of held-out normal volumes that calibrate (default 0.5)")
     map_sigma: float = option(1.0, "Gaussian smoothing of the maps, pixels (default 1; 0: none)")
-    image_score: str = option("method", "an image's score: method (its own, default) or map-max (the map's peak)", choices=IMAGE_SCORES)
-    normalise_residual: str = option("off", "z-scores of the residual (off until benchmarked)", choices=ON_OFF)
+    image_score: str = option(AUTO, "an image's score: map-max (the map's peak, default) or method (its own)", choices=(AUTO, *IMAGE_SCORES))
+    normalise_residual: str = option(AUTO, "z-scores of the residual (default: on, off for zscore and knn)", choices=(AUTO, *ON_OFF))
     body_erosion: int = option(0, "body-mask erosion, pixels (0: none)")
     median_filter: int = option(0, "median filter of the maps, odd (0: none)")
     noise_grid: int = option(8, "restore: noise grid cells per side")
@@ -91,7 +96,7 @@ class AnomalyConfig:
     def __post_init__(self) -> None:
         if self.method not in METHODS:
             raise MedganError(f"--method {self.method!r}", hint=f"use one of {', '.join(METHODS)}")
-        if self.image_score not in IMAGE_SCORES:
+        if self.image_score not in (AUTO, *IMAGE_SCORES):
             raise MedganError(f"--image-score {self.image_score!r}", hint=f"use one of {', '.join(IMAGE_SCORES)}")
         if self.encoder_steps < 0:
             raise MedganError(f"--encoder-steps {self.encoder_steps} must be >= 0")
@@ -107,7 +112,7 @@ class AnomalyConfig:
             raise MedganError(f"--alpha {self.alpha} must lie in (0, 1)", hint="e.g. 0.05 for a 5% false-positive rate")
         if not 0 < self.calibration_fraction <= 1:
             raise MedganError(f"--calibration-fraction {self.calibration_fraction} must lie in (0, 1]")
-        if self.normalise_residual not in ON_OFF:
+        if self.normalise_residual not in (AUTO, *ON_OFF):
             raise MedganError(f"--normalise-residual {self.normalise_residual!r}", hint="use on or off")
         if self.body_erosion < 0:
             raise MedganError(f"--body-erosion {self.body_erosion} must be >= 0")

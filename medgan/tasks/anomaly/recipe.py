@@ -64,6 +64,10 @@ class AnomalyTask(Task):
                 setattr(config.optim, name, value)
         if config.loss.name == "auto":
             config.loss.name = d.loss
+        if a.normalise_residual == "auto":
+            a.normalise_residual = d.normalise_residual
+        if a.image_score == "auto":
+            a.image_score = d.image_score
         method.resolve(config)
         if config.loop.augment == "auto":
             config.loop.augment = ""

@@ -27,13 +27,16 @@ __all__ = ["AnomalyMethod", "Defaults", "FittedRule", "dcgan_config", "features"
 @dataclass(frozen=True)
 class Defaults:
     """A method's Adam learning rate and betas, adversarial loss and critic updates per step,
-    used where the run leaves them on auto, and its latent size."""
+    and how its maps and images are scored (``--normalise-residual``, ``--image-score``),
+    used where the run leaves them on auto; and its latent size."""
 
     lr: float
     betas: tuple[float, float]
     loss: str = "bce"
     n_critic: int = 1
     z_dim: int = 100
+    normalise_residual: str = "on"
+    image_score: str = "map-max"
 
 
 def dcgan_config(net: Mapping[str, Any], d_norm: str = "batch") -> DCGANConfig:
@@ -152,7 +155,7 @@ class FittedRule(AnomalyMethod):
     returns :func:`no_gradient`). The optimiser is there because the engine holds one per
     phase; it never moves a weight."""
 
-    defaults = Defaults(lr=1e-3, betas=(0.9, 0.999))
+    defaults = Defaults(lr=1e-3, betas=(0.9, 0.999), normalise_residual="off")  # a rule's map is already on its own scale
 
     def optimizers(self) -> dict[str, Optimizer]:
         o = self.config.optim
