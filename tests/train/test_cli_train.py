@@ -156,7 +156,7 @@ def test_bad_time_budget_is_refused(value, capsys):
 
 
 @pytest.mark.parametrize("task, model", [("synth", "dcgan"), ("enhance", "dncnn"), ("segment", "unet"), ("classify", "resnet18"),
-                                         ("anomaly", "dcgan")])
+                                         ("anomaly", "pix2pix")])
 def test_the_model_is_auto_by_task_and_a_wrong_one_is_refused(task, model, capsys):
     assert main(["train", task, "--data", "brain-mri", "--dry-run"]) == 0
     assert json.loads(capsys.readouterr().out)["model"]["name"] == model

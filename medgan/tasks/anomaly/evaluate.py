@@ -217,7 +217,7 @@ def lesion_set(source: str, normals, seed: int, kinds: str = "mix") -> tuple[np.
 
 def draw_heatmaps(path: Path, model, normals: np.ndarray, normal_scores: np.ndarray, lesions: np.ndarray, masks: np.ndarray,
                   lesion_scores: np.ndarray, k: int = 3) -> None:
-    """Rows of image | reconstruction | heat map (fixed scale) | truth: the ``k`` highest- and
+    """Rows of image | reconstruction (restored) | heat map (fixed scale) | truth: the ``k`` highest- and
     ``k`` lowest-scoring images with lesions, then the 2 highest-scoring normals (the false
     alarms, if any); the caption gives the score and, when calibrated, the p-value."""
     from medgan.report.grid import save_grid
@@ -229,6 +229,7 @@ def draw_heatmaps(path: Path, model, normals: np.ndarray, normal_scores: np.ndar
     calibration = model.calibration.get("image")
     sigma = float(model.info["anomaly"].get("map_sigma", 0.0))
     tiles, captions, outlines = [], [], []
+    redrawn = "restored" if model.method == "restore" else "reconstruction"
     for kind, i in picks:
         image = (lesions if kind == "lesion" else normals)[i]
         score = (lesion_scores if kind == "lesion" else normal_scores)[i]
@@ -240,7 +241,7 @@ def draw_heatmaps(path: Path, model, normals: np.ndarray, normal_scores: np.ndar
         tiles.append(heat_overlay(model, np.stack([image, back, image, image]), np.stack([blank, blank, m[0].numpy(), blank])))
         outlines += [np.zeros(image.shape, np.uint8)] * 3 + [truth.astype(np.uint8)]
         p = f" p={calibration.p_values(score)[0]:.2f}" if calibration is not None else ""
-        captions += [f"{kind} {score:.3g}{p}", "reconstruction", "map", "truth"]
+        captions += [f"{kind} {score:.3g}{p}", redrawn, "z-scored map" if model.normalisation is not None else "map", "truth"]
     scale = max(1, -(-128 // max(lesions.shape[-2:])))
     save_grid(path, np.concatenate(tiles), value_range=(0, 255), ncol=4, masks=np.stack(outlines), captions=captions, scale=scale,
               overwrite=True)

@@ -68,6 +68,8 @@ class AnomalyTask(Task):
             a.normalise_residual = d.normalise_residual
         if a.image_score == "auto":
             a.image_score = d.image_score
+        if config.loop.steps is None and not config.loop.time_budget and d.steps:
+            config.loop.steps = d.steps  # what the method was measured at (a budget plans its own)
         method.resolve(config)
         if config.loop.augment == "auto":
             config.loop.augment = ""

@@ -27,8 +27,9 @@ __all__ = ["AnomalyMethod", "Defaults", "FittedRule", "dcgan_config", "features"
 @dataclass(frozen=True)
 class Defaults:
     """A method's Adam learning rate and betas, adversarial loss and critic updates per step,
-    and how its maps and images are scored (``--normalise-residual``, ``--image-score``),
-    used where the run leaves them on auto; and its latent size."""
+    how its maps and images are scored (``--normalise-residual``, ``--image-score``) and its
+    training steps (``None``: the engine's 4000), used where the run leaves them on auto; and
+    its latent size."""
 
     lr: float
     betas: tuple[float, float]
@@ -37,6 +38,7 @@ class Defaults:
     z_dim: int = 100
     normalise_residual: str = "on"
     image_score: str = "map-max"
+    steps: int | None = None
 
 
 def dcgan_config(net: Mapping[str, Any], d_norm: str = "batch") -> DCGANConfig:
