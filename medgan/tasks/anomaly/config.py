@@ -29,7 +29,7 @@ class AnomalyConfig:
             its residual z-scored, the one method that beats the intensity rule on image
             AUROC and pixel AUPRC on both cases of ``benchmarks/anomaly_vs_baselines.py``
             (phantoms and the real brain slices); ``"ae"`` (a DCGAN-shaped autoencoder on L1:
-            better on phantoms, at chance on the brain slices, at a fifth of the time);
+            better on phantoms, at chance on the brain slices, at a twentieth of the training time);
             ``"fanogan"`` (Schlegl et al. 2019: a WGAN-GP on normal images, then an encoder
             trained with G and the critic frozen, izi_f); ``"ganomaly"`` (Akcay et al. 2018:
             encoder-decoder-encoder generator against a discriminator, latent distance as the

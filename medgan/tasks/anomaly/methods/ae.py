@@ -30,7 +30,7 @@ class Autoencoder(AnomalyMethod):
     @classmethod
     def line(cls) -> str:
         return ("a plain autoencoder on L1, its residual z-scored: the best on phantoms in benchmarks/anomaly_vs_baselines.py "
-                "(image AUROC 0.83, pixel AUPRC 0.35 against the intensity rule's 0.77 and 0.18) at a fifth of the restorer's "
+                "(image AUROC 0.83, pixel AUPRC 0.35 against the intensity rule's 0.77 and 0.18) at a twentieth of the restorer's "
                 "time, but at chance on the real brain slices (0.51), where the restorer (the default) reaches 0.59")
 
     @classmethod

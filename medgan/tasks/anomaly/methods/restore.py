@@ -97,8 +97,8 @@ class Restorer(AnomalyMethod):
         # Figures: benchmarks/anomaly_vs_baselines.py, 600 steps, 3 seeds, --normalise-residual on, map-max (README).
         return ("restore: a U-Net trained to remove coarse noise from normal images (Kascenas et al. 2022), its residual "
                 "z-scored: the one method that beats the intensity rule on both cases measured, clearly on the real brain "
-                "slices (image AUROC 0.59 vs 0.50, pixel AUPRC 0.05 vs 0.01), narrowly on phantoms (0.78 vs 0.77; 0.30 vs "
-                "0.18), where --method ae does better at a fifth of the time; no method sees a mass effect")
+                "slices (image AUROC 0.59 vs 0.50, pixel AUPRC 0.04 vs 0.01), narrowly on phantoms (0.78 vs 0.77; 0.30 vs "
+                "0.18), where --method ae does better at a twentieth of the training time; no method sees a mass effect")
 
     @classmethod
     def resolve(cls, config) -> None:
