@@ -101,8 +101,9 @@ def check_settings(values: dict[str, Any], task: str, options_class: type | None
         for key, value in node.items():
             yield from walk(value, f"{prefix}{key}.") if isinstance(value, dict) else [prefix + key]
 
+    derived = getattr(options_class, "derived", ())  # what the task's resolution writes itself (a saved config holds it)
     for path in walk(values, ""):
-        if not path.startswith(TASK_SETTINGS) or path in declared or path == "model.name":  # resolve checks the model
+        if not path.startswith(TASK_SETTINGS) or path in declared or path in derived or path == "model.name":  # resolve checks the model
             continue
         # A network's own fields that a task resolves (in_channels, d_layers, ...) are not
         # flags: the network's config checks them. The class count comes from the data.

@@ -150,3 +150,23 @@ def test_a_briefly_trained_restorer_peaks_on_a_planted_lesion(tmp_path):
         assert main(argv) == 0
     model = load_model(run)
     assert hits_at_peak(model) >= 7
+
+
+def test_a_saved_restore_config_reads_back_and_a_changed_depth_is_refused(tmp_path, capsys):
+    """config.json of a restorer holds its U-Net depth and critic layers (they follow the image
+    size): the file reads back as --config; a depth that does not follow the size is refused."""
+    import json
+
+    from medgan.cli import main
+
+    argv = ["train", "anomaly", "--data", "phantom", "--n-images", "16", "--size", "32", "--holdout", "0.5"]
+    assert main([*argv, "--dry-run"]) == 0
+    saved = json.loads(capsys.readouterr().out)
+    assert (saved["model"]["net"]["depth"], saved["model"]["net"]["d_layers"]) == (2, 2)
+    (tmp_path / "run.json").write_text(json.dumps(saved))
+    assert main(["train", "anomaly", "--config", str(tmp_path / "run.json"), "--dry-run"]) == 0
+    assert json.loads(capsys.readouterr().out) == saved
+    saved["model"]["net"]["depth"] = 4
+    (tmp_path / "run.json").write_text(json.dumps(saved))
+    assert main(["train", "anomaly", "--config", str(tmp_path / "run.json"), "--dry-run"]) == 2
+    assert "model.net.depth 4: the restorer's depth follows the image size (2 at 32 px)" in capsys.readouterr().err

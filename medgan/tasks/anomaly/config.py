@@ -69,6 +69,9 @@ class AnomalyConfig:
 
     #: the option that picks one of the task's methods (a class each, medgan.tasks.anomaly.methods)
     method_field: ClassVar[str] = "method"
+    #: network fields a method's resolution derives from the data (the restorer's U-Net depth and
+    #: critic layers follow the image size): not flags, but a saved config.json holds them
+    derived: ClassVar[tuple[str, ...]] = ("model.net.depth", "model.net.d_layers")
     #: the run-wide settings an anomaly run reads (see medgan.train.config.TASK_SETTINGS)
     settings: ClassVar[dict[str, str]] = {
         **GAN_SETTINGS, "loss.name": "adversarial loss of GANomaly (default bce); f-AnoGAN's is wgan-gp",

@@ -115,8 +115,12 @@ class Restorer(AnomalyMethod):
         if config.task_config.noise_grid > size:
             raise MedganError(f"--noise-grid {config.task_config.noise_grid} is finer than the {size}-pixel images", hint="e.g. --noise-grid 8")
         net = config.model.net
-        net.update(image_size=size, channels=dataset.channels, width=int(net.get("width", 32)), depth=depth,
-                   d_layers=3 if size > 64 else 2)  # a critic's patch of 70 or 34 pixels
+        d_layers = 3 if size > 64 else 2  # a critic's patch of 70 or 34 pixels
+        for key, value in (("depth", depth), ("d_layers", d_layers)):
+            if key in net and int(net[key]) != value:  # a saved config.json holds them; they follow the size, never set
+                raise MedganError(f"model.net.{key} {net[key]}: the restorer's {key} follows the image size ({value} at {size} px)",
+                                  hint=f"remove model.net.{key} from the config file")
+        net.update(image_size=size, channels=dataset.channels, width=int(net.get("width", 32)), depth=depth, d_layers=d_layers)
 
     @classmethod
     def unet_config(cls, net) -> UNetConfig:
