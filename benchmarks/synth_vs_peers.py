@@ -61,12 +61,14 @@ def cpu_model() -> str:
 # ----------------------------------------------------------------------------- contenders
 
 
-def train_medgan(budget: float, n: int, seed: int, work: Path, model: str = "auto", size: int = 64) -> tuple[np.ndarray, dict]:
-    """``TrainConfig()`` (the main job's defaults) with ``--model model`` at ``size`` px, for ``budget`` seconds."""
-    config = TrainConfig(loop=LoopConfig(steps=10**7, seed=seed, time_budget=budget))
+def train_medgan(budget: float, n: int, seed: int, work: Path, model: str = "auto", size: int = 64,
+                 amp: bool | None = None) -> tuple[np.ndarray, dict]:
+    """``TrainConfig()`` (the main job's defaults) with ``--model model`` at ``size`` px, for ``budget`` seconds;
+    ``amp`` True/False forces bf16 autocast on or off (``None``: the task's default on this machine)."""
+    config = TrainConfig(loop=LoopConfig(steps=10**7, seed=seed, time_budget=budget, amp=amp))
     config.model.name = model
     config.data.options.size = size
-    run = work / f"medgan-{model}"
+    run = work / f"medgan-{model}-{amp}"
     trainer = Trainer(config, run, progress=False)
     started = time.perf_counter()
     trainer.fit()
@@ -227,12 +229,18 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=500, help="images drawn per contender for the metrics (default 500)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--contenders", default="medgan,monai,dcgan",
-                        help="of medgan (its default DCGAN), fastgan (medgan's defaults with --model fastgan), monai, dcgan")
+                        help="of medgan (its default DCGAN), fastgan (medgan's defaults with --model fastgan), monai, dcgan; "
+                             "medgan and fastgan also as NAME+amp (bf16 autocast on CPU) and NAME-amp (fp32)")
     parser.add_argument("--size", type=int, default=64, help="image size; MONAI's and the plain DCGAN's networks make 64 px only")
     parser.add_argument("--out", default="docs/synth-vs-peers.png", help="the side-by-side picture")
     args = parser.parse_args()
 
-    if args.size != 64 and set(args.contenders.split(",")) & {"monai", "dcgan"}:
+    contenders = args.contenders.split(",")
+    unknown = [c for c in contenders if c.removesuffix("+amp").removesuffix("-amp") not in ("medgan", "fastgan", "monai", "dcgan")
+               or (c[-4:] in ("+amp", "-amp") and c[:-4] not in ("medgan", "fastgan"))]
+    if unknown:
+        parser.error(f"unknown contender(s) {', '.join(unknown)}: see --help")
+    if args.size != 64 and set(contenders) & {"monai", "dcgan"}:
         parser.error("MONAI's tutorial networks and the plain DCGAN make 64 px images: use --contenders medgan,fastgan")
     data = DataConfig()
     data.options.size = args.size
@@ -249,21 +257,25 @@ def main() -> None:
     samples = {"real (training slices)": train[np.random.default_rng(0).permutation(len(train))]}
     names = {"medgan": "medgan default", "fastgan": "medgan --model fastgan", "monai": "MONAI GAN tutorial", "dcgan": "plain DCGAN"}
     with tempfile.TemporaryDirectory() as tmp:
-        for name in args.contenders.split(","):
-            if name in ("medgan", "fastgan"):
-                fake, info = train_medgan(args.budget, args.n, args.seed, Path(tmp), "auto" if name == "medgan" else name, args.size)
+        for name in contenders:
+            base, amp = name, None
+            if name[-4:] in ("+amp", "-amp"):
+                base, amp = name[:-4], name[-4] == "+"
+            if base in ("medgan", "fastgan"):
+                fake, info = train_medgan(args.budget, args.n, args.seed, Path(tmp), "auto" if base == "medgan" else base, args.size, amp)
+                info["amp"] = info["config"]["loop"]["amp"]
             elif name == "monai":
                 fake, info = train_monai(train_t, args.budget, args.n, args.seed)
             else:
                 fake, info = train_dcgan(train_t, args.budget, args.n, args.seed)
             result["contenders"][name] = {**info, "images_seen": info["steps"] * info["batch"], **score(train, holdout, fake, args.seed)}
-            samples[names[name]] = fake
+            samples[names[base] + {None: "", True: " (bf16)", False: " (fp32)"}[amp]] = fake
     kid = {k: v["vs_train"]["kid_mean"] for k, v in result["contenders"].items()}
     if "medgan" in kid:
         result["ratios"] = {f"kid_medgan_over_{k}": kid["medgan"] / v for k, v in kid.items() if k != "medgan"}
         result["ratios"]["kid_medgan_over_floor"] = kid["medgan"] / result["floor_holdout_vs_train"]["kid_mean"]
-    if "fastgan" in kid:
-        result["ratios"]["kid_fastgan_over_floor"] = kid["fastgan"] / result["floor_holdout_vs_train"]["kid_mean"]
+    for name in kid:
+        result.setdefault("ratios", {})[f"kid_{name}_over_floor"] = kid[name] / result["floor_holdout_vs_train"]["kid_mean"]
     side_by_side(samples, Path(args.out))
     result["picture"] = args.out
     print(json.dumps(result, indent=2))
