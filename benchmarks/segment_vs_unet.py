@@ -9,7 +9,15 @@ Methods, one after another on the same data:
 - ``unet``: ``medgan train segment --adversarial off`` (the default, same steps as the others; with
   ``--budget`` the task's defaults, width included, for a planned ``--time-budget``);
 - ``critic``: the same U-Net against a critic, labelled images only;
-- ``semi``: the critic and the remaining training slices as unlabelled images (Hung et al. 2018).
+- ``semi``: the critic and the remaining training slices as unlabelled images (Hung et al. 2018);
+- ``teacher``: the U-Net with a mean teacher on the remaining training slices (``--mean-teacher 0.1``,
+  Tarvainen & Valpola 2017; no adversary); scored as the segmentor and, as ``teacher-ema``, as
+  the teacher it exports beside it;
+- ``elastic``: the U-Net with an elastic deformation added to its classical augmentation.
+
+With ``--budget`` every medgan method trains for the same planned ``--time-budget`` with the
+task's defaults and its own options (equal seconds), and MONAI alone for the seconds the plain
+U-Net took.
 
 Cases: ``brain`` (the embedded brain slices' background / grey / white masks; train on one
 head, test on the other), ``phantom`` (CT head phantoms with lesions through a brain window,
@@ -51,7 +59,10 @@ CASES = {
     # one scan's axial slices as PNG images + masks (written by `scan_folder`), no hold-out
     "volume": {"source": None, "options": {"size": 64}, "holdout": 0.0, "one_scan": True},
 }
-METHODS = ("monai", "unet", "critic", "semi")
+METHODS = ("monai", "unet", "critic", "semi", "teacher", "elastic")
+#: each method's segment options over the task's defaults (``--budget`` runs)
+METHOD_OPTIONS = {"unet": {}, "critic": {"adversarial": "on", "semi_adv_weight": 0.0, "semi_weight": 0.0},
+                  "semi": {"adversarial": "on"}, "teacher": {"mean_teacher": 0.1}, "elastic": {"augmentation": "elastic"}}
 
 
 def scan_folder(root: Path) -> str:
@@ -103,14 +114,16 @@ def medgan_run(case: dict, method: str, labelled: int, seed: int, steps: int, ba
               # the settings of the README's 300-step table (the defaults then): mirroring alone, a cosine schedule
               "optim": {"decay": "cosine"},
               "segment": {"adversarial": "off" if method == "unet" else "on", "labelled": labelled, "augmentation": "mirror"}}
-    if budget:  # what a user runs: the task's defaults, and the budget planned into steps
+    if budget:  # what a user runs: the task's defaults with the method's options, and the budget planned into steps
         values["model"] = {"name": "unet"}
         values["loop"] = {"time_budget": budget, "batch_size": batch, "seed": seed}
         values["optim"] = {}
-        values["segment"] = {"adversarial": "off", "labelled": labelled}
-        for key, value in (unet_overrides or {}).items():  # e.g. optim.decay=none: a candidate default
+        values["segment"] = {"labelled": labelled, **METHOD_OPTIONS[method]}
+        for key, value in (unet_overrides or {}).items():  # e.g. optim.decay=none: a candidate default, for every method
             section, name = key.split(".")
             values.setdefault(section, {})[name] = value
+    elif method in ("teacher", "elastic"):
+        values["segment"].update({"adversarial": "off", **METHOD_OPTIONS[method]})
     if method != "unet":
         values["segment"].update(overrides or {})
     if method == "critic":
@@ -172,7 +185,7 @@ def main() -> None:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=JSON",
                         help="a segment option for the critic and semi-supervised runs, e.g. critic_maps='\"soft\"'")
     parser.add_argument("--unet-set", action="append", default=[], metavar="SECTION.KEY=JSON",
-                        help="with --budget, a config value of the plain U-Net's run, e.g. optim.decay='\"none\"'")
+                        help="with --budget, a config value of every method's run, e.g. optim.decay='\"none\"'")
     args = parser.parse_args()
     overrides = {key: json.loads(value) for key, value in (item.split("=", 1) for item in args.set)}
     unet_overrides = {key: json.loads(value) for key, value in (item.split("=", 1) for item in args.unet_set)}
@@ -202,11 +215,11 @@ def main() -> None:
                 batch = min(args.batch_size, len(chosen))  # a batch cannot hold more labelled slices than there are
                 for seed in [int(v) for v in args.seeds.split(",")]:
                     unet_seconds, model_info = None, None
-                    for method in [m for m in ("unet", "critic", "semi") if m in methods or (m == "unet" and "monai" in methods)]:
-                        if method == "semi" and len(chosen) == len(train):
+                    for method in [m for m in METHODS[1:] if m in methods or (m == "unet" and "monai" in methods)]:
+                        if method in ("semi", "teacher") and len(chosen) == len(train):
                             continue  # all labelled: nothing left to be unlabelled
                         run, seconds = medgan_run(run_case, method, run_labelled, seed, args.steps, batch, root / f"{case_name}-{labelled}-{seed}-{method}",
-                                                  overrides, args.budget if method == "unet" else 0.0, unet_overrides)
+                                                  overrides, args.budget, unet_overrides)
                         model = load_model(run)
                         if method == "unet":
                             unet_seconds, model_info = seconds, model
@@ -216,6 +229,9 @@ def main() -> None:
                                          "steps": config["loop"]["steps"], "batch": batch, "width": config["model"]["net"]["width"],
                                          **score(model, eval_set)})
                             print(json.dumps(runs[-1]), flush=True)
+                            if method == "teacher":  # the exported teacher, scored beside its student
+                                runs.append({**runs[-1], "method": "teacher-ema", **score(load_model(run / "teacher"), eval_set)})
+                                print(json.dumps(runs[-1]), flush=True)
                     if "monai" in methods:
                         m = model_info
                         net = monai_run(train, chosen, m.label_values, unet_seconds, batch, seed, m.intensity.low, m.intensity.high)

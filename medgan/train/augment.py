@@ -78,15 +78,19 @@ _OPS = {"color": _color, "translation": _translation, "cutout": _cutout}
 
 def classical_augment(x: torch.Tensor, flip: bool = True, degrees: float = 10.0, scale: float = 0.1,
                       shift: float = 0.05, intensity: float = 0.1, masks: torch.Tensor | None = None,
-                      generator: torch.Generator | None = None) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+                      generator: torch.Generator | None = None,
+                      elastic: float = 0.0) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """The usual training augmentation of a classifier or a segmentor, on a whole batch at once.
 
     Per image: a left-right flip with probability 1/2, a random affine (rotation up to
     ``degrees``, zoom by up to ``scale``, shift by up to ``shift`` of the side; bilinear,
-    the border filled with the image's minimum, i.e. background), then brightness and
-    contrast changes of up to ``intensity`` (of the [-1, 1] range and relative). Label maps
-    given as ``masks`` follow the same flip and affine (nearest neighbour, class 0 outside).
-    Batched on the images' device (MONAI's ``RandAffine`` works image by image in Python).
+    the border filled with the image's minimum, i.e. background), optionally an elastic
+    deformation (``elastic``: a smooth random displacement of up to that share of the side,
+    cubic between a 5x5 grid of control points, as nnU-Net's and MONAI's ``Rand2DElastic``),
+    then brightness and contrast changes of up to ``intensity`` (of the [-1, 1] range and
+    relative). Label maps given as ``masks`` follow the same flip, affine and deformation
+    (nearest neighbour, class 0 outside). Batched on the images' device (MONAI's
+    ``RandAffine`` and ``Rand2DElastic`` work image by image in Python).
 
     Args:
         x: ``(B, C, H, W)`` in [-1, 1].
@@ -113,7 +117,9 @@ def classical_augment(x: torch.Tensor, flip: bool = True, degrees: float = 10.0,
     zoom = 1 + uniform(b) * scale
     cos, sin = torch.cos(angle) / zoom, torch.sin(angle) / zoom
     theta = torch.stack([torch.stack([cos, -sin, uniform(b) * 2 * shift], 1), torch.stack([sin, cos, uniform(b) * 2 * shift], 1)], 1)  # (B, 2, 3)
-    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)  # (B, H, W, 2) in [-1, 1]
+    if elastic > 0:
+        grid = grid + elastic_field(uniform(b, 2, 5, 5) * 2 * elastic, x.shape[-2:])
     floor = x.amin(dim=(1, 2, 3), keepdim=True)
     x = F.grid_sample(x - floor, grid, mode="bilinear", padding_mode="zeros", align_corners=False) + floor
     mean = x.mean(dim=(1, 2, 3), keepdim=True)
@@ -122,3 +128,9 @@ def classical_augment(x: torch.Tensor, flip: bool = True, degrees: float = 10.0,
         return x
     moved = F.grid_sample(masks[:, None].to(grid.dtype), grid, mode="nearest", padding_mode="zeros", align_corners=False)
     return x, moved[:, 0].round().to(masks.dtype)  # (B, H, W)
+
+
+def elastic_field(control: torch.Tensor, size) -> torch.Tensor:
+    """A smooth displacement field ``(B, H, W, 2)`` (in ``grid_sample``'s [-1, 1] units) from
+    displacements ``(B, 2, h, w)`` at a coarse grid of control points, cubic in between."""
+    return F.interpolate(control, size=tuple(size), mode="bicubic", align_corners=True).permute(0, 2, 3, 1)

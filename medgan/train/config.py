@@ -131,7 +131,7 @@ class LossConfig:
     gp_weight: float = option(10.0, "WGAN-GP penalty weight")
 
 
-LR_DECAYS = ("auto", "none", "linear", "cosine")
+LR_DECAYS = ("auto", "none", "linear", "cosine", "late-cosine")
 
 
 @dataclass
@@ -147,8 +147,9 @@ class OptimConfig:
             for enhancement).
         decay: learning-rate schedule over each phase of the run, the same for every
             optimiser: ``"none"``, ``"linear"`` (pix2pix: constant for the first half, then
-            linearly to 0), ``"cosine"`` (half a cosine from the base rate to 0) or
-            ``"auto"`` (the task's: ``linear`` for enhancement, where the regression term
+            linearly to 0), ``"cosine"`` (half a cosine from the base rate to 0),
+            ``"late-cosine"`` (constant for the first half, then half a cosine to 0: the
+            constant rate's fast start, and an annealed end) or ``"auto"`` (the task's: ``linear`` for enhancement, where the regression term
             otherwise ends on a loss spike as often as not, ``none`` for synthesis).
     """
 
@@ -157,7 +158,8 @@ class OptimConfig:
     beta1: float | None = option(None, "Adam beta1 (default: by task and recipe)", parse=float, metavar="B1")
     beta2: float | None = option(None, "Adam beta2 (default: by task and recipe)", parse=float, metavar="B2")
     n_critic: int | None = option(None, "D steps per G step (default: by task, 1; f-AnoGAN's WGAN-GP 5)", parse=int, metavar="N")
-    decay: str = option("auto", "learning-rate schedule: auto (by task), none, linear (pix2pix: 2nd half to 0) or cosine",
+    decay: str = option("auto", "learning-rate schedule: auto (by task), none, linear (pix2pix: 2nd half to 0), cosine "
+                                "or late-cosine (constant, then a cosine to 0 over the 2nd half)",
                         flag="--lr-decay", choices=LR_DECAYS)
 
     def __post_init__(self) -> None:
@@ -171,6 +173,8 @@ class OptimConfig:
             return min(1.0, 2.0 * (1.0 - t))
         if self.decay == "cosine":
             return 0.5 * (1.0 + math.cos(math.pi * t))
+        if self.decay == "late-cosine":
+            return 0.5 * (1.0 + math.cos(math.pi * max(0.0, 2.0 * t - 1.0)))
         return 1.0
 
 

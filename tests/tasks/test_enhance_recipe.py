@@ -79,6 +79,9 @@ def test_learning_rate_schedules():
     assert cosine.lr_factor(0, steps) == 1.0 and cosine.lr_factor(50, steps) == pytest.approx(0.5)
     assert cosine.lr_factor(100, steps) == pytest.approx(0.0, abs=1e-12)
     assert OptimConfig().lr_factor(99, steps) == 1.0
+    late = OptimConfig(decay="late-cosine")  # constant through the first half, then a cosine to 0
+    assert [late.lr_factor(s, steps) for s in (0, 25, 50)] == [1.0, 1.0, 1.0]
+    assert late.lr_factor(75, steps) == pytest.approx(0.5) and late.lr_factor(100, steps) == pytest.approx(0.0, abs=1e-12)
     with pytest.raises(MedganError, match="decay"):
         OptimConfig(decay="step")
     # "auto" resolves by task, so the saved config names the schedule that ran

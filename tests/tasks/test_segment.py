@@ -3,6 +3,7 @@ files, a segmentor that learns, the critic and semi-supervised runs end to end, 
 ``medgan segment`` on NIfTI, PNG and DICOM (SEG read back and checked against the label map)."""
 
 import json
+import shutil
 
 import nibabel as nib
 import numpy as np
@@ -16,7 +17,9 @@ from medgan.errors import MedganError
 from medgan.metrics.segmentation import hausdorff95, slice_stack_metrics
 import torch
 
+from medgan.data.training import load_training_data
 from medgan.tasks.segment.model import to_indices
+from medgan.train import TrainConfig
 from medgan.tasks.segment.recipe import critic_map, evenly_chosen, label_classes, parse_class_names
 
 from checks import dry_run_matches_the_saved_config
@@ -456,3 +459,97 @@ def test_evaluate_honours_metrics_through_the_segmentation_family(tmp_path, caps
     assert main(["evaluate", str(run), "--metrics", "dice"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "unknown segmentation metric 'dice'" in err and "overlap, surface, nsd" in err
+
+
+# --------------------------------------------------------------------------- mean teacher, Dice terms
+
+
+def _mean_teacher_argv(images, masks, run, steps, *extra):
+    return ["train", "segment", "--data", str(images), "--masks", str(masks), "--size", "32", "--labelled", "4",
+            "--mean-teacher", "0.1", "--steps", str(steps), "--batch-size", "4", "--width", "8", "--depth", "2",
+            "--holdout", "0", "--run-dir", str(run), "--no-progress", "--checkpoint-every", "2", *extra]
+
+
+def test_the_teacher_is_the_moving_average_of_the_segmentor():
+    from medgan.train.task import Networks
+    from medgan.tasks.segment.recipe import SegmentTask
+
+    config = TrainConfig.from_dict({"task": "segment", "data": {"source": "phantom", "options": {"size": 32, "n": 12, "lesion_fraction": 1.0}},
+                                    "model": {"net": {"width": 8, "depth": 2}}, "loop": {"steps": 100},
+                                    "segment": {"labelled": 4, "mean_teacher": 0.1, "teacher_decay": 0.99}})
+    dataset, _ = load_training_data(config.data)
+    config.resolve(dataset)
+    task = SegmentTask(config, dataset)
+    nets = Networks(task.networks())
+    assert set(nets) == {"segmentor", "teacher"} and task.exported == ("segmentor", "teacher")
+    with torch.no_grad():
+        for p in nets.segmentor.parameters():
+            p.fill_(1.0)
+        for p in nets.teacher.parameters():
+            p.zero_()
+    task.before_step(nets, 10_000)  # past the ramp-up of the decay: teacher <- 0.99 teacher + 0.01 segmentor
+    for p in nets.teacher.parameters():
+        torch.testing.assert_close(p, torch.full_like(p, 0.01))
+    # the consistency weight ramps up as exp(-5 (1 - t)^2) over 40% of the run, then holds
+    assert task.consistency_weight(0) == pytest.approx(0.1 * np.exp(-5))
+    assert task.consistency_weight(20) == pytest.approx(0.1 * np.exp(-5 * 0.25))
+    assert task.consistency_weight(40) == task.consistency_weight(90) == pytest.approx(0.1)
+
+
+def test_a_mean_teacher_run_trains_on_unlabelled_slices_resumes_exactly_and_exports_both(squares, tmp_path):
+    from medgan.tasks import load_model
+    from medgan.train.checkpoint import latest_checkpoint, load_checkpoint
+
+    images, masks = squares
+    whole, part = tmp_path / "whole", tmp_path / "part"
+    assert main(_mean_teacher_argv(images, masks, whole, 4)) == 0
+    shutil.copytree(whole, part)  # the same run, stopped after its checkpoint at step 2
+    (latest_checkpoint(part)).unlink()
+    assert main(["train", "--resume", str(part), "--no-progress"]) == 0
+    a, b = (load_checkpoint(latest_checkpoint(r)) for r in (whole, part))
+    for net in ("segmentor", "teacher"):
+        for k, v in a["networks"][net].items():
+            assert torch.equal(v, b["networks"][net][k]), (net, k)
+    stats = [json.loads(line) for line in (whole / "stats.jsonl").read_text().splitlines()]
+    logged = [s for s in stats if "consistency" in s]
+    assert logged and all(s["consistency"] >= 0 for s in logged)
+    info = json.loads((whole / "segmentor" / "config.json").read_text())
+    assert info["labelled"] == 4 and info["unlabelled"] == 12
+    teacher = load_model(whole / "teacher")
+    student = load_model(whole)
+    x = torch.zeros(1, 1, 32, 32)
+    assert teacher.class_names == student.class_names
+    assert not torch.equal(teacher.segmentor(x), student.segmentor(x))  # two networks, both exported
+
+
+def test_mean_teacher_without_unlabelled_images_is_refused_in_one_line(squares, tmp_path, capsys):
+    images, masks = squares
+    argv = _mean_teacher_argv(images, masks, tmp_path / "r", 1)
+    i = argv.index("--labelled")
+    argv[i : i + 2] = []  # every image labelled
+    assert main(argv) != 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) <= 2 and "unlabelled" in err[0] and "--labelled" in "".join(err) and "Traceback" not in "".join(err)
+    assert main(["train", "segment", "--data", str(images), "--masks", str(masks), "--unlabelled", str(images), "--size", "32",
+                 "--steps", "1", "--run-dir", str(tmp_path / "u")]) != 0
+    assert "--mean-teacher" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("dice", ["foreground", "batch"])
+def test_the_dice_term_can_leave_the_background_out(dice):
+    from monai.losses import DiceCELoss
+
+    config = TrainConfig.from_dict({"task": "segment", "data": {"source": "phantom", "options": {"size": 32, "n": 8, "lesion_fraction": 1.0}},
+                                    "model": {"net": {"width": 8, "depth": 2}}, "segment": {"dice": dice}})
+    dataset, _ = load_training_data(config.data)
+    config.resolve(dataset)
+    from medgan.tasks.segment.recipe import SegmentTask
+
+    loss = SegmentTask(config, dataset).dice_ce
+    assert isinstance(loss, DiceCELoss) and loss.dice.include_background is False and loss.dice.batch is (dice == "batch")
+    # a perfect background with a missed small structure: the foreground-only Dice sees the miss in full
+    y = torch.zeros(2, 1, 16, 16, dtype=torch.long)
+    y[:, :, 4:6, 4:6] = 1
+    logits = torch.stack([torch.full((2, 16, 16), 10.0), torch.full((2, 16, 16), -10.0)], 1)
+    all_terms = DiceCELoss(to_onehot_y=True, softmax=True)(logits, y)
+    assert loss(logits, y) > all_terms + 0.3

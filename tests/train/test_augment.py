@@ -50,3 +50,20 @@ def test_classical_augmentation_moves_a_label_map_with_its_image():
     assert agree > 0.97  # the same flip, rotation, zoom and shift (edges differ: bilinear against nearest)
     x2, y2 = draw()
     assert torch.equal(x, x2) and torch.equal(y, y2)  # a function of the generator: exact resume
+
+
+def test_elastic_deformation_bends_a_label_map_with_its_image_and_zero_strength_changes_nothing():
+    from medgan.train.augment import classical_augment
+
+    masks = torch.zeros(16, 32, 32, dtype=torch.int64)
+    masks[:, 8:24, 6:26] = 1
+    images = masks[:, None].float() * 2 - 1
+    rigid = dict(flip=False, degrees=0, scale=0, shift=0, intensity=0)
+    same_x, same_y = classical_augment(images, masks=masks, elastic=0.0, generator=torch.Generator().manual_seed(1), **rigid)
+    assert torch.equal(same_y, masks) and torch.allclose(same_x, images, atol=1e-5)
+    x, y = classical_augment(images, masks=masks, elastic=0.08, generator=torch.Generator().manual_seed(1), **rigid)
+    moved = (y != masks).float().mean(dim=(1, 2))
+    assert (moved > 0).all() and (moved < 0.25).all()  # every map bent, none torn apart
+    straight = (y[:, 8:24, 6:26] == 1).float().mean()
+    assert straight > 0.6  # a smooth bend keeps most of the square
+    assert ((x[:, 0] > 0).long() == y).float().mean() > 0.97  # image and map bent alike

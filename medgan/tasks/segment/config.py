@@ -9,7 +9,10 @@ from typing import ClassVar
 from medgan.errors import MedganError
 from medgan.options import option
 
-__all__ = ["SegmentConfig"]
+__all__ = ["AUGMENTATIONS", "DICE_TERMS", "SegmentConfig"]
+
+AUGMENTATIONS = ("classical", "elastic", "mirror")
+DICE_TERMS = ("all", "foreground", "batch")
 
 
 @dataclass
@@ -51,7 +54,21 @@ class SegmentConfig:
         flip: mirror each labelled pair left-right with probability 1/2.
         augmentation: ``"classical"``: besides the mirroring, a rotation of up to 10 degrees,
             a zoom of up to 10% and a shift of up to 5% of both image and label map, and a
-            brightness/contrast change of the image; ``"mirror"``: the mirroring alone.
+            brightness/contrast change of the image; ``"elastic"``: the same and a smooth
+            elastic deformation of up to 3% of the side (what nnU-Net and MONAI's segmentation
+            tutorials add); ``"mirror"``: the mirroring alone.
+        dice: the Dice term of the loss: ``"all"`` (MONAI's ``DiceCELoss`` default: per image
+            and class, background included), ``"foreground"`` (background left out: a small
+            structure is not outweighed by the background's near-perfect Dice) or ``"batch"``
+            (foreground classes, overlap pooled over the batch, so an image without the
+            structure does not score an empty prediction 0 or 1 by the smoothing term).
+        mean_teacher: weight of mean teacher's consistency term on unlabelled images
+            (Tarvainen & Valpola 2017; Yu et al. 2019 use 0.1 for few-label segmentation;
+            0: off): the mean squared difference of the class probabilities of the U-Net
+            (the student) and of its exponential moving average (the teacher) on the same
+            unlabelled images under different noise, ramped up as exp(-5 (1 - t)^2).
+        teacher_decay: the teacher's EMA decay per step (ramped up from 0.9 over the first steps).
+        consistency_rampup: share of the run over which the consistency weight ramps up.
     """
 
     #: the run-wide settings a segmentation run reads (see medgan.train.config.TASK_SETTINGS)
@@ -79,8 +96,14 @@ class SegmentConfig:
                               choices=("soft", "hard"))
     feature_weight: float = option(0.0, "weight of SegAN's multi-scale L1 critic-feature loss (0: off)")
     flip: bool = option(True, "do not mirror training images left-right", flag="--no-mirror")
-    augmentation: str = option("classical", "classical (default: mirror, small rotation/zoom/shift, brightness/contrast) "
-                                            "or mirror (left-right alone)", choices=("classical", "mirror"))
+    augmentation: str = option("classical", "classical (default: mirror, small rotation/zoom/shift, brightness/contrast), "
+                                            "elastic (the same and an elastic deformation) or mirror (left-right alone)",
+                               choices=AUGMENTATIONS)
+    dice: str = option("all", "the loss's Dice term: all (per image, background included), foreground (background left out) "
+                              "or batch (foreground, pooled over the batch: small structures)", choices=DICE_TERMS)
+    mean_teacher: float = option(0.0, "weight of mean teacher's consistency on unlabelled images (0: off; Yu et al.: 0.1)")
+    teacher_decay: float = option(0.99, "mean teacher: the teacher's EMA decay per step")
+    consistency_rampup: float = option(0.4, "mean teacher: share of the run over which the consistency weight ramps up")
 
     def __post_init__(self) -> None:
         if self.adversarial not in ("on", "off"):
@@ -90,8 +113,13 @@ class SegmentConfig:
         for name in ("adv_weight", "semi_adv_weight", "semi_weight", "feature_weight"):
             if getattr(self, name) < 0:
                 raise MedganError(f"--{name.replace('_', '-')} {getattr(self, name)} must not be negative")
-        if self.augmentation not in ("classical", "mirror"):
-            raise MedganError(f"--augmentation {self.augmentation!r}", hint="use classical or mirror")
+        if self.augmentation not in AUGMENTATIONS:
+            raise MedganError(f"--augmentation {self.augmentation!r}", hint=f"use one of {', '.join(AUGMENTATIONS)}")
+        if self.dice not in DICE_TERMS:
+            raise MedganError(f"--dice {self.dice!r}", hint=f"use one of {', '.join(DICE_TERMS)}")
+        if self.mean_teacher < 0 or not 0 <= self.teacher_decay < 1 or not 0 <= self.consistency_rampup <= 1:
+            raise MedganError(f"--mean-teacher {self.mean_teacher} must not be negative, --teacher-decay {self.teacher_decay} "
+                              f"must be in [0, 1) and --consistency-rampup {self.consistency_rampup} in [0, 1]")
         if self.critic_maps not in ("soft", "hard"):
             raise MedganError(f"--critic-maps {self.critic_maps!r}", hint="use soft or hard")
         if not 0 <= self.semi_threshold < 1 or not 0 <= self.semi_start <= 1:
@@ -100,3 +128,7 @@ class SegmentConfig:
     @property
     def uses_critic(self) -> bool:
         return self.adversarial == "on"
+
+    @property
+    def uses_teacher(self) -> bool:
+        return self.mean_teacher > 0

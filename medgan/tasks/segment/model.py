@@ -56,9 +56,11 @@ def build_segmentor(info: dict[str, Any]) -> nn.Module:
 
 def from_exported(exported: dict[str, tuple[nn.Module, dict[str, Any]]]) -> SegmentationModel:
     """The record of a run's loaded networks (``name -> (module, config.json)``)."""
-    if "segmentor" not in exported:
+    # a run's segmentor; a mean-teacher run's teacher when given its folder alone (RUN/teacher)
+    name = "segmentor" if "segmentor" in exported else "teacher"
+    if name not in exported:
         raise MedganError("the run exported no segmentor", hint="give the run folder of medgan train segment")
-    net, info = exported["segmentor"]
+    net, info = exported[name]
     names, values = info.get("class_names"), info.get("label_values")
     if not isinstance(names, list) or not isinstance(values, list) or len(names) != len(values):
         raise MedganError("the model's config.json lacks matching class_names and label_values", hint="re-export it with a current medgan")

@@ -21,6 +21,14 @@ With ``--adversarial off`` only the segmentor is built and trained, on Dice + CE
 network, data and steps, half the forward passes of the semi-supervised run (no unlabelled
 batch) and no critic (about a third of the adversarial step's cost).
 
+**Mean teacher** (``--mean-teacher W``; Tarvainen & Valpola 2017, as Yu et al. 2019 use it
+for few-label segmentation), semi-supervised without an adversary: a ``teacher`` network,
+the exponential moving average of the segmentor (updated before every step, so resume stays
+exact; no optimiser trains it), sees an unlabelled batch under one draw of noise, the
+segmentor under another, and the segmentor adds W x ramp(t) x the mean squared difference
+of their class probabilities. Both networks are exported (``RUN/segmentor``, ``RUN/teacher``);
+inference uses the segmentor.
+
 Label values: masks may use any integers (0/255 PNG masks, atlas label numbers); the run's
 classes are the values named in ``--class-names`` or, without it, those found in the
 training masks, and the network predicts their index (``label_values[k]`` is class ``k``'s
@@ -30,6 +38,7 @@ value, written back into label maps at inference). 0 is the background.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, fields, replace
 from pathlib import Path
 from typing import Any
@@ -47,6 +56,7 @@ from medgan.nets.patchgan import PatchGANConfig, PatchGANDiscriminator
 from medgan.nets.segmentor import SegmentorConfig, UNetSegmentor
 from medgan.report.grid import MASK_COLOURS
 from medgan.train.augment import classical_augment
+from medgan.train.ema import update_ema
 from medgan.tasks.segment.model import MODEL, SegmentationModel, build_segmentor, from_exported, to_indices
 from medgan.train.task import Networks, Optimizer, Phase, Task, Update
 
@@ -161,9 +171,10 @@ class SegmentTask(Task):
             config.loop.augment = ""
         if config.loop.augment:
             raise MedganError("--augment (DiffAugment) is for GANs that make images", hint="leave it out for segmentation")
-        if config.task_config.unlabelled and config.task_config.adversarial == "off":
-            raise MedganError("--unlabelled images train the U-Net through the critic, which is off by default",
-                              path=config.task_config.unlabelled, hint="add --adversarial on (measured: no gain so far; see the README)")
+        s = config.task_config
+        if s.unlabelled and not (s.uses_critic or s.uses_teacher):
+            raise MedganError("--unlabelled images train the U-Net through the critic or a mean teacher, both off by default",
+                              path=s.unlabelled, hint="add --mean-teacher 0.1 or --adversarial on")
         # The networks' full configs, so config.json names every field: the U-Net's classes are
         # the run's label values (cls.classes), its sides must be multiples of 2^depth.
         net = config.model.net
@@ -192,6 +203,8 @@ class SegmentTask(Task):
     def method_line(cls, config) -> str:
         if config.task_config.adversarial == "on":
             return "a U-Net against a critic (--adversarial on; measured: no Dice gain at 2.5-2.9x the step cost)"
+        if config.task_config.uses_teacher:
+            return "a U-Net with a mean teacher on the unlabelled images (--mean-teacher; not yet measured against the U-Net alone)"
         if config.task_config.augmentation == "classical" and config.optim.decay == "none":
             return ("a U-Net on Dice + cross-entropy with classical augmentation at a constant rate: the best per CPU-second "
                     "in benchmarks/segment_vs_unet.py (at 10 minutes, lesion Dice 0.85 against MONAI's tutorial loop's 0.75 on "
@@ -221,13 +234,19 @@ class SegmentTask(Task):
         self.uses_critic = s.uses_critic
         self.hard = s.critic_maps == "hard"
         self.semi = self.uses_critic and bool(unlabelled) and (s.semi_adv_weight > 0 or s.semi_weight > 0)
-        images = np.concatenate(unlabelled) if self.semi else data.images[:0]
+        self.uses_teacher = s.uses_teacher
+        if self.uses_teacher and not unlabelled:
+            raise MedganError("a mean teacher learns from unlabelled images, and every training image is labelled", path=where,
+                              hint="keep fewer labels (--labelled N), give --unlabelled SOURCE, or leave out --mean-teacher")
+        if self.uses_teacher:
+            self.exported = ("segmentor", "teacher")
+        images = np.concatenate(unlabelled) if (self.semi or self.uses_teacher) else data.images[:0]
         x = dataset.intensity.forward(images.astype(np.float32))
         self.unlabelled = torch.from_numpy(x[:, None] if x.ndim == 3 else x)  # (M, C, H, W) in [-1, 1]
         self.n_unlabelled = len(self.unlabelled)
-        if len(rest) and not self.uses_critic:
-            warn(f"{len(rest)} training images without masks are not used: only the critic learns from unlabelled images",
-                 path=where, hint="add --adversarial on to train through them (measured: no gain so far; see the README)")
+        if len(rest) and not (self.uses_critic or self.uses_teacher):
+            warn(f"{len(rest)} training images without masks are not used: only a mean teacher or the critic learns from them",
+                 path=where, hint="add --mean-teacher 0.1 (or --adversarial on) to train through them")
 
         net = config.model.net
         self.net_config = SegmentorConfig(**{f.name: net[f.name] for f in fields(SegmentorConfig)})
@@ -236,7 +255,9 @@ class SegmentTask(Task):
         self.d_loss, self.g_loss = losses.ADVERSARIAL[config.loss.name]
         from monai.losses import DiceCELoss
 
-        self.dice_ce = DiceCELoss(to_onehot_y=True, softmax=True)
+        # MONAI's DiceCELoss as a MONAI user writes it ("all"), or with the Dice term over the
+        # foreground classes only, per image or pooled over the batch (small structures)
+        self.dice_ce = DiceCELoss(to_onehot_y=True, softmax=True, include_background=s.dice == "all", batch=s.dice == "batch")
         self._step = 0
 
     @staticmethod
@@ -257,6 +278,8 @@ class SegmentTask(Task):
 
     def networks(self) -> dict[str, nn.Module]:
         nets: dict[str, nn.Module] = {"segmentor": UNetSegmentor(self.net_config)}
+        if self.uses_teacher:
+            nets["teacher"] = UNetSegmentor(self.net_config)  # no optimiser: before_step averages the segmentor into it
         if self.uses_critic:
             nets["critic"] = PatchGANDiscriminator(self.critic_config)
         return nets
@@ -276,13 +299,24 @@ class SegmentTask(Task):
 
     def before_step(self, nets: Networks, step: int) -> None:
         self._step = step
+        if self.uses_teacher:  # the teacher after step - 1 is the average of the segmentor up to it
+            update_ema(nets.teacher, nets.segmentor, self.config.task_config.teacher_decay, step)
+
+    def consistency_weight(self, step: int) -> float:
+        """The mean teacher's weight at ``step``: ``W exp(-5 (1 - t)^2)``, ``t`` the share of
+        the ramp-up done (Laine & Aila 2017, as Tarvainen & Valpola)."""
+        s = self.config.task_config
+        ramp = s.consistency_rampup * self.config.loop.steps
+        t = 1.0 if ramp <= 0 else min(1.0, step / ramp)
+        return s.mean_teacher * math.exp(-5.0 * (1.0 - t) ** 2)
 
     # ---- batches
 
-    def _generator(self, batch: dict[str, torch.Tensor]) -> torch.Generator:
+    def _generator(self, batch: dict[str, torch.Tensor], stream: int = 0) -> torch.Generator:
         """Drawn from the batch number: the critic and segmentor updates of a step see the
-        same flips and unlabelled images, and a resumed run the same ones."""
-        return torch.Generator().manual_seed(self.config.loop.seed * 1_000_003 + int(batch["number"]))
+        same flips and unlabelled images, and a resumed run the same ones (``stream``: another
+        sequence for the same batch, e.g. the mean teacher's noise)."""
+        return torch.Generator().manual_seed(self.config.loop.seed * 1_000_003 + int(batch["number"]) + stream * 7_919)
 
     def _augment(self, g: torch.Generator, x: torch.Tensor, y: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Images ``(B, C, H, W)`` and their class maps ``(B, H, W)`` (or ``None``) under the
@@ -290,8 +324,8 @@ class SegmentTask(Task):
         ``--no-mirror``) and, for ``classical``, a small rotation, zoom and shift of both and a
         brightness/contrast change of the image (:func:`medgan.train.augment.classical_augment`)."""
         s = self.config.task_config
-        if s.augmentation == "classical":
-            out = classical_augment(x, flip=s.flip, masks=y, generator=g)
+        if s.augmentation in ("classical", "elastic"):
+            out = classical_augment(x, flip=s.flip, masks=y, generator=g, elastic=0.03 if s.augmentation == "elastic" else 0.0)
             return out if y is not None else (out, None)
         if not s.flip:
             return x, y
@@ -304,7 +338,7 @@ class SegmentTask(Task):
         g = self._generator(batch)
         x, y = self._augment(g, batch["image"], batch["mask"])
         xu = None
-        if self.semi:
+        if self.semi or self.uses_teacher:
             pick = torch.randint(self.n_unlabelled, (len(x),), generator=g)
             xu, _ = self._augment(g, self.unlabelled[pick].to(x.device))
         return x, y, xu
@@ -339,7 +373,17 @@ class SegmentTask(Task):
                 fm = sum((a - b.detach()).abs().mean() for a, b in zip(D.features(x, p), real)) / len(real)
                 loss = loss + s.feature_weight * fm
                 out["feature_l1"] = fm.detach()
-        if xu is not None:
+        if xu is not None and self.uses_teacher:
+            g = self._generator(batch, stream=1)  # noise drawn apart from the augmentation's
+            noise = lambda: (torch.randn(xu.shape, generator=g) * 0.1).clamp(-0.2, 0.2).to(xu.device)  # noqa: E731 (Yu et al.)
+            with torch.no_grad():
+                teacher = torch.softmax(nets.teacher(xu + noise()).float(), 1)
+            student = torch.softmax(S(xu + noise()).float(), 1)
+            consistency = ((student - teacher) ** 2).mean()
+            w = self.consistency_weight(self._step)
+            loss = loss + w * consistency
+            out["consistency"], out["consistency_weight"] = consistency.detach(), torch.tensor(w)
+        if xu is not None and D is not None:
             lu = S(xu)
             pu = critic_map(lu, self.hard)
             du = D(xu, pu)  # (B, 1, h, w)
@@ -382,7 +426,7 @@ class SegmentTask(Task):
 
     @classmethod
     def build_network(cls, name: str, info: dict[str, Any]) -> nn.Module:
-        if name != "segmentor":
+        if name not in ("segmentor", "teacher"):
             return super().build_network(name, info)
         return build_segmentor(info)
 
