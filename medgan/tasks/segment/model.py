@@ -11,15 +11,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from torch import nn
 
 from medgan.data.intensity import IntensityMap
+from medgan.data.labels import to_indices  # noqa: F401 (re-exported: inference and evaluation read it here)
 from medgan.errors import MedganError
 from medgan.nets.segmentor import SegmentorConfig, UNetSegmentor
 
 __all__ = ["MODEL", "SegmentationModel", "build_segmentor", "from_exported", "segmentation_model", "to_indices"]
-
 MODEL = "unet"
 
 
@@ -73,15 +72,3 @@ def segmentation_model(run: str | Path, device: str = "cpu") -> SegmentationMode
     from medgan.tasks import load_model_of
 
     return load_model_of(SegmentationModel, run, device, "medgan train segment")
-
-
-def to_indices(masks: np.ndarray, label_values: list[int], where: str) -> np.ndarray:
-    """Label maps -> class indices (``uint8``); a value the run does not know is an error."""
-    lut = np.full(max(int(masks.max()), max(label_values)) + 1, 255, np.uint8)
-    lut[label_values] = np.arange(len(label_values), dtype=np.uint8)
-    out = lut[masks.astype(np.int64)]
-    if (out == 255).any():
-        value = int(masks.astype(np.int64)[out == 255][0])
-        raise MedganError(f"a mask holds label value {value}, not one of the run's labels {label_values}", path=where,
-                          hint="name it with --class-names, or fix the mask")
-    return out
