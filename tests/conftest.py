@@ -211,3 +211,20 @@ def medmnist_npz(tmp_path: Path) -> Path:
     path = tmp_path / "pneumoniamnist.npz"
     np.savez_compressed(path, **arrays)
     return path
+
+
+@pytest.fixture
+def squares(tmp_path: Path) -> tuple[Path, Path]:
+    """16 PNG images (32x32) of bright squares on noise, masks 0/255 in a folder of their own."""
+    rng = np.random.default_rng(0)
+    images, masks = tmp_path / "images", tmp_path / "masks"
+    images.mkdir()
+    masks.mkdir()
+    for i in range(16):
+        side, y, x = rng.integers(6, 14), rng.integers(0, 16), rng.integers(0, 16)
+        m = np.zeros((32, 32), np.uint8)
+        m[y : y + side, x : x + side] = 255
+        pixels = np.clip(rng.normal(60, 15, (32, 32)) + (m > 0) * 120, 0, 255).astype(np.uint8)
+        PILImage.fromarray(pixels).save(images / f"case{i:02d}.png")
+        PILImage.fromarray(m).save(masks / f"case{i:02d}.png")
+    return images, masks

@@ -89,3 +89,19 @@ def to_indices(masks: np.ndarray, label_values: list[int], where: str) -> np.nda
         raise MedganError(f"a mask holds label value {value}, not one of the run's labels {label_values}", path=where,
                           hint="name it with --class-names, or fix the mask")
     return out
+
+
+def label_channels(labels: torch.Tensor, k: int) -> torch.Tensor:
+    """Class indices ``(B, H, W)`` -> ``(B, K-1, H, W)`` foreground channels in [-1, 1]: +1
+    where the pixel is of that class, -1 elsewhere. The background has no channel of its own:
+    a pixel with no channel above 0 is background, so a generator that draws a label map
+    beside its image (and a zero-padded shift of the pair) needs no extra channel for it."""
+    return one_hot(labels, k)[:, 1:] * 2 - 1
+
+
+def decode_label_channels(channels: torch.Tensor) -> torch.Tensor:
+    """``(B, K-1, H, W)`` foreground channels (as :func:`label_channels` makes them, or as a
+    generator draws them) -> class indices ``(B, H, W)``: the highest channel where it is
+    above 0, else 0 (background)."""
+    top, index = channels.max(dim=1)
+    return torch.where(top > 0, index + 1, torch.zeros_like(index))

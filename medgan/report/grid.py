@@ -7,12 +7,16 @@ from __future__ import annotations
 
 import math
 import os
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image as PILImage
 from PIL import ImageDraw
 
 from medgan.io.output import atomic_path
+
+if TYPE_CHECKING:
+    import torch
 
 # Distinct colours for mask labels 1, 2, ... (label 0 is background, left untinted).
 MASK_COLOURS = np.array(
@@ -82,3 +86,15 @@ def save_grid(path: str | os.PathLike, images: np.ndarray, overwrite: bool = Fal
     picture = image_grid(images, **grid_options)
     with atomic_path(path, overwrite) as tmp:
         picture.save(tmp, format="PNG")
+
+
+def tint(images: torch.Tensor, labels: torch.Tensor, alpha: float = 0.45) -> torch.Tensor:
+    """Grey ``(B, 1, H, W)`` in [-1, 1] with class indices ``(B, H, W)`` drawn in colour ->
+    ``(B, 3, H, W)`` in [-1, 1] (the colours of :func:`medgan.report.grid.image_grid`)."""
+    import torch
+
+    colours = torch.as_tensor(MASK_COLOURS / 127.5 - 1.0, dtype=images.dtype, device=images.device)
+    grey = images[:, :1].expand(-1, 3, -1, -1)
+    colour = colours[(labels - 1).clamp(min=0) % len(colours)].permute(0, 3, 1, 2)  # (B, 3, H, W)
+    a = (labels > 0).to(images.dtype)[:, None] * alpha
+    return grey * (1 - a) + colour * a

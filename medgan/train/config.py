@@ -319,7 +319,8 @@ class TrainConfig:
             raise MedganError(f"unknown loss {self.loss.name!r}", hint=f"use one of {', '.join(ADVERSARIAL)}")
         parse_policy(self.loop.augment)
         self.model.net["image_size"] = options.size
-        self.model.net["channels"] = 1 if options.grey else 3
+        # the image's channels, unless the task's network makes more (a --pairs generator draws its label map too)
+        self.model.net.setdefault("channels", 1 if options.grey else 3)
         if self.loop.steps is None and not self.loop.time_budget:
             self.loop.steps = NOMINAL_STEPS
         for name in ("steps", "batch_size", "log_every", "sample_every", "checkpoint_every", "n_samples", "n_critic"):

@@ -120,22 +120,6 @@ def test_nifti_label_volumes_keep_atlas_values_and_fractional_masks_are_refused(
     assert "head.nii.gz" in str(err.value)
 
 
-@pytest.fixture
-def squares(tmp_path):
-    """16 PNG images (32x32) of bright squares on noise, masks 0/255 in a folder of their own."""
-    rng = np.random.default_rng(0)
-    images, masks = tmp_path / "images", tmp_path / "masks"
-    images.mkdir()
-    masks.mkdir()
-    for i in range(16):
-        side, y, x = rng.integers(6, 14), rng.integers(0, 16), rng.integers(0, 16)
-        m = square(32, y, x, side, 255)
-        pixels = np.clip(rng.normal(60, 15, (32, 32)) + (m > 0) * 120, 0, 255).astype(np.uint8)
-        PILImage.fromarray(pixels).save(images / f"case{i:02d}.png")
-        PILImage.fromarray(m).save(masks / f"case{i:02d}.png")
-    return images, masks
-
-
 def test_the_plain_unet_learns_and_segments_png_with_the_datas_label_values(squares, tmp_path, capsys):
     images, masks = squares
     run = tmp_path / "run"

@@ -69,6 +69,10 @@ class SegmentConfig:
             unlabelled images under different noise, ramped up as exp(-5 (1 - t)^2).
         teacher_decay: the teacher's EMA decay per step (ramped up from 0.9 over the first steps).
         consistency_rampup: share of the run over which the consistency weight ramps up.
+        synthetic: a synthesis run trained with ``--pairs`` (``medgan train synth --pairs``):
+            ``synthetic_n`` of its image-label pairs are drawn once, and from
+            ``synthetic_start`` of the run on, ``synthetic_ratio`` of every batch is drawn
+            from them instead of the labelled images (same batch size, same cost per step).
     """
 
     #: the run-wide settings a segmentation run reads (see medgan.train.config.TASK_SETTINGS)
@@ -104,6 +108,10 @@ class SegmentConfig:
     mean_teacher: float = option(0.0, "weight of mean teacher's consistency on unlabelled images (0: off; Yu et al.: 0.1)")
     teacher_decay: float = option(0.99, "mean teacher: the teacher's EMA decay per step")
     consistency_rampup: float = option(0.4, "mean teacher: share of the run over which the consistency weight ramps up")
+    synthetic: str = option("", "a synthesis run trained with --pairs whose generated image-label pairs join the batches", metavar="RUN")
+    synthetic_ratio: float = option(0.5, "--synthetic: share of each batch drawn from the generated pairs")
+    synthetic_start: float = option(0.0, "--synthetic: share of the run before generated pairs join the batches")
+    synthetic_n: int = option(1000, "--synthetic: generated pairs drawn (once, seeded) from the run")
 
     def __post_init__(self) -> None:
         if self.adversarial not in ("on", "off"):
@@ -117,6 +125,9 @@ class SegmentConfig:
             raise MedganError(f"--augmentation {self.augmentation!r}", hint=f"use one of {', '.join(AUGMENTATIONS)}")
         if self.dice not in DICE_TERMS:
             raise MedganError(f"--dice {self.dice!r}", hint=f"use one of {', '.join(DICE_TERMS)}")
+        if not 0 < self.synthetic_ratio < 1 or not 0 <= self.synthetic_start < 1 or self.synthetic_n < 1:
+            raise MedganError(f"--synthetic-ratio {self.synthetic_ratio} must be in (0, 1), --synthetic-start {self.synthetic_start} "
+                              f"in [0, 1) and --synthetic-n {self.synthetic_n} at least 1")
         if self.mean_teacher < 0 or not 0 <= self.teacher_decay < 1 or not 0 <= self.consistency_rampup <= 1:
             raise MedganError(f"--mean-teacher {self.mean_teacher} must not be negative, --teacher-decay {self.teacher_decay} "
                               f"must be in [0, 1) and --consistency-rampup {self.consistency_rampup} in [0, 1]")

@@ -39,7 +39,6 @@ replaces ``out`` only when every input succeeded.
 from __future__ import annotations
 
 import csv
-import io
 import json
 import os
 from pathlib import Path
@@ -235,45 +234,21 @@ def _write_label_png(path: Path, labels: np.ndarray) -> None:
 def write_dicom_seg(path: Path, labels: np.ndarray, sources: list, model: SegmentationModel) -> None:
     """A DICOM Segmentation (binary, one segment per foreground class) of ``labels``
     ``(F, H, W)``, whose frames are the ``sources`` datasets (one per frame, in order; or one
-    multi-frame source), through highdicom.
+    multi-frame source), through highdicom (:func:`medgan.io.seg.write_seg`).
 
     It belongs to the source's patient and study (a new series; SEG objects sit beside the
     images they annotate), says in SeriesDescription and ContentDescription that medgan's
     model made it, and names the model in each segment's algorithm identification.
     """
-    import highdicom as hd
-    from pydicom.sr.codedict import codes
-
-    from medgan import __version__
-    from medgan.io.output import atomic_path
+    from medgan.io.seg import write_seg
     from medgan.privacy import shareable_source  # a model exported before exports were shareable names its data path
     from medgan.tasks.segment.model import to_indices
 
     index = to_indices(labels, model.label_values, str(path))  # (F, H, W) 0..K-1
-    algorithm = hd.AlgorithmIdentificationSequence(name=f"medgan {model.info.get('model', 'unet')}", version=str(__version__),
-                                                   family=codes.cid7162.ArtificialIntelligence,
-                                                   parameters={"step": str(model.info.get("step")), "source": shareable_source(model.info.get("source"))[:64]})
-    tissue = hd.sr.CodedConcept(value="85756007", scheme_designator="SCT", meaning="Tissue")
-    descriptions = [hd.seg.SegmentDescription(segment_number=k, segment_label=name[:64], segmented_property_category=tissue,
-                                              segmented_property_type=tissue, algorithm_type=hd.seg.SegmentAlgorithmTypeValues.AUTOMATIC,
-                                              algorithm_identification=algorithm)
-                    for k, name in enumerate(model.class_names[1:], start=1)]
-    ref = sources[0]
-    try:
-        seg = hd.seg.Segmentation(
-            source_images=sources, pixel_array=index, segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
-            segment_descriptions=descriptions, series_instance_uid=hd.UID(), series_number=int(ref.get("SeriesNumber", 0) or 0) + 2000,
-            sop_instance_uid=hd.UID(), instance_number=1, manufacturer="medgan", manufacturer_model_name=model.label[:64],
-            software_versions=str(__version__), device_serial_number="none", content_description="Automatic segmentation by medgan",
-            content_label="MEDGAN", omit_empty_frames=False)
-    except (ValueError, TypeError, AttributeError) as exc:  # highdicom's checks of the source headers
-        raise MedganError(f"cannot write a DICOM SEG for this series: {exc}", path=getattr(ref, "filename", None) or path,
-                          hint="the source images must be valid for their IOD (e.g. CT with a FrameOfReferenceUID)") from None
-    seg.SeriesDescription = f"medgan segmentation ({', '.join(model.class_names[1:])})"[:64]
-    buffer = io.BytesIO()
-    seg.save_as(buffer)
-    with atomic_path(path, False) as tmp:
-        Path(tmp).write_bytes(buffer.getvalue())
+    write_seg(path, index, sources, model.class_names, algorithm=f"medgan {model.info.get('model', 'unet')}",
+              parameters={"step": str(model.info.get("step")), "source": shareable_source(model.info.get("source"))[:64]},
+              model_name=model.label, content_description="Automatic segmentation by medgan",
+              series_description=f"medgan segmentation ({', '.join(model.class_names[1:])})")
 
 
 def segment_path(model: SegmentationModel, input_path: str | os.PathLike, out_path: str | os.PathLike, *, overwrite: bool = False,

@@ -52,7 +52,7 @@ from medgan.data.imageset import ImageSet
 from medgan.errors import MedganError, warn
 from medgan.nets.patchgan import PatchGANConfig, PatchGANDiscriminator
 from medgan.nets.segmentor import SegmentorConfig, UNetSegmentor
-from medgan.report.grid import MASK_COLOURS
+from medgan.report.grid import tint  # noqa: F401 (re-exported)
 from medgan.train.augment import classical_augment
 from medgan.train.ema import update_ema
 from medgan.data.labels import evenly_chosen, label_classes, one_hot, parse_class_names, to_indices  # noqa: F401 (re-exported)
@@ -66,16 +66,6 @@ def critic_map(logits: torch.Tensor, hard: bool) -> torch.Tensor:
     if not hard:
         return p
     return one_hot(p.argmax(1), p.shape[1]) + p - p.detach()
-
-
-def tint(images: torch.Tensor, labels: torch.Tensor, alpha: float = 0.45) -> torch.Tensor:
-    """Grey ``(B, 1, H, W)`` in [-1, 1] with class indices ``(B, H, W)`` drawn in colour ->
-    ``(B, 3, H, W)`` in [-1, 1] (the colours of :func:`medgan.report.grid.image_grid`)."""
-    colours = torch.as_tensor(MASK_COLOURS / 127.5 - 1.0, dtype=images.dtype, device=images.device)
-    grey = images[:, :1].expand(-1, 3, -1, -1)
-    colour = colours[(labels - 1).clamp(min=0) % len(colours)].permute(0, 3, 1, 2)  # (B, 3, H, W)
-    a = (labels > 0).to(images.dtype)[:, None] * alpha
-    return grey * (1 - a) + colour * a
 
 
 class SegmentTask(Task):
@@ -140,6 +130,8 @@ class SegmentTask(Task):
     def method_line(cls, config) -> str:
         if config.task_config.adversarial == "on":
             return "a U-Net against a critic (--adversarial on; measured: no Dice gain at 2.5-2.9x the step cost)"
+        if config.task_config.synthetic:
+            return "a U-Net on labelled and generated image-label pairs (--synthetic; not yet measured against the U-Net alone)"
         if config.task_config.uses_teacher:
             return "a U-Net with a mean teacher on the unlabelled images (--mean-teacher; not yet measured against the U-Net alone)"
         if config.task_config.augmentation == "classical" and config.optim.decay == "none":
@@ -177,6 +169,7 @@ class SegmentTask(Task):
                               hint="keep fewer labels (--labelled N), give --unlabelled SOURCE, or leave out --mean-teacher")
         if self.uses_teacher:
             self.exported = ("segmentor", "teacher")
+        self.synthetic_x, self.synthetic_y = self._synthetic_pairs(s, dataset)
         images = np.concatenate(unlabelled) if (self.semi or self.uses_teacher) else data.images[:0]
         x = dataset.intensity.forward(images.astype(np.float32))
         self.unlabelled = torch.from_numpy(x[:, None] if x.ndim == 3 else x)  # (M, C, H, W) in [-1, 1]
@@ -196,6 +189,33 @@ class SegmentTask(Task):
         # foreground classes only, per image or pooled over the batch (small structures)
         self.dice_ce = DiceCELoss(to_onehot_y=True, softmax=True, include_background=s.dice == "all", batch=s.dice == "batch")
         self._step = 0
+
+    def _synthetic_pairs(self, s, dataset) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """``--synthetic RUN``: ``synthetic_n`` pairs drawn once (seeded by the run's seed) from
+        a ``--pairs`` synthesis run, as images ``(N, C, H, W)`` in this run's [-1, 1] and class
+        indices ``(N, H, W)``; ``(None, None)`` without it."""
+        if not s.synthetic:
+            return None, None
+        from medgan.tasks import load_model
+        from medgan.tasks.synth.model import SynthesisModel, draw
+
+        model = load_model(s.synthetic)
+        if not isinstance(model, SynthesisModel) or not model.pairs:
+            raise MedganError("--synthetic needs a synthesis run that draws image-label pairs", path=s.synthetic,
+                              hint="train one with medgan train synth --pairs on the labelled images")
+        unknown = [v for v in model.label_values if v not in self.label_values]
+        if unknown:
+            raise MedganError(f"the generated label maps hold label value {unknown[0]}, which this run's masks do not", path=s.synthetic,
+                              hint=f"train the pairs on masks with this run's labels ({', '.join(map(str, self.label_values))})")
+        units, size = model.intensity.units, tuple(model.info.get("image_size") or ())
+        if units != dataset.intensity.units or size != tuple(dataset.image_size):
+            raise MedganError(f"the generated pairs are {'x'.join(map(str, size))} px in {units or 'no units'}, this run's images "
+                              f"{'x'.join(map(str, dataset.image_size))} px in {dataset.intensity.units or 'no units'}", path=s.synthetic,
+                              hint="train both on the same kind of images with the same --size")
+        images, labels = model.split(draw(model.generator, model.z_dim, s.synthetic_n, seed=self.config.loop.seed))
+        x = dataset.intensity.forward(model.intensity.inverse(images)).astype(np.float32)  # the synthesis run's [-1, 1] -> this run's
+        y = to_indices(labels, self.label_values, s.synthetic)
+        return torch.from_numpy(np.clip(x, -1, 1)), torch.from_numpy(y.astype(np.int64))
 
     @staticmethod
     def _read_unlabelled(source: str, config, data: ImageSet) -> np.ndarray:
@@ -271,9 +291,17 @@ class SegmentTask(Task):
         return x, (None if y is None else torch.where(mirror[:, None, None], y.flip(-1), y))
 
     def _batches(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-        """(labelled images (B, C, H, W), their class indices (B, H, W), unlabelled images or None)."""
+        """(labelled images (B, C, H, W), their class indices (B, H, W), unlabelled images or None);
+        with ``--synthetic``, the last ``ratio`` of the labelled batch replaced by generated pairs."""
         g = self._generator(batch)
-        x, y = self._augment(g, batch["image"], batch["mask"])
+        x, y = batch["image"], batch["mask"]
+        s = self.config.task_config
+        if self.synthetic_x is not None and self._step >= s.synthetic_start * self.config.loop.steps:
+            k = int(round(len(x) * s.synthetic_ratio))
+            pick = torch.randint(len(self.synthetic_x), (k,), generator=self._generator(batch, stream=2))
+            x = torch.cat([x[: len(x) - k], self.synthetic_x[pick].to(x.device, x.dtype)])
+            y = torch.cat([y[: len(y) - k], self.synthetic_y[pick].to(y.device)])
+        x, y = self._augment(g, x, y)
         xu = None
         if self.semi or self.uses_teacher:
             pick = torch.randint(self.n_unlabelled, (len(x),), generator=g)
@@ -357,6 +385,7 @@ class SegmentTask(Task):
                 "class_names": list(self.class_names), "label_values": [int(v) for v in self.label_values],
                 "multiple": self.net_config.multiple, "source": self.config.data.source, "units": data.units,
                 "adversarial": self.uses_critic, "labelled": self.n_labelled, "unlabelled": self.n_unlabelled,
+                "mean_teacher": self.uses_teacher, "synthetic_pairs": 0 if self.synthetic_x is None else len(self.synthetic_x),
                 # how training images were prepared, so that inference prepares new ones alike
                 "resize": {"size": opts.size, "mode": opts.resize_mode},
                 "preprocess": {"window": opts.window, "normalize": opts.normalize}}

@@ -37,9 +37,10 @@ def cmd_generate(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.exists() and any(out.iterdir() if out.is_dir() else [out]) and not args.overwrite:
         raise MedganError("output folder already holds data", path=out, hint="pass --overwrite to replace it or choose another folder")
-    images, labels, info = sample(args.run, args.n, seed=args.seed, labels=args.labels, batch_size=args.batch_size, device=args.device)
+    images, labels, masks, info = sample(args.run, args.n, seed=args.seed, labels=args.labels, batch_size=args.batch_size, device=args.device)
     record = manifest(args.run, info, seed=args.seed, fmt=args.format, labels=labels)
-    write_images(images, out, args.format, info, labels=labels, overwrite=args.overwrite, manifest=record)
+    write_images(images, out, args.format, info, labels=labels, overwrite=args.overwrite, manifest=record, masks=masks)
     counts = "" if record["classes"] is None else " (" + ", ".join(f"{k}: {v}" for k, v in record["classes"].items()) + ")"
-    print(f"wrote {len(images)} synthetic images{counts} ({args.format}) and manifest.json to {out}")
+    what = "synthetic images" if masks is None else "synthetic image-label pairs (images/, masks/)"
+    print(f"wrote {len(images)} {what}{counts} ({args.format}) and manifest.json to {out}")
     return 0

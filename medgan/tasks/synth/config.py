@@ -47,6 +47,12 @@ class SynthConfig:
             is a conditional GAN from the first step).
         d_recon_weight: FastGAN only: weight of its D's self-supervised loss (the L1 error
             of its decoders rebuilding the real images), added to D's adversarial loss.
+        pairs: draw image-label pairs (Bowles et al. 2018, "GAN augmentation"): G draws the
+            label map as extra channels beside the image (one per foreground class, in
+            [-1, 1]), D judges image and label map together; trained on the images that have
+            masks. ``medgan generate`` then writes the label maps beside the images.
+        labelled: with ``pairs``, train on this many labelled images spread evenly over
+            them (as ``medgan train segment --labelled`` keeps them; 0: every one).
     """
 
     #: the run-wide settings a synthesis run reads (see medgan.train.config.TASK_SETTINGS)
@@ -65,12 +71,16 @@ class SynthConfig:
     condition_start: int = option(500, "conditional runs: train unconditionally for this many steps, then fade the classes in")
     condition_ramp: int = option(1000, "conditional runs: steps over which the class terms fade from 0 to full strength")
     d_recon_weight: float = option(1.0, "fastgan only: weight of D's self-supervised loss (L1 of its decoders rebuilding real images)")
+    pairs: bool = option(False, "draw image-label pairs: G makes the label map beside the image, D judges both (needs --masks)")
+    labelled: int = option(0, "--pairs: train on this many labelled images, spread evenly (default 0: all)")
 
     def __post_init__(self) -> None:
         if self.recipe not in RECIPES:
             raise MedganError(f"unknown recipe {self.recipe!r}", hint=f"use one of {', '.join(RECIPES)}")
         if self.condition_start < 0 or self.condition_ramp < 0:
             raise MedganError(f"--condition-start {self.condition_start} and --condition-ramp {self.condition_ramp} must not be negative")
+        if self.labelled < 0:
+            raise MedganError(f"--labelled {self.labelled} must not be negative", hint="0 keeps every labelled image")
         if not self.d_recon_weight >= 0:
             raise MedganError(f"--d-recon-weight {self.d_recon_weight} must not be negative")
 

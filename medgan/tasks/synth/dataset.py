@@ -11,7 +11,9 @@ time, keeping the last chunk.
 Items have the layout of :class:`medgan.data.MedicalImageDataset`: ``{"image": (C, H, W)
 float32 in [-1, 1], "label": int64, "index": int}`` (``units="data"``: the training data's
 own units, e.g. HU), or ``(image, label)`` tuples with ``output="tuple"``, the layout of
-torchvision-style datasets.
+torchvision-style datasets. A run trained with ``--pairs`` adds its label map: ``"mask"``
+``(H, W)`` int64 in the run's label values (``label_values``, background first), or
+``(image, mask)`` tuples.
 """
 
 from __future__ import annotations
@@ -66,6 +68,10 @@ class SyntheticDataset(Dataset):
             raise MedganError("no exported generator here (generator/config.json)", path=run, hint="give a run folder made by medgan train synth")
         self.info = json.loads(config.read_text())
         self.class_names = class_names(self.info)
+        pairs = self.info.get("pairs") or {}
+        #: a --pairs run's label values and class names (empty: images alone)
+        self.label_values: list[int] = [int(v) for v in pairs.get("label_values", [])]
+        self.mask_names: list[str] = list(pairs.get("class_names", []))
         if isinstance(labels, np.ndarray) or isinstance(labels, list):
             labels = np.asarray(labels, dtype=np.int64)
             if not self.class_names or labels.min(initial=0) < 0 or labels.max(initial=0) >= len(self.class_names):
@@ -78,7 +84,7 @@ class SyntheticDataset(Dataset):
         self.run, self.n, self.labels, self.seed = run, n, labels, seed
         self.units, self.output, self.chunk, self.device = units, output, max(1, chunk), device
         self._model = None
-        self._cached: tuple[int, torch.Tensor] | None = None
+        self._cached: tuple[int, torch.Tensor, torch.Tensor | None] | None = None
 
     def __len__(self) -> int:
         return self.n
@@ -87,17 +93,18 @@ class SyntheticDataset(Dataset):
         return {**self.__dict__, "_model": None, "_cached": None}
 
     @torch.no_grad()
-    def _draw(self, start: int) -> torch.Tensor:
+    def _draw(self, start: int) -> tuple[torch.Tensor, torch.Tensor | None]:
         if self._model is None:
             self._model = synthesis_model(self.run, self.device)
         model = self._model
         stop = min(start + self.chunk, self.n)
         z = latents(self.seed, range(start, stop), model.z_dim).to(self.device)
         kwargs = {} if self.labels is None else {"labels": torch.from_numpy(self.labels[start:stop]).to(self.device)}
-        images = model.generator(z, **kwargs).float().cpu()  # (B, C, H, W) in [-1, 1]
+        drawn = model.generator(z, **kwargs).float().cpu().numpy()  # (B, C [+ K - 1], H, W) in [-1, 1]
+        images, masks = model.split(drawn)
         if self.units == "data":
-            images = torch.from_numpy(model.intensity.inverse(images.numpy()))
-        return images
+            images = model.intensity.inverse(images)
+        return torch.from_numpy(np.ascontiguousarray(images)), None if masks is None else torch.from_numpy(masks)
 
     def __getitem__(self, index: int):
         if not -self.n <= index < self.n:
@@ -105,14 +112,17 @@ class SyntheticDataset(Dataset):
         index %= self.n
         start = index - index % self.chunk
         if self._cached is None or self._cached[0] != start:
-            self._cached = (start, self._draw(start))
-        image = self._cached[1][index - start]
+            self._cached = (start, *self._draw(start))
+        image, masks = self._cached[1][index - start], self._cached[2]
+        mask = None if masks is None else masks[index - start]
         label = -1 if self.labels is None else int(self.labels[index])
         if self.output == "tuple":
-            return image, label
+            return (image, label) if mask is None else (image, mask)
         item: dict[str, Any] = {"image": image, "index": index}
         if self.labels is not None:
             item["label"] = torch.tensor(label, dtype=torch.int64)
+        if mask is not None:
+            item["mask"] = mask
         return item
 
 

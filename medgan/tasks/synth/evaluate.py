@@ -33,10 +33,11 @@ __all__ = ["COLLAPSE_FRACTION", "class_realism", "evaluate_sources", "evaluate_s
 
 def generated_images(run_dir: Path, n: int, seed: int = 0, batch_size: int = 250) -> np.ndarray:
     """``n`` images from the run's exported generator, in [-1, 1] as ``(N, C, H, W)``
-    (class-conditional generators cycle through the classes)."""
+    (class-conditional generators cycle through the classes; a ``--pairs`` generator's label
+    maps are left out: realism and the audit judge the images)."""
     model = synthesis_model(run_dir)
     labels = np.arange(n) % model.num_classes if model.num_classes else None
-    return draw(model.generator, model.z_dim, n, seed, labels, batch_size)
+    return model.split(draw(model.generator, model.z_dim, n, seed, labels, batch_size))[0]
 
 
 def inception_features(extractor, images: np.ndarray) -> np.ndarray:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image as PILImage
 
 from medgan import __version__
 from medgan.data.intensity import IntensityMap
@@ -92,7 +93,7 @@ def plan_labels(spec: str | Mapping[str | int, int] | None, n: int | None, class
 
 @torch.no_grad()
 def sample(run: str | Path, n: int | None = None, seed: int = 0, labels: str | Mapping[str | int, int] | np.ndarray | None = None,
-           batch_size: int = 256, device: str = "cpu") -> tuple[np.ndarray, np.ndarray | None, dict]:
+           batch_size: int = 256, device: str = "cpu") -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None, dict]:
     """Draw images from a run's exported generator (its EMA weights when trained with EMA).
 
     Args:
@@ -106,8 +107,9 @@ def sample(run: str | Path, n: int | None = None, seed: int = 0, labels: str | M
         device: where to run G.
 
     Returns:
-        ``(images, labels, info)``: ``(N, H, W)`` (or ``(N, C, H, W)``) float32 in the data's
-        units, ``(N,)`` labels or ``None``, and the generator's ``config.json``.
+        ``(images, labels, masks, info)``: ``(N, H, W)`` (or ``(N, C, H, W)``) float32 in the
+        data's units, ``(N,)`` labels or ``None``, the label maps ``(N, H, W)`` of a ``--pairs``
+        run (in its label values) or ``None``, and the generator's ``config.json``.
     """
     if n is not None and n < 1:
         raise MedganError(f"--n {n} must be at least 1")
@@ -118,9 +120,10 @@ def sample(run: str | Path, n: int | None = None, seed: int = 0, labels: str | M
         n = len(labels)
     else:
         n, labels = plan_labels(labels, n, model.class_names or [str(k) for k in range(model.num_classes)], run)
-    images = draw(model.generator, model.z_dim, n, seed, labels, batch_size, device)  # (N, C, H, W) in [-1, 1]
+    drawn = draw(model.generator, model.z_dim, n, seed, labels, batch_size, device)  # (N, C [+ K - 1], H, W) in [-1, 1]
+    images, masks = model.split(drawn)
     images = model.intensity.inverse(images)
-    return (images[:, 0] if images.shape[1] == 1 else images), labels, model.info
+    return (images[:, 0] if images.shape[1] == 1 else images), labels, masks, model.info
 
 
 def class_folder(name: str) -> str:
@@ -130,7 +133,7 @@ def class_folder(name: str) -> str:
 
 
 def write_images(images: np.ndarray, out: str | Path, fmt: str, info: dict, labels: np.ndarray | None = None,
-                 overwrite: bool = False, manifest: dict | None = None) -> Path:
+                 overwrite: bool = False, manifest: dict | None = None, masks: np.ndarray | None = None) -> Path:
     """Write generated images to a new folder ``out`` (atomically: all or nothing).
 
     ``png``: one 8-bit file per image over the data's nominal range; ``npz``: one
@@ -140,6 +143,12 @@ def write_images(images: np.ndarray, out: str | Path, fmt: str, info: dict, labe
     labels, the png/dcm/nii files go to one subfolder per class (named after it), which
     medgan and torchvision's ``ImageFolder`` read back as labels. ``manifest`` is written
     beside them as ``manifest.json``.
+
+    With ``masks`` (the label maps of a ``--pairs`` run, ``(N, H, W)`` in its label values),
+    the png/dcm/nii images go to ``images/`` and their label maps, of the same names, to
+    ``masks/`` (PNG label maps, a DICOM SEG per synthetic image, NIfTI label maps), which
+    ``medgan train segment --data out/images --masks out/masks`` reads back; npz adds
+    ``train_masks``.
     """
     if fmt not in FORMATS:
         raise MedganError(f"unknown format {fmt!r}", hint=f"use one of {', '.join(FORMATS)}")
@@ -147,10 +156,17 @@ def write_images(images: np.ndarray, out: str | Path, fmt: str, info: dict, labe
     value_range = (intensity.low, intensity.high)
     width = max(5, len(str(len(images) - 1)))
     names = class_names(info)
+    pairs = info.get("pairs") or {}
+    if masks is not None and labels is not None:
+        raise MedganError("image-label pairs come from unconditional runs: no class labels with masks")
     with atomic_dir(out, overwrite) as tmp:
         if manifest is not None:
             (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
-        folder = (lambda i: tmp) if labels is None else (lambda i: tmp / class_folder(names[labels[i]]))
+        root = tmp if masks is None or fmt == "npz" else tmp / "images"
+        folder = (lambda i: root) if labels is None else (lambda i: root / class_folder(names[labels[i]]))
+        if root != tmp:
+            root.mkdir()
+            (tmp / "masks").mkdir()
         if labels is not None:
             for k in np.unique(labels):
                 (tmp / class_folder(names[k])).mkdir()
@@ -160,6 +176,8 @@ def write_images(images: np.ndarray, out: str | Path, fmt: str, info: dict, labe
                 arrays["units"] = np.asarray(intensity.units, dtype=str)
             if labels is not None:
                 arrays.update(train_labels=labels.astype(np.int64)[:, None], class_names=np.asarray(names, dtype=str))
+            if masks is not None:
+                arrays.update(train_masks=masks.astype(np.int64), mask_names=np.asarray(pairs["class_names"], dtype=str))
             write_npz(tmp / "images.npz", **arrays)
         elif fmt == "dcm":
             import pydicom.uid
@@ -171,9 +189,11 @@ def write_images(images: np.ndarray, out: str | Path, fmt: str, info: dict, labe
             for i, image in enumerate(images):
                 k = None if labels is None else labels[i]
                 what = "medgan synthetic" if k is None else f"medgan synthetic, class {names[k]}"
-                write_dicom(folder(i) / f"synthetic-{i:0{width}d}.dcm", image, series_uid=series[k], study_uid=study,
-                            instance_number=i + 1, modality=modality, description=what[:64],
-                            derived_from_model=model, rescale_to=value_range)
+                path = write_dicom(folder(i) / f"synthetic-{i:0{width}d}.dcm", image, series_uid=series[k], study_uid=study,
+                                   instance_number=i + 1, modality=modality, description=what[:64],
+                                   derived_from_model=model, rescale_to=value_range)
+                if masks is not None:
+                    _write_pair_seg(tmp / "masks" / path.name, masks[i], path, pairs, model)
         else:
             for i, image in enumerate(images):
                 name = folder(i) / f"synthetic-{i:0{width}d}"
@@ -181,7 +201,27 @@ def write_images(images: np.ndarray, out: str | Path, fmt: str, info: dict, labe
                     write_png(name.with_suffix(".png"), image if image.ndim == 2 else np.moveaxis(image, 0, -1), value_range=value_range)
                 else:
                     write_nifti(name.with_suffix(".nii.gz"), image)
+                if masks is not None:  # the label map, in the run's label values, under the image's name
+                    label_map = masks[i].astype(np.uint8 if max(pairs["label_values"]) < 256 else np.uint16)
+                    mask = tmp / "masks" / name.name
+                    if fmt == "png":
+                        PILImage.fromarray(label_map).save(mask.with_suffix(".png"))
+                    else:
+                        write_nifti(mask.with_suffix(".nii.gz"), label_map, dtype=label_map.dtype)
     return Path(out)
+
+
+def _write_pair_seg(path: Path, labels: np.ndarray, image: Path, pairs: dict, model: str) -> None:
+    """The DICOM SEG of one generated label map, referencing its synthetic image (no patient)."""
+    import pydicom
+
+    from medgan.data.labels import to_indices
+    from medgan.io.seg import write_seg
+
+    names = pairs["class_names"]
+    write_seg(path, to_indices(labels[None], pairs["label_values"], str(path)), [pydicom.dcmread(image)], names,
+              algorithm="medgan generator", parameters={"generator": model[:64]}, model_name=model,
+              content_description="Synthetic label map by medgan", series_description=f"medgan synthetic label map ({', '.join(names[1:])})")
 
 
 def manifest(run: str | Path, info: dict, *, seed: int, fmt: str, labels: np.ndarray | None) -> dict:
@@ -211,6 +251,7 @@ def manifest(run: str | Path, info: dict, *, seed: int, fmt: str, labels: np.nda
         "format": fmt,
         "classes": None if labels is None else {names[k]: int((labels == k).sum()) for k in range(len(names)) if (labels == k).any()},
         "class_index": {name: k for k, name in enumerate(names)} or None,
+        "label_maps": info.get("pairs"),  # a --pairs run: the label values and class names of masks/
         "metrics": None if evaluation is None else {"step": evaluation.get("step"), "time": evaluation.get("time"),
                                                     "figures": evaluation.get("metrics"), "real_floor": evaluation.get("floor")},
         "audit": None if audit is None else {"time": audit.get("time"), "fraction_flagged": audit.get("fraction_flagged"),

@@ -8,7 +8,7 @@ how it is loaded, and how images are drawn from it.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from medgan.data.intensity import IntensityMap
+from medgan.data.labels import decode_label_channels
 from medgan.errors import MedganError
 
 __all__ = ["SynthesisModel", "class_names", "draw", "export_discriminator", "from_exported", "latents", "load_discriminator",
@@ -33,6 +34,9 @@ class SynthesisModel:
         num_classes: classes of a conditional G (0: unconditional); ``class_names`` their names.
         intensity: maps [-1, 1] back to the training data's units.
         info: the export's ``config.json`` (model, net, step, source ...).
+        label_values / label_names: a ``--pairs`` run's label-map classes (value and name of
+            each, background first), whose foreground channels G draws after the image's
+            ``image_channels``; empty for a generator of images alone.
     """
 
     generator: nn.Module
@@ -41,6 +45,26 @@ class SynthesisModel:
     class_names: list[str]
     intensity: IntensityMap
     info: dict[str, Any]
+    label_values: list[int] = field(default_factory=list)
+    label_names: list[str] = field(default_factory=list)
+
+    @property
+    def image_channels(self) -> int:
+        return int(self.info.get("channels") or 1)
+
+    @property
+    def pairs(self) -> bool:
+        """Whether G draws a label map beside each image."""
+        return bool(self.label_values)
+
+    def split(self, drawn: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """G's output ``(N, C [+ K - 1], H, W)`` -> ``(images (N, C, H, W), label maps
+        (N, H, W) of label values or None)``."""
+        if not self.pairs:
+            return drawn, None
+        c = self.image_channels
+        index = decode_label_channels(torch.from_numpy(np.ascontiguousarray(drawn[:, c:]))).numpy()
+        return drawn[:, :c], np.asarray(self.label_values, np.int64)[index]
 
 
 def from_exported(exported: dict[str, tuple[nn.Module, dict[str, Any]]]) -> SynthesisModel:
@@ -53,8 +77,10 @@ def from_exported(exported: dict[str, tuple[nn.Module, dict[str, Any]]]) -> Synt
     if "z_dim" not in net or not isinstance(info.get("intensity"), dict):
         raise MedganError("the generator's config.json lacks 'net.z_dim' or 'intensity'", hint="export the run again with this medgan")
     classes = int(net.get("num_classes", 0) or 0)
+    pairs = info.get("pairs") or {}
     return SynthesisModel(G, int(net["z_dim"]), classes, list(info.get("class_names") or [])[:classes] if classes else [],
-                          IntensityMap(**info["intensity"]), info)
+                          IntensityMap(**info["intensity"]), info, [int(v) for v in pairs.get("label_values", [])],
+                          list(pairs.get("class_names", [])))
 
 
 def synthesis_model(run: str | Path, device: str | torch.device = "cpu") -> SynthesisModel:

@@ -2,20 +2,31 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, fields
+from dataclasses import asdict, fields, replace
 from typing import Any
 
 import torch
 from torch import nn
 
 from medgan import losses
+from medgan.data.dataset import MedicalImageDataset
+from medgan.data.labels import decode_label_channels, evenly_chosen, label_channels, label_classes, to_indices
 from medgan.errors import MedganError
 from medgan.nets import build_pair, config_from_dict
 from medgan.nets.dcgan import set_condition_strength
+from medgan.report.grid import tint
 from medgan.tasks.synth.model import SynthesisModel, from_exported
 from medgan.train.augment import diff_augment, parse_policy
 from medgan.train.distributed import unwrap
 from medgan.train.task import GANTask, Networks
+
+
+def pair_classes(config, data) -> tuple[list[int], list[str]]:
+    """``(label_values, class_names)`` of a ``--pairs`` run: those its labelled masks hold."""
+    if data.masks is None:
+        raise MedganError("--pairs draws image-label pairs and needs masks", path=config.data.source,
+                          hint="give --masks FOLDER (one mask per image, same name), or brain-mri / phantom --lesion-fraction 1")
+    return label_classes(data.masks[data.labelled_index()], None, data.mask_names, config.data.source)
 
 
 class SynthesisTask(GANTask):
@@ -69,10 +80,19 @@ class SynthesisTask(GANTask):
                               hint=f"use --size one of {', '.join(map(str, sizes))}")
         if model == "fastgan" and config.model.net.get("num_classes", 0):
             raise MedganError("fastgan is unconditional", hint="use --model dcgan for --conditional")
+        label_planes = 0
+        if config.task_config.pairs:
+            if model == "mlp" or config.model.net.get("num_classes", 0):
+                raise MedganError("--pairs trains an unconditional dcgan or fastgan", hint="leave out --conditional and --model mlp")
+            moved = set(parse_policy(config.loop.augment)) - {"translation"}
+            if moved:
+                raise MedganError(f"--augment {config.loop.augment}: with --pairs only translation moves image and label map alike",
+                                  hint="use --augment translation (the default) or ''")
+            label_planes = len(pair_classes(config, dataset.data)[0]) - 1
         # The network's full config, so config.json names every field: the image's size and
         # channels and the width TrainConfig.resolve fills in for every task, the classes of
         # --conditional (num_classes -1: as many as the data has).
-        net = {"width": 32, **config.model.net, "image_size": size, "channels": 1 if config.data.options.grey else 3}
+        net = {"width": 32, **config.model.net, "image_size": size, "channels": (1 if config.data.options.grey else 3) + label_planes}
         if net.get("num_classes", 0) == -1:
             names = dataset.data.class_names
             if not names:
@@ -89,6 +109,17 @@ class SynthesisTask(GANTask):
         self.conditional = getattr(self.net_config, "num_classes", 0) > 0
         if self.conditional:  # sample grids: one row per class
             self.grid_columns = max(1, min(16, config.loop.n_samples // self.net_config.num_classes))
+        self.image_channels = dataset.channels
+        self.pairs = config.task_config.pairs
+        if self.pairs:  # the labelled images (or `labelled` of them) and their masks as class indices
+            data, where = dataset.data, config.data.source
+            self.label_values, self.label_names = pair_classes(config, data)
+            annotated = data.labelled_index()
+            chosen = annotated[evenly_chosen(len(annotated), config.task_config.labelled)]
+            masks = to_indices(data.masks[chosen], self.label_values, where)
+            labelled = replace(data.subset(chosen), masks=masks, mask_names=self.label_names, annotated=None)
+            self.dataset = MedicalImageDataset(labelled, intensity=dataset.intensity)
+            self.samples_title = "Image-label pairs from one fixed set of z (label map in colour)"
 
     def before_step(self, nets: Networks, step: int) -> None:
         if self.conditional and self.config.model.name == "dcgan":  # transitional conditioning
@@ -105,9 +136,17 @@ class SynthesisTask(GANTask):
     def _labels(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         return {"labels": batch["label"]} if self.conditional else {}
 
+    def _real(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """What D sees of the data: the images ``(B, C, H, W)`` in [-1, 1], with ``--pairs``
+        their label maps beside them as foreground channels ``(B, C + K - 1, H, W)``."""
+        x = batch["image"]
+        if not self.pairs:
+            return x
+        return torch.cat([x, label_channels(batch["mask"].to(x.device), len(self.label_values)).to(x.dtype)], 1)
+
     def discriminator_objective(self, nets: Networks, batch):
         G, D = nets.generator, nets.discriminator
-        real = batch["image"]  # (B, C, H, W) in [-1, 1]
+        real = self._real(batch)  # (B, C, H, W) in [-1, 1]
         cond = self._labels(batch)
         with torch.no_grad():
             fake = G(self._noise(real.shape[0], real.device), **cond)
@@ -143,7 +182,7 @@ class SynthesisTask(GANTask):
 
     def generator_objective(self, nets: Networks, batch):
         G, D = nets.generator, nets.discriminator
-        real = batch["image"]
+        real = self._real(batch)
         cond = self._labels(batch)
         fake = G(self._noise(real.shape[0], real.device), **cond)
         logits = D(diff_augment(fake, self.policy), **cond)
@@ -161,7 +200,11 @@ class SynthesisTask(GANTask):
 
     @torch.no_grad()
     def render(self, nets, fixed):
-        return nets.generator(fixed["z"], **({"labels": fixed["labels"]} if "labels" in fixed else {}))
+        out = nets.generator(fixed["z"], **({"labels": fixed["labels"]} if "labels" in fixed else {}))
+        if not self.pairs:
+            return out
+        c = self.image_channels
+        return tint(out[:, :c], decode_label_channels(out[:, c:])).clamp(-1, 1)  # (B, 3, H, W): the label map in colour
 
     @classmethod
     def describe_evaluation(cls, record):
@@ -196,6 +239,8 @@ class SynthesisTask(GANTask):
             "net": asdict(self.net_config),
             "intensity": self.dataset.intensity.to_dict(),
             "class_names": data.class_names if self.conditional else None,
+            # --pairs: the label map's classes, drawn as channels after the image's
+            "pairs": {"label_values": [int(v) for v in self.label_values], "class_names": list(self.label_names)} if self.pairs else None,
             "source": self.config.data.source,
             "image_size": list(self.dataset.image_size),
             "channels": self.dataset.channels,
