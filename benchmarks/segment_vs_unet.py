@@ -13,7 +13,12 @@ Methods, one after another on the same data:
 - ``teacher``: the U-Net with a mean teacher on the remaining training slices (``--mean-teacher 0.1``,
   Tarvainen & Valpola 2017; no adversary); scored as the segmentor and, as ``teacher-ema``, as
   the teacher it exports beside it;
-- ``elastic``: the U-Net with an elastic deformation added to its classical augmentation.
+- ``elastic``: the U-Net with an elastic deformation added to its classical augmentation;
+- ``pairs`` / ``pairs+classical``: the U-Net with half of every batch drawn from 1000
+  image-label pairs of a ``medgan train synth --pairs`` run trained on the same labelled
+  slices for ``--pairs-budget`` seconds (Bowles et al. 2018), with mirroring alone or with
+  the classical augmentation; the GAN's seconds are reported apart (``gan_seconds``), paid
+  once per labelled set.
 
 With ``--budget`` every medgan method trains for the same planned ``--time-budget`` with the
 task's defaults and its own options (equal seconds), and MONAI alone for the seconds the plain
@@ -59,10 +64,11 @@ CASES = {
     # one scan's axial slices as PNG images + masks (written by `scan_folder`), no hold-out
     "volume": {"source": None, "options": {"size": 64}, "holdout": 0.0, "one_scan": True},
 }
-METHODS = ("monai", "unet", "critic", "semi", "teacher", "elastic")
+METHODS = ("monai", "unet", "critic", "semi", "teacher", "elastic", "pairs", "pairs+classical")
 #: each method's segment options over the task's defaults (``--budget`` runs)
 METHOD_OPTIONS = {"unet": {}, "critic": {"adversarial": "on", "semi_adv_weight": 0.0, "semi_weight": 0.0},
-                  "semi": {"adversarial": "on"}, "teacher": {"mean_teacher": 0.1}, "elastic": {"augmentation": "elastic"}}
+                  "semi": {"adversarial": "on"}, "teacher": {"mean_teacher": 0.1}, "elastic": {"augmentation": "elastic"},
+                  "pairs": {"augmentation": "mirror"}, "pairs+classical": {}}
 
 
 def scan_folder(root: Path) -> str:
@@ -105,8 +111,38 @@ def case_data(case: dict) -> tuple[ImageSet, ImageSet]:
     return train, holdout
 
 
+def pairs_run(case: dict, labelled: int, seed: int, budget: float, run_dir: Path) -> tuple[Path, float]:
+    """A ``medgan train synth --pairs`` run on the case's ``labelled`` slices (chosen as the
+    segmentation run chooses them) for ``budget`` seconds; returns (run folder, seconds)."""
+    values = {"task": "synth", "data": {"source": case["source"], "options": dict(case["options"]), "holdout": case["holdout"]},
+              "loop": {"time_budget": budget, "seed": seed, "batch_size": min(32, labelled) if labelled else 32},
+              "synth": {"pairs": True, "labelled": labelled}}
+    start = time.perf_counter()
+    Trainer(TrainConfig.from_dict(values), run_dir, progress=False).fit()
+    seconds = time.perf_counter() - start
+    shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
+    return run_dir, seconds
+
+
+def pairs_picture(run: Path, out: Path, n: int = 16) -> None:
+    """``n`` generated pairs of a ``--pairs`` run, each as image | image with its label map."""
+    from medgan.data.labels import to_indices
+    from medgan.report.grid import image_grid
+    from medgan.tasks import load_model
+    from medgan.tasks.synth.model import draw
+
+    model = load_model(run)
+    images, labels = model.split(draw(model.generator, model.z_dim, n, seed=0))
+    index = to_indices(labels, model.label_values, "generated")  # (N, H, W)
+    tiles = np.repeat(images[:, 0], 2, axis=0)  # (2N, H, W): each image twice
+    masks = np.stack([np.zeros_like(index), index], 1).reshape(-1, *index.shape[1:])
+    out.parent.mkdir(parents=True, exist_ok=True)
+    image_grid(tiles, value_range=(-1, 1), ncol=8, masks=masks).save(out)
+
+
 def medgan_run(case: dict, method: str, labelled: int, seed: int, steps: int, batch: int, run_dir: Path,
-               overrides: dict | None = None, budget: float = 0.0, unet_overrides: dict | None = None) -> tuple[Path, float]:
+               overrides: dict | None = None, budget: float = 0.0, unet_overrides: dict | None = None,
+               pairs: Path | None = None) -> tuple[Path, float]:
     values = {"task": "segment", "data": {"source": case["source"], "options": dict(case["options"]), "holdout": case["holdout"]},
               "model": {"name": "unet", "net": {"width": 32}},
               "loop": {"steps": steps, "batch_size": batch, "seed": seed, "log_every": max(1, steps // 10), "sample_every": steps,
@@ -122,8 +158,10 @@ def medgan_run(case: dict, method: str, labelled: int, seed: int, steps: int, ba
         for key, value in (unet_overrides or {}).items():  # e.g. optim.decay=none: a candidate default, for every method
             section, name = key.split(".")
             values.setdefault(section, {})[name] = value
-    elif method in ("teacher", "elastic"):
+    elif method in ("teacher", "elastic", "pairs", "pairs+classical"):
         values["segment"].update({"adversarial": "off", **METHOD_OPTIONS[method]})
+    if method.startswith("pairs"):
+        values["segment"]["synthetic"] = str(pairs)
     if method != "unet":
         values["segment"].update(overrides or {})
     if method == "critic":
@@ -181,6 +219,9 @@ def main() -> None:
     parser.add_argument("--budget", type=float, default=0.0,
                         help="seconds: the plain U-Net with the task's defaults and --time-budget (planned) instead of --steps; "
                              "MONAI alone gets the seconds it took")
+    parser.add_argument("--pairs-budget", type=float, default=0.0,
+                        help="seconds of the pairs GAN (default: --budget, else 300)")
+    parser.add_argument("--picture", default="", help="a PNG of generated pairs (image | label overlay) from the first pairs GAN")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default); 1 lets two runs share 2 cores")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=JSON",
                         help="a segment option for the critic and semi-supervised runs, e.g. critic_maps='\"soft\"'")
@@ -214,12 +255,18 @@ def main() -> None:
                     run_case, run_labelled = {**case, "options": options}, 0
                 batch = min(args.batch_size, len(chosen))  # a batch cannot hold more labelled slices than there are
                 for seed in [int(v) for v in args.seeds.split(",")]:
-                    unet_seconds, model_info = None, None
+                    unet_seconds, model_info, pairs, gan_seconds = None, None, None, None
                     for method in [m for m in METHODS[1:] if m in methods or (m == "unet" and "monai" in methods)]:
                         if method in ("semi", "teacher") and len(chosen) == len(train):
                             continue  # all labelled: nothing left to be unlabelled
+                        if method.startswith("pairs") and pairs is None:  # one GAN per labelled set and seed
+                            pairs, gan_seconds = pairs_run(run_case, run_labelled, seed, args.pairs_budget or args.budget or 300.0,
+                                                           root / f"{case_name}-{labelled}-{seed}-gan")
+                            if args.picture:
+                                picture = Path(args.picture)
+                                pairs_picture(pairs, picture.with_name(f"{picture.stem}-{case_name}-{labelled}{picture.suffix}"))
                         run, seconds = medgan_run(run_case, method, run_labelled, seed, args.steps, batch, root / f"{case_name}-{labelled}-{seed}-{method}",
-                                                  overrides, args.budget, unet_overrides)
+                                                  overrides, args.budget, unet_overrides, pairs)
                         model = load_model(run)
                         if method == "unet":
                             unet_seconds, model_info = seconds, model
@@ -227,6 +274,7 @@ def main() -> None:
                             config = json.loads((run / "config.json").read_text())
                             runs.append({"case": case_name, "labelled": len(chosen), "seed": seed, "method": method, "seconds": round(seconds, 1),
                                          "steps": config["loop"]["steps"], "batch": batch, "width": config["model"]["net"]["width"],
+                                         **({"gan_seconds": round(gan_seconds, 1)} if method.startswith("pairs") else {}),
                                          **score(model, eval_set)})
                             print(json.dumps(runs[-1]), flush=True)
                             if method == "teacher":  # the exported teacher, scored beside its student
