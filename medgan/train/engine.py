@@ -329,6 +329,12 @@ class Trainer:
             warn(self.plan.describe(), hint="give a longer --time-budget for a useful model")
         return self.plan
 
+    def measure_pace(self) -> list[float]:
+        """Seconds per step of every phase, measured on copies of the networks (as a time
+        budget's plan measures them; the run itself is left untouched), so that a run
+        without a budget can say before its first step how long it will take."""
+        return dist.all_max([self._probe(index) for index in range(len(self.phases))], self.dist)
+
     def _lay_out(self, steps: list[int]) -> None:
         """Have the task lay its phases (and the config) out over ``steps`` per phase."""
         self.task.plan(steps)
