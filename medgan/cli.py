@@ -257,6 +257,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     plan = trainer.plan_budget()  # measures first: the plan is said before the first step
     if plan is not None and trainer.dist.is_main and not plan.short:  # a short one is a warning already
         console.print(plan.describe(), markup=False)
+    elif plan is None and trainer.step == 0 and not args.no_progress:  # how long the run will take, before it starts
+        pace = trainer.measure_pace()
+        seconds = sum(s * p.steps for s, p in zip(pace, trainer.phases))
+        if trainer.dist.is_main:
+            console.print(f"measured {', '.join(f'{s:.3g} s' for s in pace)} per step: {trainer.steps} steps take about "
+                          f"{_duration(seconds)} on this machine (--time-budget plans a run to a length)", markup=False)
     trainer.fit()
     if trainer.dist.is_main:
         if trainer.stopped_by_budget:
@@ -265,6 +271,13 @@ def cmd_train(args: argparse.Namespace) -> int:
         exported = ", ".join(f"{name}/" for name in trainer.task.exported)
         console.print(f"run folder: [bold]{run_dir}[/bold]  (samples/, curves.png, {exported})")
     return 0
+
+
+def _duration(seconds: float) -> str:
+    """``"45 s"``, ``"12 min"``, ``"2.5 h"``."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    return f"{seconds / 60:.0f} min" if seconds < 5400 else f"{seconds / 3600:.1f} h"
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:

@@ -107,7 +107,11 @@ class Trainer:
                                   path=config.data.source)
             self.sampler = BalancedSampler(labels, num_replicas=self.dist.world_size, rank=self.dist.rank, seed=loop.seed)
         else:
-            self.sampler = DistributedSampler(self.dataset, num_replicas=self.dist.world_size, rank=self.dist.rank,
+            # A task that learns from a few labelled images (segmentation, image-label pairs)
+            # repeats them to fill a batch; an epoch then shows each about batch / n times.
+            n = len(self.dataset)
+            repeats = math.ceil(loop.batch_size / n) if self.task.repeat_small_data and 0 < n < loop.batch_size else 1
+            self.sampler = DistributedSampler(range(n * repeats), num_replicas=self.dist.world_size, rank=self.dist.rank,
                                               shuffle=True, seed=loop.seed, drop_last=True)
         self.batches_per_epoch = len(self.sampler) // self.local_batch
         if self.batches_per_epoch == 0:
@@ -178,7 +182,7 @@ class Trainer:
         if epoch != self._epoch:
             self.sampler.set_epoch(epoch)
             self._order, self._epoch = list(self.sampler), epoch
-        index = torch.tensor(self._order[pos * self.local_batch : (pos + 1) * self.local_batch])
+        index = torch.tensor(self._order[pos * self.local_batch : (pos + 1) * self.local_batch]) % len(self.dataset)  # repeated sets wrap
         batch = {k: v.to(self.device, non_blocking=True) for k, v in self.dataset.batch(index).items()}
         batch["image"] = batch["image"].contiguous(memory_format=torch.channels_last)
         batch["number"] = torch.tensor(k)  # lets a task draw batch-level randomness as a function of k
@@ -328,6 +332,12 @@ class Trainer:
         if self.plan.short and self.dist.is_main:
             warn(self.plan.describe(), hint="give a longer --time-budget for a useful model")
         return self.plan
+
+    def measure_pace(self) -> list[float]:
+        """Seconds per step of every phase, measured on copies of the networks (as a time
+        budget's plan measures them; the run itself is left untouched), so that a run
+        without a budget can say before its first step how long it will take."""
+        return dist.all_max([self._probe(index) for index in range(len(self.phases))], self.dist)
 
     def _lay_out(self, steps: list[int]) -> None:
         """Have the task lay its phases (and the config) out over ``steps`` per phase."""

@@ -124,6 +124,9 @@ class Task(ABC):
     bf16_on_cpu: bool = False
     #: model names the task accepts in ``model.name`` (``None``: the GAN registry :data:`medgan.nets.MODELS`).
     models: tuple[str, ...] | None = None
+    #: fill a batch from fewer images by repeating them (a task made for a few labelled
+    #: images); otherwise a training set smaller than one batch is an error.
+    repeat_small_data: bool = False
 
     def __init__(self, config, dataset: MedicalImageDataset):
         self.config = config

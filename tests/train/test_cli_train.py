@@ -9,6 +9,7 @@ import sys
 import numpy as np
 import pydicom
 import pytest
+import torch
 
 from medgan.cli import main
 from medgan.tasks import TASKS
@@ -236,3 +237,16 @@ def test_dry_run_on_brain_mri_at_128_reads_the_embedded_128_slices(monkeypatch, 
     assert main(["train", "synth", "--data", "brain-mri", "--dry-run"]) == 0
     assert "--size 64 was chosen for you" in capsys.readouterr().err
     assert read[-1][0].data.images.shape[1:] == (64, 64)
+
+
+def test_a_run_without_a_budget_says_how_long_it_will_take_and_measuring_changes_nothing(tmp_path, capsys):
+    from safetensors.torch import load_file
+
+    shown = [a for a in TINY if a != "--no-progress"]
+    assert main(["train", "synth", *shown, "--steps", "3", "--run-dir", str(tmp_path / "told")]) == 0
+    err = " ".join(capsys.readouterr().err.split())
+    assert re.search(r"measured [0-9.e-]+ s per step: 3 steps take about [0-9]+ s on this machine", err), err
+    assert main(["train", "synth", *TINY, "--steps", "3", "--no-progress", "--run-dir", str(tmp_path / "quiet")]) == 0
+    assert "per step:" not in capsys.readouterr().err  # --no-progress: no probe
+    told, quiet = (load_file(tmp_path / r / "generator" / "model.safetensors") for r in ("told", "quiet"))
+    assert all(torch.equal(told[k], quiet[k]) for k in quiet)  # the probe ran on copies and restored the random streams
