@@ -78,6 +78,7 @@ class SegmentTask(Task):
     # cost 0.7-1.4 Dice on the other head (benchmarks/segment_vs_unet.py --budget 600).
     lr_decay = "none"
     grid_columns = 6  # two (image | prediction | truth) triplets per row
+    repeat_small_data = True  # 8 labelled slices fill a batch of 32
     samples_title = "The same training slices at every step: image | prediction | truth"
 
     @classmethod

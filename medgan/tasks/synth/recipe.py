@@ -120,6 +120,7 @@ class SynthesisTask(GANTask):
             labelled = replace(data.subset(chosen), masks=masks, mask_names=self.label_names, annotated=None)
             self.dataset = MedicalImageDataset(labelled, intensity=dataset.intensity)
             self.samples_title = "Image-label pairs from one fixed set of z (label map in colour)"
+            self.repeat_small_data = True  # a few labelled images fill a batch
 
     def before_step(self, nets: Networks, step: int) -> None:
         if self.conditional and self.config.model.name == "dcgan":  # transitional conditioning
