@@ -45,7 +45,7 @@ def test_a_pairs_run_generates_aligned_label_maps_in_every_format(squares, tmp_p
     hd = require("highdicom")
     images, masks = squares
     run = tmp_path / "pairs"
-    assert _train_pairs(images, masks, run, "--labelled", "8") == 0
+    assert _train_pairs(images, masks, run, "--labelled", "3") == 0  # three labelled images repeated to fill a batch of 4
     info = json.loads((run / "generator" / "config.json").read_text())
     assert info["pairs"] == {"label_values": [0, 255], "class_names": ["background", "label255"]}
     assert info["net"]["channels"] == 2 and info["channels"] == 1

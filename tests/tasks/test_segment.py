@@ -450,7 +450,7 @@ def test_evaluate_honours_metrics_through_the_segmentation_family(tmp_path, caps
 
 def _mean_teacher_argv(images, masks, run, steps, *extra):
     return ["train", "segment", "--data", str(images), "--masks", str(masks), "--size", "32", "--labelled", "4",
-            "--mean-teacher", "0.1", "--steps", str(steps), "--batch-size", "4", "--width", "8", "--depth", "2",
+            "--mean-teacher", "0.1", "--steps", str(steps), "--batch-size", "8", "--width", "8", "--depth", "2",  # 4 labelled fill 8
             "--holdout", "0", "--run-dir", str(run), "--no-progress", "--checkpoint-every", "2", *extra]
 
 
