@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from medgan.errors import MedganError
-from medgan.tasks.enhance.artefacts import cartesian_mask, data_consistency, motion, undersample
+from medgan.nets.kspace import DataConsistent, acquired_lines, data_consistency
+from medgan.tasks.enhance.artefacts import cartesian_mask, motion, undersample
 from medgan.tasks.enhance.degrade import Degradation, fbp_roundtrip, parse_degradation
 
 
@@ -98,3 +99,24 @@ def test_artefact_degradations_parse_round_trip_and_repeat_per_image():
 def test_bad_artefact_parameters_are_refused_in_one_line(spec, words):
     with pytest.raises(MedganError, match=words):
         parse_degradation(spec)
+
+
+def test_the_data_consistency_layer_reads_the_acquired_lines_from_a_zero_filled_input():
+    x = _image()
+    mask = cartesian_mask(64, 4, 0.08, "equispaced", np.random.default_rng(3))
+    zero_filled = torch.from_numpy(np.stack([undersample(x, mask), x])).float()[:, None]  # (2, 1, 64, 64): one undersampled, one full
+    found, undersampled = acquired_lines(zero_filled)
+    assert undersampled.tolist() == [True, False]
+    assert torch.equal(found[0, 0].bool(), torch.from_numpy(mask)[None, :].expand(64, 64))
+    assert torch.equal(found[0, 0].T.bool(), acquired_lines(zero_filled.transpose(-1, -2))[0][0, 0].bool())  # rows as well
+    layer = DataConsistent(torch.nn.Identity())
+    torch.testing.assert_close(layer(zero_filled), zero_filled, atol=1e-3, rtol=0)  # consistent with itself (FFT rounding)
+    truth = torch.from_numpy(x).float()[None, None]
+    layer.net = lambda inp: truth.expand_as(inp)  # a perfect network: its output is kept, being consistent
+    torch.testing.assert_close(layer(zero_filled)[0], truth[0], atol=1e-3, rtol=0)
+    layer.net = lambda inp: torch.zeros_like(inp)  # a network that knows nothing: the acquired data come back, the full image untouched
+    out = layer(zero_filled)
+    torch.testing.assert_close(out[0], zero_filled[0], atol=1e-3, rtol=0)
+    assert torch.equal(out[1], torch.zeros_like(out[1]))
+    layer.enabled = False
+    assert torch.equal(layer(zero_filled), torch.zeros_like(zero_filled))

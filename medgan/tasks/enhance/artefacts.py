@@ -15,7 +15,7 @@ lines drawn at random (``random``) or every few lines from a random offset (``eq
 so that ``accel`` times fewer lines are kept; the image is the zero-filled inverse FFT. The
 lines are chosen in conjugate pairs (frequency ``f`` with ``-f``): the k-space of a real
 image is Hermitian, so its zero-filled reconstruction then stays real, and a
-data-consistency step (:func:`data_consistency`) can put the acquired lines back exactly
+data-consistency step (:mod:`medgan.nets.kspace`) can put the acquired lines back exactly
 from the magnitude image a DICOM file holds. (A scanner's own masks need not be symmetric:
 its raw k-space is complex; medgan sees reconstructed images.)
 
@@ -39,13 +39,12 @@ simulates the other two in the data's own units.
 from __future__ import annotations
 
 import numpy as np
-import torch
 
 from medgan.errors import MedganError
 
 MASK_KINDS = ("random", "equispaced")
 
-__all__ = ["MASK_KINDS", "cartesian_mask", "data_consistency", "motion", "sparse_view_ct", "undersample"]
+__all__ = ["MASK_KINDS", "cartesian_mask", "motion", "sparse_view_ct", "undersample"]
 
 
 def _frequencies(width: int) -> np.ndarray:
@@ -121,22 +120,3 @@ def sparse_view_ct(hu: np.ndarray, angles: int) -> np.ndarray:
     from medgan.tasks.enhance.degrade import fbp_roundtrip
 
     return fbp_roundtrip(hu, n_angles=angles)
-
-
-def data_consistency(output: torch.Tensor, acquired: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Put the acquired k-space lines back into a network's output: the lines ``mask`` says
-    were acquired come from ``acquired`` (the zero-filled image), the others from ``output``.
-
-    Args:
-        output: the network's images ``(B, C, H, W)``.
-        acquired: the zero-filled images it was given, same shape and units.
-        mask: ``(B, W)`` or ``(W,)`` acquired lines (bool or 0/1).
-
-    Returns:
-        ``(B, C, H, W)``: the real part of the merged k-space's inverse FFT (exact for a
-        symmetric mask and real images; differentiable in ``output``).
-    """
-    m = mask.to(torch.float32)
-    m = m[:, None, None, :] if m.ndim == 2 else m[None, None, None, :]  # (B or 1, 1, 1, W)
-    k = torch.fft.fft2(output.float(), norm="ortho") * (1 - m) + torch.fft.fft2(acquired.float(), norm="ortho") * m
-    return torch.fft.ifft2(k, norm="ortho").real.to(output.dtype)
