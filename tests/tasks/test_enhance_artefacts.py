@@ -112,9 +112,17 @@ def test_the_data_consistency_layer_reads_the_acquired_lines_from_a_zero_filled_
     layer = DataConsistent(torch.nn.Identity())
     torch.testing.assert_close(layer(zero_filled), zero_filled, atol=1e-3, rtol=0)  # consistent with itself (FFT rounding)
     truth = torch.from_numpy(x).float()[None, None]
-    layer.net = lambda inp: truth.expand_as(inp)  # a perfect network: its output is kept, being consistent
+    class Constant(torch.nn.Module):
+        def __init__(self, image):
+            super().__init__()
+            self.image = image
+
+        def forward(self, inp):
+            return self.image.expand_as(inp)
+
+    layer.net = Constant(truth)  # a perfect network: its output is kept, being consistent
     torch.testing.assert_close(layer(zero_filled)[0], truth[0], atol=1e-3, rtol=0)
-    layer.net = lambda inp: torch.zeros_like(inp)  # a network that knows nothing: the acquired data come back, the full image untouched
+    layer.net = Constant(torch.zeros_like(truth))  # a network that knows nothing: the acquired data come back, the full image untouched
     out = layer(zero_filled)
     torch.testing.assert_close(out[0], zero_filled[0], atol=1e-3, rtol=0)
     assert torch.equal(out[1], torch.zeros_like(out[1]))
