@@ -110,7 +110,7 @@ def test_undersampled_mri_trains_with_data_consistency_and_enhance_keeps_the_acq
     assert main(["enhance", str(run), str(src), "--out", str(out), "--no-progress"]) == 0
     result = np.asarray(nib.load(out).dataobj, dtype=np.float64)
     for k, m in enumerate(masks):
-        given, made = np.fft.fft2(zero_filled[..., k].T), np.fft.fft2(result[..., k].T)  # medgan's (H, W) is the stored (j, i)
+        given, made = np.fft.fft2(zero_filled[..., k]), np.fft.fft2(result[..., k])  # in the stored (i, j) layout: lines along j
         np.testing.assert_allclose(made[:, m], given[:, m], atol=1e-3 * np.abs(given).max())
 
 
