@@ -173,9 +173,11 @@ class IntensityMap:
         """A map for a CT window preset or ``"center,width"``."""
         return cls(*window_bounds(*parse_window(spec)), units="HU")
 
-    def forward(self, x: np.ndarray) -> np.ndarray:
-        """Data units -> [-1, 1] (float32)."""
-        x = np.clip(np.asarray(x, dtype=np.float64), self.low, self.high)
+    def forward(self, x: np.ndarray, clip: bool = True) -> np.ndarray:
+        """Data units -> [-1, 1] (float32); ``clip=False`` maps values outside the range
+        linearly beyond [-1, 1] (a zero-filled MRI image keeps its exactly empty k-space lines)."""
+        x = np.asarray(x, dtype=np.float64)
+        x = np.clip(x, self.low, self.high) if clip else x
         return (2.0 * (x - self.low) / (self.high - self.low) - 1.0).astype(np.float32)
 
     def inverse(self, y: np.ndarray) -> np.ndarray:

@@ -18,8 +18,9 @@ class EnhanceConfig:
     """Enhancement: what to undo, what the network learns from, and how to weigh the objective.
 
     Attributes:
-        mode: ``"denoise"`` (DnCNN by default, or the pix2pix U-Net) or ``"sr"`` (residual
-            pixel-shuffle generator).
+        mode: ``"denoise"`` (DnCNN by default, or the pix2pix U-Net), ``"sr"`` (residual
+            pixel-shuffle generator) or ``"artefact"`` (the pix2pix U-Net on L1 by default:
+            undersampled or motion-corrupted MRI, sparse-view CT).
         supervision: ``"paired"`` (degraded -> clean pairs simulated from clean images),
             ``"self"`` (Neighbor2Neighbor on noisy images alone: no clean image is seen;
             see :mod:`medgan.tasks.enhance.methods.selfsup`) or ``"unpaired"`` (CycleGAN between
@@ -51,6 +52,9 @@ class EnhanceConfig:
             random degradations (noise) and 1 for deterministic ones (downsampling).
         flip: show each (degraded, clean) pair under one of the 8 symmetries of the square
             (mirrors and 90-degree turns, both images alike; 4 for non-square images).
+        data_consistency: ``"on"``: the generator's output keeps the k-space lines its
+            zero-filled input acquired (:class:`medgan.nets.kspace.DataConsistent`);
+            ``"auto"``: on for ``undersample-mri``, off otherwise.
     """
 
     #: the option that picks one of the task's methods (a class each, medgan.tasks.enhance.methods)
@@ -70,7 +74,8 @@ class EnhanceConfig:
         "optim.decay": "learning-rate schedule: linear (default: 2nd half to 0, as pix2pix), none or cosine",
     }
 
-    mode: str = option("denoise", "denoising (DnCNN; --model pix2pix for the GAN) or super-resolution", choices=("denoise", "sr"))
+    mode: str = option("denoise", "denoising (DnCNN; --model pix2pix for the GAN), super-resolution, or artefact removal "
+                               "(undersampled / motion MRI, sparse-view CT)", choices=("denoise", "sr", "artefact"))
     degradation: str = option("", "what to undo, e.g. lowdose-ct:dose=0.25, rician:snr=10, gaussian:sigma=20, sr:factor=2 "
                               "(default: by mode and data)", metavar="SPEC")
     supervision: str = option("paired", "degraded -> clean pairs (default), noisy images alone (Neighbor2Neighbor) or "
@@ -84,4 +89,6 @@ class EnhanceConfig:
     ssim_weight: float = option(0.0, "weight of a 1-SSIM term")
     degradation_seed: int = 0
     realizations: int = option(0, "noise draws kept per training image (0: 4 for noise, 1 for downsampling)")
+    data_consistency: str = option("auto", "keep the acquired k-space lines of a zero-filled input (auto: on for undersample-mri)",
+                                   choices=("auto", "on", "off"))
     flip: bool = option(True, "do not mirror or turn training pairs (by default each pair is shown under one of the square's 8 symmetries)")

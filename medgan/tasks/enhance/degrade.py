@@ -358,11 +358,18 @@ KIND_PARAMS: dict[str, tuple[str, ...]] = {
     "rician": ("snr",),
     "gaussian": ("sigma",),
     "sr": ("factor", "method", "blur_sigma"),
+    # artefacts (medgan.tasks.enhance.artefacts)
+    "undersample-mri": ("accel", "center", "mask"),
+    "motion-mri": ("lines", "shift"),
+    "sparse-view-ct": ("angles",),
     "none": (),  # the images are already degraded (self-supervised or unpaired training on real noisy scans)
 }
 # The parameter that sets the noise level of each noise kind (``EnhanceConfig.levels`` varies it).
-LEVEL_PARAM = {"gaussian": "sigma", "rician": "snr", "lowdose-ct": "dose", "lowdose-ct-image": "dose"}
-EXAMPLE = "lowdose-ct:dose=0.25, rician:snr=10, gaussian:sigma=20, sr:factor=2,method=bicubic or none"
+LEVEL_PARAM = {"gaussian": "sigma", "rician": "snr", "lowdose-ct": "dose", "lowdose-ct-image": "dose",
+               "undersample-mri": "accel", "motion-mri": "shift", "sparse-view-ct": "angles"}
+EXAMPLE = ("lowdose-ct:dose=0.25, rician:snr=10, gaussian:sigma=20, sr:factor=2,method=bicubic, undersample-mri:accel=4,center=0.08, "
+           "motion-mri:lines=0.1,shift=2, sparse-view-ct:angles=60 or none")
+ARTEFACTS = ("undersample-mri", "motion-mri", "sparse-view-ct")
 
 
 @dataclass(frozen=True)
@@ -376,6 +383,9 @@ class Degradation:
         snr: Rician noise (see :func:`rician_noise`).
         sigma: Gaussian noise std in the data's units.
         factor, method, blur_sigma: super-resolution (see :func:`downsample`).
+        accel, center, mask: undersampled MRI (see :func:`medgan.tasks.enhance.artefacts.cartesian_mask`).
+        lines, shift: motion-corrupted MRI (see :func:`medgan.tasks.enhance.artefacts.motion`).
+        angles: sparse-view CT (see :func:`medgan.tasks.enhance.artefacts.sparse_view_ct`).
     """
 
     kind: str
@@ -387,6 +397,12 @@ class Degradation:
     factor: int = 2
     method: str = "area"
     blur_sigma: float = 0.0
+    accel: float = 4.0
+    center: float = 0.08
+    mask: str = "random"
+    lines: float = 0.1
+    shift: float = 2.0
+    angles: int = 60
 
     def __post_init__(self) -> None:
         if self.kind not in KIND_PARAMS:
@@ -403,6 +419,18 @@ class Degradation:
         object.__setattr__(self, "factor", int(self.factor))  # 2.0 from a JSON config -> 2
         if self.method not in SR_METHODS:
             raise MedganError(f"unknown downsampling method {self.method!r}", hint=f"use one of {', '.join(SR_METHODS)}")
+        from medgan.tasks.enhance.artefacts import MASK_KINDS
+
+        if self.mask not in MASK_KINDS:
+            raise MedganError(f"unknown k-space mask {self.mask!r}", hint=f"use one of {', '.join(MASK_KINDS)}")
+        if not (self.accel >= 1 and 0 < self.center < 1 and self.center * self.accel <= 1):
+            raise MedganError(f"accel={self.accel} must be at least 1 and center={self.center} in (0, 1/accel]",
+                              hint="e.g. undersample-mri:accel=4,center=0.08")
+        if not (0 <= self.lines <= 1 and np.isfinite(self.shift) and self.shift >= 0):
+            raise MedganError(f"motion lines={self.lines} must be in [0, 1] and shift={self.shift} >= 0 pixels")
+        if isinstance(self.angles, bool) or int(self.angles) != self.angles or self.angles < 1:
+            raise MedganError(f"sparse-view angles must be a whole number >= 1, got {self.angles!r}")
+        object.__setattr__(self, "angles", int(self.angles))
 
     def to_dict(self) -> dict[str, Any]:
         """``kind`` and the parameters this kind uses (JSON-serialisable)."""
@@ -427,7 +455,7 @@ class Degradation:
     @property
     def random(self) -> bool:
         """Whether the result depends on the seed (noise), not only on the image."""
-        return self.kind not in ("sr", "none")
+        return self.kind not in ("sr", "none", "sparse-view-ct")
 
     def at_level(self, level: float) -> Degradation:
         """The same degradation at another noise level (its ``sigma``, ``snr`` or ``dose``).
@@ -455,7 +483,33 @@ class Degradation:
             return gaussian_noise(images, self.sigma, seed)
         if self.kind == "none":
             return _map(images, "degradation none", lambda img, i: img)  # checked and float32, unchanged
+        if self.kind in ARTEFACTS:
+            return self._artefact(images, seed)
         return downsample(images, self.factor, self.method, self.blur_sigma)
+
+
+    def kspace_masks(self, n: int, width: int, seed: Seed = 0) -> np.ndarray:
+        """``(n, width)`` bool: the phase-encoding lines each of ``n`` images kept under
+        ``undersample-mri`` with this ``seed`` (what :meth:`apply` used; a data-consistency
+        step puts them back)."""
+        from medgan.tasks.enhance.artefacts import cartesian_mask
+
+        if self.kind != "undersample-mri":
+            raise MedganError(f"the degradation {self.kind!r} keeps no k-space lines", hint="only undersample-mri has a mask")
+        ss = _seed_sequence(seed)
+        return np.stack([cartesian_mask(width, self.accel, self.center, self.mask, _child_rng(ss, i)) for i in range(n)])
+
+    def _artefact(self, images: np.ndarray, seed: Seed) -> np.ndarray:
+        from medgan.tasks.enhance import artefacts
+
+        if self.kind == "sparse-view-ct":
+            return artefacts.sparse_view_ct(images, self.angles)
+        ss = _seed_sequence(seed)
+        if self.kind == "motion-mri":
+            return _map(images, "motion-mri", lambda img, i: artefacts.motion(img, self.lines, self.shift, _child_rng(ss, i)))
+        width = np.shape(images)[-1]
+        return _map(images, "undersample-mri", lambda img, i: artefacts.undersample(
+            img, artefacts.cartesian_mask(width, self.accel, self.center, self.mask, _child_rng(ss, i))))
 
 
 _TYPES = {f.name: f.type for f in fields(Degradation)}

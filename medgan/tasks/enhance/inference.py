@@ -152,6 +152,23 @@ class RangeReport:
 # --------------------------------------------------------------------------- one image
 
 
+def _consistent(model: EnhancementModel, image: np.ndarray, tile: int, overlap: int, device, batch_size: int) -> np.ndarray:
+    """A model with data consistency on a zero-filled image: mapped to [-1, 1] without
+    clipping (clipping would fill the empty k-space lines the step reads), and its output
+    mapped back without clipping either: the acquired lines are the input's own. An image
+    larger than one tile, or padded to the model's multiple, has no empty lines left, and the
+    network's output is then returned as it is."""
+    G, imap = model.generator, model.intensity
+    x = 2.0 * (image - imap.low) / (imap.high - imap.low) - 1.0
+    was_training = G.training
+    G.to(device).eval()
+    try:
+        y = tiled_apply(G, x, scale=1, multiple=model.multiple, tile=tile, overlap=overlap, batch_size=batch_size, device=device)
+    finally:
+        G.train(was_training)
+    return ((y + 1.0) * 0.5 * (imap.high - imap.low) + imap.low).astype(np.float32)
+
+
 def enhance_image(
     model: EnhancementModel,
     image: np.ndarray,
@@ -190,6 +207,8 @@ def enhance_image(
     if not np.all(np.isfinite(image)):
         raise MedganError("image holds NaN or infinite values", hint="fix or mask the input first")
 
+    if model.info.get("data_consistency"):
+        return _consistent(model, image, tile, overlap, device, batch_size)
     # Normalise exactly as IntensityMap.forward, kept in float64 until the network.
     clipped = np.clip(image, imap.low, imap.high)
     x = 2.0 * (clipped - imap.low) / (imap.high - imap.low) - 1.0

@@ -51,7 +51,10 @@ class EnhancementModel:
     @property
     def description(self) -> str:
         """What was done to an image, for a derived series' description."""
-        text = "Denoised" if self.scale == 1 else f"Super-resolved x{self.scale}"  # every scale-1 degradation is noise
+        from medgan.tasks.enhance.degrade import ARTEFACTS
+
+        artefact = self.degradation.get("kind") in ARTEFACTS
+        text = "Artefacts reduced" if artefact else "Denoised" if self.scale == 1 else f"Super-resolved x{self.scale}"
         if self.degradation:
             text += " (trained to undo " + ", ".join(f"{k}={v}" for k, v in self.degradation.items()) + ")"
         return text
@@ -64,7 +67,12 @@ def build_network(name: str, info: dict[str, Any]) -> nn.Module:
 
     if name not in ("generator", "discriminator"):
         raise MedganError(f"the 'enhance' task cannot rebuild a network named {name!r}")
-    return build(info["model"], info["net"], name)
+    net = build(info["model"], info["net"], name)
+    if name == "generator" and info.get("data_consistency"):
+        from medgan.nets.kspace import DataConsistent
+
+        net = DataConsistent(net)
+    return net
 
 
 def from_pretrained(exported: dict[str, tuple[nn.Module, dict[str, Any]]]) -> EnhancementModel:

@@ -30,14 +30,14 @@ from torch import nn
 from medgan.errors import MedganError
 from medgan.nets import config_from_dict
 from medgan.tasks.enhance import model
-from medgan.tasks.enhance.degrade import Degradation, parse_degradation
+from medgan.tasks.enhance.degrade import ARTEFACTS, Degradation, parse_degradation
 from medgan.tasks.enhance.methods import METHODS, method_class
 from medgan.tasks.enhance.model import EnhancementModel
 from medgan.train.task import Networks, Optimizer, Phase, Task
 
 __all__ = ["EnhanceTask", "EnhancementModel"]
 
-MODES = {"denoise": "dncnn", "sr": "srgan"}
+MODES = {"denoise": "dncnn", "sr": "srgan", "artefact": "pix2pix"}
 DENOISERS = ("pix2pix", "dncnn")  # generators that map an image to one of the same size
 
 
@@ -77,12 +77,16 @@ class EnhanceTask(Task):
     def default_model(cls, config) -> str:
         """Follows the mode and the supervision (see :meth:`resolve`)."""
         e = config.task_config
+        if e.mode == "artefact":
+            return "pix2pix"
         return "srgan" if e.mode == "sr" else ("dncnn" if e.supervision == "paired" else "pix2pix")
 
     @classmethod
     def resolve(cls, config, dataset) -> None:
         e = config.task_config
         method = method_class(e.supervision)
+        if e.mode == "artefact" and e.adversarial is None:
+            e.adversarial = False  # the U-Net on L1 (--adversary: pix2pix); not yet measured against each other
         # The defaults are the measured winners (benchmarks/enhance_quality.py, real brain
         # MRI): for noise the DnCNN on L2, for x2 the SRResNet on L1, neither with the
         # adversary. Self-supervised and unpaired training keep the U-Net they were measured
@@ -97,7 +101,9 @@ class EnhanceTask(Task):
         if e.mode not in MODES:
             raise MedganError(f"unknown enhancement mode {e.mode!r}", hint=f"use one of {', '.join(MODES)}")
         if not e.degradation:
-            e.degradation = "sr:factor=2" if e.mode == "sr" else ("lowdose-ct:dose=0.25" if dataset.data.units == "HU" else "rician:snr=10")
+            hu = dataset.data.units == "HU"
+            e.degradation = {"sr": "sr:factor=2", "artefact": "sparse-view-ct:angles=60" if hu else "undersample-mri:accel=4,center=0.08"
+                             }.get(e.mode, "lowdose-ct:dose=0.25" if hu else "rician:snr=10")
         degradation = parse_degradation(e.degradation)
         if degradation.kind == "none" and e.supervision == "paired":
             raise MedganError("paired training needs a degradation to simulate the inputs from the clean images",
@@ -108,10 +114,20 @@ class EnhanceTask(Task):
         if e.mode == "denoise" and degradation.kind == "sr":
             raise MedganError(f"--mode denoise does not fit the degradation {e.degradation!r}",
                               hint="use a noise degradation with --mode denoise, or --mode sr")
+        if (e.mode == "artefact") != (degradation.kind in ARTEFACTS):
+            raise MedganError(f"--mode {e.mode} does not fit the degradation {e.degradation!r}",
+                              hint=f"--mode artefact goes with {', '.join(ARTEFACTS)}; the others with --mode denoise or sr")
+        if e.mode == "artefact" and e.supervision != "paired":
+            raise MedganError(f"--mode artefact trains on simulated pairs, not --supervision {e.supervision}", hint="use --supervision paired")
+        if e.data_consistency == "auto":
+            e.data_consistency = "on" if degradation.kind == "undersample-mri" else "off"
+        if e.data_consistency == "on" and degradation.kind != "undersample-mri":
+            raise MedganError(f"data consistency keeps acquired k-space lines, which {degradation.kind} does not have",
+                              hint="use it with undersample-mri, or leave out --data-consistency")
 
         # The generator: the mode's own when the model given cannot do it; its whole config
         # (TrainConfig.resolve's default width of 32 included), which config.json then names.
-        if e.mode == "sr" and config.model.name != "srgan" or e.mode == "denoise" and config.model.name not in DENOISERS:
+        if e.mode == "sr" and config.model.name != "srgan" or e.mode in ("denoise", "artefact") and config.model.name not in DENOISERS:
             config.model.name = MODES[e.mode]
         config.model.net.setdefault("width", 32)
         net = {"in_channels": dataset.channels, "out_channels": dataset.channels, **config.model.net}  # foreign keys are ignored
@@ -141,7 +157,8 @@ class EnhanceTask(Task):
         draws = []
         for r in range(e.realizations):
             degradation = self.degradation.at_level(self.levels[r % len(self.levels)]) if self.levels else self.degradation
-            low = dataset.intensity.forward(degradation.apply(clean, seed=np.random.SeedSequence(e.degradation_seed, spawn_key=(r,))))
+            low = dataset.intensity.forward(degradation.apply(clean, seed=np.random.SeedSequence(e.degradation_seed, spawn_key=(r,))),
+                                            clip=e.data_consistency != "on")  # unclipped: the empty k-space lines stay empty
             draws.append(torch.from_numpy(low if low.ndim == 4 else low[:, None]))  # (N, C, h, w)
         #: the degraded training images, ``(R, N, C, h, w)`` in [-1, 1].
         self.inputs = torch.stack(draws)
@@ -225,6 +242,7 @@ class EnhanceTask(Task):
             "supervision": self.config.task_config.supervision,
             "adversarial": bool(self.config.task_config.adversarial),
             "recon_loss": self.config.task_config.recon_loss,
+            "data_consistency": self.config.task_config.data_consistency == "on",
             "source": self.config.data.source,
             "channels": self.dataset.channels,
             **self.method.export_info(),

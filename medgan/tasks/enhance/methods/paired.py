@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from medgan.nets import build_network, build_pair
+from medgan.nets.kspace import DataConsistent
 from medgan.tasks.enhance.methods.base import EnhanceMethod, symmetries
 from medgan.train.task import Networks, Optimizer, Phase, Update
 
@@ -37,6 +38,10 @@ class Paired(EnhanceMethod):
     @classmethod
     def line(cls, config) -> str:
         e, model = config.task_config, config.model.name
+        if e.mode == "artefact":
+            dc = " with data consistency (the acquired k-space lines kept)" if e.data_consistency == "on" else ""
+            adversary = "+ a PatchGAN adversary" if e.adversarial else "alone"
+            return f"a {model} on {e.recon_loss.upper()} {adversary}{dc}, undoing {e.degradation}; not yet measured against tuned classical methods"
         if model == "dncnn" and e.recon_loss == "l2" and not e.adversarial:
             return ("a DnCNN on L2 (10 layers of 32 channels), one model per noise level: the best PSNR in benchmarks/enhance_quality.py, ahead of tuned "
                     "BM3D at every level of Gaussian and Rician MRI noise (--model pix2pix for the GAN)")
@@ -58,9 +63,10 @@ class Paired(EnhanceMethod):
     def build_pair(self) -> tuple[nn.Module, nn.Module | None]:
         """Fresh ``(G, D)``, G first (the order seeds their weights); D is ``None`` without the adversary."""
         name, net = self.config.model.name, self.task.net_config
-        if not self.adversarial:
-            return build_network(name, net, "generator"), None
-        return build_pair(name, net)
+        G, D = (build_network(name, net, "generator"), None) if not self.adversarial else build_pair(name, net)
+        if self.config.task_config.data_consistency == "on":  # keep the zero-filled input's acquired k-space lines
+            G = DataConsistent(G)
+        return G, D
 
     def networks(self) -> dict[str, nn.Module]:
         G, D = self.build_pair()
