@@ -158,8 +158,7 @@ class OptimConfig:
     beta1: float | None = option(None, "Adam beta1 (default: by task and recipe)", parse=float, metavar="B1")
     beta2: float | None = option(None, "Adam beta2 (default: by task and recipe)", parse=float, metavar="B2")
     n_critic: int | None = option(None, "D steps per G step (default: by task, 1; f-AnoGAN's WGAN-GP 5)", parse=int, metavar="N")
-    decay: str = option("auto", "learning-rate schedule: auto (by task), none, linear (pix2pix: 2nd half to 0), cosine "
-                                "or late-cosine (constant, then a cosine to 0 over the 2nd half)",
+    decay: str = option("auto", "learning-rate schedule (auto: by task; linear: 2nd half to 0)",
                         flag="--lr-decay", choices=LR_DECAYS)
 
     def __post_init__(self) -> None:

@@ -179,7 +179,7 @@ def test_each_task_has_its_own_short_help_and_refuses_the_flags_it_does_not_read
     with pytest.raises(SystemExit):
         main(["train", task, "--help"])
     text = capsys.readouterr().out
-    assert len(text.splitlines()) < 120 and f"(here: {task})" in text
+    assert len(text.splitlines()) < 130 and f"(here: {task})" in text  # one screen or two, not every task's flags (~250)
     flags = set(re.findall(r"^\s+(--[a-z0-9-]+)", text, re.M))
     assert "--steps" in flags and "--data" in flags and "--size" in flags
     for flag in NOT_READ.get(task, []):

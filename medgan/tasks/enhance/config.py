@@ -74,8 +74,8 @@ class EnhanceConfig:
         "optim.decay": "learning-rate schedule: linear (default: 2nd half to 0, as pix2pix), none or cosine",
     }
 
-    mode: str = option("denoise", "denoising (DnCNN; --model pix2pix for the GAN), super-resolution, or artefact removal "
-                               "(undersampled / motion MRI, sparse-view CT)", choices=("denoise", "sr", "artefact"))
+    mode: str = option("denoise", "denoise, sr or artefact (undersampled / motion MRI, sparse-view CT)",
+                       choices=("denoise", "sr", "artefact"))
     degradation: str = option("", "what to undo, e.g. lowdose-ct:dose=0.25, rician:snr=10, gaussian:sigma=20, sr:factor=2 "
                               "(default: by mode and data)", metavar="SPEC")
     supervision: str = option("paired", "degraded -> clean pairs (default), noisy images alone (Neighbor2Neighbor) or "
@@ -89,6 +89,6 @@ class EnhanceConfig:
     ssim_weight: float = option(0.0, "weight of a 1-SSIM term")
     degradation_seed: int = 0
     realizations: int = option(0, "noise draws kept per training image (0: 4 for noise, 1 for downsampling)")
-    data_consistency: str = option("auto", "keep the acquired k-space lines of a zero-filled input (auto: on for undersample-mri)",
+    data_consistency: str = option("auto", "keep a zero-filled input's acquired k-space lines (auto: undersample-mri)",
                                    choices=("auto", "on", "off"))
     flip: bool = option(True, "do not mirror or turn training pairs (by default each pair is shown under one of the square's 8 symmetries)")

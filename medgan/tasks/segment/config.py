@@ -83,7 +83,7 @@ class SegmentConfig:
         "loss.name": "the critic's loss (--adversarial on): bce (default), hinge or lsgan",
         "optim.lr_g": "U-Net learning rate (Adam; default 1e-3)", "optim.lr_d": "critic learning rate (default 1e-4)",
         "optim.beta1": "Adam beta1 (default 0.9)", "optim.beta2": "Adam beta2 (default 0.999)",
-        "optim.decay": "learning-rate schedule: none (default, the measured best), linear (2nd half to 0) or cosine",
+        "optim.decay": "learning-rate schedule: none (default, the measured best), linear, cosine or late-cosine",
     }
 
     adversarial: str = option("off", "off (default): the U-Net alone, the measured best per CPU-second; on: a critic judges "
@@ -100,18 +100,16 @@ class SegmentConfig:
                               choices=("soft", "hard"))
     feature_weight: float = option(0.0, "weight of SegAN's multi-scale L1 critic-feature loss (0: off)")
     flip: bool = option(True, "do not mirror training images left-right", flag="--no-mirror")
-    augmentation: str = option("classical", "classical (default: mirror, small rotation/zoom/shift, brightness/contrast), "
-                                            "elastic (the same and an elastic deformation) or mirror (left-right alone)",
+    augmentation: str = option("classical", "classical (mirror, small affine, brightness/contrast), elastic (+ elastic) or mirror",
                                choices=AUGMENTATIONS)
-    dice: str = option("all", "the loss's Dice term: all (per image, background included), foreground (background left out) "
-                              "or batch (foreground, pooled over the batch: small structures)", choices=DICE_TERMS)
-    mean_teacher: float = option(0.0, "weight of mean teacher's consistency on unlabelled images (0: off; Yu et al.: 0.1)")
-    teacher_decay: float = option(0.99, "mean teacher: the teacher's EMA decay per step")
-    consistency_rampup: float = option(0.4, "mean teacher: share of the run over which the consistency weight ramps up")
-    synthetic: str = option("", "a synthesis run trained with --pairs whose generated image-label pairs join the batches", metavar="RUN")
-    synthetic_ratio: float = option(0.5, "--synthetic: share of each batch drawn from the generated pairs")
-    synthetic_start: float = option(0.0, "--synthetic: share of the run before generated pairs join the batches")
-    synthetic_n: int = option(1000, "--synthetic: generated pairs drawn (once, seeded) from the run")
+    dice: str = option("all", "Dice term: all, foreground (no background) or batch (foreground, over the batch)", choices=DICE_TERMS)
+    mean_teacher: float = option(0.0, "mean teacher: consistency weight on unlabelled images (0: off)")
+    teacher_decay: float = 0.99  # config file only, as the one below
+    consistency_rampup: float = 0.4
+    synthetic: str = option("", "a synth --pairs run whose pairs join the batches", metavar="RUN")
+    synthetic_ratio: float = option(0.5, "--synthetic: share of each batch")
+    synthetic_start: float = option(0.0, "--synthetic: share of the run before they join")
+    synthetic_n: int = option(1000, "--synthetic: pairs drawn once from the run")
 
     def __post_init__(self) -> None:
         if self.adversarial not in ("on", "off"):

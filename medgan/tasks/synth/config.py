@@ -71,8 +71,8 @@ class SynthConfig:
     condition_start: int = option(500, "conditional runs: train unconditionally for this many steps, then fade the classes in")
     condition_ramp: int = option(1000, "conditional runs: steps over which the class terms fade from 0 to full strength")
     d_recon_weight: float = option(1.0, "fastgan only: weight of D's self-supervised loss (L1 of its decoders rebuilding real images)")
-    pairs: bool = option(False, "draw image-label pairs: G makes the label map beside the image, D judges both (needs --masks)")
-    labelled: int = option(0, "--pairs: train on this many labelled images, spread evenly (default 0: all)")
+    pairs: bool = option(False, "G draws image and label map, D judges both (needs --masks)")
+    labelled: int = option(0, "--pairs: keep N labelled images (0: all)")
 
     def __post_init__(self) -> None:
         if self.recipe not in RECIPES:
