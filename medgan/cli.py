@@ -254,6 +254,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         method = type(trainer.task).method_line(config)
         if method:
             console.print(f"method: {method}", markup=False)
+        if trainer.initialised:
+            loaded = ", ".join(f"{name} {e['tensors']}/{e['of']} tensors" for name, e in trainer.initialised["loaded"].items())
+            fresh = ", ".join(trainer.initialised["fresh"]) or "none"
+            console.print(f"started from {trainer.initialised['source']}: {loaded}; fresh: {fresh}", markup=False)
     plan = trainer.plan_budget()  # measures first: the plan is said before the first step
     if plan is not None and trainer.dist.is_main and not plan.short:  # a short one is a warning already
         console.print(plan.describe(), markup=False)
@@ -345,6 +349,18 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from medgan.export import export_run
+
+    for file in export_run(args.run, args.format, args.out, overwrite=args.overwrite):
+        record = json.loads(file.with_suffix(".json").read_text())
+        difference = record["check"]["max_abs_difference"]
+        checked = "not checked (pip install onnxruntime)" if difference is None else f"largest difference from PyTorch {difference:.2g}"
+        print(f"wrote {file} and {file.with_suffix('.json').name}: inputs "
+              f"{', '.join(i['name'] + str(tuple(i['shape'])) for i in record['inputs'])}; {checked}")
+    return 0
+
+
 def _next_run_dir(root: Path, description: str) -> Path:
     """``root/00000-description``, numbered one past the highest run already there."""
     numbers = [int(p.name.split("-")[0]) for p in root.glob("[0-9][0-9][0-9][0-9][0-9]-*") if p.name.split("-")[0].isdigit()] if root.is_dir() else []
@@ -407,6 +423,13 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     rep.add_argument("run", help="run folder")
     rep.add_argument("--out", help="HTML file (default RUN/report.html)")
     rep.set_defaults(func=cmd_report)
+
+    exp = commands.add_parser("export", help="write a run's inference networks as ONNX or TorchScript, each with its config JSON")
+    exp.add_argument("run", help="run folder made by medgan train")
+    exp.add_argument("--format", choices=["onnx", "torchscript"], default="onnx", help="default onnx (needs pip install 'medgan[export]')")
+    exp.add_argument("--out", required=True, help="new folder for the files")
+    exp.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
+    exp.set_defaults(func=cmd_export)
 
     data = commands.add_parser("data", help="look at a data source")
     data_commands = data.add_subparsers(dest="data_command", metavar="ACTION")

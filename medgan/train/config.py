@@ -225,6 +225,9 @@ class LoopConfig:
             its plan and gets a fresh budget.
         plan: what the budget was measured to reach and the steps planned (written by the
             engine; a resumed run keeps it). Not a flag.
+        init_from: a run (or one exported network's folder) whose exported weights start
+            this run's networks of the same names, tensor by tensor where the shapes match
+            (fine-tuning a model from one site's data on another's); empty: fresh weights.
     """
 
     steps: int | None = option(None, "training steps", shown="4000, or what --time-budget reaches")
@@ -242,6 +245,7 @@ class LoopConfig:
     time_budget: float = option(0.0, "wall-clock time to plan the run for (--steps caps it): 600, 90s, 10m, 1.5h (default 0: none)",
                                 parse=parse_duration, metavar="TIME")
     plan: dict[str, Any] = field(default_factory=dict)
+    init_from: str = option("", "start from another run's exported weights (networks of the same names)", metavar="RUN")
 
 
 @dataclass

@@ -30,6 +30,7 @@ import math
 import time
 import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -123,6 +124,8 @@ class Trainer:
         # convolution kernels (~15% faster DCGAN steps here); the model computes the same thing.
         self.nets = Networks({name: net.to(self.device, memory_format=torch.channels_last)
                               for name, net in self.task.networks().items()})
+        #: what ``loop.init_from`` loaded: network -> tensors taken, and the networks left fresh
+        self.initialised: dict[str, Any] = self._init_from(loop.init_from) if loop.init_from and not resume else {}
         self.ema = Networks({name: make_ema(self.nets[name]) for name in self.task.averaged if loop.ema > 0 and name in self.nets})
         self.specs = self.task.optimizers()
         self.phases = self.task.phases()
@@ -145,6 +148,39 @@ class Trainer:
                       for name, spec in self.specs.items()}
         scaling = self.amp_dtype == torch.float16
         return optimizers, {name: torch.amp.GradScaler("cuda", enabled=scaling) for name in self.specs}
+
+    def _init_from(self, source: str) -> dict[str, Any]:
+        """Load the exported networks of run ``source`` into this run's networks of the same
+        names (before the EMA copies and optimisers are made): every tensor whose name and
+        shape match; a tensor of the same name and another shape is refused in one line."""
+        from safetensors.torch import load_file
+
+        from medgan.train.checkpoint import exported_folders
+
+        folders = exported_folders(source) if Path(source).exists() else {}
+        if not folders:
+            raise MedganError("no exported networks to start from (RUN/<name>/config.json + model.safetensors)", path=source,
+                              hint="give a run folder made by medgan train (--init-from RUN)")
+        matched = {name: folder for name, folder in folders.items() if name in self.nets}
+        if not matched:
+            raise MedganError(f"none of its networks ({', '.join(folders)}) is one of this run's ({', '.join(self.nets)})", path=source,
+                              hint="start from a run of the same task and model")
+        report: dict[str, Any] = {"source": str(source), "loaded": {}, "fresh": sorted(set(self.nets) - set(matched))}
+        for name, folder in matched.items():
+            weights = load_file(str(folder / "model.safetensors"))
+            own = self.nets[name].state_dict()
+            for key, tensor in weights.items():
+                if key in own and own[key].shape != tensor.shape:
+                    raise MedganError(f"network {name}, tensor {key}: shape {tuple(tensor.shape)} there, {tuple(own[key].shape)} here",
+                                      path=folder, hint="start from a run with the same network settings (--width, --depth, --size ...)")
+            taken = {k: v for k, v in weights.items() if k in own}
+            self.nets[name].load_state_dict(taken, strict=False)
+            report["loaded"][name] = {"tensors": len(taken), "of": len(own),
+                                      "not_in_source": sorted(set(own) - set(taken))[:20]}
+        if not any(entry["tensors"] for entry in report["loaded"].values()):
+            raise MedganError(f"no tensor of {', '.join(matched)} there has a name this run's networks have", path=source,
+                              hint="start from a run of the same task, model and options")
+        return report
 
     def _wrap(self, nets: Networks) -> Networks:
         """The trained networks DDP-wrapped (under torchrun), the others as they are."""
