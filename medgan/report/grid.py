@@ -81,11 +81,13 @@ def image_grid(
     return canvas
 
 
-def save_grid(path: str | os.PathLike, images: np.ndarray, overwrite: bool = False, **grid_options) -> None:
-    """Write :func:`image_grid` of ``images`` to a PNG (atomically; refuses to overwrite)."""
+def save_grid(path: str | os.PathLike, images: np.ndarray, overwrite: bool = False, **grid_options) -> PILImage.Image:
+    """Write :func:`image_grid` of ``images`` to a PNG (atomically; refuses to overwrite);
+    returns the picture."""
     picture = image_grid(images, **grid_options)
     with atomic_path(path, overwrite) as tmp:
         picture.save(tmp, format="PNG")
+    return picture
 
 
 def tint(images: torch.Tensor, labels: torch.Tensor, alpha: float = 0.45) -> torch.Tensor:

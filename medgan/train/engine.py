@@ -14,7 +14,9 @@ A run is a folder that explains itself::
       config.json              resolved config
       stats.jsonl              append-only: losses, D outputs, timings (one line per log step)
       samples/step-0000250.png grids from one fixed set of inputs
-      curves.png               loss curves
+      curves.png               loss curves, redrawn with each sample grid and every 30 s of logging
+      tensorboard/             event files: every logged value and every sample grid (with
+                               the optional tensorboard package; tensorboard --logdir runs/)
       checkpoints/             training-state-<step>.pt (resume state, newest two)
       generator/               config.json + model.safetensors: each network the task
                                exports for inference, in a folder of its name
@@ -49,11 +51,15 @@ from medgan.train.checkpoint import (
 )
 from medgan.train.config import TrainConfig
 from medgan.train.ema import make_ema, update_ema
+from medgan.train.events import EventLog
 from medgan.train.progress import Progress
 from medgan.train.task import Networks, Phase, Update
 
 # D "wins completely" when σ(D(real)) > 1 - ε and σ(D(fake)) < ε for this many steps.
 D_WINS_EPS, D_WINS_STEPS = 0.02, 500
+#: curves.png is redrawn at a log step once this many seconds have passed since it last was
+#: (and at every sample grid): live, at a bounded cost (a redraw takes about 0.3 s)
+CURVES_EVERY_SECONDS = 30.0
 
 
 class Trainer:
@@ -464,6 +470,8 @@ class Trainer:
         started = self._clock or last_log  # a planned budget counts its measurements too
         self._loop_offset = last_log - started
         bar = Progress(self.steps, self.step, enabled=main and self.progress)
+        self._events = EventLog(self.run_dir, enabled=main)
+        last_plot = last_log
         try:
             while self.step < self.steps:
                 window.append(self.train_step())
@@ -501,12 +509,17 @@ class Trainer:
                     if main:
                         with open(stats_file, "a") as handle:
                             handle.write(json.dumps(record) + "\n")
+                        self._events.scalars(record, self.step)
+                        if now - last_plot >= CURVES_EVERY_SECONDS:  # live curves, at a bounded cost
+                            plot_curves(stats_file, self.run_dir / "curves.png")
+                            last_plot = now
                     bar.update(self.step, record)
                 else:
                     bar.update(self.step, None)
                 if main and (self.step % loop.sample_every == 0 or done):
                     self._write_samples()
                     plot_curves(stats_file, self.run_dir / "curves.png")
+                    last_plot = time.perf_counter()
                 if self.step % loop.checkpoint_every == 0 or done or phase_end:
                     self._checkpoint()
                 if out_of_time:
@@ -517,6 +530,7 @@ class Trainer:
                     break
         finally:
             bar.close()
+            self._events.close()
         if main:
             self.export()
             self.task.after_training(self.run_dir)
@@ -557,8 +571,11 @@ class Trainer:
 
     def _write_samples(self) -> None:
         images = self._render()
-        save_grid(self.run_dir / "samples" / f"step-{self.step:07d}.png", images[:, 0] if images.shape[1] == 1 else images,
-                  value_range=self.task.display_range(), ncol=self.task.grid_columns, overwrite=True)
+        picture = save_grid(self.run_dir / "samples" / f"step-{self.step:07d}.png", images[:, 0] if images.shape[1] == 1 else images,
+                            value_range=self.task.display_range(), ncol=self.task.grid_columns, overwrite=True)
+        events = getattr(self, "_events", None)
+        if events is not None:
+            events.image("samples", np.asarray(picture.convert("RGB")), self.step)
 
     def _watch_discriminator(self, stats: dict[str, float]) -> None:
         if "d_real" not in stats:
