@@ -6,11 +6,12 @@ elsewhere oneDNN emulates bf16 and the step is slower than fp32. ``loop.amp`` le
 (``None``) is resolved here, once, into the run's config, so ``config.json`` says which
 arithmetic a run used and a resumed run keeps it on any machine.
 
-The default follows what ``benchmarks/amp_quality.py`` measured at equal steps on such a CPU:
-the enhancement denoisers (pix2pix, DnCNN; 3 seeds) keep their PSNR under bf16 and train
-1.9-3.5x faster, so enhancement runs in bf16 there; a DCGAN's KID gets worse under bf16 on 5
-of 6 seeds (+8%), so synthesis (and every task not measured) stays in fp32. CUDA stays fp32 unless asked:
-fp16 has not been measured here.
+The default follows what was measured on such a CPU: the enhancement denoisers (pix2pix,
+DnCNN; 3 seeds, ``benchmarks/amp_quality.py``) keep their PSNR under bf16 and train 1.9-3.5x
+faster; a DCGAN's KID is 8% worse at equal steps (5 of 6 seeds) but 13% better at equal
+minutes (``benchmarks/synth_vs_peers.py --contenders medgan,medgan+amp``: 1.4x the steps in
+10 minutes), so enhancement and synthesis run in bf16 there, and every task not measured
+stays in fp32. CUDA stays fp32 unless asked: fp16 has not been measured here.
 """
 
 from __future__ import annotations
