@@ -15,9 +15,15 @@ model over all the levels** (``EnhanceConfig.levels``), scored at each level sep
 - ``unpaired``: the U-Net trained by CycleGAN between one half of the training images noisy
   and the other half clean (no pairs).
 
+Artefact cases (``--mode artefact``): undersampled brain MRI at 4x and 8x, motion at shifts of
+1 and 3 pixels, sparse-view CT phantoms at 60 and 30 angles; methods ``dncnn-l2-blind``,
+``unet-l1`` (with data consistency for undersampled MRI, the default), ``unet-l1-nodc`` (the
+same trained and applied without it) and ``gan``.
+
 Baselines, given what the paired networks are given (:mod:`medgan.tasks.enhance.classical`):
 non-local means and BM3D with the noise level measured on training pairs and their
-parameters tuned on them, per level; for Rician noise also unbiased non-local means. The
+parameters tuned on them, per level; for Rician noise also unbiased non-local means; for
+undersampled MRI TV-regularised compressed sensing (its weight tuned alike). The
 degraded input itself is the floor. Test images are degraded with seed 1, tuning pairs with
 seed 2, training pairs with the run's degradation seed 0; only the training seed changes
 between seeds.
@@ -62,6 +68,10 @@ CASES = {
     "ct-denoise": {"data": PHANTOMS, "mode": "denoise", "degradation": "lowdose-ct:dose=0.25", "levels": [], "display": CT_WINDOW},
     "ct-sr2": {"data": PHANTOMS, "mode": "sr", "degradation": "sr:factor=2,method=bicubic", "levels": [], "display": CT_WINDOW},
     "mri-sr2": {"data": BRAIN, "mode": "sr", "degradation": "sr:factor=2,method=bicubic", "levels": []},
+    # artefacts (--mode artefact): one blind model over the levels, scored per level
+    "mri-undersample": {"data": BRAIN, "mode": "artefact", "degradation": "undersample-mri:accel=4,center=0.08", "levels": [4, 8]},
+    "mri-motion": {"data": BRAIN, "mode": "artefact", "degradation": "motion-mri:lines=0.1,shift=2", "levels": [1, 3]},
+    "ct-sparse": {"data": PHANTOMS, "mode": "artefact", "degradation": "sparse-view-ct:angles=60", "levels": [60, 30], "display": CT_WINDOW},
 }
 # Each method: model, its net fields, and the enhance options it sets (denoising; super-resolution
 # keeps unet-l1 and gan, with the SR generator).
@@ -70,11 +80,14 @@ METHODS = {
                  "per_level": True},
     "dncnn-l2-blind": {"model": "dncnn", "net": {"width": 32, "layers": 10}, "enhance": {"adversarial": False, "recon_loss": "l2"}},
     "unet-l1": {"model": "pix2pix", "net": {"width": 32}, "enhance": {"adversarial": False}},
+    # undersampled MRI: the same U-Net trained and applied without data consistency
+    "unet-l1-nodc": {"model": "pix2pix", "net": {"width": 32}, "enhance": {"adversarial": False, "data_consistency": "off"}},
     "gan": {"model": "pix2pix", "net": {"width": 32}, "enhance": {"adversarial": True}},
     "self": {"model": "pix2pix", "net": {"width": 32}, "enhance": {"supervision": "self"}},
     "unpaired": {"model": "pix2pix", "net": {"width": 32}, "enhance": {"supervision": "unpaired"}},
 }
 SR_METHODS = ("unet-l1", "gan")
+ARTEFACT_METHODS = ("dncnn-l2-blind", "unet-l1", "unet-l1-nodc", "gan")
 SCORES = ("psnr", "psnr_fg", "ssim", "mae", "hf_energy_ratio", "spectrum_error_db", "spectrum_bias_db")
 
 
@@ -142,8 +155,9 @@ def mean_std(rows: list[dict[str, float]]) -> dict[str, list[float]]:
 
 def run_case(name: str, args) -> dict:
     case = CASES[name]
-    sr = case["mode"] == "sr"
-    methods = [m for m in args.methods if not sr or m in SR_METHODS]
+    sr, artefact = case["mode"] == "sr", case["mode"] == "artefact"
+    methods = [m for m in args.methods if (not sr or m in SR_METHODS) and (not artefact or m in ARTEFACT_METHODS)
+               and (m != "unet-l1-nodc" or "undersample" in case["degradation"])]
     root = Path(args.runs_dir) / name
     base = parse_degradation(case["degradation"])
     levels = case["levels"] or [None]
@@ -178,7 +192,8 @@ def run_case(name: str, args) -> dict:
         else:
             rows["degraded input"] = [score(clean, degraded, data_range)]
             val_degraded = degradation.apply(tune_clean, seed=2).astype(np.float32)
-            classical = classical_baselines(val_degraded, tune_clean, degraded, low, high, rician=base.kind == "rician")
+            classical = classical_baselines(val_degraded, tune_clean, degraded, low, high, rician=base.kind == "rician",
+                                            undersampled=base.kind == "undersample-mri")
             for key, (images, tuned) in classical.items():
                 rows[f"{key} (tuned)"] = [score(clean, images, data_range)]
                 out["classical_tuning"].setdefault(str(level), {})[key] = {"params": tuned.params, "sigma": round(tuned.sigma, 3),

@@ -35,13 +35,15 @@ import numpy as np
 
 from medgan.errors import MedganError
 
-__all__ = ["BM3D_GRID", "NLM_GRID", "Tuned", "bm3d_available", "bm3d_denoise", "classical_baselines", "nlm_denoise",
-           "nlm_rician_denoise", "noise_level", "rician_sigma", "tune"]
+__all__ = ["BM3D_GRID", "NLM_GRID", "TV_GRID", "Tuned", "bm3d_available", "bm3d_denoise", "classical_baselines", "nlm_denoise",
+           "nlm_rician_denoise", "noise_level", "rician_sigma", "tune", "tv_cs"]
 
 #: non-local means: h as a multiple of sigma, patch size, search distance.
 NLM_GRID = {"h": (0.2, 0.3, 0.4, 0.6, 0.8, 1.0, 1.2, 1.6), "patch_size": (5, 7), "patch_distance": (6, 11)}
 #: BM3D: its sigma as a multiple of the measured one.
 BM3D_GRID = {"factor": (0.5, 0.65, 0.8, 1.0, 1.2, 1.5)}
+#: TV-regularised reconstruction of undersampled MRI: the TV weight on the [0, 1] scale.
+TV_GRID = {"weight": (0.002, 0.005, 0.01, 0.02, 0.04, 0.08)}
 
 
 @dataclass
@@ -137,6 +139,16 @@ def bm3d_denoise(images: np.ndarray, sigma: float, low: float, high: float, fact
     return (np.stack(out) * (high - low) + low).astype(np.float32)
 
 
+def tv_cs(images: np.ndarray, sigma: float, low: float, high: float, weight: float = 0.01) -> np.ndarray:
+    """Compressed sensing (TV-regularised, with the acquired k-space lines kept) of zero-filled
+    ``(N, H, W)`` images in data units (:func:`medgan.tasks.enhance.artefacts.tv_reconstruction`;
+    ``sigma`` is not used: the data term replaces it)."""
+    from medgan.tasks.enhance.artefacts import tv_reconstruction
+
+    out = [tv_reconstruction(x, weight) for x in _unit(images, low, high)]
+    return (np.stack(out) * (high - low) + low).astype(np.float32)
+
+
 def _psnr(clean: np.ndarray, output: np.ndarray, data_range: float) -> float:
     from skimage.metrics import peak_signal_noise_ratio
 
@@ -159,18 +171,18 @@ def tune(name: str, val_degraded: np.ndarray, val_clean: np.ndarray, low: float,
 
 #: name -> (denoiser, its parameter grid, how its sigma is measured on pairs)
 METHODS = {"nlm": (nlm_denoise, NLM_GRID, noise_level), "bm3d": (bm3d_denoise, BM3D_GRID, noise_level),
-           "nlm-rician": (nlm_rician_denoise, NLM_GRID, rician_sigma)}
+           "nlm-rician": (nlm_rician_denoise, NLM_GRID, rician_sigma), "tv-cs": (tv_cs, TV_GRID, noise_level)}
 
 
 def classical_baselines(val_degraded: np.ndarray, val_clean: np.ndarray, test_degraded: np.ndarray, low: float,
-                        high: float, rician: bool = False) -> dict[str, tuple[np.ndarray, Tuned]]:
-    """Tuned non-local means (and BM3D when installed; with ``rician``, unbiased NLM too)
-    applied to the test images.
+                        high: float, rician: bool = False, undersampled: bool = False) -> dict[str, tuple[np.ndarray, Tuned]]:
+    """Tuned non-local means (and BM3D when installed; with ``rician``, unbiased NLM too;
+    with ``undersampled``, TV-regularised compressed sensing) applied to the test images.
 
     Returns:
         name -> (denoised test images in data units, how it was tuned).
     """
-    names = ["nlm"] + (["bm3d"] if bm3d_available() else []) + (["nlm-rician"] if rician else [])
+    names = ["nlm"] + (["bm3d"] if bm3d_available() else []) + (["nlm-rician"] if rician else []) + (["tv-cs"] if undersampled else [])
     out = {}
     for name in names:
         tuned = tune(name, val_degraded, val_clean, low, high)
