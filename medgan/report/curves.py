@@ -28,7 +28,9 @@ def plot_curves(stats_file: Path, out: Path) -> Path | None:
     steps = [r["step"] for r in rows]
     keys = list(dict.fromkeys(k for r in rows for k in r))
     series = lambda key: [r.get(key, float("nan")) for r in rows]  # noqa: E731  nan where a phase did not log it
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(7, 6), sharex=True)
+    validation = [k for k in keys if k.startswith("val_")]
+    fig, axes = plt.subplots(3 if validation else 2, 1, figsize=(7, 8.5 if validation else 6), sharex=True)
+    top, bottom = axes[0], axes[1]
     for key in [k for k in keys if k.startswith("loss_")] + [k for k in ("r1", "gp") if k in keys]:
         top.plot(steps, series(key), label=_NAMES.get(key, key))
     top.set_ylabel("loss")
@@ -44,13 +46,21 @@ def plot_curves(stats_file: Path, out: Path) -> Path | None:
         bottom.plot(steps, series(key), label=f"{key.upper()} in [-1, 1] units")
         bottom.set_ylabel(key.upper())
     else:
-        for key in [k for k in keys if k not in _BOOKKEEPING and not k.startswith("loss_") and k not in ("r1", "gp")]:
+        for key in [k for k in keys if k not in _BOOKKEEPING and not k.startswith(("loss_", "val_")) and k not in ("r1", "gp")]:
             bottom.plot(steps, series(key), label=key)
+    if validation:  # held-out figures, where they were measured
+        panel = axes[2]
+        for key in validation:
+            points = [(r["step"], r[key]) for r in rows if key in r]
+            panel.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=key.removeprefix("val_"))
+        panel.set_ylabel("held-out validation")
+        panel.legend(loc="best")
+        panel.grid(alpha=0.3)
     for previous, row in zip(rows, rows[1:]):
         if row.get("phase") != previous.get("phase"):
-            for axis in (top, bottom):
+            for axis in axes:
                 axis.axvline(previous["step"], color="grey", linestyle=":", linewidth=1)
-    bottom.set_xlabel("step")
+    axes[-1].set_xlabel("step")
     if bottom.get_legend_handles_labels()[0]:
         bottom.legend(loc="upper right")
     bottom.grid(alpha=0.3)

@@ -225,6 +225,9 @@ class LoopConfig:
             its plan and gets a fresh budget.
         plan: what the budget was measured to reach and the steps planned (written by the
             engine; a resumed run keeps it). Not a flag.
+        val_every: steps between validations of the networks on the run's held-out images
+            (the task's cheap figure: PSNR/SSIM, Dice, SWD ...), logged as ``val_*`` in
+            ``stats.jsonl``; 0: with every sample grid. Never used to pick a checkpoint.
         init_from: a run (or one exported network's folder) whose exported weights start
             this run's networks of the same names, tensor by tensor where the shapes match
             (fine-tuning a model from one site's data on another's); empty: fresh weights.
@@ -246,6 +249,7 @@ class LoopConfig:
                                 parse=parse_duration, metavar="TIME")
     plan: dict[str, Any] = field(default_factory=dict)
     init_from: str = option("", "start from another run's exported weights (networks of the same names)", metavar="RUN")
+    val_every: int = option(0, "steps between validations on the held-out images (0: with each sample grid)")
 
 
 @dataclass

@@ -496,7 +496,8 @@ class Trainer:
                         out_of_time = out_of_time and not cut
                 phase_end = self.phase_at(self.step - 1)[0] is not self.phase_at(self.step)[0]
                 done = self.step == self.steps or out_of_time
-                if self.step % loop.log_every == 0 or done or phase_end:
+                validating = self.step % (loop.val_every or loop.sample_every) == 0 or done
+                if self.step % loop.log_every == 0 or done or phase_end or validating:
                     now = time.perf_counter()
                     keys = dict.fromkeys(k for w in window for k in w)  # a phase change brings new keys
                     record = {k: float(np.mean([w[k] for w in window if k in w])) for k in keys}
@@ -505,6 +506,8 @@ class Trainer:
                                   elapsed=now - started)
                     if len(self.phases) > 1:
                         record["phase"] = self.phase_at(self.step - 1)[0].name
+                    if validating and len(self.holdout):
+                        record.update(self._validate())
                     window, last_log = [], now
                     if main:
                         with open(stats_file, "a") as handle:
@@ -568,6 +571,20 @@ class Trainer:
         for name, net in nets.items():
             net.train(modes[name])
         return images
+
+    def _validate(self) -> dict[str, float]:
+        """The task's validation figures on the held-out images, with the networks as the
+        sample grids see them (EMA copies where they exist, eval mode)."""
+        nets = Networks({name: self.ema.get(name, net) for name, net in self.nets.items()})
+        modes = {name: net.training for name, net in nets.items()}
+        for net in nets.values():
+            net.eval()
+        try:
+            with torch.no_grad():
+                return {k: float(v) for k, v in self.task.validate(nets, self.holdout).items()}
+        finally:
+            for name, net in nets.items():
+                net.train(modes[name])
 
     def _write_samples(self) -> None:
         images = self._render()

@@ -169,6 +169,13 @@ class Task(ABC):
                               hint="override Task.plan")
         self.config.loop.steps = steps[0]
 
+    def validate(self, nets: Networks, holdout) -> dict[str, float]:
+        """Cheap figures of the networks (in eval mode, EMA copies where they exist) on the
+        run's held-out images (an :class:`~medgan.data.imageset.ImageSet`, possibly empty),
+        named ``val_*``; ``{}`` for a task without one. Called every ``loop.val_every`` steps,
+        under ``torch.no_grad``; logged, never used to choose a checkpoint."""
+        return {}
+
     def before_step(self, nets: Networks, step: int) -> None:
         """Called by the engine before each training step with the plain networks and the
         run's step: the place for schedules that live in the networks (e.g. the class

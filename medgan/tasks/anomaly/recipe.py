@@ -156,6 +156,36 @@ class AnomalyTask(Task):
 
     # ---- export and loading
 
+    def validate(self, nets: Networks, holdout) -> dict[str, float]:
+        """Image AUROC of the method's raw score (before the residual normalisation, which is
+        fitted after training) between up to 64 held-out normals and the same images with
+        simulated lesions (``val_auroc``; embedded sources only: a user's data holds no known
+        anomalies)."""
+        from medgan.data.labels import evenly_chosen
+        from medgan.tasks.anomaly.evaluate import lesion_set
+
+        if not len(holdout):
+            return {}
+        if getattr(self, "_val", None) is None:
+            normals = holdout.subset(evenly_chosen(len(holdout), 64))
+            lesions = lesion_set(self.config.data.source, normals, self.config.loop.seed)
+            if lesions is None or not len(lesions[0]):
+                self._val = ()
+            else:
+                imap = self.dataset.intensity
+                as_batch = lambda a: torch.from_numpy(imap.forward(a.astype(np.float32))[:, None] if a.ndim == 3 else imap.forward(a))  # noqa: E731
+                self._val = (as_batch(normals.images), as_batch(lesions[0]))
+        if not self._val:
+            return {}
+        trained = AnomalyModel(self.method.name, dict(nets), self.dataset.intensity, float(self.config.task_config.kappa),
+                               self.export_info(self.exported[0]))
+        device = next((p.device for net in nets.values() for p in net.parameters()), torch.device("cpu"))
+        normal, lesion = (torch.cat([type(self.method).score(trained, x[i : i + 32].to(device))[0].float().cpu()
+                                     for i in range(0, len(x), 32)]) for x in self._val)
+        # AUROC as the Mann-Whitney statistic: the chance that a lesion image outscores a normal one (ties count half)
+        greater = (lesion[:, None] > normal[None, :]).float().mean() + 0.5 * (lesion[:, None] == normal[None, :]).float().mean()
+        return {"val_auroc": float(greater)}
+
     def export_info(self, name: str) -> dict[str, Any]:
         opts = self.config.data.options
         return {"method": self.method.name, "net": dict(self.net), "intensity": self.dataset.intensity.to_dict(),

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import asdict, fields
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -74,6 +75,24 @@ class ClassifyTask(Task):
         logits = nets.classifier(x)  # (B, K)
         loss = F.cross_entropy(logits, batch["label"])
         return {"loss": loss, "train_acc": (logits.detach().argmax(1) == batch["label"]).float().mean()}
+
+    def validate(self, nets: Networks, holdout) -> dict[str, float]:
+        """Accuracy and balanced accuracy (the mean of the per-class recalls) on up to 256
+        held-out images spread over the set (``val_acc``, ``val_balanced_acc``)."""
+        from medgan.data.labels import evenly_chosen
+
+        if holdout.labels is None or not len(holdout):
+            return {}
+        if getattr(self, "_val", None) is None:
+            part = holdout.subset(evenly_chosen(len(holdout), 256))
+            x = self.dataset.intensity.forward(part.images.astype(np.float32))
+            self._val = (torch.from_numpy(x[:, None] if x.ndim == 3 else x), torch.from_numpy(part.labels.astype(np.int64)))
+        x, y = self._val
+        net = nets.classifier
+        device = next(net.parameters()).device
+        pred = torch.cat([net(x[i : i + 64].to(device)).argmax(1).cpu() for i in range(0, len(x), 64)])
+        recalls = [((pred == k) & (y == k)).sum() / (y == k).sum() for k in y.unique()]
+        return {"val_acc": float((pred == y).float().mean()), "val_balanced_acc": float(torch.stack(recalls).float().mean())}
 
     # ---- sample grids: what the classifier is shown (augmented when augmentation is on)
 

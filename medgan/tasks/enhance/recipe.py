@@ -189,6 +189,27 @@ class EnhanceTask(Task):
     def fixed_inputs(self, n: int, device: torch.device) -> dict[str, torch.Tensor]:
         return self.method.fixed_inputs(n, device)
 
+    def validate(self, nets: Networks, holdout) -> dict[str, float]:
+        """PSNR (over the [-1, 1] range) and SSIM of the generator on up to 16 held-out images,
+        degraded once with a seed of their own (``val_psnr``, ``val_ssim``)."""
+        from medgan.data.labels import evenly_chosen
+        from medgan.tasks.enhance.methods.paired import ssim
+
+        if self.degradation.kind == "none" or not len(holdout):
+            return {}
+        if getattr(self, "_val", None) is None:
+            clean = holdout.images if holdout.images.ndim == 3 else holdout.images[:, 0]
+            clean = clean[evenly_chosen(len(clean), 16)]
+            degraded = self.degradation.apply(clean, seed=987_654)
+            imap, clip = self.dataset.intensity, self.config.task_config.data_consistency != "on"
+            self._val = (torch.from_numpy(imap.forward(degraded, clip=clip))[:, None], torch.from_numpy(imap.forward(clean))[:, None])
+        x, y = self._val
+        G = nets.generator
+        device = next(G.parameters()).device
+        out = torch.cat([G(x[i : i + 16].to(device)).float().cpu() for i in range(0, len(x), 16)]).clamp(-1, 1)
+        mse = ((out - y) ** 2).mean(dim=(1, 2, 3)).clamp(min=1e-12)
+        return {"val_psnr": float((10 * torch.log10(4.0 / mse)).mean()), "val_ssim": float(ssim(out, y))}
+
     def render(self, nets, fixed):
         return self.method.render(nets, fixed)
 

@@ -364,6 +364,33 @@ class SegmentTask(Task):
         out["loss"] = loss
         return out
 
+    # ---- validation during training: Dice on held-out slices
+
+    def validate(self, nets: Networks, holdout) -> dict[str, float]:
+        """Dice over the foreground classes, pooled over up to 64 held-out slices spread over
+        the set (``val_dice``; the teacher's too, ``val_dice_teacher``, in a mean-teacher run)."""
+        if holdout.masks is None or not len(holdout):
+            return {}
+        if getattr(self, "_val", None) is None:
+            part = holdout.subset(evenly_chosen(len(holdout), 64))
+            try:
+                y = to_indices(part.masks, self.label_values, "the held-out masks")
+            except MedganError:  # a label the training masks lack: nothing fair to score
+                return {}
+            x = self.dataset.intensity.forward(part.images.astype(np.float32))
+            self._val = (torch.from_numpy(x[:, None] if x.ndim == 3 else x), torch.from_numpy(y.astype(np.int64)))
+        x, y = self._val
+        out = {}
+        for name in ("segmentor", "teacher") if self.uses_teacher else ("segmentor",):
+            net = nets[name]
+            device = next(net.parameters()).device
+            pred = torch.cat([net(x[i : i + 32].to(device)).argmax(1).cpu() for i in range(0, len(x), 32)])  # (N, H, W)
+            dice = [2 * ((pred == k) & (y == k)).sum() / ((pred == k).sum() + (y == k).sum())
+                    for k in range(1, len(self.class_names)) if ((pred == k).sum() + (y == k).sum()) > 0]
+            if dice:
+                out["val_dice" if name == "segmentor" else "val_dice_teacher"] = float(torch.stack(dice).float().mean())
+        return out
+
     # ---- sample grids: image | prediction | truth
 
     def fixed_inputs(self, n: int, device: torch.device) -> dict[str, torch.Tensor]:
