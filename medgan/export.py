@@ -65,7 +65,8 @@ def _outputs(out: Any) -> list[torch.Tensor]:
 
 def _export_one(net: torch.nn.Module, inputs: dict[str, torch.Tensor], axes: dict[str, dict[int, Any]], fmt: str, file: Path) -> None:
     args = tuple(inputs.values())
-    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):  # the exporters narrate every stage
+    net.requires_grad_(False)  # an inference graph: no training-only paths (e.g. a straight-through clamp's)
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), torch.no_grad():  # the exporters narrate every stage
         warnings.simplefilter("ignore")
         if fmt == "onnx":
             torch.onnx.export(net, args, str(file), dynamo=True, input_names=list(inputs), output_names=["output"],

@@ -72,8 +72,11 @@ def straight_through_clamp(x: torch.Tensor, lo: float = -1.0, hi: float = 1.0) -
     that push further out, which change nothing in the output and so meet no resistance:
     an adversary that finds real backgrounds at exactly -1 drove clamped pixels of the SR
     generator ever further below -1 until the shared weights broke (L1 0.02 -> 0.6). Only
-    the inward part is passed.
+    the inward part is passed. Without a gradient to shape (inference, an exported trace)
+    it is the plain clamp, which TorchScript and ONNX can hold.
     """
+    if not (torch.is_grad_enabled() and x.requires_grad):
+        return x.clamp(lo, hi)
     return _StraightThroughClamp.apply(x, lo, hi)
 
 

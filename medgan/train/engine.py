@@ -460,6 +460,8 @@ class Trainer:
         if main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             cfg.save(self.run_dir / "config.json")
+        self._events = EventLog(self.run_dir, enabled=main)
+        if main:
             if self.step == 0:
                 self._write_samples()
         stats_file = self.run_dir / "stats.jsonl"
@@ -470,7 +472,6 @@ class Trainer:
         started = self._clock or last_log  # a planned budget counts its measurements too
         self._loop_offset = last_log - started
         bar = Progress(self.steps, self.step, enabled=main and self.progress)
-        self._events = EventLog(self.run_dir, enabled=main)
         last_plot = last_log
         try:
             while self.step < self.steps:
@@ -506,7 +507,7 @@ class Trainer:
                                   elapsed=now - started)
                     if len(self.phases) > 1:
                         record["phase"] = self.phase_at(self.step - 1)[0].name
-                    if validating and len(self.holdout):
+                    if validating and self.holdout is not None and len(self.holdout):
                         record.update(self._validate())
                     window, last_log = [], now
                     if main:

@@ -67,7 +67,7 @@ def test_conditional_run_fades_classes_in_draws_one_row_per_class_and_scores_eac
     assert main(["train", *TINY, "--conditional", "--balance-classes", "--condition-start", "2", "--condition-ramp", "2",
                  "--steps", "6", "--holdout", "0.25", "--run-dir", str(run)]) == 0
     config = json.loads((run / "config.json").read_text())
-    assert config["synth"] == {"recipe": "medgan", "condition_start": 2, "condition_ramp": 2, "d_recon_weight": 1.0}
+    assert config["synth"] == {"recipe": "medgan", "condition_start": 2, "condition_ramp": 2, "d_recon_weight": 1.0, "pairs": False, "labelled": 0}
     assert config["data"]["balance_classes"] is True
     weights = load_file(run / "generator" / "model.safetensors")
     strengths = [v for k, v in weights.items() if k.endswith("strength")]

@@ -118,7 +118,8 @@ def test_synthetic_dataset_is_reproducible_per_item_and_matches_its_labels(runs)
     with pytest.raises(MedganError, match="not class-conditional"):
         medgan.SyntheticDataset(uncond, labels="0")
     # the same images as medgan generate with the same seed and labels (in data units)
-    images, labels, _ = sample(cond, labels="normal:5,lesion:7", seed=3, batch_size=5)
+    images, labels, masks, _ = sample(cond, labels="normal:5,lesion:7", seed=3, batch_size=5)
+    assert masks is None  # images alone: no --pairs
     same = medgan.SyntheticDataset(cond, labels="normal:5,lesion:7", seed=3, units="data")
     assert labels.tolist() == data.labels.tolist()
     np.testing.assert_allclose(images, torch.stack([same[i]["image"][0] for i in range(12)]).numpy(), atol=1e-2)

@@ -26,7 +26,7 @@ lines gets shifts ``dy, dx`` drawn uniformly within ``+- shift`` pixels; the ima
 magnitude of the inverse FFT: the ghosts along the phase-encoding direction that a moving
 patient leaves.
 
-**Sparse-view CT** (:func:`sparse_view_ct`): the projection pipeline of the low-dose
+**Sparse-view CT** (``sparse-view-ct``, in :mod:`medgan.tasks.enhance.degrade`): the projection pipeline of the low-dose
 simulation (:func:`medgan.tasks.enhance.degrade.fbp_roundtrip`, parallel beam, ramp-filtered
 back-projection), noise-free, over ``angles`` projections in [0, 180): with few of them, the
 streaks of sparse-view FBP.
@@ -44,7 +44,7 @@ from medgan.errors import MedganError
 
 MASK_KINDS = ("random", "equispaced")
 
-__all__ = ["MASK_KINDS", "cartesian_mask", "empty_lines", "motion", "sparse_view_ct", "tv_reconstruction", "undersample"]
+__all__ = ["MASK_KINDS", "cartesian_mask", "empty_lines", "motion", "tv_reconstruction", "undersample"]
 
 
 def _frequencies(width: int) -> np.ndarray:
@@ -113,13 +113,6 @@ def motion(image: np.ndarray, lines: float, shift: float, rng: np.random.Generat
     ramp = np.exp(-2j * np.pi * (ky * dy[None, :] + kx * dx[None, :]))  # (H, W): each column its own shift
     k = np.where(moved[None, :], k * ramp, k)
     return np.abs(np.fft.ifft2(k, norm="ortho"))
-
-
-def sparse_view_ct(hu: np.ndarray, angles: int) -> np.ndarray:
-    """Noise-free FBP of square HU images from ``angles`` projections over [0, 180)."""
-    from medgan.tasks.enhance.degrade import fbp_roundtrip
-
-    return fbp_roundtrip(hu, n_angles=angles)
 
 
 def empty_lines(image: np.ndarray, tol: float = 1e-4) -> np.ndarray:
