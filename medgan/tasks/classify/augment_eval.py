@@ -261,7 +261,7 @@ def select_synthetic(config: AugmentEvalConfig, gan: Path, pool: ImageSet, n_syn
     k = len(pool.class_names)
     counts = np.bincount(balanced_labels(n_synthetic, k), minlength=k)  # what the unselected arms draw per class
     wanted = np.repeat(np.arange(k), over_generate(counts, config.select_keep))
-    images, labels, _ = sample(gan, labels=wanted, seed=1000 + seed)  # at keep 1: the unselected arms' very images
+    images, labels, _, _ = sample(gan, labels=wanted, seed=1000 + seed)  # at keep 1: the unselected arms' very images
     if config.select == "confidence":
         scores = confidence_scores(classifier_model(scorer), images, labels)
         source = scorer
@@ -342,7 +342,7 @@ def run_augment_eval(config: AugmentEvalConfig, out: str | Path, progress: bool 
                 synthetic = {}
                 if gan is not None and any(CONDITIONS[c][2] == "synthetic" for c in config.conditions):
                     # class-balanced synthetic images, a fresh draw per seed
-                    images, labels, _ = sample(gan, labels=balanced_labels(n_synthetic, k), seed=1000 + seed)
+                    images, labels, _, _ = sample(gan, labels=balanced_labels(n_synthetic, k), seed=1000 + seed)
                     synthetic["synthetic"] = with_images(pool, images, labels, "synthetic")
                 classical_run = None
                 # the selected conditions last: confidence selection reuses the classical arm's classifier
