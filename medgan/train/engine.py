@@ -561,31 +561,30 @@ class Trainer:
             save_checkpoint(self.run_dir / "checkpoints", self.step, self.state())
         dist.barrier(self.dist)
 
-    def _render(self) -> np.ndarray:
-        """The sample grid's images from the fixed inputs: the EMA copies where they exist, in eval mode."""
-        nets = Networks({name: self.ema.get(name, net) for name, net in self.nets.items()})
-        modes = {name: net.training for name, net in nets.items()}
-        for net in nets.values():
-            net.eval()
-        with torch.no_grad():
-            images = self.task.render(nets, self.fixed).float().cpu().numpy()
-        for name, net in nets.items():
-            net.train(modes[name])
-        return images
-
-    def _validate(self) -> dict[str, float]:
-        """The task's validation figures on the held-out images, with the networks as the
-        sample grids see them (EMA copies where they exist, eval mode)."""
+    @contextlib.contextmanager
+    def _inference_nets(self):
+        """The networks as sample grids and validation see them: the EMA copies where they
+        exist, in eval mode and without gradients; their modes are restored afterwards."""
         nets = Networks({name: self.ema.get(name, net) for name, net in self.nets.items()})
         modes = {name: net.training for name, net in nets.items()}
         for net in nets.values():
             net.eval()
         try:
             with torch.no_grad():
-                return {k: float(v) for k, v in self.task.validate(nets, self.holdout).items()}
+                yield nets
         finally:
             for name, net in nets.items():
                 net.train(modes[name])
+
+    def _render(self) -> np.ndarray:
+        """The sample grid's images from the fixed inputs."""
+        with self._inference_nets() as nets:
+            return self.task.render(nets, self.fixed).float().cpu().numpy()
+
+    def _validate(self) -> dict[str, float]:
+        """The task's validation figures on the held-out images."""
+        with self._inference_nets() as nets:
+            return {k: float(v) for k, v in self.task.validate(nets, self.holdout).items()}
 
     def _write_samples(self) -> None:
         images = self._render()

@@ -44,7 +44,7 @@ from medgan.errors import MedganError
 
 MASK_KINDS = ("random", "equispaced")
 
-__all__ = ["MASK_KINDS", "cartesian_mask", "empty_lines", "motion", "tv_reconstruction", "undersample"]
+__all__ = ["MASK_KINDS", "cartesian_mask", "motion", "tv_reconstruction", "undersample"]
 
 
 def _frequencies(width: int) -> np.ndarray:
@@ -115,14 +115,6 @@ def motion(image: np.ndarray, lines: float, shift: float, rng: np.random.Generat
     return np.abs(np.fft.ifft2(k, norm="ortho"))
 
 
-def empty_lines(image: np.ndarray, tol: float = 1e-4) -> np.ndarray:
-    """``(H, W)`` bool: the k-space samples of a zero-filled ``image`` that hold data (rows and
-    columns of its 2D FFT not empty; the numpy twin of :func:`medgan.nets.kspace.acquired_lines`)."""
-    k = np.abs(np.fft.fft2(np.asarray(image, np.float64), norm="ortho"))
-    top = max(k.max(), 1e-30)
-    return (k.max(axis=1) > tol * top)[:, None] & (k.max(axis=0) > tol * top)[None, :]
-
-
 def tv_reconstruction(image: np.ndarray, weight: float, iterations: int = 30) -> np.ndarray:
     """Compressed-sensing reconstruction of one zero-filled ``(H, W)`` image in [0, 1]: a
     total-variation denoising step (scikit-image's Chambolle) alternated with data
@@ -136,7 +128,11 @@ def tv_reconstruction(image: np.ndarray, weight: float, iterations: int = 30) ->
     """
     from skimage.restoration import denoise_tv_chambolle
 
-    acquired = empty_lines(image)
+    import torch
+
+    from medgan.nets.kspace import acquired_lines
+
+    acquired = acquired_lines(torch.from_numpy(np.asarray(image, np.float64))[None, None])[0][0, 0].numpy() > 0  # (H, W)
     data = np.fft.fft2(image, norm="ortho")
     x = np.asarray(image, np.float64)
     for _ in range(iterations):
