@@ -20,6 +20,7 @@ budget, one after the other. Prints one JSON object; the plots (``results.png``,
 
     python benchmarks/augment_eval.py [--cases phantom-lesion,brain-orientation] [--seeds 0,1,2] [--out bench-augment]
         [--select confidence|discriminator|none] [--select-keep 0.5]
+        [--fractions 0.05,0.1] [--conditions classical,classical+selected]
 """
 
 from __future__ import annotations
@@ -56,15 +57,18 @@ def main() -> None:
     parser.add_argument("--select", default="confidence", choices=("none", "confidence", "discriminator"),
                         help="selection of the selected arms (none: leave them out)")
     parser.add_argument("--select-keep", type=float, default=0.5, help="share of the generated images kept per class")
+    parser.add_argument("--conditions", help="comma-separated arms instead of all (e.g. classical,classical+selected)")
     parser.add_argument("--fractions", help="shares of the training labels instead of each case's own (e.g. 1 for a smoke run)")
     parser.add_argument("--out", default="bench-augment", help="folder for every case's runs, tables and plots")
     args = parser.parse_args()
 
     seeds = tuple(int(s) for s in args.seeds.split(","))
-    fractions = {"fractions": tuple(float(f) for f in args.fractions.split(","))} if args.fractions else {}
+    extra = {"fractions": tuple(float(f) for f in args.fractions.split(","))} if args.fractions else {}
+    if args.conditions:
+        extra["conditions"] = tuple(args.conditions.split(","))
     report = {"machine": {"cpu": platform.processor() or platform.machine(), "threads": torch.get_num_threads()}, "cases": {}}
     for name in args.cases.split(","):
-        config = AugmentEvalConfig(**{**CASES[name], **fractions}, seeds=seeds, gan_steps=args.gan_steps,
+        config = AugmentEvalConfig(**{**CASES[name], **extra}, seeds=seeds, gan_steps=args.gan_steps,
                                    classifier_steps=args.classifier_steps, select=args.select, select_keep=args.select_keep)
         started = time.perf_counter()
         results = run_augment_eval(config, Path(args.out) / name, progress=False, overwrite=True)
