@@ -10,6 +10,8 @@ import torch.nn.functional as F
 from medgan.errors import MedganError
 from medgan.metrics.features_cache import cached_features, feature_cache_key
 from medgan.metrics.realism import (
+    feature_statistics,
+    frechet_distance,
     fid_from_features,
     kid_from_features,
     ms_ssim,
@@ -70,6 +72,21 @@ def test_fid_matches_torchmetrics_compute_fid(require):
     ta, tb = torch.from_numpy(a), torch.from_numpy(b)
     reference = fid_module._compute_fid(ta.mean(0), torch.cov(ta.T), tb.mean(0), torch.cov(tb.T))
     assert fid_from_features(a, b) == pytest.approx(float(reference), rel=1e-6)
+
+
+def test_fid_with_fewer_images_than_dimensions_matches_the_matrix_square_root():
+    """A singular covariance product (fewer images than features, as in every small-data
+    run): the singular values of the features' product and the eigenvalues of the
+    covariances' both give pytorch-fid's ``Tr(sqrtm(S1 S2))``."""
+    import scipy.linalg
+
+    rng = np.random.default_rng(3)
+    a, b = rng.normal(size=(40, 96)), rng.normal(size=(30, 96)) * 1.5 + 0.2
+    (mu1, s1), (mu2, s2) = feature_statistics(a), feature_statistics(b)
+    covmean = scipy.linalg.sqrtm(s1 @ s2).real
+    reference = float((mu1 - mu2) @ (mu1 - mu2) + np.trace(s1) + np.trace(s2) - 2 * np.trace(covmean))
+    assert frechet_distance(mu1, s1, mu2, s2) == pytest.approx(reference, rel=1e-6)
+    assert fid_from_features(a, b) == pytest.approx(reference, rel=1e-6)
 
 
 def test_fid_rejects_mismatched_dimensions():
