@@ -245,7 +245,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     else:
         config = train_config(args)
         source = Path(config.data.source).name.split(".")[0] or "data"
-        run_dir = Path(args.run_dir) if args.run_dir else _next_run_dir(Path(args.runs_dir), f"{config.task}-{config.model.name}-{source}")
+        from medgan.tasks import TASKS
+
+        name = f"{config.task}-{TASKS.get(config.task).run_name(config)}-{source}"
+        run_dir = Path(args.run_dir) if args.run_dir else _next_run_dir(Path(args.runs_dir), name)
     if args.dry_run:
         return _dry_run(config)
     trainer = Trainer(config, run_dir, resume=bool(args.resume), progress=not args.no_progress)

@@ -187,6 +187,12 @@ class Task(ABC):
         return cls.models[0] if cls.models else "dcgan"
 
     @classmethod
+    def run_name(cls, config) -> str:
+        """What a new run folder is named after, between the task and the data
+        (``runs/00001-enhance-dncnn-ct_folder``): the model it trains."""
+        return config.model.name
+
+    @classmethod
     def method_line(cls, config) -> str | None:
         """What ``medgan train`` says it trains and why, in one line (``None``: nothing)."""
         return None

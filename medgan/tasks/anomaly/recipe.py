@@ -52,6 +52,10 @@ class AnomalyTask(Task):
         return method_class(config.task_config.method).model
 
     @classmethod
+    def run_name(cls, config) -> str:
+        return config.task_config.method  # "restore", not the U-Net it trains ("pix2pix")
+
+    @classmethod
     def resolve(cls, config, dataset) -> None:
         a = config.task_config
         method = method_class(a.method)
