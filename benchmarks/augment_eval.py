@@ -11,7 +11,7 @@
   a new subject; few labels (5%, 10%, 100%).
 
 For each: the table of ``medgan augment-eval`` (real, classical, real + synthetic,
-classical + synthetic, synthetic only, and with ``--select`` (default confidence) real +
+classical + synthetic, synthetic only, and with ``--select`` (default discriminator, as ``medgan augment-eval``) real +
 selected synthetic and classical + selected synthetic: as many synthetic images, the best
 ``--select-keep`` of a larger draw per class; mean ± std over seeds), what the selection
 kept, and the time it took. Every arm of a case trains on the same data with the same
@@ -54,7 +54,7 @@ def main() -> None:
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--gan-steps", type=int, default=1000)
     parser.add_argument("--classifier-steps", type=int, default=250)
-    parser.add_argument("--select", default="confidence", choices=("none", "confidence", "discriminator"),
+    parser.add_argument("--select", default="discriminator", choices=("none", "confidence", "discriminator"),
                         help="selection of the selected arms (none: leave them out)")
     parser.add_argument("--select-keep", type=float, default=0.5, help="share of the generated images kept per class")
     parser.add_argument("--conditions", help="comma-separated arms instead of all (e.g. classical,classical+selected)")

@@ -159,11 +159,15 @@ def test_bad_selection_options_are_refused_in_one_line(tmp_path, capsys):
         assert main([*TINY, "--select", "confidence", "--select-keep", keep, "--out", str(tmp_path / "x")]) == 2
         err = capsys.readouterr().err.strip()
         assert len(err.splitlines()) == 1 and f"--select-keep {float(keep)} must lie in (0, 1]" in err
-    assert main([*TINY, "--conditions", "classical,classical+selected", "--out", str(tmp_path / "x")]) == 2
+    assert main([*TINY, "--conditions", "classical,classical+selected", "--select", "none", "--out", str(tmp_path / "x")]) == 2
     assert "need a selection method" in capsys.readouterr().err
     assert main([*TINY, "--conditions", "classical", "--select", "discriminator", "--out", str(tmp_path / "x")]) == 2
     assert "has no condition to act on" in capsys.readouterr().err
     assert not (tmp_path / "x").exists()
-    # without --select the selected conditions are not run; with it, they are added to the rest
-    assert not any(CONDITIONS[c][2] == "selected" for c in AugmentEvalConfig().conditions)
+    # by default every condition runs, the selected ones by the discriminator (measured best);
+    # --select none leaves them out, and conditions without a selected one select nothing
+    assert AugmentEvalConfig().conditions == tuple(CONDITIONS) and AugmentEvalConfig().select == "discriminator"
+    assert not any(CONDITIONS[c][2] == "selected" for c in AugmentEvalConfig(select="none").conditions)
+    assert AugmentEvalConfig(conditions=("real", "classical")).select == "none"
+    assert AugmentEvalConfig(conditions=("classical", "classical+selected")).select == "discriminator"
     assert AugmentEvalConfig(select="confidence").conditions == tuple(CONDITIONS)

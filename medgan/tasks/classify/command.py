@@ -46,14 +46,15 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     ae.add_argument("--fractions", type=_numbers(float), default=(0.1, 0.25, 1.0), help="shares of the training labels (default 0.1,0.25,1)")
     ae.add_argument("--seeds", type=_numbers(int), default=(0, 1, 2), help="classifier seeds (default 0,1,2)")
     ae.add_argument("--conditions", type=lambda t: tuple(x.strip() for x in t.split(",") if x.strip()), default=None,
-                    help=f"which of {CONDITION_NAMES} (default all; the selected ones with --select only)")
+                    help=f"which of {CONDITION_NAMES} (default all; --select none leaves out the selected ones)")
     ae.add_argument("--gan-steps", type=int, default=2000, help="steps of each setting's conditional GAN (default 2000)")
     ae.add_argument("--classifier-steps", type=int, default=500, help="steps of each classifier (default 500)")
     ae.add_argument("--batch-size", type=int, default=32)
     ae.add_argument("--synthetic-ratio", type=float, default=1.0, help="synthetic images per real training image (default 1)")
-    ae.add_argument("--select", choices=("none", "confidence", "discriminator"), default="none",
-                    help="how the selected conditions keep the best synthetic images per class: confidence (probability of the "
-                         "image's class under the classical arm's classifier) or discriminator (the GAN's D logit); default none")
+    ae.add_argument("--select", choices=("none", "confidence", "discriminator"), default=None,
+                    help="how the selected conditions keep the best synthetic images per class: discriminator (the GAN's D "
+                         "logit; the default, measured best), confidence (probability of the image's class under the classical "
+                         "arm's classifier) or none (leave the selected conditions out)")
     ae.add_argument("--select-keep", type=float, default=0.5, metavar="FRACTION",
                     help="share of the generated images kept per class, in (0, 1]: 1/FRACTION times the images are drawn "
                          "to keep as many as the unselected arms use (default 0.5)")
