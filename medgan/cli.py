@@ -109,9 +109,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
     run_dir.mkdir(parents=True, exist_ok=True)
     summary = _show(data, run_dir / "data-samples.png", False, console)
     (run_dir / "data-summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    length = f"{config.loop.steps} steps" if config.loop.steps else f"as many steps as {config.loop.time_budget:g} s reach"
-    console.print(f"training a {config.model.name.upper()} for {length}; samples go to {run_dir / 'samples'}")
-    Trainer(config, run_dir, progress=not args.no_progress).fit()
+    trainer = Trainer(config, run_dir, progress=not args.no_progress)  # resolves the steps (4000 by default)
+    budget = trainer.config.loop.time_budget
+    length = f"as many steps as {budget:g} s reach" if budget else f"{trainer.steps} steps"
+    console.print(f"training a {trainer.config.model.name.upper()} for {length}; samples go to {run_dir / 'samples'}")
+    trainer.fit()
 
     from medgan.runs import evaluate_run
     from medgan.tasks.synth.audit import audit_run

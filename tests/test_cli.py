@@ -105,7 +105,7 @@ def test_demo_and_module_entry_point_end_to_end(tmp_path):
                  "samples/step-0000004.png", "generator/model.safetensors", "metrics.jsonl",
                  "audit/summary.json", "report.html"):
         assert (run_dir / name).is_file(), name
-    assert "run folder" in result.stderr
+    assert "run folder" in result.stderr and "training a DCGAN for 4 steps" in " ".join(result.stderr.split())
     assert result.stdout.strip().splitlines()[-1] == f"report: {run_dir / 'report.html'}"  # the last line printed
     again = subprocess.run(argv, capture_output=True, text=True, timeout=600)
     assert again.returncode == 0 and (tmp_path / "runs" / "00001-demo-dcgan-phantom").is_dir()
