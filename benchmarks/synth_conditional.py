@@ -10,7 +10,11 @@ generated against real; a class is flagged collapsed when its generated diversit
 below half its real one; ``ms_ssim_ratio`` is generated over real MS-SSIM). Prints one
 JSON object.
 
+``--variants`` picks among them; a ``+mbstd`` suffix (``transitional+mbstd``) gives D a
+minibatch standard-deviation channel over groups of 4.
+
     python benchmarks/synth_conditional.py [--steps 1200] [--n 400] [--cases phantom,brain-mri]
+        [--variants plain,transitional,transitional+mbstd]
 """
 
 from __future__ import annotations
@@ -35,16 +39,19 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=1200)
     parser.add_argument("--n", type=int, default=400, help="images generated per run (the classes in turn)")
     parser.add_argument("--cases", default=",".join(CASES))
+    parser.add_argument("--variants", default="plain,transitional")
     args = parser.parse_args()
 
-    variants = {"plain": {"condition_start": 0, "condition_ramp": 0},
-                "transitional": {"condition_start": args.steps // 4, "condition_ramp": args.steps // 2}}
+    schedules = {"plain": {"condition_start": 0, "condition_ramp": 0},
+                 "transitional": {"condition_start": args.steps // 4, "condition_ramp": args.steps // 2}}
+    variants = {name: schedules[name.split("+")[0]] for name in args.variants.split(",")}
     out: dict = {"steps": args.steps, "n_generated": args.n, "cases": {}}
     with tempfile.TemporaryDirectory() as tmp:
         for case in args.cases.split(","):
             rows = {}
             for name, synth in variants.items():
-                values = {"data": {**CASES[case], "balance_classes": True}, "model": {"net": {"num_classes": -1}}, "synth": synth,
+                net = {"num_classes": -1, **({"mbstd": 4} if name.endswith("+mbstd") else {})}
+                values = {"data": {**CASES[case], "balance_classes": True}, "model": {"net": net}, "synth": synth,
                           "loop": {"steps": args.steps, "sample_every": args.steps, "checkpoint_every": args.steps}}
                 run = Path(tmp) / f"{case}-{name}"
                 started = time.perf_counter()

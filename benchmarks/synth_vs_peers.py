@@ -62,13 +62,15 @@ def cpu_model() -> str:
 
 
 def train_medgan(budget: float, n: int, seed: int, work: Path, model: str = "auto", size: int = 64,
-                 amp: bool | None = None) -> tuple[np.ndarray, dict]:
+                 amp: bool | None = None, net: dict | None = None) -> tuple[np.ndarray, dict]:
     """``TrainConfig()`` (the main job's defaults) with ``--model model`` at ``size`` px, for ``budget`` seconds;
-    ``amp`` True/False forces bf16 autocast on or off (``None``: the task's default on this machine)."""
+    ``amp`` True/False forces bf16 autocast on or off (``None``: the task's default on this machine);
+    ``net``: network fields set beside the defaults (``{"mbstd": 4}``)."""
     config = TrainConfig(loop=LoopConfig(steps=10**7, seed=seed, time_budget=budget, amp=amp))
     config.model.name = model
+    config.model.net.update(net or {})
     config.data.options.size = size
-    run = work / f"medgan-{model}-{amp}"
+    run = work / f"medgan-{model}-{amp}-{'-'.join(f'{k}{v}' for k, v in (net or {}).items())}"
     trainer = Trainer(config, run, progress=False)
     started = time.perf_counter()
     trainer.fit()
@@ -230,13 +232,14 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--contenders", default="medgan,monai,dcgan",
                         help="of medgan (its default DCGAN), fastgan (medgan's defaults with --model fastgan), monai, dcgan; "
-                             "medgan and fastgan also as NAME+amp (bf16 autocast on CPU) and NAME-amp (fp32)")
+                             "medgan and fastgan also as NAME+amp (bf16 autocast on CPU) and NAME-amp (fp32); medgan+mbstd: "
+                             "a minibatch standard-deviation channel in D (--mbstd 4)")
     parser.add_argument("--size", type=int, default=64, help="image size; MONAI's and the plain DCGAN's networks make 64 px only")
     parser.add_argument("--out", default="docs/synth-vs-peers.png", help="the side-by-side picture")
     args = parser.parse_args()
 
     contenders = args.contenders.split(",")
-    unknown = [c for c in contenders if c.removesuffix("+amp").removesuffix("-amp") not in ("medgan", "fastgan", "monai", "dcgan")
+    unknown = [c for c in contenders if c.removesuffix("+mbstd").removesuffix("+amp").removesuffix("-amp") not in ("medgan", "fastgan", "monai", "dcgan")
                or (c[-4:] in ("+amp", "-amp") and c[:-4] not in ("medgan", "fastgan"))]
     if unknown:
         parser.error(f"unknown contender(s) {', '.join(unknown)}: see --help")
@@ -258,18 +261,19 @@ def main() -> None:
     names = {"medgan": "medgan default", "fastgan": "medgan --model fastgan", "monai": "MONAI GAN tutorial", "dcgan": "plain DCGAN"}
     with tempfile.TemporaryDirectory() as tmp:
         for name in contenders:
-            base, amp = name, None
-            if name[-4:] in ("+amp", "-amp"):
-                base, amp = name[:-4], name[-4] == "+"
+            base, amp, net = name.removesuffix("+mbstd"), None, ({"mbstd": 4} if name.endswith("+mbstd") else {})
+            if base[-4:] in ("+amp", "-amp"):
+                base, amp = base[:-4], base[-4] == "+"
             if base in ("medgan", "fastgan"):
-                fake, info = train_medgan(args.budget, args.n, args.seed, Path(tmp), "auto" if base == "medgan" else base, args.size, amp)
+                fake, info = train_medgan(args.budget, args.n, args.seed, Path(tmp), "auto" if base == "medgan" else base, args.size,
+                                          amp, net)
                 info["amp"] = info["config"]["loop"]["amp"]
             elif name == "monai":
                 fake, info = train_monai(train_t, args.budget, args.n, args.seed)
             else:
                 fake, info = train_dcgan(train_t, args.budget, args.n, args.seed)
             result["contenders"][name] = {**info, "images_seen": info["steps"] * info["batch"], **score(train, holdout, fake, args.seed)}
-            samples[names[base] + {None: "", True: " (bf16)", False: " (fp32)"}[amp]] = fake
+            samples[names[base] + {None: "", True: " (bf16)", False: " (fp32)"}[amp] + (" --mbstd 4" if net else "")] = fake
     kid = {k: v["vs_train"]["kid_mean"] for k, v in result["contenders"].items()}
     if "medgan" in kid:
         result["ratios"] = {f"kid_medgan_over_{k}": kid["medgan"] / v for k, v in kid.items() if k != "medgan"}

@@ -82,3 +82,23 @@ def test_encoder_inverts_the_generators_shape_and_a_layer_norm_critic_scores_eac
     assert torch.allclose(critic(x)[:1], critic(x[:1]), atol=1e-5)
     batch_norm = DCGANDiscriminator(DCGANConfig(image_size=32, width=8)).train()
     assert not torch.allclose(batch_norm(x)[:1], batch_norm(x[:1]), atol=1e-5)
+
+
+def test_minibatch_std_is_the_spread_within_each_group_and_lets_d_see_look_alikes():
+    from medgan.nets.dcgan import minibatch_std
+
+    h = torch.tensor([1.0, 5.0, 3.0, 5.0]).view(4, 1, 1, 1).expand(4, 2, 3, 3).contiguous()
+    # groups of 2 take every (B/2)-th image: {0, 2} (values 1, 3: std 1) and {1, 3} (5, 5: std 0)
+    out = minibatch_std(h, 2)
+    assert out.shape == (4, 1, 3, 3)
+    assert torch.allclose(out[:, 0, 0, 0], torch.tensor([1.0, 0.0, 1.0, 0.0]), atol=1e-3)
+    assert torch.allclose(minibatch_std(h, 3), torch.full((4, 1, 3, 3), 1e-4))  # gcd(4, 3) = 1: a group of one, no spread
+    # D with the feature: a batch of copies scores otherwise than the same image among others
+    torch.manual_seed(0)
+    d = DCGANDiscriminator(DCGANConfig(image_size=32, width=8, d_norm="none", mbstd=4)).eval()
+    x = torch.randn(8, 1, 32, 32)
+    copies = x[:1].expand(8, -1, -1, -1)
+    assert d(x).shape == (8,) and not torch.allclose(d(copies)[0], d(torch.cat([x[:1], x[1:]]))[0])
+    assert d.fc.in_features == (DCGANConfig(image_size=32, width=8).channels_at(0) + 1) * 16
+    with pytest.raises(ValueError, match="mbstd"):
+        DCGANConfig(mbstd=-1)

@@ -42,6 +42,10 @@ class DCGANConfig:
             new conditional G is the unconditional one), D a projection discriminator
             (Miyato & Koyama 2018). Both scale their class terms by a ``strength`` buffer in
             [0, 1] that the training task can fade in (transitional conditioning).
+        mbstd: > 0 gives D a minibatch standard-deviation feature (Karras et al. 2018): the
+            spread of its last features over groups of this many images, one extra channel
+            before the fully connected layer, so D can tell a batch of look-alikes from a
+            real batch (0: off, the design's D).
     """
 
     z_dim: int = 100
@@ -53,8 +57,11 @@ class DCGANConfig:
     spectral_norm: bool = False
     leaky_slope: float = 0.2
     num_classes: int = 0
+    mbstd: int = 0
 
     def __post_init__(self) -> None:
+        if self.mbstd < 0:
+            raise ValueError(f"mbstd must be >= 0 (0: off), got {self.mbstd}")
         if self.image_size not in SIZES:
             raise ValueError(f"DCGAN image_size must be one of {SIZES}, got {self.image_size}")
         if self.upsample not in ("deconv", "resize"):
@@ -145,6 +152,17 @@ class DCGANGenerator(nn.Module):
         return torch.tanh(self.to_image(x))  # (B, C, S, S)
 
 
+def minibatch_std(h: torch.Tensor, group: int) -> torch.Tensor:
+    """``(B, C, H, W)`` -> ``(B, 1, H, W)``: each image's group (``gcd(B, group)`` images in
+    a row of the batch) gets the mean over ``(C, H, W)`` of the features' standard deviation
+    across the group (ProGAN's minibatch standard deviation)."""
+    b, _, height, width = h.shape
+    g = math.gcd(b, group)
+    grouped = h.float().reshape(g, b // g, *h.shape[1:])  # (G, B/G, C, H, W): image i is in group i mod B/G
+    spread = (grouped.var(dim=0, unbiased=False) + 1e-8).sqrt().mean(dim=(1, 2, 3))  # (B/G,)
+    return spread.to(h.dtype).repeat(g)[:, None, None, None].expand(b, 1, height, width)
+
+
 def down_layers(c: DCGANConfig) -> list[nn.Module]:
     """D's convolutions: ``(B, C, S, S)`` -> ``(B, channels_at(0), base, base)``, 4x4 stride 2,
     then ``d_norm`` (none on the input layer, as DCGAN) and LeakyReLU at each level."""
@@ -168,7 +186,7 @@ class DCGANDiscriminator(nn.Module):
         self.config = c = config
         sn = c.spectral_norm
         self.features = nn.Sequential(*down_layers(c))
-        features = c.channels_at(0) * c.base * c.base
+        features = (c.channels_at(0) + (c.mbstd > 0)) * c.base * c.base
         self.fc = maybe_spectral_norm(nn.Linear(features, 1), sn)
         self.embed = maybe_spectral_norm(nn.Embedding(c.num_classes, features), sn) if c.num_classes else None
         if c.num_classes:
@@ -179,7 +197,10 @@ class DCGANDiscriminator(nn.Module):
             nn.init.normal_(weight, 0.0, 0.02)
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        h = self.features(x).flatten(1)  # (B, C0 * s0 * s0)
+        h = self.features(x)  # (B, C0, s0, s0)
+        if self.config.mbstd:
+            h = torch.cat([h, minibatch_std(h, self.config.mbstd)], dim=1)  # (B, C0 + 1, s0, s0)
+        h = h.flatten(1)  # (B, (C0 [+ 1]) * s0 * s0)
         logit = self.fc(h).squeeze(1)  # (B,)
         if self.embed is not None:  # projection: + s·<embed(y), h>
             logit = logit + self.strength * (self.embed(labels) * h).sum(dim=1)

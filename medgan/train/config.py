@@ -53,6 +53,8 @@ NET_FLAGS: dict[str, dict[str, Any]] = {
     "--d-norm": {"choices": ["batch", "none"], "help": "DCGAN: normalisation in D (default by --recipe: none for medgan, batch for seed)"},
     "--spectral-norm": {"action": argparse.BooleanOptionalAction,
                         "help": "spectral normalisation in D (default by --recipe: on for medgan's DCGAN, off for seed)"},
+    "--mbstd": {"type": int, "metavar": "N", "help": "DCGAN: a minibatch standard-deviation channel in D over groups of N images "
+                                                     "(default 0: off)"},
     "--conditional": {"action": "store_const", "const": -1, "dest": "num_classes",
                       "help": "class-conditional G and D, as many classes as the data's labels"},
 }

@@ -61,7 +61,7 @@ class SynthConfig:
         "model.name": "dcgan (default), mlp (the two-layer GAN of docs/design.md) or fastgan (64-256 px, small data)",
         "data.balance_classes": "conditional runs: draw every class equally often",
         "model.net.width": "G and D channel width (default 32)", "model.net.z_dim": "latent size (default 100; fastgan 256)",
-        "model.net.hidden": "", "model.net.upsample": "", "model.net.d_norm": "",
+        "model.net.hidden": "", "model.net.upsample": "", "model.net.d_norm": "", "model.net.mbstd": "",
         "model.net.spectral_norm": "spectral normalisation in D, and in fastgan's G (default by --recipe: on for medgan, off for seed)",
         "model.net.num_classes": "",
     }
