@@ -145,6 +145,12 @@ def write_ct_slice(path: Path, hu: np.ndarray, z: float, series_uid: str, instan
     )
 
 
+@pytest.fixture(scope="session")
+def ct_slice_writer() -> Callable[..., Path]:
+    """:func:`write_ct_slice` for tests in other folders (``import conftest`` is ambiguous there)."""
+    return write_ct_slice
+
+
 @pytest.fixture
 def ct_folder(tmp_path: Path) -> Path:
     """A folder of 6 CT slices (32x40) named in shuffled order; slice k holds HU = 10*k

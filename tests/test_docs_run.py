@@ -25,7 +25,6 @@ import pytest
 from PIL import Image as PILImage
 from pydicom.uid import generate_uid
 
-from conftest import write_ct_slice
 from medgan.cli import main
 from test_docs import PAGES, shell_lines
 
@@ -65,7 +64,7 @@ def _head(size: int, k: int, rng: np.random.Generator) -> np.ndarray:
     return hu + rng.normal(0, 5, hu.shape)
 
 
-def _dicom_series(folder: Path, n: int, rng: np.random.Generator, volumes: int = 1) -> None:
+def _dicom_series(write_ct_slice, folder: Path, n: int, rng: np.random.Generator, volumes: int = 1) -> None:
     """``volumes`` CT series of ``n`` slices each (a hold-out split needs several)."""
     for v in range(volumes):
         uid, study, frame = generate_uid(), generate_uid(), generate_uid()
@@ -81,13 +80,13 @@ def _pngs(folder: Path, n: int, rng: np.random.Generator, level: float = 90.0) -
         PILImage.fromarray(pixels).save(folder / f"img{i:02d}.png")
 
 
-def make_world(root: Path) -> None:
+def make_world(root: Path, write_ct_slice) -> None:
     rng = np.random.default_rng(0)
     for name in ("path/to/dicom_folder", "path/to/folder", "ct_folder", "normals", "normal_scans", "noisy_scans",
                  "clean_scans", "site_b"):
-        _dicom_series(root / name, 8, rng, volumes=3)
+        _dicom_series(write_ct_slice, root / name, 8, rng, volumes=3)
     for name in ("path/to/series", "path/to/new", "new_scans", "site_b_normals"):
-        _dicom_series(root / name, 6, rng)
+        _dicom_series(write_ct_slice, root / name, 6, rng)
     # images/ + masks/: bright squares on noise, masks 0/255 of the same names
     (root / "images").mkdir()
     (root / "masks").mkdir()
@@ -129,15 +128,16 @@ class Shell:
     remembers the run folders they made, so a page can name a run an earlier page made (the
     main job's)."""
 
-    def __init__(self, base: Path):
+    def __init__(self, base: Path, write_ct_slice):
         self.base = base
+        self.write_ct_slice = write_ct_slice
         self.root = base
         self.made: list[Path] = []  # run folders in the order commands made them
 
     def page(self, name: str) -> Path:
         self.root = self.base / name
         self.root.mkdir()
-        make_world(self.root)
+        make_world(self.root, self.write_ct_slice)
         return self.root
 
     def resolve(self, word: str) -> str:
@@ -183,8 +183,8 @@ class Shell:
 
 
 @pytest.fixture(scope="module")
-def shell(tmp_path_factory) -> Shell:
-    return Shell(tmp_path_factory.mktemp("docs"))
+def shell(tmp_path_factory, ct_slice_writer) -> Shell:
+    return Shell(tmp_path_factory.mktemp("docs"), ct_slice_writer)
 
 
 @pytest.mark.parametrize("page", PAGES, ids=[p.name for p in PAGES])
