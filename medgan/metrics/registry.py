@@ -25,13 +25,14 @@ Registering a metric is one decorated function here::
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from medgan.errors import MedganError
+from medgan.errors import MedganError, MedganWarning
 from medgan.metrics.realism import fid_from_features, kid_from_features, ms_ssim_diversity, pixel_features, prdc, swd
 
 __all__ = [
@@ -155,9 +156,27 @@ def _kid(inputs: RealismInputs) -> dict:
     return {"kid_mean": mean, "kid_std": std}
 
 
+#: PRDC's neighbourhood size (both papers'); each set needs more images than this.
+PRDC_K = 5
+
+
+def _enough_for_prdc(inputs: RealismInputs) -> bool:
+    """A small held-out set (a few patients of a small folder) leaves precision/recall out of
+    the real floor with a warning instead of failing the whole evaluation."""
+    n_real, n_fake = len(inputs.real), len(inputs.fake)
+    if min(n_real, n_fake) > PRDC_K:
+        return True
+    warnings.warn(f"precision/recall left out: {n_real} and {n_fake} images, and k = {PRDC_K} nearest neighbours need more "
+                  f"than {PRDC_K} in each set (the real floor's held-out images are few: hold out more, or evaluate more --n)",
+                  MedganWarning, stacklevel=2)
+    return False
+
+
 @register_realism("inception_prdc", needs_inception=True)
 def _inception_prdc(inputs: RealismInputs) -> dict:
-    return {f"inception_{k}": v for k, v in prdc(*inputs.inception()).items()}
+    if not _enough_for_prdc(inputs):
+        return {}
+    return {f"inception_{k}": v for k, v in prdc(*inputs.inception(), k=PRDC_K).items()}
 
 
 @register_realism("swd")
@@ -167,7 +186,9 @@ def _swd(inputs: RealismInputs) -> dict:
 
 @register_realism("pixel_prdc")
 def _pixel_prdc(inputs: RealismInputs) -> dict:
-    return {f"pixel_{k}": v for k, v in prdc(pixel_features(inputs.real), pixel_features(inputs.fake)).items()}
+    if not _enough_for_prdc(inputs):
+        return {}
+    return {f"pixel_{k}": v for k, v in prdc(pixel_features(inputs.real), pixel_features(inputs.fake), k=PRDC_K).items()}
 
 
 @register_realism("ms_ssim")

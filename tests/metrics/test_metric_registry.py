@@ -39,6 +39,14 @@ def test_without_features_the_inception_metrics_are_skipped_and_the_rest_run():
     assert "fid" not in figures and {"swd", "pixel_precision", "ms_ssim_diversity_generated"} <= set(figures)
 
 
+def test_too_few_images_for_precision_recall_leave_them_out_with_a_warning_not_an_error():
+    """A small folder's real floor: 4 held-out images against the training ones."""
+    with pytest.warns(UserWarning, match=r"precision/recall left out: 24 and 4 images.*k = 5"):
+        figures, _ = compute_realism(RealismInputs(images(0), images(1, n=4)), ["swd", "pixel_prdc"])
+    assert set(figures) == {"swd"}
+    assert "pixel_precision" in compute_realism(RealismInputs(images(0), images(1, n=6)), ["pixel_prdc"])[0]
+
+
 def test_unknown_names_and_double_registration_are_refused():
     with pytest.raises(MedganError, match="unknown realism metric 'lpips'.*fid, kid"):
         compute_realism(RealismInputs(images(0), images(1)), ["swd", "lpips"])
