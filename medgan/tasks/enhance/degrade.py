@@ -65,6 +65,7 @@ from skimage.transform import iradon, radon, resize
 
 from medgan.data.geometry import bicubic_upsample
 from medgan.errors import MedganError
+from medgan.tasks.enhance import artefacts
 
 MU_WATER = 0.0192  # /mm: linear attenuation of water at ~70 keV (module docstring)
 FBP_NOISE_GAIN = np.pi**2 / 18 - 1 / 6  # G: variance gain of ramp FBP with linear interpolation
@@ -419,8 +420,8 @@ class Degradation:
         object.__setattr__(self, "factor", int(self.factor))  # 2.0 from a JSON config -> 2
         if self.method not in SR_METHODS:
             raise MedganError(f"unknown downsampling method {self.method!r}", hint=f"use one of {', '.join(SR_METHODS)}")
-        if self.mask not in ("random", "equispaced"):  # medgan.tasks.enhance.artefacts.MASK_KINDS
-            raise MedganError(f"unknown k-space mask {self.mask!r}", hint="use random or equispaced")
+        if self.mask not in artefacts.MASK_KINDS:
+            raise MedganError(f"unknown k-space mask {self.mask!r}", hint=f"use one of {', '.join(artefacts.MASK_KINDS)}")
         if not (self.accel >= 1 and 0 < self.center < 1 and self.center * self.accel <= 1):
             raise MedganError(f"accel={self.accel} must be at least 1 and center={self.center} in (0, 1/accel]",
                               hint="e.g. undersample-mri:accel=4,center=0.08")
@@ -490,17 +491,14 @@ class Degradation:
         """``(n, width)`` bool: the phase-encoding lines each of ``n`` images kept under
         ``undersample-mri`` with this ``seed`` (what :meth:`apply` used; a data-consistency
         step puts them back)."""
-        from medgan.tasks.enhance.artefacts import cartesian_mask
-
         if self.kind != "undersample-mri":
             raise MedganError(f"the degradation {self.kind!r} keeps no k-space lines", hint="only undersample-mri has a mask")
         ss = _seed_sequence(seed)
-        return np.stack([cartesian_mask(width, self.accel, self.center, self.mask, _child_rng(ss, i)) for i in range(n)])
+        return np.stack([artefacts.cartesian_mask(width, self.accel, self.center, self.mask, _child_rng(ss, i)) for i in range(n)])
 
     def _artefact(self, images: np.ndarray, seed: Seed) -> np.ndarray:
         if self.kind == "sparse-view-ct":  # the low-dose pipeline, noise-free, over few angles
             return fbp_roundtrip(images, n_angles=self.angles)
-        from medgan.tasks.enhance import artefacts
         ss = _seed_sequence(seed)
         if self.kind == "motion-mri":
             return _map(images, "motion-mri", lambda img, i: artefacts.motion(img, self.lines, self.shift, _child_rng(ss, i)))
