@@ -98,7 +98,7 @@ def test_minibatch_std_is_the_spread_within_each_group_and_lets_d_see_look_alike
     d = DCGANDiscriminator(DCGANConfig(image_size=32, width=8, d_norm="none", mbstd=4)).eval()
     x = torch.randn(8, 1, 32, 32)
     copies = x[:1].expand(8, -1, -1, -1)
-    assert d(x).shape == (8,) and not torch.allclose(d(copies)[0], d(torch.cat([x[:1], x[1:]]))[0])
+    assert d(x).shape == (8,) and not torch.allclose(d(copies)[0], d(x)[0])
     assert d.fc.in_features == (DCGANConfig(image_size=32, width=8).channels_at(0) + 1) * 16
     with pytest.raises(ValueError, match="mbstd"):
         DCGANConfig(mbstd=-1)
