@@ -111,12 +111,20 @@ def case_data(case: dict) -> tuple[ImageSet, ImageSet]:
     return train, holdout
 
 
-def pairs_run(case: dict, labelled: int, seed: int, budget: float, run_dir: Path) -> tuple[Path, float]:
+def pairs_run(case: dict, labelled: int, seed: int, budget: float, run_dir: Path,
+              overrides: dict | None = None) -> tuple[Path, float]:
     """A ``medgan train synth --pairs`` run on the case's ``labelled`` slices (chosen as the
-    segmentation run chooses them) for ``budget`` seconds; returns (run folder, seconds)."""
+    segmentation run chooses them) for ``budget`` seconds, with ``overrides`` (``SECTION.KEY``,
+    e.g. ``model.net.mbstd``) over the task's defaults; returns (run folder, seconds)."""
     values = {"task": "synth", "data": {"source": case["source"], "options": dict(case["options"]), "holdout": case["holdout"]},
               "loop": {"time_budget": budget, "seed": seed, "batch_size": min(32, labelled) if labelled else 32},
               "synth": {"pairs": True, "labelled": labelled}}
+    for key, value in (overrides or {}).items():
+        *sections, name = key.split(".")
+        node = values
+        for section in sections:
+            node = node.setdefault(section, {})
+        node[name] = value
     start = time.perf_counter()
     Trainer(TrainConfig.from_dict(values), run_dir, progress=False).fit()
     seconds = time.perf_counter() - start
@@ -221,6 +229,8 @@ def main() -> None:
                              "MONAI alone gets the seconds it took")
     parser.add_argument("--pairs-budget", type=float, default=0.0,
                         help="seconds of the pairs GAN (default: --budget, else 300)")
+    parser.add_argument("--pairs-set", action="append", default=[], metavar="SECTION.KEY=JSON",
+                        help="a config value of the pairs GAN, e.g. model.net.mbstd=4")
     parser.add_argument("--picture", default="", help="a PNG of generated pairs (image | label overlay) from the first pairs GAN")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default); 1 lets two runs share 2 cores")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=JSON",
@@ -230,6 +240,7 @@ def main() -> None:
     args = parser.parse_args()
     overrides = {key: json.loads(value) for key, value in (item.split("=", 1) for item in args.set)}
     unet_overrides = {key: json.loads(value) for key, value in (item.split("=", 1) for item in args.unet_set)}
+    pairs_overrides = {key: json.loads(value) for key, value in (item.split("=", 1) for item in args.pairs_set)}
     from medgan.tasks import load_model
 
     if args.threads:
@@ -261,7 +272,7 @@ def main() -> None:
                             continue  # all labelled: nothing left to be unlabelled
                         if method.startswith("pairs") and pairs is None:  # one GAN per labelled set and seed
                             pairs, gan_seconds = pairs_run(run_case, run_labelled, seed, args.pairs_budget or args.budget or 300.0,
-                                                           root / f"{case_name}-{labelled}-{seed}-gan")
+                                                           root / f"{case_name}-{labelled}-{seed}-gan", pairs_overrides)
                             if args.picture:
                                 picture = Path(args.picture)
                                 pairs_picture(pairs, picture.with_name(f"{picture.stem}-{case_name}-{labelled}{picture.suffix}"))
@@ -298,7 +309,8 @@ def main() -> None:
             if k.startswith(("dice", "hd95", "seconds", "steps")) and v is not None:
                 cell["values"].setdefault(k, []).append(v)
     summary = {key: {"seeds": c["n"], **{k: f"{np.mean(v):.3f} ± {np.std(v):.3f}" for k, v in c["values"].items()}} for key, c in table.items()}
-    print(json.dumps({"benchmark": "segment_vs_unet", "steps": args.steps, "budget": args.budget, "unet_overrides": unet_overrides, "batch_size": args.batch_size, "overrides": overrides,
+    print(json.dumps({"benchmark": "segment_vs_unet", "steps": args.steps, "budget": args.budget, "unet_overrides": unet_overrides, "pairs_overrides": pairs_overrides,
+                      "pairs_budget": args.pairs_budget, "batch_size": args.batch_size, "overrides": overrides,
                       "torch_threads": torch.get_num_threads(), "runs": runs, "summary": summary}, indent=1))
 
 
