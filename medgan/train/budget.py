@@ -10,11 +10,13 @@ nominal plan (``--steps``, the task's split) would take, and at least one step, 
 network a task exports is trained. The schedule is then laid over the planned steps, and the
 plan is written into the run's config (``loop.plan``), so a resumed run continues it.
 
-A plan from a few probed steps can be off by a fifth on a busy host, so the engine lays the
-rest of the run out again from the pace it really kept: a tenth into each phase (where a
-schedule barely moves: a cosine is at 0.98 of its rate), at the end of each phase, and when
-the budget runs out before the last phase (which then starts at once). A run resumed from a
-checkpoint taken before such a revision follows the revised plan from there.
+A plan from a few probed steps can be off by a fifth on a busy host, and a shared host's
+pace drifts during a run (90-second runs planned a tenth in ended anywhere from 65 to 94
+seconds), so the engine lays the rest of the run out again from the pace it really kept:
+at :data:`REPLAN_AT` of each phase (the first a tenth in, where a schedule barely moves: a
+cosine is at 0.98 of its rate), at the end of each phase, and when the budget runs out
+before the last phase (which then starts at once). A run resumed from a checkpoint taken
+before such a revision follows the revised plan from there.
 
 ``--steps`` given with a budget is a cap: the plan never exceeds it. Without ``--steps`` the
 budget alone decides the length, with the task's default split of :data:`NOMINAL_STEPS`.
@@ -26,13 +28,16 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-__all__ = ["NOMINAL_STEPS", "SAFETY", "Plan", "plan_steps"]
+__all__ = ["NOMINAL_STEPS", "REPLAN_AT", "SAFETY", "Plan", "plan_steps"]
 
 #: the run's length when neither ``--steps`` nor ``--time-budget`` is given; with a budget
 #: alone it only sets the phases' proportions.
 NOMINAL_STEPS = 4000
 #: the share of the remaining budget the plan fills: the rest absorbs a host that slows down.
 SAFETY = 0.93
+#: the shares of a phase (of its planned steps at the time) after which the rest of the run
+#: is laid out again from the pace kept so far; later revisions move a schedule less and less.
+REPLAN_AT = (0.1, 0.35, 0.65, 0.9)
 
 
 def plan_steps(nominal: list[int], seconds: list[float], available: float, cap: bool) -> tuple[list[int], float]:

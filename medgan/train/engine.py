@@ -45,7 +45,7 @@ from medgan.report.curves import plot_curves
 from medgan.report.grid import save_grid
 from medgan.tasks import TASKS
 from medgan.train import distributed as dist
-from medgan.train.budget import NOMINAL_STEPS, SAFETY, Plan, plan_steps
+from medgan.train.budget import NOMINAL_STEPS, REPLAN_AT, SAFETY, Plan, plan_steps
 from medgan.train.checkpoint import (
     export_network, latest_checkpoint, load_checkpoint, rng_state, save_checkpoint, set_rng_state, upgrade_state,
 )
@@ -94,7 +94,7 @@ class Trainer:
         self._clock: float | None = None  # when the budget's clock started (plan_budget)
         # seconds kept for the end of the run, a checkpoint takes, and passed before the loop's first step
         self._reserve = self._save_seconds = self._loop_offset = 0.0
-        self._repaced: set[int] = set()  # phases laid out again a tenth in
+        self._replans: dict[int, int] = {}  # per phase: how many of REPLAN_AT's revisions were made
         self.dist = dist.setup(loop.device)
         self.device = self.dist.device
         if loop.batch_size % self.dist.world_size:
@@ -394,11 +394,11 @@ class Trainer:
     def _replan(self, elapsed: float, cut: bool = False) -> None:
         """Lay the rest of a planned run out again over the time left, from how fast the host
         really ran it so far (a plan from a few probed steps can be off by a fifth on a busy
-        host): a tenth into each phase, at the end of each phase but the last, and when the
-        budget ran out before the last phase (``cut``: the current phase ends here, so every
-        later phase still trains). The remaining steps of every phase are scaled by one
-        factor; a phase yet to start keeps at least one step; with ``--steps`` no phase
-        exceeds what was asked."""
+        host, and a shared host's pace drifts): at :data:`REPLAN_AT` of each phase, at the end
+        of each phase but the last, and when the budget ran out before the last phase (``cut``:
+        the current phase ends here, so every later phase still trains). The remaining steps of
+        every phase are scaled by one factor; a phase yet to start keeps at least one step; with
+        ``--steps`` no phase exceeds what was asked."""
         plan, loop = self.plan, self.config.loop
         current = self._phase_index(self.step - 1)
         steps = list(plan.steps)
@@ -489,9 +489,10 @@ class Trainer:
                     begun, length = sum(p.steps for p in self.phases[:index]), self.phases[index].steps
                     last = index == len(self.phases) - 1
                     cut = out_of_time and not last
-                    tenth = index not in self._repaced and length >= 20 and self.step == begun + length // 10
-                    if cut or tenth or (self.step == begun + length and not last):
-                        self._repaced.add(index)
+                    made = self._replans.get(index, 0)
+                    due = made < len(REPLAN_AT) and length >= 20 and self.step - begun >= max(1, int(REPLAN_AT[made] * length))
+                    if cut or due or (self.step == begun + length and not last):
+                        self._replans[index] = made + due
                         self._replan(dist.all_max([elapsed], self.dist)[0], cut=cut)
                         bar.total(self.steps)
                         out_of_time = out_of_time and not cut

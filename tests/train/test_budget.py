@@ -6,7 +6,7 @@ import pytest
 
 from medgan.cli import main
 from medgan.train import Trainer, TrainConfig
-from medgan.train.budget import Plan, plan_steps
+from medgan.train.budget import REPLAN_AT, Plan, plan_steps
 from medgan.train.config import load_config_file
 
 ANOMALY = ["train", "anomaly", "--method", "fanogan", "--data", "phantom", "--n-images", "16", "--size", "32", "--width", "4",
@@ -36,6 +36,8 @@ def test_a_budget_lays_out_both_phases_of_fanogan_and_the_config_records_the_pla
     assert (config["loop"]["steps"], config["anomaly"]["encoder_steps"]) == (gan, encoder)  # the schedule spans the plan
     revised = [r["step"] for r in plan["revisions"]]
     assert 1 < gan < 4000 and encoder >= 1 and revised[0] < gan and gan in revised  # a tenth in, and when the GAN phase ended
+    # laid out again at every share of REPLAN_AT inside the GAN phase, never twice at one step
+    assert len([r for r in revised if r < gan]) == len(REPLAN_AT) and revised == sorted(set(revised))
     rows = [json.loads(line) for line in (run / "stats.jsonl").read_text().splitlines()]
     assert {r["phase"] for r in rows} == {"gan", "encoder"}  # the encoder is trained
     assert json.loads((run / "encoder" / "config.json").read_text())["step"] > gan
