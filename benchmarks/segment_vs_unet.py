@@ -278,7 +278,7 @@ def main() -> None:
                                 pairs_picture(pairs, picture.with_name(f"{picture.stem}-{case_name}-{labelled}{picture.suffix}"))
                         run, seconds = medgan_run(run_case, method, run_labelled, seed, args.steps, batch, root / f"{case_name}-{labelled}-{seed}-{method}",
                                                   overrides, args.budget, unet_overrides, pairs)
-                        model = load_model(run)
+                        model = load_model(run / "segmentor")  # a mean-teacher run's teacher is scored apart, below
                         if method == "unet":
                             unet_seconds, model_info = seconds, model
                         if method in methods:
@@ -288,7 +288,7 @@ def main() -> None:
                                          **({"gan_seconds": round(gan_seconds, 1)} if method.startswith("pairs") else {}),
                                          **score(model, eval_set)})
                             print(json.dumps(runs[-1]), flush=True)
-                            if method == "teacher":  # the exported teacher, scored beside its student
+                            if method == "teacher":  # the teacher (what RUN gives medgan segment), scored beside its student
                                 runs.append({**runs[-1], "method": "teacher-ema", **score(load_model(run / "teacher"), eval_set)})
                                 print(json.dumps(runs[-1]), flush=True)
                     if "monai" in methods:

@@ -27,7 +27,7 @@ the exponential moving average of the segmentor (updated before every step, so r
 exact; no optimiser trains it), sees an unlabelled batch under one draw of noise, the
 segmentor under another, and the segmentor adds W x ramp(t) x the mean squared difference
 of their class probabilities. Both networks are exported (``RUN/segmentor``, ``RUN/teacher``);
-inference uses the segmentor.
+inference and evaluation of ``RUN`` use the teacher, measured better than its segmentor.
 
 Label values: masks may use any integers (0/255 PNG masks, atlas label numbers); the run's
 classes are the values named in ``--class-names`` or, without it, those found in the
