@@ -115,6 +115,21 @@ def case_data(case: dict) -> tuple[ImageSet, ImageSet]:
     return train, holdout
 
 
+def set_values(values: dict, overrides: dict | None) -> None:
+    """Set each ``SECTION.KEY`` (any depth, e.g. ``model.net.mbstd``) of ``overrides`` in a run's config values."""
+    for key, value in (overrides or {}).items():
+        *sections, name = key.split(".")
+        node = values
+        for section in sections:
+            node = node.setdefault(section, {})
+        node[name] = value
+
+
+def parse_sets(items: list[str]) -> dict:
+    """``KEY=JSON`` command-line items as a dict."""
+    return {key: json.loads(value) for key, value in (item.split("=", 1) for item in items)}
+
+
 def pairs_run(case: dict, labelled: int, seed: int, budget: float, run_dir: Path,
               overrides: dict | None = None) -> tuple[Path, float]:
     """A ``medgan train synth --pairs`` run on the case's ``labelled`` slices (chosen as the
@@ -123,12 +138,7 @@ def pairs_run(case: dict, labelled: int, seed: int, budget: float, run_dir: Path
     values = {"task": "synth", "data": {"source": case["source"], "options": dict(case["options"]), "holdout": case["holdout"]},
               "loop": {"time_budget": budget, "seed": seed, "batch_size": min(32, labelled) if labelled else 32},
               "synth": {"pairs": True, "labelled": labelled}}
-    for key, value in (overrides or {}).items():
-        *sections, name = key.split(".")
-        node = values
-        for section in sections:
-            node = node.setdefault(section, {})
-        node[name] = value
+    set_values(values, overrides)
     start = time.perf_counter()
     Trainer(TrainConfig.from_dict(values), run_dir, progress=False).fit()
     seconds = time.perf_counter() - start
@@ -167,9 +177,7 @@ def medgan_run(case: dict, method: str, labelled: int, seed: int, steps: int, ba
         values["loop"] = {"time_budget": budget, "batch_size": batch, "seed": seed}
         values["optim"] = {}
         values["segment"] = {"labelled": labelled, **METHOD_OPTIONS[method]}
-        for key, value in (unet_overrides or {}).items():  # e.g. optim.decay=none: a candidate default, for every method
-            section, name = key.split(".")
-            values.setdefault(section, {})[name] = value
+        set_values(values, unet_overrides)  # e.g. optim.decay=none: a candidate default, for every method
     elif method in ("teacher", "elastic", "pairs", "pairs+classical"):
         values["segment"].update({"adversarial": "off", **METHOD_OPTIONS[method]})
     if method.startswith("pairs"):
@@ -242,9 +250,7 @@ def main() -> None:
     parser.add_argument("--unet-set", action="append", default=[], metavar="SECTION.KEY=JSON",
                         help="with --budget, a config value of every method's run, e.g. optim.decay='\"none\"'")
     args = parser.parse_args()
-    overrides = {key: json.loads(value) for key, value in (item.split("=", 1) for item in args.set)}
-    unet_overrides = {key: json.loads(value) for key, value in (item.split("=", 1) for item in args.unet_set)}
-    pairs_overrides = {key: json.loads(value) for key, value in (item.split("=", 1) for item in args.pairs_set)}
+    overrides, unet_overrides, pairs_overrides = parse_sets(args.set), parse_sets(args.unet_set), parse_sets(args.pairs_set)
     from medgan.tasks import load_model
 
     if args.threads:

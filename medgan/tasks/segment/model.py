@@ -56,9 +56,9 @@ def build_segmentor(info: dict[str, Any]) -> nn.Module:
 def from_exported(exported: dict[str, tuple[nn.Module, dict[str, Any]]]) -> SegmentationModel:
     """The record of a run's loaded networks (``name -> (module, config.json)``)."""
     # A mean-teacher run's teacher (the segmentor's moving average) beat its own segmentor in 8
-    # of 9 runs, by 0.75 Dice on average (benchmarks/segment_vs_unet.py, 8 and 32 labelled brain
-    # slices, a scan labelled every 17th slice):
-    # it is what the run's folder gives; RUN/segmentor gives the segmentor alone.
+    # of 9 runs, by 0.75 Dice on average (benchmarks/segment_vs_unet.py: 8 and 32 labelled brain
+    # slices, a scan labelled every 17th slice), so the run's folder gives the teacher;
+    # RUN/segmentor gives the segmentor alone.
     name = "teacher" if "teacher" in exported else "segmentor"
     if name not in exported:
         raise MedganError("the run exported no segmentor", hint="give the run folder of medgan train segment")
