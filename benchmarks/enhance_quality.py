@@ -16,7 +16,7 @@ model over all the levels** (``EnhanceConfig.levels``), scored at each level sep
   and the other half clean (no pairs).
 
 Artefact cases (``--mode artefact``): undersampled brain MRI at 4x and 8x, motion at shifts of
-1 and 3 pixels, sparse-view CT phantoms at 60 and 30 angles; methods ``dncnn-l2-blind``,
+1 and 3 pixels, sparse-view CT phantoms at 60, 30 and 15 angles; methods ``dncnn-l2-blind``,
 ``unet-l1`` (with data consistency for undersampled MRI, the default), ``unet-l1-nodc`` (the
 same trained and applied without it) and ``gan``.
 
@@ -32,8 +32,8 @@ Per case, level and method: PSNR / SSIM / MAE on the data's range, PSNR inside t
 (``psnr_fg``: pixels of the clean image above 10% of its maximum, where the anatomy is), the
 high-frequency energy ratio and the high-frequency spectrum error (texture, see
 :mod:`medgan.metrics.texture`), each as ``[mean, std]`` over seeds; training seconds per
-method (CPU seconds of the training process). Writes ``RUNS/<case>/comparison.png`` (middle level, first seed) and prints one JSON
-object.
+method (CPU seconds of the training process). Writes ``RUNS/<case>/comparison-<level>.png`` (input | best classical | each method | truth,
+with absolute-error maps under each row; first seed) and prints one JSON object.
 
     python benchmarks/enhance_quality.py [--cases mri-gaussian mri-rician] [--methods dncnn-l2 dncnn-l2-blind unet-l1 gan self unpaired]
         [--seeds 0 1 2] [--steps 600] [--n-test 220] [--runs-dir bench-runs]
@@ -71,7 +71,8 @@ CASES = {
     # artefacts (--mode artefact): one blind model over the levels, scored per level
     "mri-undersample": {"data": BRAIN, "mode": "artefact", "degradation": "undersample-mri:accel=4,center=0.08", "levels": [4, 8]},
     "mri-motion": {"data": BRAIN, "mode": "artefact", "degradation": "motion-mri:lines=0.1,shift=2", "levels": [1, 3]},
-    "ct-sparse": {"data": PHANTOMS, "mode": "artefact", "degradation": "sparse-view-ct:angles=60", "levels": [60, 30], "display": CT_WINDOW},
+    "ct-sparse": {"data": PHANTOMS, "mode": "artefact", "degradation": "sparse-view-ct:angles=60", "levels": [60, 30, 15],
+                  "display": CT_WINDOW},  # 64 px: 60 angles is near full sampling (pi/2 * 64 ~ 100), 15 is sparse
 }
 # Each method: model, its net fields, and the enhance options it sets (denoising; super-resolution
 # keeps unet-l1 and gan, with the SR generator).
@@ -153,6 +154,32 @@ def mean_std(rows: list[dict[str, float]]) -> dict[str, list[float]]:
     return {k: [round(float(np.mean([r[k] for r in rows])), 4), round(float(np.std([r[k] for r in rows])), 4)] for k in rows[0]}
 
 
+def comparison_picture(columns: dict[str, np.ndarray], clean: np.ndarray, window: tuple[float, float], n: int = 4):
+    """Rows of ``columns`` (each ``(N, H, W)``, captioned with its name) for ``n`` of the images
+    with the most anatomy, each followed by a row of absolute-error maps against ``clean``
+    (magma, black = 0, white = a quarter of the display window); the truth column's error
+    tile is left black and carries the scale."""
+    import matplotlib
+
+    foreground = (clean > window[0] + 0.05 * (window[1] - window[0])).mean(axis=(1, 2))
+    large = np.sort(np.argsort(-foreground)[: max(n, len(clean) // 2)])
+    pick = large[np.linspace(0, len(large) - 1, n).astype(int)]
+    top = 0.25 * (window[1] - window[0])
+    grey = lambda a: np.repeat(_unit(a, window)[:, None], 3, axis=1)  # noqa: E731  (N, 3, H, W) in 0..1
+    heat = lambda a: np.moveaxis(matplotlib.colormaps["magma"](np.clip(np.abs(a - clean) / top, 0, 1))[..., :3], -1, 1)  # noqa: E731
+    tiles, captions = [], []
+    for row, i in enumerate(pick):
+        tiles += [grey(col)[i] for col in columns.values()]
+        captions += list(columns) if row == 0 else [""] * len(columns)
+        tiles += [heat(col)[i] if name != "truth" else np.zeros_like(tiles[-1]) for name, col in columns.items()]
+        captions += [""] * (len(columns) - 1) + ([f"|err| 0-{top:.3g}"] if row == 0 else [""])
+    return image_grid(np.stack(tiles), value_range=(0.0, 1.0), ncol=len(columns), captions=captions, scale=3)
+
+
+def _unit(images: np.ndarray, window: tuple[float, float]) -> np.ndarray:
+    return np.clip((images - window[0]) / (window[1] - window[0]), 0, 1)
+
+
 def run_case(name: str, args) -> dict:
     case = CASES[name]
     sr, artefact = case["mode"] == "sr", case["mode"] == "artefact"
@@ -209,20 +236,16 @@ def run_case(name: str, args) -> dict:
             rows[method] = per_seed
         table = {key: mean_std(row) for key, row in rows.items()}
         out["by_level"][str(level if level is not None else "")] = table
-        if level == levels[len(levels) // 2]:
-            # input | best classical | each learned method | clean, for 4 of the larger images
-            best = max((k for k in table if "tuned" in k or k == "bicubic"), key=lambda k: table[k]["psnr"][0], default=None)
-            extra = {best: classical[best.split(" ")[0]][0] if not sr else np.stack([upsample_bicubic(d, base.factor) for d in degraded])} if best else {}
-            foreground = (clean > clean.min() + 0.05 * data_range).mean(axis=(1, 2))
-            large = np.sort(np.argsort(-foreground)[: max(4, len(clean) // 2)])
-            pick = large[np.linspace(0, len(large) - 1, 4).astype(int)]
-            shown = degraded if not sr else degraded.repeat(base.factor, axis=-2).repeat(base.factor, axis=-1)
-            columns = [shown, *extra.values(), *outputs.values(), clean]
-            tiles = np.stack([col[i] for i in pick for col in columns])
-            window = case.get("display") or (float(np.percentile(clean, 0.5)), float(np.percentile(clean, 99.5)))
-            image_grid(tiles, value_range=window, ncol=len(columns), scale=3).save(root / "comparison.png")
-            out["comparison"] = {"file": str(root / "comparison.png"), "level": level,
-                                 "columns": ["input", *extra, *outputs, "clean"]}
+        # input | best classical | each learned method | clean, with error maps under, for 4 of the
+        # larger images; one picture per level
+        best = max((k for k in table if "tuned" in k or k == "bicubic"), key=lambda k: table[k]["psnr_fg"][0], default=None)
+        extra = {best: classical[best.split(" ")[0]][0] if not sr else np.stack([upsample_bicubic(d, base.factor) for d in degraded])} if best else {}
+        shown = degraded if not sr else degraded.repeat(base.factor, axis=-2).repeat(base.factor, axis=-1)
+        columns = {"input": shown, **extra, **outputs, "truth": clean}
+        window = case.get("display") or (float(np.percentile(clean, 0.5)), float(np.percentile(clean, 99.5)))
+        file = root / ("comparison.png" if level is None else f"comparison-{level:g}.png")
+        comparison_picture(columns, clean, window).save(file)
+        out.setdefault("comparison", {})[str(level if level is not None else "")] = {"file": str(file), "columns": list(columns)}
     return out
 
 
