@@ -51,12 +51,12 @@ class EnhancementModel:
     @property
     def description(self) -> str:
         """What was done to an image, for a derived series' description."""
-        from medgan.tasks.enhance.degrade import ARTEFACTS
+        from medgan.tasks.enhance.degrade import ARTEFACTS, Degradation
 
         artefact = self.degradation.get("kind") in ARTEFACTS
         text = "Artefacts reduced" if artefact else "Denoised" if self.scale == 1 else f"Super-resolved x{self.scale}"
         if self.degradation:
-            text += " (trained to undo " + ", ".join(f"{k}={v}" for k, v in self.degradation.items()) + ")"
+            text += f" (trained to undo {Degradation.from_dict(self.degradation).spec()})"  # the kind's own parameters
         return text
 
 
