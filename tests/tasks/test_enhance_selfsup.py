@@ -97,6 +97,17 @@ def test_blind_model_draws_its_noise_at_every_level(tmp_path):
             Trainer(config("gaussian:sigma=30", levels=bad), tmp_path / f"bad-{bad}", progress=False)
 
 
+def test_blind_model_of_a_deterministic_degradation_sees_every_level(tmp_path):
+    """Sparse-view CT draws no noise: one degraded copy per level, each at its own level."""
+    cfg = config("sparse-view-ct:angles=60", levels="60,15")
+    cfg.task_config.mode = "artefact"
+    task = Trainer(cfg, tmp_path / "run", progress=False).task
+    assert task.inputs.shape[0] == 2 and task.config.task_config.realizations == 2
+    clean = task.dataset.batch(torch.arange(24))["image"]
+    error = [float((task.inputs[r] - clean).abs().mean()) for r in range(2)]
+    assert error[1] > 1.3 * error[0]  # 15 angles streak more than 60 (the same level twice: a ratio of 1)
+
+
 def test_dncnn_starts_as_the_identity_takes_any_size_and_trains_with_l2(tmp_path):
     G = build_network("dncnn", DnCNNConfig(layers=4, width=8), "generator")
     x = torch.rand(2, 1, 21, 13) * 2 - 1  # no size multiple

@@ -49,7 +49,8 @@ class EnhanceConfig:
         degradation_seed: seed of the (precomputed) degraded inputs.
         realizations: noise draws kept per training image (a batch picks one per image, so
             the network sees fresh noise, not one fixed pattern to memorise); 0 = 4 for
-            random degradations (noise) and 1 for deterministic ones (downsampling).
+            random degradations (noise, at least 2 per level) and one per level for
+            deterministic ones (downsampling, sparse-view CT).
         flip: show each (degraded, clean) pair under one of the 8 symmetries of the square
             (mirrors and 90-degree turns, both images alike; 4 for non-square images).
         data_consistency: ``"on"``: the generator's output keeps the k-space lines its
@@ -88,7 +89,7 @@ class EnhanceConfig:
     l1_weight: float = option(100.0, "weight of the reconstruction (L1 or L2) term")
     ssim_weight: float = option(0.0, "weight of a 1-SSIM term")
     degradation_seed: int = 0
-    realizations: int = option(0, "noise draws kept per training image (0: 4 for noise, 1 for downsampling)")
+    realizations: int = option(0, "noise draws kept per training image (0: 4 for noise, one per level otherwise)")
     data_consistency: str = option("auto", "keep a zero-filled input's acquired k-space lines (auto: undersample-mri)",
                                    choices=("auto", "on", "off"))
     flip: bool = option(True, "do not mirror or turn training pairs (by default each pair is shown under one of the square's 8 symmetries)")

@@ -140,7 +140,9 @@ class EnhanceTask(Task):
         if e.realizations < 0:
             raise MedganError(f"realizations must be >= 0, got {e.realizations}", hint="0 picks 4 for noise, 1 for downsampling")
         levels = parse_levels(e.levels, degradation)
-        e.realizations = e.realizations or (max(4, 2 * len(levels)) if degradation.random else 1)
+        # A deterministic degradation (sparse-view CT, downsampling) needs one draw per level,
+        # else a blind model would see only the first.
+        e.realizations = e.realizations or (max(4, 2 * len(levels)) if degradation.random else max(1, len(levels)))
         method.check(config, dataset, degradation, int(getattr(net_config, "multiple", 1)))
 
     def __init__(self, config, dataset):
