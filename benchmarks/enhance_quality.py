@@ -29,7 +29,7 @@ seed 2, training pairs with the run's degradation seed 0; only the training seed
 between seeds.
 
 Per case, level and method: PSNR / SSIM / MAE on the data's range, PSNR inside the object
-(``psnr_fg``: pixels of the clean image above 10% of its maximum, where the anatomy is), the
+(``psnr_fg``: pixels of the clean image above 10% of its maximum, where the anatomy is), SSIM over the image and inside the object (``ssim_fg``), the
 high-frequency energy ratio and the high-frequency spectrum error (texture, see
 :mod:`medgan.metrics.texture`), each as ``[mean, std]`` over seeds; training seconds per
 method (CPU seconds of the training process). Writes ``RUNS/<case>/comparison-<level>.png`` (input | best classical | each method | truth,
@@ -89,7 +89,7 @@ METHODS = {
 }
 SR_METHODS = ("unet-l1", "gan")
 ARTEFACT_METHODS = ("dncnn-l2-blind", "unet-l1", "unet-l1-nodc", "gan")
-SCORES = ("psnr", "psnr_fg", "ssim", "mae", "hf_energy_ratio", "spectrum_error_db", "spectrum_bias_db")
+SCORES = ("psnr", "psnr_fg", "ssim", "ssim_fg", "mae", "hf_energy_ratio", "spectrum_error_db", "spectrum_bias_db")
 
 
 def train(case: dict, method: str, seed: int, steps: int, batch: int, run_dir: Path, reuse: bool,
@@ -144,9 +144,25 @@ def foreground_psnr(clean: np.ndarray, output: np.ndarray, data_range: float) ->
     return float(np.mean(values))
 
 
+def foreground_ssim(clean: np.ndarray, output: np.ndarray, data_range: float) -> float:
+    """Mean over images of the SSIM map (the settings of :func:`medgan.metrics.ssim`: Gaussian
+    window of sigma 1.5, Wang et al.'s constants) averaged over the same anatomy pixels as
+    :func:`foreground_psnr`."""
+    from skimage.metrics import structural_similarity
+
+    values = []
+    for c, o in zip(clean, output):
+        mask = c > c.min() + 0.1 * (c.max() - c.min())
+        _, local = structural_similarity(c, o, data_range=data_range, gaussian_weights=True, sigma=1.5, win_size=11,
+                                         use_sample_covariance=False, full=True)
+        values.append(float(local[mask].mean()))
+    return float(np.mean(values))
+
+
 def score(clean: np.ndarray, output: np.ndarray, data_range: float) -> dict[str, float]:
     s = enhancement_scores(clean, output, data_range)
     s["psnr_fg"] = foreground_psnr(clean, output, data_range)
+    s["ssim_fg"] = foreground_ssim(clean, output, data_range)
     return {k: float(s[k]) for k in SCORES if k in s}
 
 
