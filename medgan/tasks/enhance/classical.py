@@ -39,11 +39,11 @@ __all__ = ["BM3D_GRID", "NLM_GRID", "TV_GRID", "Tuned", "bm3d_available", "bm3d_
            "nlm_rician_denoise", "noise_level", "rician_sigma", "tune", "tv_cs"]
 
 #: non-local means: h as a multiple of sigma, patch size, search distance.
-NLM_GRID = {"h": (0.2, 0.3, 0.4, 0.6, 0.8, 1.0, 1.2, 1.6), "patch_size": (5, 7), "patch_distance": (6, 11)}
+NLM_GRID = {"h": (0.2, 0.3, 0.4, 0.6, 0.8, 1.0, 1.2, 1.6, 2.4), "patch_size": (5, 7), "patch_distance": (6, 11)}
 #: BM3D: its sigma as a multiple of the measured one.
-BM3D_GRID = {"factor": (0.5, 0.65, 0.8, 1.0, 1.2, 1.5)}
+BM3D_GRID = {"factor": (0.5, 0.65, 0.8, 1.0, 1.2, 1.5, 2.0, 3.0)}  # artefacts pick the top: kept inside
 #: TV-regularised reconstruction of undersampled MRI: the TV weight on the [0, 1] scale.
-TV_GRID = {"weight": (0.002, 0.005, 0.01, 0.02, 0.04, 0.08)}
+TV_GRID = {"weight": (0.005, 0.01, 0.02, 0.04, 0.08, 0.16, 0.32)}
 
 
 @dataclass
