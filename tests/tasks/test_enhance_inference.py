@@ -86,6 +86,19 @@ def test_identity_returns_the_input_inside_the_range_and_keeps_what_lies_beyond_
         assert keep[: shape[0] // 4 - 2].all()  # bone rows far above the window: passed through as they are
 
 
+def test_an_artefact_model_passes_bone_through_but_not_what_lies_below_air():
+    """Sparse-view streaks reach below -1000 HU, where nothing lies: an artefact model gives
+    the network's air there, not the streak; bone above the range is still kept. A
+    denoiser keeps both (padding below air is the scanner's, not noise)."""
+    image = ct_image((64, 64))  # its last rows at -2048 HU
+    artefact = make_info() | {"degradation": {"kind": "sparse-view-ct", "angles": 30}}
+    out = enhance_image(as_model(nn.Identity(), artefact), image)
+    np.testing.assert_allclose(out[-3:], -1000.0, atol=1e-3)  # the identity network's output at air
+    np.testing.assert_allclose(out[: 64 // 4 - 2], image[: 64 // 4 - 2], atol=1e-3)  # bone kept as it is
+    kept = enhance_image(as_model(nn.Identity(), make_info()), image)
+    np.testing.assert_allclose(kept[-3:], -2048.0, atol=1e-3)
+
+
 def soft_tissue_and_bone(seed: int = 0, sigma: float = 40.0) -> tuple[np.ndarray, np.ndarray]:
     """A 96 x 96 CT slice ``(noisy, clean)``: air, a body of soft tissue (40 and 70 HU), and
     a bone ring of 1200..1800 HU (above a -1000..1000 model), Gaussian noise of ``sigma``."""

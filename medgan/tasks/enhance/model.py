@@ -49,14 +49,24 @@ class EnhancementModel:
         return f"{name} step {self.info['step']}" if self.info.get("step") is not None else name
 
     @property
+    def removes_artefacts(self) -> bool:
+        """Trained to undo an artefact (undersampled or motion MRI, sparse-view CT), not noise or resolution."""
+        from medgan.tasks.enhance.degrade import ARTEFACTS
+
+        return self.degradation.get("kind") in ARTEFACTS
+
+    @property
     def description(self) -> str:
         """What was done to an image, for a derived series' description."""
-        from medgan.tasks.enhance.degrade import ARTEFACTS, Degradation
+        from medgan.tasks.enhance.degrade import Degradation
 
-        artefact = self.degradation.get("kind") in ARTEFACTS
-        text = "Artefacts reduced" if artefact else "Denoised" if self.scale == 1 else f"Super-resolved x{self.scale}"
+        text = "Artefacts reduced" if self.removes_artefacts else "Denoised" if self.scale == 1 else f"Super-resolved x{self.scale}"
         if self.degradation:
-            text += f" (trained to undo {Degradation.from_dict(self.degradation).spec()})"  # the kind's own parameters
+            try:  # the kind's own parameters, in the command-line form
+                undone = Degradation.from_dict(self.degradation).spec()
+            except MedganError:  # a config written by hand or by another version
+                undone = ", ".join(f"{k}={v}" for k, v in self.degradation.items())
+            text += f" (trained to undo {undone})"
         return text
 
 
