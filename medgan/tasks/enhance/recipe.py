@@ -38,6 +38,9 @@ from medgan.train.task import Networks, Optimizer, Phase, Task
 __all__ = ["EnhanceTask", "EnhancementModel"]
 
 MODES = {"denoise": "dncnn", "sr": "srgan", "artefact": "pix2pix"}
+#: artefacts whose measured winner is not the mode's U-Net on L1 (benchmarks/enhance_quality.py:
+#: on sparse-view CT phantoms the DnCNN on L2 led it by 2.4-3.6 dB inside the anatomy).
+ARTEFACT_MODELS = {"sparse-view-ct": "dncnn"}
 DENOISERS = ("pix2pix", "dncnn")  # generators that map an image to one of the same size
 
 
@@ -77,16 +80,26 @@ class EnhanceTask(Task):
     def default_model(cls, config) -> str:
         """Follows the mode and the supervision (see :meth:`resolve`)."""
         e = config.task_config
-        if e.mode == "artefact":
-            return "pix2pix"
+        if e.mode == "artefact":  # by the artefact; without one given, it follows the data's units (resolve)
+            return ARTEFACT_MODELS.get(parse_degradation(e.degradation).kind, "pix2pix") if e.degradation else "auto"
         return "srgan" if e.mode == "sr" else ("dncnn" if e.supervision == "paired" else "pix2pix")
 
     @classmethod
     def resolve(cls, config, dataset) -> None:
         e = config.task_config
         method = method_class(e.supervision)
+        # What to undo: by mode and by the data's units when not given.
+        if e.mode not in MODES:
+            raise MedganError(f"unknown enhancement mode {e.mode!r}", hint=f"use one of {', '.join(MODES)}")
+        if not e.degradation:
+            hu = dataset.data.units == "HU"
+            e.degradation = {"sr": "sr:factor=2", "artefact": "sparse-view-ct:angles=60" if hu else "undersample-mri:accel=4,center=0.08"
+                             }.get(e.mode, "lowdose-ct:dose=0.25" if hu else "rician:snr=10")
+        degradation = parse_degradation(e.degradation)
+        if config.model.name == "auto":
+            config.model.name = ARTEFACT_MODELS.get(degradation.kind, MODES[e.mode])
         if e.mode == "artefact" and e.adversarial is None:
-            e.adversarial = False  # the U-Net on L1 (--adversary: pix2pix); not yet measured against each other
+            e.adversarial = False  # measured: the adversary tied on MRI and lost 0.6-0.9 dB on CT, at 2.5x the time
         # The defaults are the measured winners (benchmarks/enhance_quality.py, real brain
         # MRI): for noise the DnCNN on L2, for x2 the SRResNet on L1, neither with the
         # adversary. Self-supervised and unpaired training keep the U-Net they were measured
@@ -97,14 +110,6 @@ class EnhanceTask(Task):
         if config.model.name == "dncnn":
             config.model.net.setdefault("layers", 10)  # 10 x 32 channels: the measured shape (the paper's is 17 x 64)
 
-        # What to undo: by mode and by the data's units when not given.
-        if e.mode not in MODES:
-            raise MedganError(f"unknown enhancement mode {e.mode!r}", hint=f"use one of {', '.join(MODES)}")
-        if not e.degradation:
-            hu = dataset.data.units == "HU"
-            e.degradation = {"sr": "sr:factor=2", "artefact": "sparse-view-ct:angles=60" if hu else "undersample-mri:accel=4,center=0.08"
-                             }.get(e.mode, "lowdose-ct:dose=0.25" if hu else "rician:snr=10")
-        degradation = parse_degradation(e.degradation)
         if degradation.kind == "none" and e.supervision == "paired":
             raise MedganError("paired training needs a degradation to simulate the inputs from the clean images",
                               hint="give --degradation (e.g. gaussian:sigma=20); for noisy images without clean targets use --supervision self")

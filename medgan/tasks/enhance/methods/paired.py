@@ -24,6 +24,17 @@ from medgan.train.task import Networks, Optimizer, Phase, Update
 
 __all__ = ["Paired"]
 
+#: What benchmarks/enhance_quality.py measured for each artefact (3 seeds, PSNR inside the anatomy),
+#: said in the method line so a user knows what to expect before the run.
+ARTEFACTS_MEASURED = {
+    "undersample-mri": "measured on real brain MRI: the U-Net on L1 with data consistency, the default, led tuned TV "
+                       "compressed sensing by 1.9 dB at 4x and 2.3 dB at 8x",
+    "motion-mri": "measured on real brain MRI: no network reduced motion inside the anatomy (within 0.3 dB of the "
+                  "corrupted input); they clear the ghosts outside it (+3.6 to +4.0 dB over the image)",
+    "sparse-view-ct": "measured on CT phantoms: the DnCNN on L2, the default, led FBP and tuned NLM/BM3D by 6.5-8.5 dB "
+                      "at 60, 30 and 15 angles, and the U-Net by 2.4-3.6 dB",
+}
+
 
 class Paired(EnhanceMethod):
     """G: degraded image -> clean image; D (with ``adversarial``): (degraded, image) pair -> patch logits."""
@@ -41,7 +52,8 @@ class Paired(EnhanceMethod):
         if e.mode == "artefact":
             dc = " with data consistency (the acquired k-space lines kept)" if e.data_consistency == "on" else ""
             adversary = "+ a PatchGAN adversary" if e.adversarial else "alone"
-            return f"a {model} on {e.recon_loss.upper()} {adversary}{dc}, undoing {e.degradation}; not yet measured against tuned classical methods"
+            kind = e.degradation.split(":")[0]
+            return f"a {model} on {e.recon_loss.upper()} {adversary}{dc}, undoing {e.degradation}; {ARTEFACTS_MEASURED.get(kind, '')}".rstrip("; ")
         if model == "dncnn" and e.recon_loss == "l2" and not e.adversarial:
             return ("a DnCNN on L2 (10 layers of 32 channels), one model per noise level: the best PSNR in benchmarks/enhance_quality.py, ahead of tuned "
                     "BM3D at every level of Gaussian and Rician MRI noise (--model pix2pix for the GAN)")
