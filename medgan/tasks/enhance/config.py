@@ -19,8 +19,8 @@ class EnhanceConfig:
 
     Attributes:
         mode: ``"denoise"`` (DnCNN by default, or the pix2pix U-Net), ``"sr"`` (residual
-            pixel-shuffle generator) or ``"artefact"`` (the pix2pix U-Net on L1 by default:
-            undersampled or motion-corrupted MRI, sparse-view CT).
+            pixel-shuffle generator) or ``"artefact"`` (undersampled or motion-corrupted
+            MRI: the pix2pix U-Net on L1 by default; sparse-view CT: the DnCNN on L2).
         supervision: ``"paired"`` (degraded -> clean pairs simulated from clean images),
             ``"self"`` (Neighbor2Neighbor on noisy images alone: no clean image is seen;
             see :mod:`medgan.tasks.enhance.methods.selfsup`) or ``"unpaired"`` (CycleGAN between
