@@ -48,8 +48,9 @@ inside the range or the pixel is kept.
 
 A model that removes artefacts from CT first raises the input to air (:data:`AIR_HU`,
 -1000 HU): sparse-view streaks reach hundreds of HU below air, where no tissue lies, and the
-rule above kept them as structure (sparse-view CT phantoms at 15 angles, a model trained on
--1000..1000 HU: the streaks it left in the air cost it 8 dB over the whole image). Air, fat
+rule above kept them as structure (sparse-view CT phantoms at 15 angles, the DnCNN trained on
+-1000..1000 HU: 25.3 dB over the whole image with the streaks kept in the air, 36.4 without,
+3 seeds). Air, fat
 or padding below a narrower window are still passed through, at -1000 HU at most.
 
 Kept pixels are counted (:class:`RangeReport`): a command warns once, in one line, with the
