@@ -133,12 +133,16 @@ def held_out(run: Path, n_test: int) -> tuple[np.ndarray, np.ndarray, object]:
     return test, train[np.linspace(0, len(train) - 1, 8).astype(int)], dataset.intensity
 
 
+def anatomy(clean: np.ndarray) -> np.ndarray:
+    """Where one clean ``(H, W)`` image is above 10% of its range: the anatomy, not the empty background."""
+    return clean > clean.min() + 0.1 * (clean.max() - clean.min())
+
+
 def foreground_psnr(clean: np.ndarray, output: np.ndarray, data_range: float) -> float:
-    """Mean over images of the PSNR over the pixels where the clean image is above 10% of its
-    maximum (the anatomy, not the empty background)."""
+    """Mean over images of the PSNR over the :func:`anatomy` pixels."""
     values = []
     for c, o in zip(clean, output):
-        mask = c > c.min() + 0.1 * (c.max() - c.min())
+        mask = anatomy(c)
         mse = float(np.mean((c[mask] - o[mask]) ** 2))
         values.append(10 * np.log10(data_range**2 / max(mse, 1e-12)))
     return float(np.mean(values))
@@ -146,16 +150,14 @@ def foreground_psnr(clean: np.ndarray, output: np.ndarray, data_range: float) ->
 
 def foreground_ssim(clean: np.ndarray, output: np.ndarray, data_range: float) -> float:
     """Mean over images of the SSIM map (the settings of :func:`medgan.metrics.ssim`: Gaussian
-    window of sigma 1.5, Wang et al.'s constants) averaged over the same anatomy pixels as
-    :func:`foreground_psnr`."""
+    window of sigma 1.5, Wang et al.'s constants) averaged over the :func:`anatomy` pixels."""
     from skimage.metrics import structural_similarity
 
     values = []
     for c, o in zip(clean, output):
-        mask = c > c.min() + 0.1 * (c.max() - c.min())
         _, local = structural_similarity(c, o, data_range=data_range, gaussian_weights=True, sigma=1.5, win_size=11,
                                          use_sample_covariance=False, full=True)
-        values.append(float(local[mask].mean()))
+        values.append(float(local[anatomy(c)].mean()))
     return float(np.mean(values))
 
 
@@ -181,19 +183,15 @@ def comparison_picture(columns: dict[str, np.ndarray], clean: np.ndarray, window
     large = np.sort(np.argsort(-foreground)[: max(n, len(clean) // 2)])
     pick = large[np.linspace(0, len(large) - 1, n).astype(int)]
     top = 0.25 * (window[1] - window[0])
-    grey = lambda a: np.repeat(_unit(a, window)[:, None], 3, axis=1)  # noqa: E731  (N, 3, H, W) in 0..1
-    heat = lambda a: np.moveaxis(matplotlib.colormaps["magma"](np.clip(np.abs(a - clean) / top, 0, 1))[..., :3], -1, 1)  # noqa: E731
+    grey = lambda a: np.repeat(np.clip((a - window[0]) / (window[1] - window[0]), 0, 1)[None], 3, axis=0)  # noqa: E731  (3, H, W)
+    heat = lambda a, c: np.moveaxis(matplotlib.colormaps["magma"](np.clip(np.abs(a - c) / top, 0, 1))[..., :3], -1, 0)  # noqa: E731
     tiles, captions = [], []
     for row, i in enumerate(pick):
-        tiles += [grey(col)[i] for col in columns.values()]
+        tiles += [grey(col[i]) for col in columns.values()]
         captions += list(columns) if row == 0 else [""] * len(columns)
-        tiles += [heat(col)[i] if name != "truth" else np.zeros_like(tiles[-1]) for name, col in columns.items()]
+        tiles += [heat(col[i], clean[i]) if name != "truth" else np.zeros_like(tiles[-1]) for name, col in columns.items()]
         captions += [""] * (len(columns) - 1) + ([f"|err| 0-{top:.3g}"] if row == 0 else [""])
     return image_grid(np.stack(tiles), value_range=(0.0, 1.0), ncol=len(columns), captions=captions, scale=3)
-
-
-def _unit(images: np.ndarray, window: tuple[float, float]) -> np.ndarray:
-    return np.clip((images - window[0]) / (window[1] - window[0]), 0, 1)
 
 
 def run_case(name: str, args) -> dict:

@@ -80,8 +80,8 @@ class EnhanceTask(Task):
     def default_model(cls, config) -> str:
         """Follows the mode and the supervision (see :meth:`resolve`)."""
         e = config.task_config
-        if e.mode == "artefact":  # by the artefact; without one given, it follows the data's units (resolve)
-            return ARTEFACT_MODELS.get(parse_degradation(e.degradation).kind, "pix2pix") if e.degradation else "auto"
+        if e.mode == "artefact":
+            return "auto"  # follows the artefact, known once the data's units are (resolve)
         return "srgan" if e.mode == "sr" else ("dncnn" if e.supervision == "paired" else "pix2pix")
 
     @classmethod
@@ -143,7 +143,7 @@ class EnhanceTask(Task):
 
         # Noise draws kept per training image.
         if e.realizations < 0:
-            raise MedganError(f"realizations must be >= 0, got {e.realizations}", hint="0 picks 4 for noise, 1 for downsampling")
+            raise MedganError(f"realizations must be >= 0, got {e.realizations}", hint="0 picks 4 for noise, one per level otherwise")
         levels = parse_levels(e.levels, degradation)
         # A deterministic degradation (sparse-view CT, downsampling) needs one draw per level,
         # else a blind model would see only the first.

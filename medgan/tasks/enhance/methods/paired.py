@@ -19,6 +19,7 @@ from torch import nn
 
 from medgan.nets import build_network, build_pair
 from medgan.nets.kspace import DataConsistent
+from medgan.tasks.enhance.degrade import parse_degradation
 from medgan.tasks.enhance.methods.base import EnhanceMethod, symmetries
 from medgan.train.task import Networks, Optimizer, Phase, Update
 
@@ -30,7 +31,8 @@ ARTEFACTS_MEASURED = {
     "undersample-mri": "measured on real brain MRI: the U-Net on L1 with data consistency, the default, led tuned TV "
                        "compressed sensing by 1.9 dB at 4x and 2.3 dB at 8x",
     "motion-mri": "measured on real brain MRI: no network reduced motion inside the anatomy (within 0.3 dB of the "
-                  "corrupted input); they clear the ghosts outside it (+3.6 to +4.0 dB over the image)",
+                  "corrupted input, which tuned NLM ties): keep the acquired image where the anatomy matters; the "
+                  "networks clear the ghosts outside it (+3.6 to +4.0 dB over the image)",
     "sparse-view-ct": "measured on CT phantoms: the DnCNN on L2, the default, led FBP and tuned NLM/BM3D by 6.5-8.5 dB "
                       "at 60, 30 and 15 angles, and the U-Net by 2.4-3.6 dB",
 }
@@ -52,7 +54,7 @@ class Paired(EnhanceMethod):
         if e.mode == "artefact":
             dc = " with data consistency (the acquired k-space lines kept)" if e.data_consistency == "on" else ""
             adversary = "+ a PatchGAN adversary" if e.adversarial else "alone"
-            kind = e.degradation.split(":")[0]
+            kind = parse_degradation(e.degradation).kind
             return f"a {model} on {e.recon_loss.upper()} {adversary}{dc}, undoing {e.degradation}; {ARTEFACTS_MEASURED.get(kind, '')}".rstrip("; ")
         if model == "dncnn" and e.recon_loss == "l2" and not e.adversarial:
             return ("a DnCNN on L2 (10 layers of 32 channels), one model per noise level: the best PSNR in benchmarks/enhance_quality.py, ahead of tuned "
